@@ -1,0 +1,317 @@
+#pragma once
+// The machinery every entity actor shares: recovery from the journal, durable persistence with
+// replies held until the write is synced, snapshots, deferral while a saga step is in flight,
+// and passivation. The rules themselves live in domain/; each kind's actor file wires its
+// messages to them.
+//
+// Write path: a command's events are applied in memory at once (so the next command sees them)
+// and submitted to the storage engine's group commit; the reply is held until the synced write
+// is confirmed. Replies to reads wait behind the writes before them, so nobody is ever told
+// something that a crash could take back. If a write fails, the in-memory state is ahead of the
+// disk: the actor fails every held reply and stops, and its supervisor restarts it from disk.
+#include <deque>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <caf/after.hpp>
+#include <caf/behavior.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/make_message.hpp>
+#include <caf/result.hpp>
+#include <caf/response_promise.hpp>
+#include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
+#include <spdlog/logger.h>
+
+#include "actors/errors.hpp"
+#include "actors/messages.hpp"
+#include "actors/node_context.hpp"
+#include "domain/decision.hpp"
+#include "persistence/storage_engine.hpp"
+
+namespace ordermesh::actors {
+
+/// Called with an empty failure once durable, or with the reason it is not.
+using durable_callback = std::function<void(const domain::failure&)>;
+
+template <class Traits>
+struct entity_state {
+  context_ptr ctx;
+  persistence::entity_key key;
+  typename Traits::state st;
+  uint64_t seq = 0;             // last event applied (durable or in flight)
+  uint64_t since_snapshot = 0;  // events applied since the last snapshot
+  uint64_t tickets_sent = 0;    // writes submitted
+  uint64_t tickets_done = 0;    // writes confirmed
+  std::deque<std::pair<uint64_t, durable_callback>> held;  // run when tickets_done >= first
+  int64_t wakeup_on_disk = 0;   // due time in the wakeup index (0: none)
+  bool busy = false;            // a multi-step operation (saga, pricing) is in flight
+  std::deque<std::pair<caf::response_promise, std::function<void()>>> deferred;  // wait for !busy
+  bool stopping = false;        // the supervisor agreed to passivation
+  bool counted = false;
+  typename Traits::extra extra;  // what only this kind needs (the order's saga bookkeeping)
+
+  ~entity_state() {
+    if (counted && ctx)
+      ctx->active_entities.fetch_sub(1, std::memory_order_relaxed);
+  }
+  static inline const char* name = "ordermesh.entity";
+};
+
+template <class Traits>
+using entity_actor = caf::stateful_actor<entity_state<Traits>>;
+
+/// True when nothing is in flight: no unconfirmed write, no saga step, nothing deferred.
+template <class Traits>
+bool idle(entity_actor<Traits>* self) {
+  auto& s = self->state;
+  return s.tickets_done == s.tickets_sent && !s.busy && s.deferred.empty();
+}
+
+/// Passivation agreed and nothing in flight: leave. The supervisor buffers newer messages.
+template <class Traits>
+void maybe_stop(entity_actor<Traits>* self) {
+  if (self->state.stopping && idle(self))
+    self->quit();
+}
+
+/// Loads the snapshot and replays later events. False (and logs) when the data cannot be read.
+template <class Traits>
+bool recover(entity_actor<Traits>* self) {
+  auto& s = self->state;
+  persistence::recovered_entity rec;
+  auto st = s.ctx->storage().load(s.key, rec);
+  if (!st) {
+    s.ctx->log().error("node={} entity={}/{} recovery failed: {}", s.ctx->node_id(),
+                       Traits::name, s.key.id, st.to_string());
+    return false;
+  }
+  if (rec.snapshot_seq > 0 && !Traits::decode_snapshot(rec.snapshot, s.st)) {
+    s.ctx->log().error("node={} entity={}/{} snapshot {} does not decode", s.ctx->node_id(),
+                       Traits::name, s.key.id, rec.snapshot_seq);
+    return false;
+  }
+  for (auto& e : rec.events) {
+    typename Traits::event ev;
+    if (!Traits::decode(e.bytes, ev)) {
+      s.ctx->log().error("node={} entity={}/{} event {} does not decode", s.ctx->node_id(),
+                         Traits::name, s.key.id, e.seq);
+      return false;
+    }
+    Traits::apply(s.st, ev);
+  }
+  s.seq = rec.last_seq;
+  s.since_snapshot = rec.events.size();
+  s.wakeup_on_disk = Traits::wakeup_at(s.st, s.ctx->now_ms());
+  return true;
+}
+
+/// Fails every held reply and stops; the supervisor restarts the entity from disk.
+template <class Traits>
+void fail_and_stop(entity_actor<Traits>* self, const domain::failure& why) {
+  auto& s = self->state;
+  s.ctx->log().error("node={} entity={}/{} stops: {}", s.ctx->node_id(), Traits::name, s.key.id,
+                     why.message);
+  auto held = std::move(s.held);
+  s.held.clear();
+  for (auto& h : held)
+    h.second(why);
+  auto deferred = std::move(s.deferred);
+  s.deferred.clear();
+  for (auto& d : deferred)
+    d.first.deliver(make_error(why));
+  self->quit(caf::exit_reason::user_shutdown);
+}
+
+/// Runs `f` once everything submitted so far is durable (at once when nothing is in flight).
+template <class Traits>
+void when_durable(entity_actor<Traits>* self, durable_callback f) {
+  auto& s = self->state;
+  if (s.tickets_done == s.tickets_sent) {
+    f(domain::failure{});
+    return;
+  }
+  s.held.emplace_back(s.tickets_sent, std::move(f));
+}
+
+/// Applies `events` now and submits them (with a snapshot when due, and the wakeup index
+/// change) as one atomic write; `done` runs once that write is synced, or with the failure.
+template <class Traits>
+void persist(entity_actor<Traits>* self, const std::vector<typename Traits::event>& events,
+             durable_callback done) {
+  auto& s = self->state;
+  auto& ctx = *s.ctx;
+  persistence::write_request req;
+  req.key = s.key;
+  req.first_seq = s.seq + 1;
+  req.events.reserve(events.size());
+  for (auto& e : events) {
+    req.events.push_back(Traits::encode(e));
+    Traits::apply(s.st, e);
+  }
+  s.seq += events.size();
+  s.since_snapshot += events.size();
+  if (s.since_snapshot >= ctx.settings().snapshot_every) {
+    req.snapshot = Traits::encode_snapshot(s.st);
+    s.since_snapshot = 0;
+  }
+  auto due = Traits::wakeup_at(s.st, ctx.now_ms());
+  if (due != s.wakeup_on_disk) {
+    if (due == 0)
+      req.erase_wakeup = true;
+    else
+      req.wakeup_due_ms = due;
+    s.wakeup_on_disk = due;
+  }
+  auto ticket = ++s.tickets_sent;
+  s.held.emplace_back(ticket, std::move(done));
+  caf::actor me = caf::actor_cast<caf::actor>(self);
+  persistence::status why;
+  bool queued = ctx.storage().submit(
+      std::move(req),
+      [me, ticket](const persistence::status& st) {
+        caf::anon_send(me, persisted_atom::value, ticket, st.is_ok(), st.to_string());
+      },
+      &why);
+  if (!queued) {
+    // The state above is ahead of the disk now: answer and restart from disk.
+    auto code = why.kind() == persistence::status::code::overloaded ? domain::errc::overloaded
+                                                                    : domain::errc::unavailable;
+    fail_and_stop(self, domain::failure{code, "storage refused the write: " + why.message()});
+  }
+}
+
+/// Handles the storage engine's confirmation of write `ticket`.
+template <class Traits>
+void on_persisted(entity_actor<Traits>* self, uint64_t ticket, bool ok, const std::string& why) {
+  auto& s = self->state;
+  if (!ok) {
+    fail_and_stop(self, domain::failure{domain::errc::unavailable, "storage write failed: " + why});
+    return;
+  }
+  s.tickets_done = ticket;
+  while (!s.held.empty() && s.held.front().first <= s.tickets_done) {
+    auto f = std::move(s.held.front().second);
+    s.held.pop_front();
+    f(domain::failure{});
+  }
+  maybe_stop(self);
+}
+
+/// Persists a rule's decision and answers `rp` with `make_view()` once durable; a refusal is
+/// answered at once and changes nothing.
+template <class Traits, class Decision, class MakeView>
+void decide_and_reply(entity_actor<Traits>* self, caf::response_promise rp, const Decision& d,
+                      MakeView make_view) {
+  if (!d.ok()) {
+    rp.deliver(make_error(d.error));
+    return;
+  }
+  auto reply = [self, rp, make_view](const domain::failure& f) mutable {
+    if (f.code != domain::errc::none)
+      rp.deliver(make_error(f));
+    else
+      rp.deliver(make_view(self->state.st));
+  };
+  if (d.events.empty())
+    when_durable(self, std::move(reply));  // a repeat: answer once what it saw is durable
+  else
+    persist(self, d.events, std::move(reply));
+}
+
+/// Answers a read once everything before it is durable.
+template <class Traits, class MakeView>
+void reply_read(entity_actor<Traits>* self, caf::response_promise rp, MakeView make_view) {
+  when_durable(self, [self, rp, make_view](const domain::failure& f) mutable {
+    if (f.code != domain::errc::none)
+      rp.deliver(make_error(f));
+    else
+      rp.deliver(make_view(self->state.st));
+  });
+}
+
+/// Runs `cmd` now, or after the current multi-step operation when one is in flight.
+/// Beyond max_deferred the command is refused with `overloaded`.
+template <class Traits>
+void run_or_defer(entity_actor<Traits>* self, caf::response_promise rp,
+                  std::function<void()> cmd) {
+  auto& s = self->state;
+  if (!s.busy) {
+    cmd();
+    return;
+  }
+  if (s.deferred.size() >= s.ctx->settings().max_deferred) {
+    rp.deliver(make_error(domain::errc::overloaded, "too many commands waiting for this entity"));
+    return;
+  }
+  s.deferred.emplace_back(std::move(rp), std::move(cmd));
+}
+
+/// Ends a multi-step operation and runs deferred commands until one starts another.
+template <class Traits>
+void finish_busy(entity_actor<Traits>* self) {
+  auto& s = self->state;
+  s.busy = false;
+  while (!s.busy && !s.deferred.empty()) {
+    auto cmd = std::move(s.deferred.front().second);
+    s.deferred.pop_front();
+    cmd();
+  }
+  maybe_stop(self);
+}
+
+/// The idle timeout: asks the supervisor to passivate this entity when nothing is in flight.
+template <class Traits>
+void on_idle(entity_actor<Traits>* self, const caf::actor& supervisor) {
+  auto& s = self->state;
+  if (idle(self) && !s.stopping && Traits::may_passivate(s.st))
+    self->send(supervisor, passivate_atom::value, entity_ref{s.key.kind, s.key.id});
+}
+
+/// An entity's behavior: its own handlers `fs`, plus write confirmations, passivation and
+/// fault injection, with the idle timeout that starts passivation.
+template <class Traits, class... Fs>
+caf::behavior entity_behavior(entity_actor<Traits>* self, caf::actor supervisor, Fs... fs) {
+  return {
+      std::move(fs)...,
+      [self](persisted_atom, uint64_t ticket, bool ok, const std::string& why) {
+        on_persisted(self, ticket, ok, why);
+      },
+      [self](passivate_atom) {
+        // The supervisor routes nothing more here; finish what is in flight, then leave.
+        self->state.stopping = true;
+        maybe_stop(self);
+      },
+      [self](const entity_ref&, crash_atom) {
+        if (self->state.ctx->settings().fault_injection)
+          throw std::runtime_error("fault injection: admin.crash");
+      },
+      caf::after(self->state.ctx->settings().passivate_after) >>
+          [self, supervisor] { on_idle(self, supervisor); },
+  };
+}
+
+/// Sets up the state and recovers it. False: the entity cannot start (it has quit).
+template <class Traits>
+bool start_entity(entity_actor<Traits>* self, context_ptr ctx, const entity_ref& who) {
+  auto& s = self->state;
+  s.ctx = std::move(ctx);
+  s.key.shard = s.ctx->shard_of(who);
+  s.key.kind = who.kind;
+  s.key.id = who.id;
+  Traits::init(s.st, who.id);
+  s.ctx->active_entities.fetch_add(1, std::memory_order_relaxed);
+  s.counted = true;
+  s.ctx->log().debug("node={} entity={}/{} activating", s.ctx->node_id(), Traits::name, who.id);
+  if (!recover(self)) {
+    self->quit(caf::exit_reason::user_shutdown);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace ordermesh::actors

@@ -1,0 +1,74 @@
+#pragma once
+// Binds each domain entity kind to the generic entity machinery (entity_core.hpp).
+#include <functional>
+#include <string>
+#include <vector>
+#include <string_view>
+
+#include "domain/inventory.hpp"
+#include "domain/order.hpp"
+#include "domain/product.hpp"
+#include "domain/user.hpp"
+
+namespace ordermesh::actors {
+
+/// Forwards the storage and event functions of the domain namespace `NS` for kind `K`.
+#define ORDERMESH_ENTITY_TRAITS(NS)                                                        \
+  using state = domain::NS::state;                                                         \
+  using event = domain::NS::event;                                                         \
+  static void apply(state& s, const event& e) { domain::NS::apply(s, e); }                 \
+  static std::string encode(const event& e) { return domain::NS::encode(e); }              \
+  static bool decode(std::string_view b, event& e) { return domain::NS::decode(b, e); }    \
+  static std::string encode_snapshot(const state& s) { return domain::NS::encode_snapshot(s); } \
+  static bool decode_snapshot(std::string_view b, state& s) {                              \
+    return domain::NS::decode_snapshot(b, s);                                              \
+  }
+
+struct user_traits {
+  ORDERMESH_ENTITY_TRAITS(user)
+  static constexpr const char* name = "user";
+  struct extra {};
+  static void init(state& s, const std::string& id) { s.user_id = id; }
+  static int64_t wakeup_at(const state&, int64_t) { return 0; }
+  static bool may_passivate(const state&) { return true; }
+};
+
+struct product_traits {
+  ORDERMESH_ENTITY_TRAITS(product)
+  static constexpr const char* name = "product";
+  struct extra {};
+  static void init(state& s, const std::string& id) { s.product_id = id; }
+  static int64_t wakeup_at(const state&, int64_t) { return 0; }
+  static bool may_passivate(const state&) { return true; }
+};
+
+struct inventory_traits {
+  ORDERMESH_ENTITY_TRAITS(inventory)
+  static constexpr const char* name = "inventory";
+  struct extra {};
+  static void init(state& s, const std::string& id) { s.product_id = id; }
+  static int64_t wakeup_at(const state&, int64_t) { return 0; }
+  static bool may_passivate(const state&) { return true; }
+};
+
+struct order_traits {
+  ORDERMESH_ENTITY_TRAITS(order)
+  static constexpr const char* name = "order";
+  /// The coordinator's bookkeeping; none of it is persisted (the events are).
+  struct extra {
+    std::vector<std::function<void()>> on_settled;  // run when the saga reaches phase none
+    uint32_t retries = 0;                           // consecutive failed attempts of this step
+    domain::failure last_refusal;                   // why the last step was refused
+    bool expiry_armed = false;
+    uint64_t attempt = 0;        // bumped when a step ends: answers and retries of older ones are ignored
+    bool step_in_flight = false;
+  };
+  static void init(state& s, const std::string& id) { s.order_id = id; }
+  static int64_t wakeup_at(const state& s, int64_t now) { return domain::order::wakeup_at(s, now); }
+  /// A live order keeps its timer (expiry) and its saga: only finished orders leave memory.
+  static bool may_passivate(const state& s) { return domain::order::is_terminal(s); }
+};
+
+#undef ORDERMESH_ENTITY_TRAITS
+
+}  // namespace ordermesh::actors

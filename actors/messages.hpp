@@ -1,0 +1,86 @@
+#pragma once
+// The messages entity actors understand. Every message to an entity starts with the entity_ref
+// that addresses it, so routers and supervisors can forward any message without knowing its type.
+//
+//   (entity_ref, atom, args...)  ->  a view, or a caf::error (category "ordermesh", see errors.hpp)
+//
+// Saga steps between entities use the same messages as clients would, with a system principal.
+#include <cstdint>
+#include <string>
+
+#include <caf/atom.hpp>
+#include <caf/fwd.hpp>
+
+#include "domain/types.hpp"
+
+namespace ordermesh::actors {
+
+/// Addresses one entity: its kind and id.
+struct entity_ref {
+  uint8_t kind = 0;  // domain::entity_kind
+  std::string id;
+};
+template <class Inspector>
+auto inspect(Inspector& f, entity_ref& x) {
+  return f(x.kind, x.id);
+}
+inline entity_ref ref(domain::entity_kind k, std::string id) {
+  return entity_ref{static_cast<uint8_t>(k), std::move(id)};
+}
+
+/// A user's password hash as stored (for login verification by the node, never by clients).
+struct credentials {
+  std::string password_hash;
+};
+template <class Inspector>
+auto inspect(Inspector& f, credentials& x) {
+  return f(x.password_hash);
+}
+
+/// Ids of a user's orders, oldest first.
+struct order_ids {
+  std::vector<std::string> ids;
+};
+template <class Inspector>
+auto inspect(Inspector& f, order_ids& x) {
+  return f(x.ids);
+}
+
+// ---- atoms (at most 10 characters; same text = same type, so none reuse CAF's own) ----
+// user
+using register_atom = caf::atom_constant<caf::atom("u_register")>;  // (name, hash) -> user_view
+using creds_atom = caf::atom_constant<caf::atom("u_creds")>;        // () -> credentials
+using deposit_atom = caf::atom_constant<caf::atom("u_deposit")>;    // (who, req, cents) -> user_view
+using debit_atom = caf::atom_constant<caf::atom("u_debit")>;        // (order, cents) -> user_view
+using refund_atom = caf::atom_constant<caf::atom("u_refund")>;      // (order) -> user_view
+using link_atom = caf::atom_constant<caf::atom("u_link")>;          // (order) -> user_view
+using orders_atom = caf::atom_constant<caf::atom("u_orders")>;      // (who) -> order_ids
+// product
+using create_atom = caf::atom_constant<caf::atom("p_create")>;  // (who, name, cents) -> product_view
+// inventory
+using restock_atom = caf::atom_constant<caf::atom("i_add")>;       // (who, req, qty) -> inventory_view
+using reserve_atom = caf::atom_constant<caf::atom("i_reserve")>;   // (order, qty) -> inventory_view
+using release_atom = caf::atom_constant<caf::atom("i_release")>;   // (order) -> inventory_view
+using commit_atom = caf::atom_constant<caf::atom("i_commit")>;     // (order) -> inventory_view
+using giveback_atom = caf::atom_constant<caf::atom("i_giveback")>; // (order) -> inventory_view
+// order
+using place_atom = caf::atom_constant<caf::atom("o_place")>;    // (who, user, items) -> order_view
+using pay_atom = caf::atom_constant<caf::atom("o_pay")>;        // (who) -> order_view
+using cancel_atom = caf::atom_constant<caf::atom("o_cancel")>;  // (who) -> order_view
+using wakeup_atom = caf::atom_constant<caf::atom("o_wakeup")>;  // () async: resume or expire
+// any entity
+using read_atom = caf::atom_constant<caf::atom("e_read")>;    // (who) -> its view
+using crash_atom = caf::atom_constant<caf::atom("e_crash")>;  // () async: throws (fault injection)
+// internal to the actor layer
+using persisted_atom = caf::atom_constant<caf::atom("e_synced")>;
+using passivate_atom = caf::atom_constant<caf::atom("e_passiv")>;
+using barrier_atom = caf::atom_constant<caf::atom("e_barrier")>;
+using retry_atom = caf::atom_constant<caf::atom("e_retry")>;
+using expire_atom = caf::atom_constant<caf::atom("o_expire")>;
+using fire_atom = caf::atom_constant<caf::atom("w_fire")>;
+using stats_atom = caf::atom_constant<caf::atom("n_stats")>;
+
+/// Registers every type above (and the domain's views) with CAF, so they can cross nodes.
+void add_message_types(caf::actor_system_config& cfg);
+
+}  // namespace ordermesh::actors

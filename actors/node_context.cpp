@@ -1,0 +1,32 @@
+#include "actors/node_context.hpp"
+
+#include <spdlog/logger.h>
+
+#include "cluster/sharding.hpp"
+
+namespace ordermesh::actors {
+
+node_context::node_context(std::string node_id, persistence::storage_engine* storage,
+                           entity_settings settings, uint16_t shard_count,
+                           std::shared_ptr<spdlog::logger> log)
+    : node_id_(std::move(node_id)),
+      storage_(storage),
+      settings_(settings),
+      shard_count_(shard_count),
+      log_(std::move(log)) {
+}
+
+uint16_t node_context::shard_of(const entity_ref& e) const {
+  return cluster::shard_of(e.kind, e.id, shard_count_);
+}
+
+const caf::actor& node_context::route(const entity_ref& e) const {
+  return supervisors_[shard_of(e)];
+}
+
+int64_t node_context::now_ms() const {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace ordermesh::actors

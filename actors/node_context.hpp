@@ -1,0 +1,73 @@
+#pragma once
+// What every actor of a node shares: storage, settings, the routing table and the clock.
+// Built once at start-up; read-only afterwards except for the counters.
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+
+#include "actors/messages.hpp"
+
+namespace spdlog {
+class logger;
+}
+namespace ordermesh::persistence {
+class storage_engine;
+}
+
+namespace ordermesh::actors {
+
+struct entity_settings {
+  int64_t reservation_ttl_ms = 15 * 60 * 1000;
+  uint32_t snapshot_every = 100;  // a snapshot with every Nth event of an entity
+  std::chrono::milliseconds passivate_after{5 * 60 * 1000};
+  std::chrono::milliseconds step_timeout{5000};        // one saga step's request to a participant
+  std::chrono::milliseconds max_retry_backoff{5000};   // saga retries back off up to this
+  uint32_t restart_limit = 5;                          // crashes within restart_window ...
+  std::chrono::milliseconds restart_window{10000};
+  std::chrono::milliseconds quarantine_for{30000};     // ... quarantine the entity this long
+  bool fault_injection = false;
+  size_t max_deferred = 256;  // commands an entity holds while a saga step is in flight
+  size_t max_buffered = 1024; // messages a supervisor holds for an entity being (re)started
+};
+
+class node_context {
+ public:
+  node_context(std::string node_id, persistence::storage_engine* storage, entity_settings settings,
+               uint16_t shard_count, std::shared_ptr<spdlog::logger> log);
+
+  const std::string& node_id() const { return node_id_; }
+  persistence::storage_engine& storage() const { return *storage_; }
+  const entity_settings& settings() const { return settings_; }
+  uint16_t shard_count() const { return shard_count_; }
+  spdlog::logger& log() const { return *log_; }
+
+  uint16_t shard_of(const entity_ref& e) const;
+  /// The actor that accepts messages for `e` (its shard's supervisor).
+  const caf::actor& route(const entity_ref& e) const;
+  void set_supervisors(std::vector<caf::actor> supervisors) { supervisors_ = std::move(supervisors); }
+  const std::vector<caf::actor>& supervisors() const { return supervisors_; }
+
+  /// Wall clock, ms since the Unix epoch (order timestamps and reservation expiry).
+  int64_t now_ms() const;
+
+  std::atomic<int64_t> active_entities{0};
+  std::atomic<uint64_t> entity_restarts{0};
+
+ private:
+  std::string node_id_;
+  persistence::storage_engine* storage_;
+  entity_settings settings_;
+  uint16_t shard_count_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::vector<caf::actor> supervisors_;
+};
+
+using context_ptr = std::shared_ptr<node_context>;
+
+}  // namespace ordermesh::actors

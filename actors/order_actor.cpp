@@ -1,0 +1,355 @@
+// The order entity, coordinator of its saga (domain/order.hpp draws the state machine).
+// Each step asks every participant (user, inventories) through their supervisors, with a finite
+// timeout; the step's outcome is persisted before the next step starts. Participants treat a
+// repeated step as a no-op, so a step that timed out or was interrupted by a crash is simply run
+// again, with backoff, until it succeeds or is refused for good (then it is compensated).
+#include <algorithm>
+#include <memory>
+
+#include "actors/entity_command.hpp"
+#include "actors/entity_kinds.hpp"
+
+namespace ordermesh::actors {
+
+namespace o = domain::order;
+using domain::errc;
+using self_ptr = entity_actor<order_traits>*;
+
+namespace {
+
+/// Collects the answers of one step's participants.
+struct step_tally {
+  size_t pending = 0;
+  domain::failure refused;  // the first answer that is not retryable
+  bool retry = false;       // some participant did not answer or was unavailable
+  std::function<void(const step_tally&)> done;
+
+  void record(const domain::failure& f) {
+    if (f.code == errc::timeout || f.code == errc::unavailable || f.code == errc::overloaded)
+      retry = true;
+    else if (f.code != errc::none && refused.code == errc::none)
+      refused = f;
+    if (--pending == 0)
+      done(*this);
+  }
+};
+using tally_ptr = std::shared_ptr<step_tally>;
+
+domain::principal system_principal() {
+  return domain::principal{"", true};
+}
+
+/// Sends one step request to entity `to` and records its answer in `tally`.
+template <class View, class... Ts>
+void ask(self_ptr self, const tally_ptr& tally, const entity_ref& to, Ts... xs) {
+  auto& ctx = *self->state.ctx;
+  self->request(ctx.route(to), ctx.settings().step_timeout, to, xs...)
+      .then([tally](const View&) { tally->record({}); },
+            [tally](caf::error& err) { tally->record(to_failure(err)); });
+}
+
+entity_ref inventory_of(const domain::order_item& item) {
+  return ref(domain::entity_kind::inventory, item.product_id);
+}
+entity_ref user_of(const o::state& s) {
+  return ref(domain::entity_kind::user, s.user_id);
+}
+
+void run_saga(self_ptr self);
+
+/// Arms the reservation's expiry timer (one at a time).
+void arm_expiry(self_ptr self) {
+  auto& s = self->state;
+  if (s.st.status != domain::order_status::reserved || s.extra.expiry_armed)
+    return;
+  auto wait = std::max<int64_t>(0, s.st.expires_at - s.ctx->now_ms());
+  s.extra.expiry_armed = true;
+  self->delayed_send(self, std::chrono::milliseconds(wait + 1), expire_atom::value);
+}
+
+/// The saga reached a stable status: answer everyone waiting for it, run deferred commands.
+void settle(self_ptr self) {
+  auto& s = self->state;
+  auto waiting = std::move(s.extra.on_settled);
+  s.extra.on_settled.clear();
+  for (auto& f : waiting)
+    f();
+  arm_expiry(self);
+  finish_busy(self);
+}
+
+/// Persists `ev` (a step's outcome) and continues with the next step once it is durable.
+void record_and_continue(self_ptr self, o::event ev) {
+  persist(self, {std::move(ev)}, [self](const domain::failure& f) {
+    if (f.code == errc::none)
+      run_saga(self);
+    // On failure the actor is stopping; its successor resumes the saga from disk.
+  });
+}
+
+/// The step is over: record success, compensate a refusal, or try again later.
+void on_step_done(self_ptr self, o::phase step, uint64_t attempt, const step_tally& t) {
+  auto& s = self->state;
+  auto& ctx = *s.ctx;
+  if (attempt != s.extra.attempt || s.st.step != step)
+    return;  // an older attempt's answers: never act on them
+  s.extra.step_in_flight = false;
+  ++s.extra.attempt;
+  bool refusable = step == o::phase::reserving || step == o::phase::debiting;
+  if (t.refused.code != errc::none && refusable) {
+    s.extra.retries = 0;
+    s.extra.last_refusal = t.refused;
+    record_and_continue(self, o::step_refused(s.st, t.refused, ctx.now_ms()));
+    return;
+  }
+  if (t.refused.code != errc::none || t.retry) {
+    if (t.refused.code != errc::none)
+      ctx.log().error("node={} entity=order/{} step {} refused by a participant: {}",
+                      ctx.node_id(), s.key.id, static_cast<int>(step), t.refused.message);
+    auto backoff = std::min<int64_t>(100LL << std::min<uint32_t>(s.extra.retries, 10),
+                                     ctx.settings().max_retry_backoff.count());
+    ++s.extra.retries;
+    self->delayed_send(self, std::chrono::milliseconds(backoff), retry_atom::value,
+                       s.extra.attempt);
+    return;
+  }
+  s.extra.retries = 0;
+  record_and_continue(self,
+                      o::step_succeeded(s.st, ctx.now_ms(), ctx.settings().reservation_ttl_ms));
+}
+
+/// Runs the current step of the saga, or settles when there is none.
+void run_saga(self_ptr self) {
+  auto& st = self->state.st;
+  auto& extra = self->state.extra;
+  if (extra.step_in_flight)
+    return;
+  auto step = o::next_step(st);
+  if (step == o::phase::none) {
+    settle(self);
+    return;
+  }
+  extra.step_in_flight = true;
+  auto tally = std::make_shared<step_tally>();
+  tally->done = [self, step, attempt = extra.attempt](const step_tally& t) {
+    on_step_done(self, step, attempt, t);
+  };
+  const auto& id = self->state.key.id;
+  switch (step) {
+    case o::phase::reserving:
+      tally->pending = st.items.size() + 1;
+      ask<domain::user_view>(self, tally, user_of(st), link_atom::value, id);
+      for (auto& item : st.items)
+        ask<domain::inventory_view>(self, tally, inventory_of(item), reserve_atom::value, id,
+                                    item.quantity);
+      break;
+    case o::phase::rejecting:
+    case o::phase::releasing:
+      tally->pending = st.items.size();
+      for (auto& item : st.items)
+        ask<domain::inventory_view>(self, tally, inventory_of(item), release_atom::value, id);
+      break;
+    case o::phase::debiting:
+      tally->pending = 1;
+      ask<domain::user_view>(self, tally, user_of(st), debit_atom::value, id, st.total_cents);
+      break;
+    case o::phase::committing:
+      tally->pending = st.items.size();
+      for (auto& item : st.items)
+        ask<domain::inventory_view>(self, tally, inventory_of(item), commit_atom::value, id);
+      break;
+    case o::phase::refunding:
+      tally->pending = 1;
+      ask<domain::user_view>(self, tally, user_of(st), refund_atom::value, id);
+      break;
+    case o::phase::returning:
+      tally->pending = st.items.size();
+      for (auto& item : st.items)
+        ask<domain::inventory_view>(self, tally, inventory_of(item), giveback_atom::value, id);
+      break;
+    case o::phase::none:
+      break;
+  }
+}
+
+/// Starts a saga with `events` (its first event), answering through `on_settled` at the end.
+void start_saga(self_ptr self, const std::vector<o::event>& events, caf::response_promise rp,
+                std::function<void()> on_settled) {
+  auto& s = self->state;
+  s.busy = true;
+  s.extra.on_settled.push_back(std::move(on_settled));
+  persist(self, events, [self, rp](const domain::failure& f) mutable {
+    if (f.code != errc::none) {
+      rp.deliver(make_error(f));
+      return;
+    }
+    run_saga(self);
+  });
+}
+
+/// Answers `rp` with the order as it is, once durable.
+std::function<void()> answer_view(self_ptr self, caf::response_promise rp) {
+  return [self, rp]() mutable { reply_read(self, rp, [](const o::state& s) { return o::view(s); }); };
+}
+
+/// Prices the items (asking each product), then persists `placed` and starts the saga.
+void price_and_place(self_ptr self, caf::response_promise rp, std::string user_id,
+                     std::vector<domain::order_item> items) {
+  auto& s = self->state;
+  auto& ctx = *s.ctx;
+  s.busy = true;
+  auto priced = std::make_shared<std::vector<domain::order_item>>(items);
+  auto tally = std::make_shared<step_tally>();
+  tally->pending = items.size();
+  tally->done = [self, rp, priced, user_id](const step_tally& t) mutable {
+    if (t.refused.code != errc::none || t.retry) {
+      // Nothing was written: the client may retry with the same order_id.
+      auto f = t.refused.code != errc::none
+                   ? t.refused
+                   : domain::failure{errc::unavailable, "could not price the items; retry"};
+      rp.deliver(make_error(f));
+      finish_busy(self);
+      return;
+    }
+    auto d = o::place(self->state.st, user_id, *priced, self->state.ctx->now_ms());
+    if (!d.ok()) {
+      rp.deliver(make_error(d.error));
+      finish_busy(self);
+      return;
+    }
+    self->state.busy = false;  // start_saga sets it again; keeps the deferral order intact
+    start_saga(self, d.events, rp, answer_view(self, rp));
+  };
+  for (size_t i = 0; i < items.size(); ++i) {
+    auto to = ref(domain::entity_kind::product, items[i].product_id);
+    self->request(ctx.route(to), ctx.settings().step_timeout, to, read_atom::value,
+                  system_principal())
+        .then(
+            [tally, priced, i](const domain::product_view& p) {
+              (*priced)[i].unit_price_cents = p.price_cents;
+              tally->record({});
+            },
+            [tally, to](caf::error& err) {
+              auto f = to_failure(err);
+              if (f.code == errc::not_found)
+                f.message = "product " + to.id + " does not exist";
+              tally->record(f);
+            });
+  }
+}
+
+void place(self_ptr self, caf::response_promise rp, const domain::principal& who,
+           const std::string& user_id, const std::vector<domain::order_item>& items) {
+  auto& st = self->state.st;
+  auto f = o::check_place(st, who, user_id, items);
+  if (f.code != errc::none) {
+    rp.deliver(make_error(f));
+    return;
+  }
+  if (st.status != domain::order_status::none) {
+    answer_view(self, rp)();  // the same order again: answer it as it is
+    return;
+  }
+  price_and_place(self, rp, user_id, items);
+}
+
+void pay(self_ptr self, caf::response_promise rp, const domain::principal& who) {
+  auto& s = self->state;
+  auto d = o::pay(s.st, who, s.ctx->now_ms());
+  if (!d.ok()) {
+    rp.deliver(make_error(d.error));
+    return;
+  }
+  if (d.events.empty()) {
+    answer_view(self, rp)();
+    return;
+  }
+  start_saga(self, d.events, rp, [self, rp]() mutable {
+    auto& state = self->state;
+    if (state.st.status == domain::order_status::paid)
+      answer_view(self, rp)();
+    else
+      rp.deliver(make_error(state.extra.last_refusal.code == errc::none
+                                ? domain::failure{errc::internal, "payment did not complete"}
+                                : state.extra.last_refusal));
+  });
+}
+
+void cancel(self_ptr self, caf::response_promise rp, const domain::principal& who) {
+  auto& s = self->state;
+  auto d = o::cancel(s.st, who, "cancelled by client", s.ctx->now_ms());
+  if (!d.ok()) {
+    rp.deliver(make_error(d.error));
+    return;
+  }
+  if (d.events.empty()) {
+    answer_view(self, rp)();
+    return;
+  }
+  start_saga(self, d.events, rp, answer_view(self, rp));
+}
+
+/// Timer or node wakeup: cancel the reservation if it lapsed. Skipped while a saga runs (the
+/// timer is armed again when it settles).
+void check_expiry(self_ptr self) {
+  auto& s = self->state;
+  if (s.busy)
+    return;
+  auto d = o::expire(s.st, s.ctx->now_ms());
+  if (!d.ok() || d.events.empty()) {
+    arm_expiry(self);
+    return;
+  }
+  s.ctx->log().info("node={} entity=order/{} reservation expired", s.ctx->node_id(), s.key.id);
+  start_saga(self, d.events, caf::response_promise{}, [] {});
+}
+
+}  // namespace
+
+caf::behavior order_actor(self_ptr self, context_ptr ctx, entity_ref who, caf::actor supervisor) {
+  if (!start_entity(self, std::move(ctx), who))
+    return {};
+  auto& s = self->state;
+  if (s.st.status == domain::order_status::pending) {
+    s.busy = true;  // resume the saga that a crash or restart interrupted
+    self->send(self, retry_atom::value, s.extra.attempt);
+  } else {
+    arm_expiry(self);
+  }
+  return entity_behavior(
+      self, supervisor,
+      [=](const entity_ref&, place_atom, const domain::principal& by, const std::string& user_id,
+          const std::vector<domain::order_item>& items) -> caf::result<domain::order_view> {
+        auto rp = self->make_response_promise();
+        run_or_defer(self, rp, [=] { place(self, rp, by, user_id, items); });
+        return rp;
+      },
+      [=](const entity_ref&, pay_atom,
+          const domain::principal& by) -> caf::result<domain::order_view> {
+        auto rp = self->make_response_promise();
+        run_or_defer(self, rp, [=] { pay(self, rp, by); });
+        return rp;
+      },
+      [=](const entity_ref&, cancel_atom,
+          const domain::principal& by) -> caf::result<domain::order_view> {
+        auto rp = self->make_response_promise();
+        run_or_defer(self, rp, [=] { cancel(self, rp, by); });
+        return rp;
+      },
+      [=](const entity_ref&, read_atom, const domain::principal& by) {
+        return query<domain::order_view>(
+            self, [&](const o::state& st) { return o::check_read(st, by); },
+            [](const o::state& st) { return o::view(st); });
+      },
+      [=](retry_atom, uint64_t attempt) {
+        if (attempt == self->state.extra.attempt)
+          run_saga(self);
+      },
+      [=](expire_atom) {
+        self->state.extra.expiry_armed = false;
+        check_expiry(self);
+      },
+      [=](const entity_ref&, wakeup_atom) { check_expiry(self); });
+}
+
+}  // namespace ordermesh::actors

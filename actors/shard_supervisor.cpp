@@ -1,0 +1,223 @@
+// One supervisor per shard: activates entities on their first message, routes every message for
+// an entity to its one incarnation, passivates idle ones, and restarts crashed ones in isolation.
+//
+// One writer per entity: a new incarnation is spawned only after the old one has exited and
+// every write it submitted has been confirmed (a storage barrier: an empty write queued behind
+// them). Messages that arrive meanwhile wait here, with a bound.
+#include "actors/shard_supervisor.hpp"
+
+#include <chrono>
+#include <deque>
+#include <string>
+#include <unordered_map>
+
+#include <caf/all.hpp>
+#include <spdlog/logger.h>
+
+#include "actors/entity_actors.hpp"
+#include "actors/errors.hpp"
+#include "persistence/storage_engine.hpp"
+
+namespace ordermesh::actors {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+enum class mode { running, stopping, restarting, quarantined };
+
+struct slot {
+  entity_ref who;
+  caf::actor actor;  // the running incarnation; null unless mode is running or stopping
+  mode m = mode::running;
+  std::deque<std::pair<caf::message, caf::response_promise>> buffered;
+  std::deque<clock_type::time_point> crashes;  // within the restart window
+  clock_type::time_point quarantined_until;
+  std::string quarantine_reason;
+};
+
+struct supervisor_state {
+  context_ptr ctx;
+  uint16_t shard = 0;
+  std::unordered_map<std::string, slot> slots;         // by slot_key
+  std::unordered_map<caf::actor_addr, std::string> by_addr;
+  static inline const char* name = "ordermesh.shard_supervisor";
+};
+using self_ptr = caf::stateful_actor<supervisor_state>*;
+
+std::string slot_key(const entity_ref& e) {
+  std::string k;
+  k.reserve(e.id.size() + 1);
+  k.push_back(static_cast<char>(e.kind));
+  k += e.id;
+  return k;
+}
+
+std::string describe(const entity_ref& e) {
+  domain::entity_kind k = static_cast<domain::entity_kind>(e.kind);
+  return std::string(domain::to_string(k)) + "/" + e.id;
+}
+
+void spawn_into(self_ptr self, const std::string& key, slot& sl) {
+  sl.actor = spawn_entity(self, self->state.ctx, sl.who);
+  sl.m = mode::running;
+  self->state.by_addr[sl.actor.address()] = key;
+  auto buffered = std::move(sl.buffered);
+  sl.buffered.clear();
+  for (auto& [msg, rp] : buffered)
+    rp.delegate(sl.actor, std::move(msg));
+}
+
+/// Queues a message for an entity that is not running yet; refuses beyond the bound.
+void buffer(self_ptr self, slot& sl, caf::message msg, caf::response_promise rp) {
+  if (sl.buffered.size() >= self->state.ctx->settings().max_buffered) {
+    rp.deliver(make_error(domain::errc::overloaded, "too many requests waiting for " +
+                                                        describe(sl.who) + " to start"));
+    return;
+  }
+  sl.buffered.emplace_back(std::move(msg), std::move(rp));
+}
+
+/// Starts a new incarnation once every write of the old one is confirmed.
+void restart_after_barrier(self_ptr self, const std::string& key, slot& sl) {
+  sl.m = mode::restarting;
+  sl.actor = nullptr;
+  persistence::write_request barrier;  // no events: committed only after every earlier write
+  barrier.key.shard = self->state.shard;
+  caf::actor me = caf::actor_cast<caf::actor>(self);
+  bool queued = self->state.ctx->storage().submit(std::move(barrier),
+                                                  [me, key](const persistence::status&) {
+                                                    caf::anon_send(me, barrier_atom::value, key);
+                                                  });
+  if (!queued)  // storage is failed or closing: nothing more can be written anyway
+    self->send(self, barrier_atom::value, key);
+}
+
+void on_down(self_ptr self, const caf::down_msg& dm) {
+  auto& s = self->state;
+  auto it = s.by_addr.find(dm.source);
+  if (it == s.by_addr.end())
+    return;
+  auto key = std::move(it->second);
+  s.by_addr.erase(it);
+  auto si = s.slots.find(key);
+  if (si == s.slots.end())
+    return;
+  auto& sl = si->second;
+  sl.actor = nullptr;
+  if (!dm.reason && sl.m == mode::stopping) {  // passivated
+    if (sl.buffered.empty())
+      s.slots.erase(si);
+    else
+      spawn_into(self, key, sl);
+    return;
+  }
+  // Crashed (or stopped itself after a failed write).
+  auto now = clock_type::now();
+  auto& cfg = s.ctx->settings();
+  s.ctx->entity_restarts.fetch_add(1, std::memory_order_relaxed);
+  sl.crashes.push_back(now);
+  while (!sl.crashes.empty() && now - sl.crashes.front() > cfg.restart_window)
+    sl.crashes.pop_front();
+  if (sl.crashes.size() > cfg.restart_limit) {
+    sl.m = mode::quarantined;
+    sl.quarantined_until = now + cfg.quarantine_for;
+    sl.quarantine_reason = "quarantined: " + describe(sl.who) + " crashed " +
+                           std::to_string(sl.crashes.size()) + " times within " +
+                           std::to_string(cfg.restart_window.count()) + " ms; retry later";
+    s.ctx->log().error("node={} entity={} {}", s.ctx->node_id(), describe(sl.who),
+                       sl.quarantine_reason);
+    auto buffered = std::move(sl.buffered);
+    sl.buffered.clear();
+    for (auto& b : buffered)
+      b.second.deliver(make_error(domain::errc::unavailable, sl.quarantine_reason));
+    // Come back by itself afterwards: an order may have a saga to finish.
+    self->delayed_send(self, cfg.quarantine_for, barrier_atom::value, key);
+    return;
+  }
+  s.ctx->log().warn("node={} entity={} crashed ({}), restarting", s.ctx->node_id(),
+                    describe(sl.who), caf::to_string(dm.reason));
+  restart_after_barrier(self, key, sl);
+}
+
+/// Any message addressed to an entity (first element an entity_ref): route it.
+caf::result<caf::message> route(self_ptr self, caf::message_view& xs) {
+  auto& content = xs.content();
+  if (content.size() == 0 || !content.match_element<entity_ref>(0))
+    return caf::sec::unexpected_message;
+  auto who = content.get_as<entity_ref>(0);
+  auto key = slot_key(who);
+  auto& s = self->state;
+  auto rp = self->make_response_promise();
+  auto [it, fresh] = s.slots.try_emplace(key);
+  auto& sl = it->second;
+  if (fresh) {
+    sl.who = who;
+    spawn_into(self, key, sl);
+  }
+  switch (sl.m) {
+    case mode::running:
+      rp.delegate(sl.actor, xs.move_content_to_message());
+      return rp;
+    case mode::quarantined:
+      if (clock_type::now() < sl.quarantined_until) {
+        rp.deliver(make_error(domain::errc::unavailable, sl.quarantine_reason));
+        return rp;
+      }
+      sl.crashes.clear();
+      spawn_into(self, key, sl);
+      rp.delegate(sl.actor, xs.move_content_to_message());
+      return rp;
+    case mode::stopping:
+    case mode::restarting:
+      buffer(self, sl, xs.move_content_to_message(), rp);
+      return rp;
+  }
+  return rp;
+}
+
+caf::behavior shard_supervisor(self_ptr self, context_ptr ctx, uint16_t shard) {
+  self->state.ctx = std::move(ctx);
+  self->state.shard = shard;
+  self->set_down_handler([self](caf::down_msg& dm) { on_down(self, dm); });
+  // Entities are linked so that they end with their supervisor (shutdown sends exit_reason::kill,
+  // which no handler can trap); their own exits are handled by the down handler above.
+  self->set_exit_handler([](caf::exit_msg&) {});
+  self->set_default_handler(
+      [self](caf::scheduled_actor*, caf::message_view& xs) { return route(self, xs); });
+  return {
+      [self](passivate_atom, const entity_ref& who) {
+        auto& s = self->state;
+        auto it = s.slots.find(slot_key(who));
+        if (it == s.slots.end() || it->second.m != mode::running ||
+            it->second.actor.address() != self->current_sender())
+          return;
+        // From now on new messages for it wait here until it has gone.
+        it->second.m = mode::stopping;
+        self->send(it->second.actor, passivate_atom::value);
+      },
+      [self](barrier_atom, const std::string& key) {
+        auto& s = self->state;
+        auto it = s.slots.find(key);
+        if (it == s.slots.end())
+          return;
+        auto& sl = it->second;
+        if (sl.m == mode::restarting ||
+            (sl.m == mode::quarantined && clock_type::now() >= sl.quarantined_until)) {
+          if (sl.m == mode::quarantined)
+            sl.crashes.clear();
+          spawn_into(self, key, sl);
+        }
+      },
+      [self](stats_atom) { return static_cast<uint64_t>(self->state.slots.size()); },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_shard_supervisor(caf::actor_system& sys, const context_ptr& ctx,
+                                  uint16_t shard) {
+  return sys.spawn(shard_supervisor, ctx, shard);
+}
+
+}  // namespace ordermesh::actors

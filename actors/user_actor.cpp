@@ -1,0 +1,56 @@
+// The user entity: registration, credentials for login, wallet, the list of its orders.
+#include "actors/entity_command.hpp"
+#include "actors/entity_traits.hpp"
+#include "actors/entity_kinds.hpp"
+
+namespace ordermesh::actors {
+
+namespace u = domain::user;
+using self_ptr = entity_actor<user_traits>*;
+
+caf::behavior user_actor(self_ptr self, context_ptr ctx, entity_ref who, caf::actor supervisor) {
+  if (!start_entity(self, std::move(ctx), who))
+    return {};
+  auto view = [](const u::state& s) { return u::view(s); };
+  return entity_behavior(
+      self, supervisor,
+      [=](const entity_ref&, register_atom, const std::string& name, const std::string& hash) {
+        auto now = self->state.ctx->now_ms();
+        return command<domain::user_view>(
+            self, [&](const u::state& s) { return u::register_user(s, name, hash, now); }, view);
+      },
+      [=](const entity_ref&, creds_atom) -> caf::result<credentials> {
+        auto& s = self->state.st;
+        if (!s.exists)
+          return make_error(domain::errc::not_found, "no such user");
+        return credentials{s.password_hash};
+      },
+      [=](const entity_ref&, deposit_atom, const domain::principal& p, const std::string& req,
+          int64_t cents) {
+        return command<domain::user_view>(
+            self, [&](const u::state& s) { return u::deposit(s, p, req, cents); }, view);
+      },
+      [=](const entity_ref&, debit_atom, const std::string& order_id, int64_t cents) {
+        return command<domain::user_view>(
+            self, [&](const u::state& s) { return u::debit(s, order_id, cents); }, view);
+      },
+      [=](const entity_ref&, refund_atom, const std::string& order_id) {
+        return command<domain::user_view>(
+            self, [&](const u::state& s) { return u::refund(s, order_id); }, view);
+      },
+      [=](const entity_ref&, link_atom, const std::string& order_id) {
+        return command<domain::user_view>(
+            self, [&](const u::state& s) { return u::link_order(s, order_id); }, view);
+      },
+      [=](const entity_ref&, orders_atom, const domain::principal& p) {
+        return query<order_ids>(
+            self, [&](const u::state& s) { return u::check_read(s, p); },
+            [](const u::state& s) { return order_ids{s.orders}; });
+      },
+      [=](const entity_ref&, read_atom, const domain::principal& p) {
+        return query<domain::user_view>(
+            self, [&](const u::state& s) { return u::check_read(s, p); }, view);
+      });
+}
+
+}  // namespace ordermesh::actors

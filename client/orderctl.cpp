@@ -1,0 +1,540 @@
+// orderctl: one protocol call from the command line (docs/PROTOCOL.md, "orderctl").
+//
+//   orderctl [options] <op> [--key value ...]
+//   orderctl [options] call <op> ['<json args>']
+//
+// Exit codes: 0 ok, 1 error reply, 2 usage error, 3 no answer (connection failed or timed out).
+// Options are recognised anywhere on the line, so `--get token` may follow the op's args.
+#include <charconv>
+#include <cstdlib>
+#include <ctime>
+#include <iomanip>
+#include <iostream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "client/client.hpp"
+
+namespace {
+
+using nlohmann::json;
+namespace om = ordermesh::client;
+
+constexpr int exit_ok = 0;
+constexpr int exit_error_reply = 1;
+constexpr int exit_usage = 2;
+constexpr int exit_no_answer = 3;
+
+constexpr const char* help_text = R"(usage: orderctl [options] <op> [--key value ...]
+       orderctl [options] call <op> ['<json args>']
+
+Sends one request to an ordermesh node and prints the result.
+
+options (accepted anywhere on the line):
+  --host H[:P][,H2:P2...]  node to talk to; repeat or separate by commas to give fallbacks,
+                           tried in order (default 127.0.0.1)
+  --port P                 port for hosts given without one (default 7400)
+  --token T                session or admin token (default: $ORDERMESH_TOKEN)
+  --json                   print the raw reply line instead of a readable rendering
+  --get FIELD              print only this field of the result (a.b.0 for nested values)
+  --timeout-ms N           how long to wait for the reply (default 5000)
+  --connect-timeout-ms N   how long to wait for each host to accept (default 1000)
+  -h, --help               this text
+
+op args: --key value or --key=value; --user-id is the same as --user_id.
+  amount_cents, price_cents and quantity are sent as integers, everything else as strings;
+  --items takes a JSON array or the shorthand p1:2,p2:1 (product:quantity).
+
+ops:
+  user.register    --user-id U --password P [--name N]
+  user.login       --user-id U --password P                  -> token, expires_at
+  user.get         --user-id U                               (own token or admin)
+  user.deposit     --user-id U --amount-cents N --request-id R (own token or admin)
+  product.create   --product-id P --name N --price-cents N   (admin)
+  product.get      --product-id P
+  inventory.add    --product-id P --quantity N --request-id R (admin)
+  inventory.get    --product-id P
+  order.place      --order-id O --user-id U --items p1:2,p2:1 (own token)
+  order.pay        --order-id O
+  order.cancel     --order-id O
+  order.get        --order-id O
+  order.list       --user-id U                               (own token or admin)
+  admin.crash      --entity kind/id                          (admin; fault injection)
+  cluster.status
+
+exit status: 0 ok, 1 error reply (printed as "error <code>: <message>" on stderr),
+             2 usage error, 3 no answer from any host (connect failed or timed out)
+
+examples:
+  TOKEN=$(orderctl user.login --user-id alice --password pw --get token)
+  orderctl --token "$TOKEN" order.place --order-id o1 --user-id alice --items p1:2
+  orderctl --host n1:7400,n2:7400 call cluster.status '{}'
+)";
+
+/// A usage error: reported on stderr with exit status 2.
+struct usage_error {
+  std::string message;
+};
+
+std::string normalize_key(std::string_view key) {
+  std::string out(key);
+  for (char& c : out) {
+    if (c == '-') {
+      c = '_';
+    }
+  }
+  return out;
+}
+
+std::optional<int64_t> parse_integer(std::string_view text) {
+  int64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty()) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+/// `--items`: a JSON array as is, or "p1:2,p2:1".
+json parse_items(const std::string& text) {
+  const auto first = text.find_first_not_of(" \t");
+  if (first != std::string::npos && text[first] == '[') {
+    json items = json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (items.is_discarded() || !items.is_array()) {
+      throw usage_error{"--items: not a valid JSON array"};
+    }
+    return items;
+  }
+  json items = json::array();
+  std::string_view rest = text;
+  while (!rest.empty()) {
+    const auto comma = rest.find(',');
+    const std::string_view entry = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    const auto colon = entry.rfind(':');
+    const auto quantity =
+        colon == std::string_view::npos ? std::nullopt : parse_integer(entry.substr(colon + 1));
+    if (!quantity || colon == 0) {
+      throw usage_error{"--items: expected product:quantity[,product:quantity...], got '" +
+                        std::string(entry) + "'"};
+    }
+    items.push_back({{"product_id", std::string(entry.substr(0, colon))}, {"quantity", *quantity}});
+  }
+  if (items.empty()) {
+    throw usage_error{"--items: no items given"};
+  }
+  return items;
+}
+
+json arg_value(const std::string& key, const std::string& value) {
+  if (key == "amount_cents" || key == "price_cents" || key == "quantity") {
+    auto number = parse_integer(value);
+    if (!number) {
+      throw usage_error{"--" + key + " expects an integer, got '" + value + "'"};
+    }
+    return *number;
+  }
+  if (key == "items") {
+    return parse_items(value);
+  }
+  return value;
+}
+
+struct command_line {
+  std::vector<std::string> hosts;
+  uint16_t port = om::default_port;
+  std::optional<std::string> token;
+  bool raw_json = false;
+  std::optional<std::string> get_field;
+  int64_t timeout_ms = 5000;
+  int64_t connect_timeout_ms = 1000;
+  bool help = false;
+  std::string op;
+  json args = json::object();
+};
+
+int64_t positive_option(const std::string& name, const std::string& value) {
+  auto number = parse_integer(value);
+  if (!number || *number <= 0) {
+    throw usage_error{"--" + name + " expects a positive integer, got '" + value + "'"};
+  }
+  return *number;
+}
+
+command_line parse_command_line(int argc, char** argv) {
+  command_line cl;
+  std::vector<std::string> positional;
+  std::vector<std::pair<std::string, std::string>> op_args;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view word = argv[i];
+    if (word == "-h" || word == "--help") {
+      cl.help = true;
+      continue;
+    }
+    if (word.size() < 3 || word.substr(0, 2) != "--") {
+      positional.emplace_back(word);
+      continue;
+    }
+    // --key value or --key=value
+    std::string key;
+    std::optional<std::string> value;
+    const auto eq = word.find('=');
+    key = normalize_key(word.substr(2, eq == std::string_view::npos ? word.npos : eq - 2));
+    if (eq != std::string_view::npos) {
+      value = std::string(word.substr(eq + 1));
+    }
+    if (key == "json") {
+      if (value) {
+        throw usage_error{"--json takes no value"};
+      }
+      cl.raw_json = true;
+      continue;
+    }
+    if (!value) {
+      if (i + 1 >= argc) {
+        throw usage_error{"--" + key + " needs a value"};
+      }
+      value = argv[++i];
+    }
+    if (key == "host") {
+      cl.hosts.push_back(*value);
+    } else if (key == "port") {
+      const auto port = parse_integer(*value);
+      if (!port || *port <= 0 || *port > 65535) {
+        throw usage_error{"--port expects 1..65535, got '" + *value + "'"};
+      }
+      cl.port = static_cast<uint16_t>(*port);
+    } else if (key == "token") {
+      cl.token = *value;
+    } else if (key == "get") {
+      cl.get_field = *value;
+    } else if (key == "timeout_ms") {
+      cl.timeout_ms = positive_option("timeout-ms", *value);
+    } else if (key == "connect_timeout_ms") {
+      cl.connect_timeout_ms = positive_option("connect-timeout-ms", *value);
+    } else if (key.empty()) {
+      throw usage_error{"empty option name in '" + std::string(word) + "'"};
+    } else {
+      op_args.emplace_back(key, *value);
+    }
+  }
+  if (cl.help) {
+    return cl;
+  }
+  if (positional.empty()) {
+    throw usage_error{"no op given (try orderctl --help)"};
+  }
+  if (positional[0] == "call") {
+    if (positional.size() < 2 || positional.size() > 3) {
+      throw usage_error{"usage: orderctl [options] call <op> ['<json args>']"};
+    }
+    if (!op_args.empty()) {
+      throw usage_error{"call takes its args as JSON, not as --" + op_args[0].first};
+    }
+    cl.op = positional[1];
+    if (positional.size() == 3) {
+      cl.args = json::parse(positional[2], nullptr, /*allow_exceptions=*/false);
+      if (cl.args.is_discarded()) {
+        throw usage_error{"call: args are not valid JSON: " + positional[2]};
+      }
+    }
+    return cl;
+  }
+  if (positional.size() > 1) {
+    throw usage_error{"unexpected argument '" + positional[1] + "' (args are --key value)"};
+  }
+  cl.op = positional[0];
+  for (const auto& [key, value] : op_args) {
+    if (cl.args.contains(key)) {
+      throw usage_error{"--" + key + " given twice"};
+    }
+    cl.args[key] = arg_value(key, value);
+  }
+  return cl;
+}
+
+// ---- readable rendering ----
+
+std::string scalar_text(const json& v) {
+  return v.is_string() ? v.get<std::string>() : v.dump();
+}
+
+/// "2023-11-14T22:13:20.000Z" for a millisecond timestamp.
+std::string utc_text(int64_t ms) {
+  const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  if (gmtime_r(&seconds, &tm) == nullptr) {
+    return "?";
+  }
+  char text[32];
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &tm);
+  std::ostringstream out;
+  out << text << '.' << std::setw(3) << std::setfill('0') << (ms % 1000) << 'Z';
+  return out.str();
+}
+
+bool ends_with(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+/// A value with a human hint for times and money: "1500 (15.00)", "17000... (2023-...Z)".
+std::string decorated(const std::string& key, const json& v) {
+  std::string text = scalar_text(v);
+  if (!v.is_number_integer()) {
+    return text;
+  }
+  const auto n = v.get<int64_t>();
+  if (ends_with(key, "_at") && n > 0) {
+    return text + " (" + utc_text(n) + ")";
+  }
+  if (ends_with(key, "_cents") && n > -1000000000000000000 && n < 1000000000000000000) {
+    std::ostringstream out;
+    out << text << " (" << (n < 0 ? "-" : "") << (std::llabs(n) / 100) << '.' << std::setw(2)
+        << std::setfill('0') << (std::llabs(n) % 100) << ')';
+    return out.str();
+  }
+  return text;
+}
+
+size_t key_width(const json& object) {
+  size_t width = 0;
+  for (const auto& [key, value] : object.items()) {
+    width = std::max(width, key.size());
+  }
+  return width;
+}
+
+void render_object(std::ostream& out, const json& object, const std::string& indent);
+
+void render_field(std::ostream& out, const std::string& key, const json& v, size_t width,
+                  const std::string& indent) {
+  out << indent << key << ':';
+  if (v.is_object()) {
+    out << (v.empty() ? " {}\n" : "\n");
+    render_object(out, v, indent + "  ");
+    return;
+  }
+  if (v.is_array()) {
+    bool flat = true;
+    for (const auto& e : v) {
+      flat = flat && !e.is_structured();
+    }
+    if (flat) {
+      out << std::string(width - key.size() + 1, ' ');
+      for (size_t i = 0; i < v.size(); ++i) {
+        out << (i == 0 ? "" : ", ") << scalar_text(v[i]);
+      }
+      out << (v.empty() ? "(none)\n" : "\n");
+      return;
+    }
+    out << '\n';
+    for (const auto& e : v) {
+      out << indent << "  - " << e.dump(-1, ' ', false, json::error_handler_t::replace) << '\n';
+    }
+    return;
+  }
+  out << std::string(width - key.size() + 1, ' ') << decorated(key, v) << '\n';
+}
+
+void render_object(std::ostream& out, const json& object, const std::string& indent) {
+  const size_t width = key_width(object);
+  for (const auto& [key, value] : object.items()) {
+    render_field(out, key, value, width, indent);
+  }
+}
+
+std::string items_shorthand(const json& items) {
+  std::string out;
+  for (const auto& item : items) {
+    if (!out.empty()) {
+      out += ',';
+    }
+    out += scalar_text(item.value("product_id", json("?"))) + ":" +
+           scalar_text(item.value("quantity", json("?")));
+  }
+  return out.size() > 40 ? out.substr(0, 37) + "..." : out;
+}
+
+void print_table(std::ostream& out, const std::vector<std::vector<std::string>>& rows,
+                 const std::string& indent) {
+  std::vector<size_t> widths;
+  for (const auto& row : rows) {
+    widths.resize(std::max(widths.size(), row.size()), 0);
+    for (size_t c = 0; c < row.size(); ++c) {
+      widths[c] = std::max(widths[c], row[c].size());
+    }
+  }
+  for (const auto& row : rows) {
+    out << indent;
+    for (size_t c = 0; c < row.size(); ++c) {
+      // No padding after the last column: trailing blanks only get in the way of scripts.
+      if (c + 1 < row.size()) {
+        out << row[c] << std::string(widths[c] - row[c].size() + 2, ' ');
+      } else {
+        out << row[c];
+      }
+    }
+    out << '\n';
+  }
+}
+
+void render_order(std::ostream& out, const json& order) {
+  json head = order;
+  head.erase("items");
+  // Fixed order for the fields people look at first; anything else follows.
+  static const char* order_keys[] = {"order_id",    "user_id",    "status",     "reason",
+                                     "total_cents", "created_at", "updated_at", "expires_at"};
+  const size_t width = key_width(head);
+  for (const char* key : order_keys) {
+    if (head.contains(key)) {
+      render_field(out, key, head[key], width, "");
+      head.erase(key);
+    }
+  }
+  render_object(out, head, "");
+  std::vector<std::vector<std::string>> rows{{"PRODUCT", "QUANTITY", "UNIT_PRICE_CENTS"}};
+  for (const auto& item : order["items"]) {
+    if (!item.is_object()) {
+      continue;
+    }
+    rows.push_back({scalar_text(item.value("product_id", json(""))),
+                    scalar_text(item.value("quantity", json(""))),
+                    scalar_text(item.value("unit_price_cents", json("")))});
+  }
+  out << "items:\n";
+  print_table(out, rows, "  ");
+}
+
+void render_order_list(std::ostream& out, const json& orders) {
+  std::vector<std::vector<std::string>> rows{
+      {"ORDER_ID", "STATUS", "TOTAL_CENTS", "ITEMS", "UPDATED_AT"}};
+  for (const auto& order : orders) {
+    if (!order.is_object()) {
+      continue;
+    }
+    const json updated = order.value("updated_at", json(0));
+    rows.push_back({scalar_text(order.value("order_id", json(""))),
+                    scalar_text(order.value("status", json(""))),
+                    scalar_text(order.value("total_cents", json(""))),
+                    items_shorthand(order.value("items", json::array())),
+                    updated.is_number_integer() ? utc_text(updated.get<int64_t>()) : ""});
+  }
+  print_table(out, rows, "");
+  out << "(" << orders.size() << (orders.size() == 1 ? " order" : " orders") << ")\n";
+}
+
+void render_result(std::ostream& out, const json& result) {
+  if (!result.is_object()) {
+    out << result.dump(2, ' ', false, json::error_handler_t::replace) << '\n';
+  } else if (result.empty()) {
+    out << "ok\n";
+  } else if (result.contains("order_id") && result.contains("items") &&
+             result["items"].is_array()) {
+    render_order(out, result);
+  } else if (result.size() == 1 && result.contains("orders") && result["orders"].is_array()) {
+    render_order_list(out, result["orders"]);
+  } else {
+    render_object(out, result, "");
+  }
+}
+
+/// `--get a.b.0`: walks objects by key and arrays by index.
+const json* find_field(const json& root, const std::string& path) {
+  const json* at = &root;
+  std::string_view rest = path;
+  while (at != nullptr) {
+    const auto dot = rest.find('.');
+    const std::string part(rest.substr(0, dot));
+    if (at->is_object()) {
+      auto it = at->find(part);
+      at = it == at->end() ? nullptr : &*it;
+    } else if (at->is_array()) {
+      auto index = parse_integer(part);
+      at = index && *index >= 0 && static_cast<size_t>(*index) < at->size()
+               ? &(*at)[static_cast<size_t>(*index)]
+               : nullptr;
+    } else {
+      at = nullptr;
+    }
+    if (dot == std::string_view::npos) {
+      break;
+    }
+    rest = rest.substr(dot + 1);
+  }
+  return at;
+}
+
+int run(int argc, char** argv) {
+  command_line cl = parse_command_line(argc, argv);
+  if (cl.help) {
+    std::cout << help_text;
+    return exit_ok;
+  }
+
+  om::options opts;
+  opts.endpoints.clear();
+  for (const auto& host : cl.hosts) {
+    std::string error;
+    if (!om::parse_endpoints(host, cl.port, opts.endpoints, error)) {
+      throw usage_error{"--host: " + error};
+    }
+  }
+  if (opts.endpoints.empty()) {
+    opts.endpoints.push_back(om::endpoint{"127.0.0.1", cl.port});
+  }
+  opts.call_timeout = std::chrono::milliseconds(cl.timeout_ms);
+  opts.connect_timeout = std::chrono::milliseconds(cl.connect_timeout_ms);
+
+  std::string token;
+  if (cl.token) {
+    token = *cl.token;
+  } else if (const char* env = std::getenv("ORDERMESH_TOKEN")) {
+    token = env;
+  }
+
+  om::client client(opts);
+  const om::reply reply = client.call(cl.op, cl.args, token);
+
+  if (cl.raw_json) {
+    std::cout << reply.line << '\n';
+  }
+  if (!reply.ok) {
+    std::cerr << "error " << reply.code << ": " << reply.message << '\n';
+    return reply.local && (reply.code == "unavailable" || reply.code == "timeout")
+               ? exit_no_answer
+               : exit_error_reply;
+  }
+  if (cl.raw_json) {
+    return exit_ok;
+  }
+  if (cl.get_field) {
+    const json* field = find_field(reply.result, *cl.get_field);
+    if (field == nullptr) {
+      std::cerr << "error: no field '" << *cl.get_field << "' in the result\n";
+      return exit_error_reply;
+    }
+    std::cout << (field->is_string() ? field->get<std::string>()
+                                     : field->dump(-1, ' ', false, json::error_handler_t::replace))
+              << '\n';
+    return exit_ok;
+  }
+  render_result(std::cout, reply.result);
+  return exit_ok;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const usage_error& e) {
+    std::cerr << "orderctl: " << e.message << '\n';
+    return exit_usage;
+  } catch (const std::exception& e) {
+    std::cerr << "orderctl: " << e.what() << '\n';
+    return exit_error_reply;
+  }
+}

@@ -1,0 +1,38 @@
+#pragma once
+// Error codes shared by every layer. They are the protocol's error codes (docs/PROTOCOL.md):
+// a code exists only if a caller can react to it differently.
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace ordermesh::domain {
+
+enum class errc : uint8_t {
+  none = 0,
+  bad_request,
+  unauthorized,
+  forbidden,
+  not_found,
+  conflict,
+  out_of_stock,
+  insufficient_funds,
+  invalid_state,
+  unavailable,  // safe to retry with the same ids
+  timeout,      // safe to retry with the same ids
+  overloaded,   // safe to retry with the same ids
+  too_large,
+  internal,
+};
+
+/// The protocol spelling, e.g. "out_of_stock". Never empty.
+std::string_view to_string(errc code);
+/// Parses the protocol spelling; false for unknown text.
+bool from_string(std::string_view text, errc& out);
+
+/// A refusal from a rule: no events, a code and a message for people.
+struct failure {
+  errc code = errc::none;
+  std::string message;
+};
+
+}  // namespace ordermesh::domain

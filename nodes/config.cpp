@@ -1,0 +1,171 @@
+#include "nodes/config.hpp"
+
+#include <cstdlib>
+#include <iostream>
+
+#include <boost/program_options.hpp>
+
+#include "cluster/sharding.hpp"
+#include "domain/types.hpp"
+
+namespace ordermesh::node {
+
+namespace po = boost::program_options;
+
+bool parse_duration(const std::string& text, std::chrono::milliseconds& out) {
+  if (text.empty() || text.size() > 32)
+    return false;
+  size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits])))
+    ++digits;
+  if (digits == 0 || digits > 12)
+    return false;
+  int64_t n = std::stoll(text.substr(0, digits));
+  auto unit = text.substr(digits);
+  int64_t ms_per_unit;
+  if (unit.empty() || unit == "s")
+    ms_per_unit = 1000;
+  else if (unit == "ms")
+    ms_per_unit = 1;
+  else if (unit == "m")
+    ms_per_unit = 60 * 1000;
+  else if (unit == "h")
+    ms_per_unit = 3600 * 1000;
+  else
+    return false;
+  out = std::chrono::milliseconds(n * ms_per_unit);
+  return true;
+}
+
+namespace {
+
+bool split_host_port(const std::string& s, std::string& host, uint16_t& port) {
+  auto colon = s.rfind(':');
+  if (colon == std::string::npos || colon == 0)
+    return false;
+  host = s.substr(0, colon);
+  auto p = s.substr(colon + 1);
+  if (p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos)
+    return false;
+  auto v = std::stoul(p);
+  if (v == 0 || v > 65535)
+    return false;
+  port = static_cast<uint16_t>(v);
+  return true;
+}
+
+}  // namespace
+
+std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
+  node_config c;
+  std::string seeds, reservation_ttl = "15m", passivate_after = "5m", request_timeout = "10s";
+  std::string step_timeout = "5s", restart_window = "10s", quarantine_for = "30s";
+  uint32_t snapshot_every = c.entities.snapshot_every, restart_limit = c.entities.restart_limit;
+  uint32_t client_port = c.client_port, cluster_port = c.cluster_port, shards = c.shards;
+  po::options_description opts("orderd options");
+  opts.add_options()
+    ("help,h", "print this help")
+    ("node-id", po::value(&c.node_id), "this node's id ([A-Za-z0-9._-]{1,64}), required")
+    ("data-dir", po::value(&c.data_dir), "directory of this node's RocksDB, required")
+    ("client-host", po::value(&c.client_host), "address clients connect to (default 127.0.0.1)")
+    ("client-port", po::value(&client_port), "client protocol port (default 7400)")
+    ("cluster-host", po::value(&c.cluster_host), "address for node-to-node traffic")
+    ("cluster-port", po::value(&cluster_port), "node-to-node port (default 7500)")
+    ("seeds", po::value(&seeds), "host:port,... of cluster members to join (empty: single node)")
+    ("admin-token", po::value(&c.admin_token), "admin token (or env ORDERMESH_ADMIN_TOKEN)")
+    ("shards", po::value(&shards), "shard count, fixed when the data dir is created (default 64)")
+    ("reservation-ttl", po::value(&reservation_ttl), "unpaid reservations lapse after (15m)")
+    ("snapshot-every", po::value(&snapshot_every), "snapshot an entity every N events (100)")
+    ("passivate-after", po::value(&passivate_after), "idle entities leave memory after (5m)")
+    ("request-timeout", po::value(&request_timeout), "a client request's deadline (10s)")
+    ("step-timeout", po::value(&step_timeout), "a saga step's deadline before retrying (5s)")
+    ("restart-limit", po::value(&restart_limit), "crashes within --restart-window (5) ...")
+    ("restart-window", po::value(&restart_window), "... that quarantine an entity (10s)")
+    ("quarantine-for", po::value(&quarantine_for), "how long a quarantine lasts (30s)")
+    ("enable-fault-injection", po::bool_switch(&c.entities.fault_injection), "accept admin.crash")
+    ("log-level", po::value(&c.log_level), "trace|debug|info|warn|error (info)")
+    ("log-file", po::value(&c.log_file), "log to this file instead of stderr")
+    ("pwhash", po::value(&c.pwhash), "interactive (default) or fast (tests, benchmarks)")
+    ("threads", po::value(&c.scheduler_threads), "actor scheduler threads (0: one per core)");
+  auto fail = [&](const std::string& why) -> std::optional<node_config> {
+    std::cerr << "orderd: " << why << "\n(try --help)\n";
+    *exit_code = 2;
+    return std::nullopt;
+  };
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
+    po::notify(vm);
+  } catch (const std::exception& e) {
+    return fail(e.what());
+  }
+  if (vm.count("help")) {
+    std::cout << "usage: orderd --node-id ID --data-dir DIR [options]\n" << opts << "\n";
+    *exit_code = 0;
+    return std::nullopt;
+  }
+  if (!domain::valid_id(c.node_id))
+    return fail("--node-id is required and must match [A-Za-z0-9._-]{1,64}");
+  if (c.data_dir.empty())
+    return fail("--data-dir is required");
+  if (client_port == 0 || client_port > 65535 || cluster_port == 0 || cluster_port > 65535)
+    return fail("ports must be 1..65535");
+  c.client_port = static_cast<uint16_t>(client_port);
+  c.cluster_port = static_cast<uint16_t>(cluster_port);
+  if (shards == 0 || shards > cluster::max_shard_count)
+    return fail("--shards must be 1.." + std::to_string(cluster::max_shard_count));
+  c.shards = static_cast<uint16_t>(shards);
+  std::chrono::milliseconds d;
+  struct {
+    const char* flag;
+    const std::string& text;
+    std::chrono::milliseconds& target;
+  } durations[] = {
+      {"--passivate-after", passivate_after, c.entities.passivate_after},
+      {"--request-timeout", request_timeout, c.request_timeout},
+      {"--step-timeout", step_timeout, c.entities.step_timeout},
+      {"--restart-window", restart_window, c.entities.restart_window},
+      {"--quarantine-for", quarantine_for, c.entities.quarantine_for},
+  };
+  for (auto& x : durations) {
+    if (!parse_duration(x.text, x.target) || x.target.count() <= 0)
+      return fail(std::string(x.flag) + ": not a duration: '" + x.text + "' (e.g. 500ms, 30s, 15m)");
+  }
+  if (!parse_duration(reservation_ttl, d) || d.count() <= 0)
+    return fail("--reservation-ttl: not a duration: '" + reservation_ttl + "'");
+  c.entities.reservation_ttl_ms = d.count();
+  if (snapshot_every == 0 || snapshot_every > 1000000)
+    return fail("--snapshot-every must be 1..1000000");
+  c.entities.snapshot_every = snapshot_every;
+  c.entities.restart_limit = restart_limit;
+  if (c.log_level != "trace" && c.log_level != "debug" && c.log_level != "info" &&
+      c.log_level != "warn" && c.log_level != "error")
+    return fail("--log-level must be trace, debug, info, warn or error");
+  if (c.pwhash != "interactive" && c.pwhash != "fast")
+    return fail("--pwhash must be interactive or fast");
+  if (c.scheduler_threads > 64)
+    return fail("--threads must be 0..64");
+  size_t start = 0;
+  while (start < seeds.size()) {
+    auto end = seeds.find(',', start);
+    if (end == std::string::npos)
+      end = seeds.size();
+    auto seed = seeds.substr(start, end - start);
+    std::string h;
+    uint16_t p;
+    if (!seed.empty()) {
+      if (!split_host_port(seed, h, p))
+        return fail("--seeds: '" + seed + "' is not host:port");
+      c.seeds.push_back(seed);
+    }
+    start = end + 1;
+  }
+  if (c.admin_token.empty())
+    if (const char* env = std::getenv("ORDERMESH_ADMIN_TOKEN"))
+      c.admin_token = env;
+  if (!c.admin_token.empty() && c.admin_token.size() < 16)
+    return fail("the admin token must be at least 16 characters");
+  return c;
+}
+
+}  // namespace ordermesh::node

@@ -1,0 +1,41 @@
+#pragma once
+// orderd's command line. Every flag has a default except --node-id and --data-dir.
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "actors/node_context.hpp"
+
+namespace ordermesh::node {
+
+struct node_config {
+  std::string node_id;
+  std::string data_dir;
+  std::string client_host = "127.0.0.1";
+  uint16_t client_port = 7400;
+  std::string cluster_host = "127.0.0.1";
+  uint16_t cluster_port = 7500;
+  std::vector<std::string> seeds;  // host:port; empty: a single node
+  std::string admin_token;         // --admin-token or ORDERMESH_ADMIN_TOKEN; generated if none
+  uint16_t shards = 64;
+  std::string log_level = "info";
+  std::string log_file;            // empty: stderr
+  std::string pwhash = "interactive";  // or "fast" (tests and benchmarks only)
+  std::chrono::milliseconds request_timeout{10000};
+  std::chrono::milliseconds session_ttl{24 * 3600 * 1000};
+  size_t max_connections = 1024;
+  size_t max_in_flight_per_connection = 256;
+  size_t scheduler_threads = 0;    // 0: one per core
+  actors::entity_settings entities;
+};
+
+/// Parses argv. On --help prints usage and returns nullopt with *exit_code 0; on a bad flag
+/// prints a message naming it and returns nullopt with *exit_code 2.
+std::optional<node_config> parse_config(int argc, char** argv, int* exit_code);
+
+/// "500ms", "30s", "15m", "1h", or a plain number of seconds. False for anything else.
+bool parse_duration(const std::string& text, std::chrono::milliseconds& out);
+
+}  // namespace ordermesh::node

@@ -1,0 +1,456 @@
+#include "nodes/gateway.hpp"
+
+#include <algorithm>
+#include <unordered_map>
+
+#include <caf/all.hpp>
+#include <spdlog/logger.h>
+
+#include "actors/errors.hpp"
+#include "actors/messages.hpp"
+#include "nodes/protocol.hpp"
+#include "persistence/storage_engine.hpp"
+
+// Local-only messages between the I/O thread, the hasher threads and a gateway actor.
+namespace ordermesh::node {
+struct hashed {  // a password hash is ready
+  uint64_t job;
+  std::string hash;
+};
+struct verified {  // a password check is done
+  uint64_t job;
+  bool ok;
+};
+}  // namespace ordermesh::node
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ordermesh::protocol::request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ordermesh::node::hashed)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ordermesh::node::verified)
+
+namespace ordermesh::node {
+
+namespace {
+
+using actors::entity_ref;
+using domain::entity_kind;
+using domain::errc;
+using json = nlohmann::json;
+using protocol::op;
+
+struct gateway_state {
+  std::shared_ptr<gateway_shared> g;
+  std::shared_ptr<client_connection> conn;
+  uint64_t next_job = 0;
+  int64_t outstanding = 0;  // requests of this connection not answered yet
+  // Requests waiting for the hasher, by job number.
+  std::unordered_map<uint64_t, protocol::request> hashing;
+  static inline const char* name = "ordermesh.gateway";
+  ~gateway_state() {
+    // Requests that die with the connection are no longer in flight.
+    if (g)
+      g->in_flight.fetch_sub(outstanding, std::memory_order_relaxed);
+  }
+};
+using self_ptr = caf::stateful_actor<gateway_state>*;
+
+// ---- answering ----
+
+void send_line(self_ptr self, std::string line) {
+  auto& s = self->state;
+  --s.outstanding;
+  s.g->in_flight.fetch_sub(1, std::memory_order_relaxed);
+  s.g->requests.fetch_add(1, std::memory_order_relaxed);
+  if (s.conn)
+    s.conn->send(std::move(line));
+}
+
+void answer(self_ptr self, const protocol::request& req, const json& result) {
+  send_line(self, protocol::render_ok(req.id, result));
+}
+
+void refuse(self_ptr self, const protocol::request& req, errc code, std::string_view message) {
+  send_line(self, protocol::render_error(req.id, code, message));
+}
+
+void refuse(self_ptr self, const protocol::request& req, const caf::error& err) {
+  auto f = actors::to_failure(err);
+  refuse(self, req, f.code, f.message);
+}
+
+/// Sends (to, xs...) to the entity's shard and answers the client with render(View).
+template <class View, class Render, class... Ts>
+void call(self_ptr self, const protocol::request& req, const entity_ref& to, Render render,
+          Ts&&... xs) {
+  auto& g = *self->state.g;
+  self->request(g.ctx->route(to), g.request_timeout, to, std::forward<Ts>(xs)...)
+      .then([self, req, render](const View& v) { answer(self, req, render(v)); },
+            [self, req](caf::error& err) { refuse(self, req, err); });
+}
+
+template <class View>
+json as_json(const View& v) {
+  return protocol::to_json(v);
+}
+
+// ---- authentication ----
+
+/// The caller, from the request's token. nullopt: a token was given and is not valid.
+std::optional<domain::principal> authenticate(self_ptr self, const protocol::request& req) {
+  auto& g = *self->state.g;
+  domain::principal who;
+  if (req.token.empty())
+    return who;
+  if (secrets_equal(req.token, g.admin_token)) {
+    who.admin = true;
+    return who;
+  }
+  auto user = g.tokens.verify(req.token, g.ctx->now_ms());
+  if (!user)
+    return std::nullopt;
+  who.user_id = std::move(*user);
+  return who;
+}
+
+bool anonymous_allowed(op o) {
+  switch (o) {
+    case op::user_register:
+    case op::user_login:
+    case op::product_get:
+    case op::inventory_get:
+    case op::cluster_status:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// ---- ops that need more than one message ----
+
+void start_register(self_ptr self, protocol::request req) {
+  auto& s = self->state;
+  auto job = ++s.next_job;
+  auto password = req.password;
+  s.hashing.emplace(job, std::move(req));
+  caf::actor me = caf::actor_cast<caf::actor>(self);
+  bool queued = s.g->hasher.hash(std::move(password), [me, job](std::string hash) {
+    caf::anon_send(me, hashed{job, std::move(hash)});
+  });
+  if (!queued) {
+    auto r = std::move(s.hashing[job]);
+    s.hashing.erase(job);
+    refuse(self, r, errc::overloaded, "too many password operations in progress; retry");
+  }
+}
+
+void finish_register(self_ptr self, const hashed& h) {
+  auto& s = self->state;
+  auto it = s.hashing.find(h.job);
+  if (it == s.hashing.end())
+    return;
+  auto req = std::move(it->second);
+  s.hashing.erase(it);
+  if (h.hash.empty()) {
+    refuse(self, req, errc::internal, "password hashing failed");
+    return;
+  }
+  call<domain::user_view>(
+      self, req, actors::ref(entity_kind::user, req.user_id),
+      [](const domain::user_view& v) { return json{{"user_id", v.user_id}}; },
+      actors::register_atom::value, req.name, h.hash);
+}
+
+void start_login(self_ptr self, protocol::request req) {
+  auto& g = *self->state.g;
+  auto to = actors::ref(entity_kind::user, req.user_id);
+  self->request(g.ctx->route(to), g.request_timeout, to, actors::creds_atom::value)
+      .then(
+          [self, req](const actors::credentials& c) mutable {
+            auto& s = self->state;
+            auto job = ++s.next_job;
+            auto password = req.password;
+            s.hashing.emplace(job, std::move(req));
+            caf::actor me = caf::actor_cast<caf::actor>(self);
+            bool queued = s.g->hasher.verify(std::move(password), c.password_hash,
+                                             [me, job](bool ok) {
+                                               caf::anon_send(me, verified{job, ok});
+                                             });
+            if (!queued) {
+              auto r = std::move(s.hashing[job]);
+              s.hashing.erase(job);
+              refuse(self, r, errc::overloaded, "too many password operations in progress");
+            }
+          },
+          [self, req](caf::error& err) {
+            auto f = actors::to_failure(err);
+            // Do not reveal which user ids exist.
+            if (f.code == errc::not_found)
+              refuse(self, req, errc::unauthorized, "wrong user id or password");
+            else
+              refuse(self, req, f.code, f.message);
+          });
+}
+
+void finish_login(self_ptr self, const verified& v) {
+  auto& s = self->state;
+  auto it = s.hashing.find(v.job);
+  if (it == s.hashing.end())
+    return;
+  auto req = std::move(it->second);
+  s.hashing.erase(it);
+  if (!v.ok) {
+    refuse(self, req, errc::unauthorized, "wrong user id or password");
+    return;
+  }
+  auto expires = s.g->ctx->now_ms() + s.g->session_ttl.count();
+  answer(self, req, json{{"token", s.g->tokens.mint(req.user_id, expires)},
+                         {"expires_at", expires}});
+}
+
+/// order.list: the user's order ids, then each order (the most recent ones, bounded).
+void list_orders(self_ptr self, const protocol::request& req, const domain::principal& who) {
+  auto& g = *self->state.g;
+  auto to = actors::ref(entity_kind::user, req.user_id);
+  self->request(g.ctx->route(to), g.request_timeout, to, actors::orders_atom::value, who)
+      .then(
+          [self, req, who](const actors::order_ids& ids) {
+            auto& gs = *self->state.g;
+            size_t n = std::min(ids.ids.size(), domain::limits::max_orders_listed);
+            if (n == 0) {
+              answer(self, req, json{{"orders", json::array()}});
+              return;
+            }
+            struct gather {
+              std::vector<domain::order_view> orders;
+              size_t pending;
+              domain::failure first_error;
+            };
+            auto acc = std::make_shared<gather>();
+            acc->orders.resize(n);
+            acc->pending = n;
+            auto first = ids.ids.size() - n;
+            auto done = [self, req, acc] {
+              if (--acc->pending > 0)
+                return;
+              if (acc->first_error.code != errc::none) {
+                refuse(self, req, acc->first_error.code, acc->first_error.message);
+                return;
+              }
+              domain::order_list_view list;
+              list.orders = std::move(acc->orders);
+              answer(self, req, protocol::to_json(list));
+            };
+            for (size_t i = 0; i < n; ++i) {
+              auto oref = actors::ref(entity_kind::order, ids.ids[first + i]);
+              self->request(gs.ctx->route(oref), gs.request_timeout, oref,
+                            actors::read_atom::value, who)
+                  .then(
+                      [acc, i, done](const domain::order_view& v) {
+                        acc->orders[i] = v;
+                        done();
+                      },
+                      [acc, done](caf::error& err) {
+                        if (acc->first_error.code == errc::none)
+                          acc->first_error = actors::to_failure(err);
+                        done();
+                      });
+            }
+          },
+          [self, req](caf::error& err) { refuse(self, req, err); });
+}
+
+json cluster_status(self_ptr self) {
+  auto& g = *self->state.g;
+  auto& ctx = *g.ctx;
+  auto st = ctx.storage().stats();
+  json member = {{"node_id", ctx.node_id()},
+                 {"client_address", g.client_address},
+                 {"state", "up"},
+                 {"shards_owned", ctx.shard_count()},
+                 {"active_entities", ctx.active_entities.load()}};
+  json shards = json::array();
+  for (uint16_t i = 0; i < ctx.shard_count(); ++i)
+    shards.push_back({{"shard", i}, {"owner", ctx.node_id()}, {"epoch", 1}});
+  return {{"node_id", ctx.node_id()},
+          {"shard_count", ctx.shard_count()},
+          {"members", json::array({member})},
+          {"shards", shards},
+          {"storage",
+           {{"healthy", ctx.storage().health().is_ok()},
+            {"writes", st.writes},
+            {"synced_batches", st.batches},
+            {"events", st.events},
+            {"bytes", st.bytes},
+            {"max_batch", st.max_batch}}},
+          {"entity_restarts", ctx.entity_restarts.load()},
+          {"requests", g.requests.load()}};
+}
+
+// ---- dispatch ----
+
+void handle(self_ptr self, protocol::request req) {
+  auto& g = *self->state.g;
+  ++self->state.outstanding;
+  g.in_flight.fetch_add(1, std::memory_order_relaxed);
+  if (g.draining.load()) {
+    refuse(self, req, errc::unavailable, "the node is shutting down; retry on another node");
+    return;
+  }
+  auto who_opt = authenticate(self, req);
+  if (!who_opt) {
+    refuse(self, req, errc::unauthorized, "invalid or expired token");
+    return;
+  }
+  auto who = *who_opt;
+  bool anonymous = !who.admin && who.user_id.empty();
+  if (anonymous && !anonymous_allowed(req.operation)) {
+    refuse(self, req, errc::unauthorized, "this operation needs a token");
+    return;
+  }
+  auto user = [&] { return actors::ref(entity_kind::user, req.user_id); };
+  auto product = [&] { return actors::ref(entity_kind::product, req.product_id); };
+  auto stock = [&] { return actors::ref(entity_kind::inventory, req.product_id); };
+  auto order = [&] { return actors::ref(entity_kind::order, req.order_id); };
+  using namespace actors;
+  switch (req.operation) {
+    case op::user_register:
+      start_register(self, std::move(req));
+      return;
+    case op::user_login:
+      start_login(self, std::move(req));
+      return;
+    case op::user_get:
+      call<domain::user_view>(self, req, user(), as_json<domain::user_view>, read_atom::value,
+                              who);
+      return;
+    case op::user_deposit:
+      call<domain::user_view>(
+          self, req, user(),
+          [](const domain::user_view& v) { return json{{"balance_cents", v.balance_cents}}; },
+          deposit_atom::value, who, req.request_id, req.amount_cents);
+      return;
+    case op::product_create:
+      call<domain::product_view>(self, req, product(), as_json<domain::product_view>,
+                                 create_atom::value, who, req.name, req.price_cents);
+      return;
+    case op::product_get:
+      call<domain::product_view>(self, req, product(), as_json<domain::product_view>,
+                                 read_atom::value, who);
+      return;
+    case op::inventory_add:
+      call<domain::inventory_view>(self, req, stock(), as_json<domain::inventory_view>,
+                                   restock_atom::value, who, req.request_id, req.quantity);
+      return;
+    case op::inventory_get:
+      call<domain::inventory_view>(self, req, stock(), as_json<domain::inventory_view>,
+                                   read_atom::value, who);
+      return;
+    case op::order_place:
+      call<domain::order_view>(self, req, order(), as_json<domain::order_view>,
+                               place_atom::value, who, req.user_id, req.items);
+      return;
+    case op::order_pay:
+      call<domain::order_view>(self, req, order(), as_json<domain::order_view>, pay_atom::value,
+                               who);
+      return;
+    case op::order_cancel:
+      call<domain::order_view>(self, req, order(), as_json<domain::order_view>,
+                               cancel_atom::value, who);
+      return;
+    case op::order_get:
+      call<domain::order_view>(self, req, order(), as_json<domain::order_view>,
+                               read_atom::value, who);
+      return;
+    case op::order_list:
+      list_orders(self, req, who);
+      return;
+    case op::admin_crash: {
+      if (!who.admin) {
+        refuse(self, req, errc::forbidden, "admin.crash needs the admin token");
+        return;
+      }
+      if (!g.ctx->settings().fault_injection) {
+        refuse(self, req, errc::forbidden,
+               "fault injection is off (start orderd with --enable-fault-injection)");
+        return;
+      }
+      entity_ref target{static_cast<uint8_t>(req.crash_kind), req.crash_id};
+      g.ctx->log().warn("node={} entity={}/{} crash injected by admin.crash", g.ctx->node_id(),
+                        domain::to_string(req.crash_kind), req.crash_id);
+      caf::anon_send(g.ctx->route(target), target, crash_atom::value);
+      answer(self, req, json::object());
+      return;
+    }
+    case op::cluster_status:
+      answer(self, req, cluster_status(self));
+      return;
+  }
+  refuse(self, req, errc::bad_request, "unknown op");
+}
+
+caf::behavior gateway_actor(self_ptr self, std::shared_ptr<gateway_shared> g,
+                            std::shared_ptr<client_connection> conn) {
+  self->state.g = std::move(g);
+  self->state.conn = std::move(conn);
+  self->set_exception_handler([self](caf::scheduled_actor*, std::exception_ptr& eptr) -> caf::error {
+    try { std::rethrow_exception(eptr); } catch (const std::exception& e) {
+      self->state.g->ctx->log().error("gateway: exception {}", e.what());
+    }
+    return caf::sec::runtime_error;
+  });
+  self->set_default_handler([self](caf::scheduled_actor*, caf::message_view& xs) -> caf::result<caf::message> {
+    self->state.g->ctx->log().error("gateway: unexpected message {}", caf::to_string(xs.content()));
+    return caf::sec::unexpected_message;
+  });
+  return {
+      [self](protocol::request& req) { handle(self, std::move(req)); },
+      [self](const hashed& h) { finish_register(self, h); },
+      [self](const verified& v) { finish_login(self, v); },
+  };
+}
+
+/// Bridges the listener's I/O thread to the connection's gateway actor.
+class gateway_handler : public connection_handler {
+ public:
+  gateway_handler(caf::actor actor, std::shared_ptr<gateway_shared> g,
+                  std::shared_ptr<client_connection> conn)
+      : actor_(std::move(actor)), g_(std::move(g)), conn_(std::move(conn)) {}
+
+  void on_line(std::string line) override {
+    // Parsing happens here, on the I/O thread, so bad input never reaches an actor.
+    auto parsed = protocol::parse_request(line);
+    if (!parsed.ok()) {
+      conn_->send(protocol::render_error(parsed.id, parsed.error.code, parsed.error.message));
+      return;
+    }
+    caf::anon_send(actor_, std::move(parsed.req));
+  }
+
+  void on_oversized() override {
+    conn_->send(protocol::render_error(nullptr, errc::too_large,
+                                       "a request line may be at most 65536 bytes"));
+  }
+
+  void on_close() override {
+    // The actor holds the connection; ending it breaks the cycle. Answers still in flight
+    // are dropped by the closed connection.
+    caf::anon_send_exit(actor_, caf::exit_reason::user_shutdown);
+    conn_.reset();
+  }
+
+ private:
+  caf::actor actor_;
+  std::shared_ptr<gateway_shared> g_;
+  std::shared_ptr<client_connection> conn_;
+};
+
+}  // namespace
+
+handler_factory make_gateway_factory(caf::actor_system& sys,
+                                     std::shared_ptr<gateway_shared> shared) {
+  return [&sys, shared](std::shared_ptr<client_connection> conn)
+             -> std::unique_ptr<connection_handler> {
+    auto actor = sys.spawn(gateway_actor, shared, conn);
+    return std::make_unique<gateway_handler>(std::move(actor), shared, std::move(conn));
+  };
+}
+
+}  // namespace ordermesh::node

@@ -1,0 +1,47 @@
+#pragma once
+// The gateway turns client requests into entity messages and entity answers into reply lines.
+// One gateway actor per client connection: it authenticates the token, checks what the
+// protocol layer cannot (who may call what), routes to the entity, and answers within the
+// request deadline. Slow work (password hashing) runs on the hasher's threads.
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include <caf/fwd.hpp>
+
+#include "actors/node_context.hpp"
+#include "nodes/client_listener.hpp"
+#include "nodes/password_hasher.hpp"
+#include "nodes/session_tokens.hpp"
+
+namespace ordermesh::node {
+
+/// What every gateway of a node shares.
+struct gateway_shared {
+  gateway_shared(actors::context_ptr c, std::string admin, password_hasher& h,
+                 std::chrono::milliseconds timeout, std::chrono::milliseconds session)
+      : ctx(std::move(c)),
+        admin_token(std::move(admin)),
+        tokens(admin_token),
+        hasher(h),
+        request_timeout(timeout),
+        session_ttl(session) {}
+
+  actors::context_ptr ctx;
+  std::string admin_token;
+  session_tokens tokens;
+  password_hasher& hasher;
+  std::chrono::milliseconds request_timeout;
+  std::chrono::milliseconds session_ttl;
+  std::string client_address;          // host:port clients use, for cluster.status
+  std::atomic<bool> draining{false};   // SIGTERM: refuse new requests
+  std::atomic<int64_t> in_flight{0};   // requests accepted and not yet answered
+  std::atomic<uint64_t> requests{0};   // requests answered since start
+};
+
+/// The connection handler factory for client_listener: one gateway actor per connection.
+handler_factory make_gateway_factory(caf::actor_system& sys,
+                                     std::shared_ptr<gateway_shared> shared);
+
+}  // namespace ordermesh::node

@@ -1,0 +1,99 @@
+#include "persistence/keys.hpp"
+
+#include "persistence/big_endian.hpp"
+
+namespace ordermesh::persistence::keys {
+
+namespace {
+constexpr uint16_t meta_shard = 0xFFFF;
+
+bool valid_id_char(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '_' || c == '-';
+}
+
+bool valid_id(std::string_view id) {
+  if (id.empty()) {
+    return false;
+  }
+  for (char c : id) {
+    if (!valid_id_char(c)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string entity_record(const entity_key& k, char tag, uint64_t seq) {
+  std::string out = entity_prefix(k);
+  out.push_back(tag);
+  detail::put_u64be(out, seq);
+  return out;
+}
+}  // namespace
+
+std::string entity_prefix(const entity_key& k) {
+  std::string out;
+  out.reserve(2 + 1 + k.id.size() + 1 + 1 + 8);  // room for the record tag and seq that follow
+  detail::put_u16be(out, k.shard);
+  out.push_back(static_cast<char>(k.kind));
+  out += k.id;
+  out.push_back('\0');
+  return out;
+}
+
+std::string event(const entity_key& k, uint64_t seq) {
+  return entity_record(k, 'e', seq);
+}
+
+std::string snapshot(const entity_key& k, uint64_t seq) {
+  return entity_record(k, 's', seq);
+}
+
+std::string wakeup(const entity_key& k) {
+  std::string out = wakeup_prefix(k.shard);
+  out.push_back(static_cast<char>(k.kind));
+  out += k.id;
+  return out;
+}
+
+std::string wakeup_prefix(uint16_t shard) {
+  std::string out = shard_prefix(shard);
+  out.push_back(static_cast<char>(wakeup_tag));
+  return out;
+}
+
+std::string shard_prefix(uint16_t shard) {
+  std::string out;
+  detail::put_u16be(out, shard);
+  return out;
+}
+
+std::string meta(std::string_view name) {
+  std::string out = shard_prefix(meta_shard);
+  out.push_back('m');
+  out += name;
+  return out;
+}
+
+bool parse_wakeup(std::string_view key, entity_key& out) {
+  // [shard:2][0xF0][kind:1][id:1+]
+  if (key.size() < 5 || static_cast<uint8_t>(key[2]) != wakeup_tag) {
+    return false;
+  }
+  entity_key k;
+  k.shard = detail::get_u16be(key);
+  k.kind = static_cast<uint8_t>(key[3]);
+  k.id.assign(key.substr(4));
+  if (!valid(k)) {
+    return false;
+  }
+  out = std::move(k);
+  return true;
+}
+
+bool valid(const entity_key& k) {
+  return k.shard != meta_shard && k.kind != wakeup_tag && valid_id(k.id);
+}
+
+}  // namespace ordermesh::persistence::keys

@@ -1,0 +1,36 @@
+#include "persistence/status.hpp"
+
+namespace ordermesh::persistence {
+
+namespace {
+const char* code_name(status::code c) {
+  switch (c) {
+    case status::code::ok:
+      return "ok";
+    case status::code::not_found:
+      return "not_found";
+    case status::code::io_error:
+      return "io_error";
+    case status::code::corruption:
+      return "corruption";
+    case status::code::overloaded:
+      return "overloaded";
+    case status::code::closed:
+      return "closed";
+    case status::code::invalid:
+      return "invalid";
+  }
+  return "unknown";
+}
+}  // namespace
+
+std::string status::to_string() const {
+  std::string s = code_name(code_);
+  if (!message_.empty()) {
+    s += ": ";
+    s += message_;
+  }
+  return s;
+}
+
+}  // namespace ordermesh::persistence

@@ -1,0 +1,65 @@
+#include "persistence/write_batch.hpp"
+
+#include <limits>
+
+#include "persistence/big_endian.hpp"
+#include "persistence/keys.hpp"
+
+namespace ordermesh::persistence::detail {
+
+status validate(const write_request& req) {
+  if (!keys::valid(req.key)) {
+    return status::invalid("bad entity key (id must match [A-Za-z0-9._-]+, kind != 0xF0)");
+  }
+  if (req.erase_wakeup && req.wakeup_due_ms) {
+    return status::invalid("both erase_wakeup and wakeup_due_ms set");
+  }
+  if (!req.events.empty() || req.snapshot) {
+    // Seq 0 means "nothing" (recovered_entity::last_seq), so stored records start at 1.
+    if (req.events.empty() ? req.first_seq < 2 : req.first_seq < 1) {
+      return status::invalid("first_seq too small: records are numbered from 1");
+    }
+    // Keep UINT64_MAX unused so "seq + 1" never wraps when reading.
+    if (req.first_seq >= std::numeric_limits<uint64_t>::max() - req.events.size()) {
+      return status::invalid("first_seq too large");
+    }
+  }
+  return status::ok();
+}
+
+uint64_t snapshot_seq(const write_request& req) {
+  return req.first_seq + req.events.size() - 1;  // wraps only for invalid requests
+}
+
+rocksdb::Status append(const pending_write& w, rocksdb::WriteBatch& batch, append_counts& counts) {
+  if (w.meta) {
+    counts.bytes += w.meta->value.size();
+    return batch.Put(keys::meta(w.meta->name), w.meta->value);
+  }
+  const write_request& req = w.req;
+  uint64_t seq = req.first_seq;
+  for (const std::string& ev : req.events) {
+    rocksdb::Status s = batch.Put(keys::event(req.key, seq++), ev);
+    if (!s.ok()) {
+      return s;
+    }
+    counts.bytes += ev.size();
+  }
+  counts.events += req.events.size();
+  if (req.snapshot) {
+    rocksdb::Status s = batch.Put(keys::snapshot(req.key, snapshot_seq(req)), *req.snapshot);
+    if (!s.ok()) {
+      return s;
+    }
+    counts.bytes += req.snapshot->size();
+  }
+  if (req.erase_wakeup) {
+    return batch.Delete(keys::wakeup(req.key));
+  }
+  if (req.wakeup_due_ms) {
+    return batch.Put(keys::wakeup(req.key), encode_i64(*req.wakeup_due_ms));
+  }
+  return rocksdb::Status::OK();
+}
+
+}  // namespace ordermesh::persistence::detail

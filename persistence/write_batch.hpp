@@ -1,0 +1,44 @@
+#pragma once
+// Internal: what one queued write is, how it is checked, and how it becomes RocksDB operations.
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include <rocksdb/write_batch.h>
+
+#include "persistence/storage_engine.hpp"
+
+namespace ordermesh::persistence::detail {
+
+/// A node metadata put; routed through the writer so it is never reordered with entity writes.
+struct meta_put {
+  std::string name;
+  std::string value;
+};
+
+/// One queue entry: an entity write or a meta put, and who to tell when it is durable.
+struct pending_write {
+  write_request req;
+  std::optional<meta_put> meta;  // set: this entry is a meta put and `req` is unused
+  write_callback done;           // may be empty
+};
+
+/// Checks a request before it is queued, so a bad request is refused alone instead of failing
+/// the batch it would share with others (and with it the engine).
+status validate(const write_request& req);
+
+/// Seq under which `req.snapshot` is stored: that of the last event, or first_seq - 1 when
+/// the request carries no events.
+uint64_t snapshot_seq(const write_request& req);
+
+/// What appending one entry added, for the stats.
+struct append_counts {
+  uint64_t events = 0;
+  uint64_t bytes = 0;
+};
+
+/// Appends the entry's puts/deletes to `batch` and adds to `counts`. The entry must have passed
+/// validate(). Fails only when RocksDB refuses a record (e.g. a value of 4 GiB or more).
+rocksdb::Status append(const pending_write& w, rocksdb::WriteBatch& batch, append_counts& counts);
+
+}  // namespace ordermesh::persistence::detail

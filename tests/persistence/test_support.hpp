@@ -1,0 +1,111 @@
+#pragma once
+// Helpers shared by the persistence tests: a temp dir per test, opening, waiting for callbacks.
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <filesystem>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "persistence/storage_engine.hpp"
+
+namespace ordermesh::persistence::test {
+
+/// A fresh directory under /tmp, removed with everything in it at the end of the test.
+class temp_dir {
+ public:
+  temp_dir() {
+    std::string pattern = "/tmp/ordermesh-persistence-XXXXXX";
+    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
+    path_ = pattern;
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+
+  /// Where the database lives (a child, so RocksDB creates it).
+  std::string db_path() const { return path_ + "/db"; }
+
+ private:
+  std::string path_;
+};
+
+inline storage_options options_for(const temp_dir& dir) {
+  storage_options o;
+  o.path = dir.db_path();
+  o.block_cache_bytes = 8u << 20;
+  return o;
+}
+
+inline std::unique_ptr<storage_engine> open_engine(const storage_options& o) {
+  status st;
+  auto engine = storage_engine::open(o, &st);
+  INFO(st.to_string());
+  REQUIRE(engine != nullptr);
+  REQUIRE(st.is_ok());
+  return engine;
+}
+
+inline write_request events_request(entity_key key, uint64_t first_seq,
+                                    std::vector<std::string> events) {
+  write_request r;
+  r.key = std::move(key);
+  r.first_seq = first_seq;
+  r.events = std::move(events);
+  return r;
+}
+
+/// Counts callbacks; lets a test wait for a number of them. The wait is a hang guard only.
+class ack_counter {
+ public:
+  write_callback callback() {
+    return [this](const status& s) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ++acks_;
+      if (!s.is_ok()) {
+        ++errors_;
+      }
+      cv_.notify_all();
+    };
+  }
+  bool wait_for(size_t n) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    return cv_.wait_for(lock, std::chrono::minutes(2), [&] { return acks_ >= n; });
+  }
+  size_t acks() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return acks_;
+  }
+  size_t errors() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return errors_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;
+  size_t acks_ = 0;
+  size_t errors_ = 0;
+};
+
+/// Submits `req` and waits for its callback; returns the callback's status.
+inline status write_sync(storage_engine& engine, write_request req) {
+  auto done = std::make_shared<std::promise<status>>();
+  auto result = done->get_future();
+  status why;
+  if (!engine.submit(
+          std::move(req), [done](const status& s) { done->set_value(s); }, &why)) {
+    return why;
+  }
+  return result.get();
+}
+
+}  // namespace ordermesh::persistence::test

@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""orderd's command line and lifecycle: bad flags exit 2 with a message on stderr; durations in
+every documented form are accepted; SIGTERM finishes what is in flight, exits 0, and keeps the
+data (a restart on the same data dir reads it back)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import harness as h  # noqa: E402
+from harness import check, eq, log  # noqa: E402
+
+
+def run_orderd(session, argv, timeout=5.0):
+    """Runs orderd expecting it to exit by itself; returns (code, stdout, stderr), code None when
+    it was still running after `timeout` s (then it is killed, by pid)."""
+    cmd = [h.ARGS.orderd] + argv
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=h.clean_env())
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate(timeout=10)
+        return None, out, err
+    return p.returncode, out, err
+
+
+def test_bad_flags_exit_2():
+    with h.Session("cli") as s:
+        # Valid defaults that keep a wrongly-started node off the real ports and data.
+        base = {"--node-id": "n1", "--data-dir": str(s.dir / "data"),
+                "--client-host": "127.0.0.1", "--client-port": str(h.free_port()),
+                "--cluster-port": str(h.free_port()),
+                "--admin-token": "cli-test-admin-token-0123456789", "--pwhash": "fast"}
+
+        def argv(**override):
+            d = dict(base)
+            for k, v in override.items():
+                k = "--" + k.replace("_", "-")
+                if v is None:
+                    d.pop(k, None)
+                else:
+                    d[k] = v
+            out = []
+            for k, v in d.items():
+                out += [k, v]
+            return out
+
+        cases = [
+            ("unknown flag", argv() + ["--no-such-flag"]),
+            ("stray argument", argv() + ["stray"]),
+            ("missing --node-id", argv(node_id=None)),
+            ("missing --data-dir", argv(data_dir=None)),
+            ("port not a number", argv(client_port="seventy")),
+            ("port out of range", argv(client_port="70000")),
+            ("bad duration", argv(reservation_ttl="soon")),
+            ("negative duration", argv(reservation_ttl="-5s")),
+            ("bad --pwhash", argv(pwhash="slow")),
+            ("bad --log-level", argv(log_level="loud")),
+            ("bad --snapshot-every", argv(snapshot_every="many")),
+            ("bad --shards", argv(shards="0")),
+            ("flag without value", argv() + ["--client-port"]),
+            ("admin token too short", argv(admin_token="short")),
+        ]
+        bad = []
+        for what, args in cases:
+            code, out, err = run_orderd(s, args)
+            if code is None:
+                bad.append(f"{what}: accepted (still running after 5 s)")
+            elif code != 2 or not err.strip():
+                bad.append(f"{what}: exit {code}, stderr {err.strip()[:200]!r}")
+            else:
+                log(f"  {what}: exit 2: {err.strip().splitlines()[0][:120]}")
+        eq(bad, [], "bad flags that did not exit 2 with a message")
+        code, out, err = run_orderd(s, ["--help"])
+        check(code == 0 and "--data-dir" in (out + err), f"--help: exit {code}, {out + err!r}")
+
+
+def test_durations_accepted():
+    with h.Session("durations") as s:
+        for i, ttl in enumerate(["500ms", "30s", "15m", "1h", "45"]):
+            node = s.node(name=f"d{i}", ttl=ttl,
+                          extra_args=["--passivate-after", "5m", "--snapshot-every", "10",
+                                      "--shards", "16"]).start()
+            with node.client() as c:
+                check("ok" in c.request("cluster.status", {}), "answers")
+            eq(node.terminate(), 0, f"exit code after SIGTERM (ttl {ttl})")
+
+
+def test_sigterm_exits_0_and_keeps_data():
+    with h.Session("sigterm") as s:
+        node = s.node().start()
+        with node.admin() as adm:
+            h.create_product(adm, "mug", 800, 30)
+        with node.client() as c:
+            tok = h.register_login(c, "finn")
+            c.ok("user.deposit", {"user_id": "finn", "amount_cents": 5000, "request_id": "d0"},
+                 tok)
+            o = h.settled(c, c.ok("order.place", {"order_id": "f-1", "user_id": "finn", "items": [
+                {"product_id": "mug", "quantity": 2}]}, tok), tok)
+            c.ok("order.pay", {"order_id": "f-1"}, tok)
+            eq(o["total_cents"], 1600, "f-1 total")
+
+        # In-flight work: 40 deposits written at once, SIGTERM right behind them. Every deposit
+        # acknowledged before the connection closes must be kept.
+        c = node.client(token=tok)
+        reqs = [c.make("user.deposit", {"user_id": "finn", "amount_cents": 1,
+                                        "request_id": f"burst-{i}"}, rid=100 + i)
+                for i in range(40)]
+        c.send_raw("".join(json.dumps(r) + "\n" for r in reqs))
+        node.proc.send_signal(signal.SIGTERM)
+        acked, refused = set(), {}
+        c.settimeout(20)
+        try:
+            while True:
+                line = c.read_line()
+                if line is None:
+                    break
+                r = json.loads(line)
+                if r.get("ok"):
+                    acked.add(r["id"])
+                else:
+                    code = (r.get("error") or {}).get("code")
+                    refused[code] = refused.get(code, 0) + 1
+        except (OSError, ValueError):
+            pass
+        c.close()
+        code = node.proc.wait(timeout=30)
+        eq(code, 0, "orderd exit code after SIGTERM")
+        log(f"in-flight deposits: {len(acked)} of 40 acknowledged before shutdown, "
+            f"refused {refused}, {40 - len(acked) - sum(refused.values())} unanswered")
+        check(set(refused) <= set(h.RETRYABLE), f"refusals while draining are retryable: {refused}")
+
+        node.start()  # same data dir
+        with node.client() as c:
+            tok = c.ok("user.login", {"user_id": "finn", "password": "pw-finn-secret"})["token"]
+            bal = c.ok("user.get", {"user_id": "finn"}, tok)["balance_cents"]
+            base = 5000 - 1600
+            check(base + len(acked) <= bal <= base + 40,
+                  f"balance {bal}: want {base} + acknowledged {len(acked)} .. + 40")
+            eq(c.ok("order.get", {"order_id": "f-1"}, tok)["status"], "PAID", "f-1 kept")
+            eq(c.ok("product.get", {"product_id": "mug"})["price_cents"], 800, "product kept")
+            eq(h.inv(c, "mug"), (28, 0, 2), "inventory kept")
+            # the deposits are idempotent across the restart too
+            for i in range(40):
+                c.ok("user.deposit", {"user_id": "finn", "amount_cents": 1,
+                                      "request_id": f"burst-{i}"}, tok)
+            eq(c.ok("user.get", {"user_id": "finn"}, tok)["balance_cents"], base + 40,
+               "every burst deposit counted once")
+        eq(node.terminate(), 0, "second SIGTERM exit code")
+
+
+if __name__ == "__main__":
+    h.main([test_bad_flags_exit_2, test_durations_accepted, test_sigterm_exits_0_and_keeps_data],
+           __doc__)
