@@ -17,15 +17,15 @@
 #include <utility>
 #include <vector>
 
+#include <spdlog/logger.h>
 #include <caf/after.hpp>
 #include <caf/behavior.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/make_message.hpp>
-#include <caf/result.hpp>
 #include <caf/response_promise.hpp>
+#include <caf/result.hpp>
 #include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
-#include <spdlog/logger.h>
 
 #include "actors/errors.hpp"
 #include "actors/messages.hpp"
@@ -48,10 +48,10 @@ struct entity_state {
   uint64_t tickets_sent = 0;    // writes submitted
   uint64_t tickets_done = 0;    // writes confirmed
   std::deque<std::pair<uint64_t, durable_callback>> held;  // run when tickets_done >= first
-  int64_t wakeup_on_disk = 0;   // due time in the wakeup index (0: none)
-  bool busy = false;            // a multi-step operation (saga, pricing) is in flight
+  int64_t wakeup_on_disk = 0;                              // due time in the wakeup index (0: none)
+  bool busy = false;  // a multi-step operation (saga, pricing) is in flight
   std::deque<std::pair<caf::response_promise, std::function<void()>>> deferred;  // wait for !busy
-  bool stopping = false;        // the supervisor agreed to passivation
+  bool stopping = false;  // the supervisor agreed to passivation
   bool counted = false;
   typename Traits::extra extra;  // what only this kind needs (the order's saga bookkeeping)
 
@@ -86,8 +86,8 @@ bool recover(entity_actor<Traits>* self) {
   persistence::recovered_entity rec;
   auto st = s.ctx->storage().load(s.key, rec);
   if (!st) {
-    s.ctx->log().error("node={} entity={}/{} recovery failed: {}", s.ctx->node_id(),
-                       Traits::name, s.key.id, st.to_string());
+    s.ctx->log().error("node={} entity={}/{} recovery failed: {}", s.ctx->node_id(), Traits::name,
+                       s.key.id, st.to_string());
     return false;
   }
   if (rec.snapshot_seq > 0 && !Traits::decode_snapshot(rec.snapshot, s.st)) {
@@ -237,8 +237,7 @@ void reply_read(entity_actor<Traits>* self, caf::response_promise rp, MakeView m
 /// Runs `cmd` now, or after the current multi-step operation when one is in flight.
 /// Beyond max_deferred the command is refused with `overloaded`.
 template <class Traits>
-void run_or_defer(entity_actor<Traits>* self, caf::response_promise rp,
-                  std::function<void()> cmd) {
+void run_or_defer(entity_actor<Traits>* self, caf::response_promise rp, std::function<void()> cmd) {
   auto& s = self->state;
   if (!s.busy) {
     cmd();

@@ -12,8 +12,8 @@ caf::behavior user_actor(entity_actor<user_traits>* self, context_ptr ctx, entit
                          caf::actor supervisor);
 caf::behavior product_actor(entity_actor<product_traits>* self, context_ptr ctx, entity_ref who,
                             caf::actor supervisor);
-caf::behavior inventory_actor(entity_actor<inventory_traits>* self, context_ptr ctx,
-                              entity_ref who, caf::actor supervisor);
+caf::behavior inventory_actor(entity_actor<inventory_traits>* self, context_ptr ctx, entity_ref who,
+                              caf::actor supervisor);
 caf::behavior order_actor(entity_actor<order_traits>* self, context_ptr ctx, entity_ref who,
                           caf::actor supervisor);
 

@@ -2,8 +2,8 @@
 // Binds each domain entity kind to the generic entity machinery (entity_core.hpp).
 #include <functional>
 #include <string>
-#include <vector>
 #include <string_view>
+#include <vector>
 
 #include "domain/inventory.hpp"
 #include "domain/order.hpp"
@@ -13,15 +13,23 @@
 namespace ordermesh::actors {
 
 /// Forwards the storage and event functions of the domain namespace `NS` for kind `K`.
-#define ORDERMESH_ENTITY_TRAITS(NS)                                                        \
-  using state = domain::NS::state;                                                         \
-  using event = domain::NS::event;                                                         \
-  static void apply(state& s, const event& e) { domain::NS::apply(s, e); }                 \
-  static std::string encode(const event& e) { return domain::NS::encode(e); }              \
-  static bool decode(std::string_view b, event& e) { return domain::NS::decode(b, e); }    \
-  static std::string encode_snapshot(const state& s) { return domain::NS::encode_snapshot(s); } \
-  static bool decode_snapshot(std::string_view b, state& s) {                              \
-    return domain::NS::decode_snapshot(b, s);                                              \
+#define ORDERMESH_ENTITY_TRAITS(NS)                           \
+  using state = domain::NS::state;                            \
+  using event = domain::NS::event;                            \
+  static void apply(state& s, const event& e) {               \
+    domain::NS::apply(s, e);                                  \
+  }                                                           \
+  static std::string encode(const event& e) {                 \
+    return domain::NS::encode(e);                             \
+  }                                                           \
+  static bool decode(std::string_view b, event& e) {          \
+    return domain::NS::decode(b, e);                          \
+  }                                                           \
+  static std::string encode_snapshot(const state& s) {        \
+    return domain::NS::encode_snapshot(s);                    \
+  }                                                           \
+  static bool decode_snapshot(std::string_view b, state& s) { \
+    return domain::NS::decode_snapshot(b, s);                 \
   }
 
 struct user_traits {
@@ -60,7 +68,7 @@ struct order_traits {
     uint32_t retries = 0;                           // consecutive failed attempts of this step
     domain::failure last_refusal;                   // why the last step was refused
     bool expiry_armed = false;
-    uint64_t attempt = 0;        // bumped when a step ends: answers and retries of older ones are ignored
+    uint64_t attempt = 0;  // bumped when a step ends: answers and retries of older ones are ignored
     bool step_in_flight = false;
   };
   static void init(state& s, const std::string& id) { s.order_id = id; }

@@ -6,8 +6,8 @@ namespace ordermesh::actors {
 
 namespace inv = domain::inventory;
 
-caf::behavior inventory_actor(entity_actor<inventory_traits>* self, context_ptr ctx,
-                              entity_ref who, caf::actor supervisor) {
+caf::behavior inventory_actor(entity_actor<inventory_traits>* self, context_ptr ctx, entity_ref who,
+                              caf::actor supervisor) {
   if (!start_entity(self, std::move(ctx), who))
     return {};
   auto view = [](const inv::state& s) { return inv::view(s); };
@@ -17,8 +17,7 @@ caf::behavior inventory_actor(entity_actor<inventory_traits>* self, context_ptr 
       [=](const entity_ref&, restock_atom, const domain::principal& by, const std::string& req,
           int64_t quantity) {
         return command<result>(
-            self, [&](const inv::state& s) { return inv::add_stock(s, by, req, quantity); },
-            view);
+            self, [&](const inv::state& s) { return inv::add_stock(s, by, req, quantity); }, view);
       },
       [=](const entity_ref&, reserve_atom, const std::string& order_id, int64_t quantity) {
         return command<result>(

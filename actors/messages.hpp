@@ -50,19 +50,20 @@ auto inspect(Inspector& f, order_ids& x) {
 // user
 using register_atom = caf::atom_constant<caf::atom("u_register")>;  // (name, hash) -> user_view
 using creds_atom = caf::atom_constant<caf::atom("u_creds")>;        // () -> credentials
-using deposit_atom = caf::atom_constant<caf::atom("u_deposit")>;    // (who, req, cents) -> user_view
-using debit_atom = caf::atom_constant<caf::atom("u_debit")>;        // (order, cents) -> user_view
-using refund_atom = caf::atom_constant<caf::atom("u_refund")>;      // (order) -> user_view
-using link_atom = caf::atom_constant<caf::atom("u_link")>;          // (order) -> user_view
-using orders_atom = caf::atom_constant<caf::atom("u_orders")>;      // (who) -> order_ids
+using deposit_atom = caf::atom_constant<caf::atom("u_deposit")>;  // (who, req, cents) -> user_view
+using debit_atom = caf::atom_constant<caf::atom("u_debit")>;      // (order, cents) -> user_view
+using refund_atom = caf::atom_constant<caf::atom("u_refund")>;    // (order) -> user_view
+using link_atom = caf::atom_constant<caf::atom("u_link")>;        // (order) -> user_view
+using orders_atom = caf::atom_constant<caf::atom("u_orders")>;    // (who) -> order_ids
 // product
-using create_atom = caf::atom_constant<caf::atom("p_create")>;  // (who, name, cents) -> product_view
+using create_atom =
+    caf::atom_constant<caf::atom("p_create")>;  // (who, name, cents) -> product_view
 // inventory
-using restock_atom = caf::atom_constant<caf::atom("i_add")>;       // (who, req, qty) -> inventory_view
-using reserve_atom = caf::atom_constant<caf::atom("i_reserve")>;   // (order, qty) -> inventory_view
-using release_atom = caf::atom_constant<caf::atom("i_release")>;   // (order) -> inventory_view
-using commit_atom = caf::atom_constant<caf::atom("i_commit")>;     // (order) -> inventory_view
-using giveback_atom = caf::atom_constant<caf::atom("i_giveback")>; // (order) -> inventory_view
+using restock_atom = caf::atom_constant<caf::atom("i_add")>;  // (who, req, qty) -> inventory_view
+using reserve_atom = caf::atom_constant<caf::atom("i_reserve")>;  // (order, qty) -> inventory_view
+using release_atom = caf::atom_constant<caf::atom("i_release")>;  // (order) -> inventory_view
+using commit_atom = caf::atom_constant<caf::atom("i_commit")>;    // (order) -> inventory_view
+using giveback_atom = caf::atom_constant<caf::atom("i_giveback")>;  // (order) -> inventory_view
 // order
 using place_atom = caf::atom_constant<caf::atom("o_place")>;    // (who, user, items) -> order_view
 using pay_atom = caf::atom_constant<caf::atom("o_pay")>;        // (who) -> order_view

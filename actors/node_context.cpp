@@ -13,8 +13,7 @@ node_context::node_context(std::string node_id, persistence::storage_engine* sto
       storage_(storage),
       settings_(settings),
       shard_count_(shard_count),
-      log_(std::move(log)) {
-}
+      log_(std::move(log)) {}
 
 uint16_t node_context::shard_of(const entity_ref& e) const {
   return cluster::shard_of(e.kind, e.id, shard_count_);

@@ -26,14 +26,14 @@ struct entity_settings {
   int64_t reservation_ttl_ms = 15 * 60 * 1000;
   uint32_t snapshot_every = 100;  // a snapshot with every Nth event of an entity
   std::chrono::milliseconds passivate_after{5 * 60 * 1000};
-  std::chrono::milliseconds step_timeout{5000};        // one saga step's request to a participant
-  std::chrono::milliseconds max_retry_backoff{5000};   // saga retries back off up to this
-  uint32_t restart_limit = 5;                          // crashes within restart_window ...
+  std::chrono::milliseconds step_timeout{5000};       // one saga step's request to a participant
+  std::chrono::milliseconds max_retry_backoff{5000};  // saga retries back off up to this
+  uint32_t restart_limit = 5;                         // crashes within restart_window ...
   std::chrono::milliseconds restart_window{10000};
-  std::chrono::milliseconds quarantine_for{30000};     // ... quarantine the entity this long
+  std::chrono::milliseconds quarantine_for{30000};  // ... quarantine the entity this long
   bool fault_injection = false;
-  size_t max_deferred = 256;  // commands an entity holds while a saga step is in flight
-  size_t max_buffered = 1024; // messages a supervisor holds for an entity being (re)started
+  size_t max_deferred = 256;   // commands an entity holds while a saga step is in flight
+  size_t max_buffered = 1024;  // messages a supervisor holds for an entity being (re)started
 };
 
 class node_context {
@@ -50,7 +50,9 @@ class node_context {
   uint16_t shard_of(const entity_ref& e) const;
   /// The actor that accepts messages for `e` (its shard's supervisor).
   const caf::actor& route(const entity_ref& e) const;
-  void set_supervisors(std::vector<caf::actor> supervisors) { supervisors_ = std::move(supervisors); }
+  void set_supervisors(std::vector<caf::actor> supervisors) {
+    supervisors_ = std::move(supervisors);
+  }
   const std::vector<caf::actor>& supervisors() const { return supervisors_; }
 
   /// Wall clock, ms since the Unix epoch (order timestamps and reservation expiry).

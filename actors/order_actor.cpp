@@ -104,8 +104,8 @@ void on_step_done(self_ptr self, o::phase step, uint64_t attempt, const step_tal
   }
   if (t.refused.code != errc::none || t.retry) {
     if (t.refused.code != errc::none)
-      ctx.log().error("node={} entity=order/{} step {} refused by a participant: {}",
-                      ctx.node_id(), s.key.id, static_cast<int>(step), t.refused.message);
+      ctx.log().error("node={} entity=order/{} step {} refused by a participant: {}", ctx.node_id(),
+                      s.key.id, static_cast<int>(step), t.refused.message);
     auto backoff = std::min<int64_t>(100LL << std::min<uint32_t>(s.extra.retries, 10),
                                      ctx.settings().max_retry_backoff.count());
     ++s.extra.retries;
@@ -189,7 +189,8 @@ void start_saga(self_ptr self, const std::vector<o::event>& events, caf::respons
 
 /// Answers `rp` with the order as it is, once durable.
 std::function<void()> answer_view(self_ptr self, caf::response_promise rp) {
-  return [self, rp]() mutable { reply_read(self, rp, [](const o::state& s) { return o::view(s); }); };
+  return
+      [self, rp]() mutable { reply_read(self, rp, [](const o::state& s) { return o::view(s); }); };
 }
 
 /// Prices the items (asking each product), then persists `placed` and starts the saga.

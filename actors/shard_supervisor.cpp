@@ -11,8 +11,8 @@
 #include <string>
 #include <unordered_map>
 
-#include <caf/all.hpp>
 #include <spdlog/logger.h>
+#include <caf/all.hpp>
 
 #include "actors/entity_actors.hpp"
 #include "actors/errors.hpp"
@@ -39,7 +39,7 @@ struct slot {
 struct supervisor_state {
   context_ptr ctx;
   uint16_t shard = 0;
-  std::unordered_map<std::string, slot> slots;         // by slot_key
+  std::unordered_map<std::string, slot> slots;  // by slot_key
   std::unordered_map<caf::actor_addr, std::string> by_addr;
   static inline const char* name = "ordermesh.shard_supervisor";
 };
@@ -71,8 +71,8 @@ void spawn_into(self_ptr self, const std::string& key, slot& sl) {
 /// Queues a message for an entity that is not running yet; refuses beyond the bound.
 void buffer(self_ptr self, slot& sl, caf::message msg, caf::response_promise rp) {
   if (sl.buffered.size() >= self->state.ctx->settings().max_buffered) {
-    rp.deliver(make_error(domain::errc::overloaded, "too many requests waiting for " +
-                                                        describe(sl.who) + " to start"));
+    rp.deliver(make_error(domain::errc::overloaded,
+                          "too many requests waiting for " + describe(sl.who) + " to start"));
     return;
   }
   sl.buffered.emplace_back(std::move(msg), std::move(rp));
@@ -85,10 +85,9 @@ void restart_after_barrier(self_ptr self, const std::string& key, slot& sl) {
   persistence::write_request barrier;  // no events: committed only after every earlier write
   barrier.key.shard = self->state.shard;
   caf::actor me = caf::actor_cast<caf::actor>(self);
-  bool queued = self->state.ctx->storage().submit(std::move(barrier),
-                                                  [me, key](const persistence::status&) {
-                                                    caf::anon_send(me, barrier_atom::value, key);
-                                                  });
+  bool queued = self->state.ctx->storage().submit(
+      std::move(barrier),
+      [me, key](const persistence::status&) { caf::anon_send(me, barrier_atom::value, key); });
   if (!queued)  // storage is failed or closing: nothing more can be written anyway
     self->send(self, barrier_atom::value, key);
 }
@@ -157,6 +156,15 @@ caf::result<caf::message> route(self_ptr self, caf::message_view& xs) {
   }
   switch (sl.m) {
     case mode::running:
+      if (content.size() == 2 && content.match_element<crash_atom>(1)) {
+        if (!s.ctx->settings().fault_injection)
+          return rp;
+        // An injected crash: what comes next waits for the new incarnation instead of
+        // bouncing off the dying one.
+        caf::anon_send(sl.actor, who, crash_atom::value);
+        sl.m = mode::restarting;
+        return rp;
+      }
       rp.delegate(sl.actor, xs.move_content_to_message());
       return rp;
     case mode::quarantined:
@@ -215,8 +223,7 @@ caf::behavior shard_supervisor(self_ptr self, context_ptr ctx, uint16_t shard) {
 
 }  // namespace
 
-caf::actor spawn_shard_supervisor(caf::actor_system& sys, const context_ptr& ctx,
-                                  uint16_t shard) {
+caf::actor spawn_shard_supervisor(caf::actor_system& sys, const context_ptr& ctx, uint16_t shard) {
   return sys.spawn(shard_supervisor, ctx, shard);
 }
 

@@ -1,7 +1,7 @@
 // The user entity: registration, credentials for login, wallet, the list of its orders.
 #include "actors/entity_command.hpp"
-#include "actors/entity_traits.hpp"
 #include "actors/entity_kinds.hpp"
+#include "actors/entity_traits.hpp"
 
 namespace ordermesh::actors {
 

@@ -8,8 +8,8 @@
 #include <chrono>
 #include <vector>
 
-#include <caf/all.hpp>
 #include <spdlog/logger.h>
+#include <caf/all.hpp>
 
 #include "actors/messages.hpp"
 #include "persistence/storage_engine.hpp"

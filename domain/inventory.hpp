@@ -45,7 +45,7 @@ struct state {
   int64_t reserved = 0;
   int64_t sold = 0;
   int64_t total_added = 0;
-  std::map<std::string, int64_t> adds;               // request_id -> quantity
+  std::map<std::string, int64_t> adds;              // request_id -> quantity
   std::map<std::string, reservation> reservations;  // order_id -> hold
 };
 

@@ -3,9 +3,11 @@
 // event persisted before the next step starts, so a crash resumes exactly where it stopped.
 //
 //   place:  placed ─▶ PENDING/reserving ─┬▶ reserved ─▶ RESERVED
-//                                        └▶ reservation_failed ─▶ PENDING/rejecting ─▶ rejected ─▶ REJECTED
+//                                        └▶ reservation_failed ─▶ PENDING/rejecting ─▶ rejected ─▶
+//                                        REJECTED
 //   pay:    RESERVED ─ payment_started ─▶ PENDING/debiting ─┬▶ payment_refused ─▶ RESERVED
-//                                                           └▶ debited ─▶ PENDING/committing ─▶ paid ─▶ PAID
+//                                                           └▶ debited ─▶ PENDING/committing ─▶
+//                                                           paid ─▶ PAID
 //   cancel: RESERVED ─ cancel_started ─▶ PENDING/releasing ─▶ cancelled ─▶ CANCELLED
 //           PAID ─ cancel_started ─▶ PENDING/refunding ─ refunded ─▶ PENDING/returning ─▶ cancelled
 //   expiry: like cancel from RESERVED, reason "expired", once now >= expires_at.

@@ -18,9 +18,9 @@ namespace limits {
 constexpr size_t max_id_length = 64;
 constexpr int64_t max_quantity = 100000;
 constexpr size_t max_items = 100;
-constexpr int64_t max_money_cents = 1000000000000;           // 10^12, one amount
-constexpr int64_t max_balance_cents = 1000000000000000;      // 10^15, a wallet
-constexpr int64_t max_stock = 1000000000000;                 // 10^12 units of a product
+constexpr int64_t max_money_cents = 1000000000000;       // 10^12, one amount
+constexpr int64_t max_balance_cents = 1000000000000000;  // 10^15, a wallet
+constexpr int64_t max_stock = 1000000000000;             // 10^12 units of a product
 constexpr size_t max_name_length = 200;
 constexpr size_t max_password_length = 1024;
 constexpr size_t max_orders_listed = 1000;

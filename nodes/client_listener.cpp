@@ -17,8 +17,7 @@ client_connection::client_connection(tcp::socket socket, const listener_options&
     : socket_(std::move(socket)),
       opts_(opts),
       on_gone_(std::move(on_gone)),
-      id_(next_connection_id++) {
-}
+      id_(next_connection_id++) {}
 
 client_connection::~client_connection() = default;
 
@@ -140,8 +139,7 @@ void client_connection::shutdown_now() {
 }
 
 client_listener::client_listener(listener_options opts, handler_factory factory)
-    : opts_(std::move(opts)), factory_(std::move(factory)), acceptor_(io_) {
-}
+    : opts_(std::move(opts)), factory_(std::move(factory)), acceptor_(io_) {}
 
 client_listener::~client_listener() {
   stop();
@@ -163,8 +161,8 @@ bool client_listener::start(std::string* error) {
   if (!ec)
     acceptor_.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
-    *error = "cannot listen on " + opts_.host + ":" + std::to_string(opts_.port) + ": " +
-             ec.message();
+    *error =
+        "cannot listen on " + opts_.host + ":" + std::to_string(opts_.port) + ": " + ec.message();
     return false;
   }
   bound_port_ = acceptor_.local_endpoint().port();
@@ -191,17 +189,16 @@ void client_listener::accept_next() {
       accept_next();
       return;
     }
-    auto conn = std::make_shared<client_connection>(std::move(socket), opts_,
-                                                    [this](client_connection* c) {
-                                                      std::lock_guard<std::mutex> lock(conns_mutex_);
-                                                      for (auto it = conns_.begin();
-                                                           it != conns_.end(); ++it)
-                                                        if (it->get() == c) {
-                                                          conns_.erase(it);
-                                                          --live_;
-                                                          break;
-                                                        }
-                                                    });
+    auto conn =
+        std::make_shared<client_connection>(std::move(socket), opts_, [this](client_connection* c) {
+          std::lock_guard<std::mutex> lock(conns_mutex_);
+          for (auto it = conns_.begin(); it != conns_.end(); ++it)
+            if (it->get() == c) {
+              conns_.erase(it);
+              --live_;
+              break;
+            }
+        });
     {
       std::lock_guard<std::mutex> lock(conns_mutex_);
       conns_.insert(conn);

@@ -70,8 +70,8 @@ class client_connection : public std::enable_shared_from_this<client_connection>
   const listener_options& opts_;
   std::function<void(client_connection*)> on_gone_;
   std::unique_ptr<connection_handler> handler_;
-  std::string inbox_;         // bytes read, not yet a complete line
-  bool discarding_ = false;   // inside an oversized line: drop until '\n'
+  std::string inbox_;        // bytes read, not yet a complete line
+  bool discarding_ = false;  // inside an oversized line: drop until '\n'
   char buf_[16 * 1024];
   bool reading_ = false;
   bool closed_ = false;

@@ -63,30 +63,29 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
   uint32_t snapshot_every = c.entities.snapshot_every, restart_limit = c.entities.restart_limit;
   uint32_t client_port = c.client_port, cluster_port = c.cluster_port, shards = c.shards;
   po::options_description opts("orderd options");
-  opts.add_options()
-    ("help,h", "print this help")
-    ("node-id", po::value(&c.node_id), "this node's id ([A-Za-z0-9._-]{1,64}), required")
-    ("data-dir", po::value(&c.data_dir), "directory of this node's RocksDB, required")
-    ("client-host", po::value(&c.client_host), "address clients connect to (default 127.0.0.1)")
-    ("client-port", po::value(&client_port), "client protocol port (default 7400)")
-    ("cluster-host", po::value(&c.cluster_host), "address for node-to-node traffic")
-    ("cluster-port", po::value(&cluster_port), "node-to-node port (default 7500)")
-    ("seeds", po::value(&seeds), "host:port,... of cluster members to join (empty: single node)")
-    ("admin-token", po::value(&c.admin_token), "admin token (or env ORDERMESH_ADMIN_TOKEN)")
-    ("shards", po::value(&shards), "shard count, fixed when the data dir is created (default 64)")
-    ("reservation-ttl", po::value(&reservation_ttl), "unpaid reservations lapse after (15m)")
-    ("snapshot-every", po::value(&snapshot_every), "snapshot an entity every N events (100)")
-    ("passivate-after", po::value(&passivate_after), "idle entities leave memory after (5m)")
-    ("request-timeout", po::value(&request_timeout), "a client request's deadline (10s)")
-    ("step-timeout", po::value(&step_timeout), "a saga step's deadline before retrying (5s)")
-    ("restart-limit", po::value(&restart_limit), "crashes within --restart-window (5) ...")
-    ("restart-window", po::value(&restart_window), "... that quarantine an entity (10s)")
-    ("quarantine-for", po::value(&quarantine_for), "how long a quarantine lasts (30s)")
-    ("enable-fault-injection", po::bool_switch(&c.entities.fault_injection), "accept admin.crash")
-    ("log-level", po::value(&c.log_level), "trace|debug|info|warn|error (info)")
-    ("log-file", po::value(&c.log_file), "log to this file instead of stderr")
-    ("pwhash", po::value(&c.pwhash), "interactive (default) or fast (tests, benchmarks)")
-    ("threads", po::value(&c.scheduler_threads), "actor scheduler threads (0: one per core)");
+  opts.add_options()("help,h", "print this help")(
+      "node-id", po::value(&c.node_id), "this node's id ([A-Za-z0-9._-]{1,64}), required")(
+      "data-dir", po::value(&c.data_dir), "directory of this node's RocksDB, required")(
+      "client-host", po::value(&c.client_host), "address clients connect to (default 127.0.0.1)")(
+      "client-port", po::value(&client_port), "client protocol port (default 7400)")(
+      "cluster-host", po::value(&c.cluster_host), "address for node-to-node traffic")(
+      "cluster-port", po::value(&cluster_port), "node-to-node port (default 7500)")(
+      "seeds", po::value(&seeds), "host:port,... of cluster members to join (empty: single node)")(
+      "admin-token", po::value(&c.admin_token), "admin token (or env ORDERMESH_ADMIN_TOKEN)")(
+      "shards", po::value(&shards), "shard count, fixed when the data dir is created (default 64)")(
+      "reservation-ttl", po::value(&reservation_ttl), "unpaid reservations lapse after (15m)")(
+      "snapshot-every", po::value(&snapshot_every), "snapshot an entity every N events (100)")(
+      "passivate-after", po::value(&passivate_after), "idle entities leave memory after (5m)")(
+      "request-timeout", po::value(&request_timeout), "a client request's deadline (10s)")(
+      "step-timeout", po::value(&step_timeout), "a saga step's deadline before retrying (5s)")(
+      "restart-limit", po::value(&restart_limit), "crashes within --restart-window (5) ...")(
+      "restart-window", po::value(&restart_window), "... that quarantine an entity (10s)")(
+      "quarantine-for", po::value(&quarantine_for), "how long a quarantine lasts (30s)")(
+      "enable-fault-injection", po::bool_switch(&c.entities.fault_injection), "accept admin.crash")(
+      "log-level", po::value(&c.log_level), "trace|debug|info|warn|error (info)")(
+      "log-file", po::value(&c.log_file), "log to this file instead of stderr")(
+      "pwhash", po::value(&c.pwhash), "interactive (default) or fast (tests, benchmarks)")(
+      "threads", po::value(&c.scheduler_threads), "actor scheduler threads (0: one per core)");
   auto fail = [&](const std::string& why) -> std::optional<node_config> {
     std::cerr << "orderd: " << why << "\n(try --help)\n";
     *exit_code = 2;
@@ -94,7 +93,9 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
   };
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
+    // No positional arguments: a stray word is a mistake, not something to ignore.
+    po::positional_options_description none;
+    po::store(po::command_line_parser(argc, argv).options(opts).positional(none).run(), vm);
     po::notify(vm);
   } catch (const std::exception& e) {
     return fail(e.what());
@@ -129,7 +130,8 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
   };
   for (auto& x : durations) {
     if (!parse_duration(x.text, x.target) || x.target.count() <= 0)
-      return fail(std::string(x.flag) + ": not a duration: '" + x.text + "' (e.g. 500ms, 30s, 15m)");
+      return fail(std::string(x.flag) + ": not a duration: '" + x.text +
+                  "' (e.g. 500ms, 30s, 15m)");
   }
   if (!parse_duration(reservation_ttl, d) || d.count() <= 0)
     return fail("--reservation-ttl: not a duration: '" + reservation_ttl + "'");

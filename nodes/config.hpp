@@ -21,13 +21,13 @@ struct node_config {
   std::string admin_token;         // --admin-token or ORDERMESH_ADMIN_TOKEN; generated if none
   uint16_t shards = 64;
   std::string log_level = "info";
-  std::string log_file;            // empty: stderr
+  std::string log_file;                // empty: stderr
   std::string pwhash = "interactive";  // or "fast" (tests and benchmarks only)
   std::chrono::milliseconds request_timeout{10000};
   std::chrono::milliseconds session_ttl{24 * 3600 * 1000};
   size_t max_connections = 1024;
   size_t max_in_flight_per_connection = 256;
-  size_t scheduler_threads = 0;    // 0: one per core
+  size_t scheduler_threads = 0;  // 0: one per core
   actors::entity_settings entities;
 };
 

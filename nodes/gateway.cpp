@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <unordered_map>
 
-#include <caf/all.hpp>
 #include <spdlog/logger.h>
+#include <caf/all.hpp>
 
 #include "actors/errors.hpp"
 #include "actors/messages.hpp"
@@ -154,7 +154,9 @@ void finish_register(self_ptr self, const hashed& h) {
   }
   call<domain::user_view>(
       self, req, actors::ref(entity_kind::user, req.user_id),
-      [](const domain::user_view& v) { return json{{"user_id", v.user_id}}; },
+      [](const domain::user_view& v) {
+        return json{{"user_id", v.user_id}};
+      },
       actors::register_atom::value, req.name, h.hash);
 }
 
@@ -169,10 +171,10 @@ void start_login(self_ptr self, protocol::request req) {
             auto password = req.password;
             s.hashing.emplace(job, std::move(req));
             caf::actor me = caf::actor_cast<caf::actor>(self);
-            bool queued = s.g->hasher.verify(std::move(password), c.password_hash,
-                                             [me, job](bool ok) {
-                                               caf::anon_send(me, verified{job, ok});
-                                             });
+            bool queued =
+                s.g->hasher.verify(std::move(password), c.password_hash, [me, job](bool ok) {
+                  caf::anon_send(me, verified{job, ok});
+                });
             if (!queued) {
               auto r = std::move(s.hashing[job]);
               s.hashing.erase(job);
@@ -201,8 +203,8 @@ void finish_login(self_ptr self, const verified& v) {
     return;
   }
   auto expires = s.g->ctx->now_ms() + s.g->session_ttl.count();
-  answer(self, req, json{{"token", s.g->tokens.mint(req.user_id, expires)},
-                         {"expires_at", expires}});
+  answer(self, req,
+         json{{"token", s.g->tokens.mint(req.user_id, expires)}, {"expires_at", expires}});
 }
 
 /// order.list: the user's order ids, then each order (the most recent ones, bounded).
@@ -240,8 +242,8 @@ void list_orders(self_ptr self, const protocol::request& req, const domain::prin
             };
             for (size_t i = 0; i < n; ++i) {
               auto oref = actors::ref(entity_kind::order, ids.ids[first + i]);
-              self->request(gs.ctx->route(oref), gs.request_timeout, oref,
-                            actors::read_atom::value, who)
+              self->request(gs.ctx->route(oref), gs.request_timeout, oref, actors::read_atom::value,
+                            who)
                   .then(
                       [acc, i, done](const domain::order_view& v) {
                         acc->orders[i] = v;
@@ -318,13 +320,14 @@ void handle(self_ptr self, protocol::request req) {
       start_login(self, std::move(req));
       return;
     case op::user_get:
-      call<domain::user_view>(self, req, user(), as_json<domain::user_view>, read_atom::value,
-                              who);
+      call<domain::user_view>(self, req, user(), as_json<domain::user_view>, read_atom::value, who);
       return;
     case op::user_deposit:
       call<domain::user_view>(
           self, req, user(),
-          [](const domain::user_view& v) { return json{{"balance_cents", v.balance_cents}}; },
+          [](const domain::user_view& v) {
+            return json{{"balance_cents", v.balance_cents}};
+          },
           deposit_atom::value, who, req.request_id, req.amount_cents);
       return;
     case op::product_create:
@@ -344,20 +347,20 @@ void handle(self_ptr self, protocol::request req) {
                                    read_atom::value, who);
       return;
     case op::order_place:
-      call<domain::order_view>(self, req, order(), as_json<domain::order_view>,
-                               place_atom::value, who, req.user_id, req.items);
+      call<domain::order_view>(self, req, order(), as_json<domain::order_view>, place_atom::value,
+                               who, req.user_id, req.items);
       return;
     case op::order_pay:
       call<domain::order_view>(self, req, order(), as_json<domain::order_view>, pay_atom::value,
                                who);
       return;
     case op::order_cancel:
-      call<domain::order_view>(self, req, order(), as_json<domain::order_view>,
-                               cancel_atom::value, who);
+      call<domain::order_view>(self, req, order(), as_json<domain::order_view>, cancel_atom::value,
+                               who);
       return;
     case op::order_get:
-      call<domain::order_view>(self, req, order(), as_json<domain::order_view>,
-                               read_atom::value, who);
+      call<domain::order_view>(self, req, order(), as_json<domain::order_view>, read_atom::value,
+                               who);
       return;
     case op::order_list:
       list_orders(self, req, who);
@@ -390,13 +393,17 @@ caf::behavior gateway_actor(self_ptr self, std::shared_ptr<gateway_shared> g,
                             std::shared_ptr<client_connection> conn) {
   self->state.g = std::move(g);
   self->state.conn = std::move(conn);
-  self->set_exception_handler([self](caf::scheduled_actor*, std::exception_ptr& eptr) -> caf::error {
-    try { std::rethrow_exception(eptr); } catch (const std::exception& e) {
-      self->state.g->ctx->log().error("gateway: exception {}", e.what());
-    }
-    return caf::sec::runtime_error;
-  });
-  self->set_default_handler([self](caf::scheduled_actor*, caf::message_view& xs) -> caf::result<caf::message> {
+  self->set_exception_handler(
+      [self](caf::scheduled_actor*, std::exception_ptr& eptr) -> caf::error {
+        try {
+          std::rethrow_exception(eptr);
+        } catch (const std::exception& e) {
+          self->state.g->ctx->log().error("gateway: exception {}", e.what());
+        }
+        return caf::sec::runtime_error;
+      });
+  self->set_default_handler([self](caf::scheduled_actor*,
+                                   caf::message_view& xs) -> caf::result<caf::message> {
     self->state.g->ctx->log().error("gateway: unexpected message {}", caf::to_string(xs.content()));
     return caf::sec::unexpected_message;
   });
@@ -446,8 +453,8 @@ class gateway_handler : public connection_handler {
 
 handler_factory make_gateway_factory(caf::actor_system& sys,
                                      std::shared_ptr<gateway_shared> shared) {
-  return [&sys, shared](std::shared_ptr<client_connection> conn)
-             -> std::unique_ptr<connection_handler> {
+  return [&sys,
+          shared](std::shared_ptr<client_connection> conn) -> std::unique_ptr<connection_handler> {
     auto actor = sys.spawn(gateway_actor, shared, conn);
     return std::make_unique<gateway_handler>(std::move(actor), shared, std::move(conn));
   };

@@ -34,10 +34,10 @@ struct gateway_shared {
   password_hasher& hasher;
   std::chrono::milliseconds request_timeout;
   std::chrono::milliseconds session_ttl;
-  std::string client_address;          // host:port clients use, for cluster.status
-  std::atomic<bool> draining{false};   // SIGTERM: refuse new requests
-  std::atomic<int64_t> in_flight{0};   // requests accepted and not yet answered
-  std::atomic<uint64_t> requests{0};   // requests answered since start
+  std::string client_address;         // host:port clients use, for cluster.status
+  std::atomic<bool> draining{false};  // SIGTERM: refuse new requests
+  std::atomic<int64_t> in_flight{0};  // requests accepted and not yet answered
+  std::atomic<uint64_t> requests{0};  // requests answered since start
 };
 
 /// The connection handler factory for client_listener: one gateway actor per connection.

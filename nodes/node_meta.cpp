@@ -17,8 +17,8 @@ bool check_node_meta(persistence::storage_engine& storage, const node_config& cf
     auto st = storage.get_meta(f.name, &stored);
     if (st.is_ok()) {
       if (stored != f.value) {
-        *why = std::string("the data dir belongs to ") + f.name + "=" + stored + ", not " +
-               f.flag + " " + f.value;
+        *why = std::string("the data dir belongs to ") + f.name + "=" + stored + ", not " + f.flag +
+               " " + f.value;
         return false;
       }
       continue;

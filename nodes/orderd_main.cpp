@@ -11,11 +11,11 @@
 #include <sodium.h>
 #include <sys/stat.h>
 
-#include <caf/actor_system.hpp>
-#include <caf/actor_system_config.hpp>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
 
 #include "actors/entity_layer.hpp"
 #include "actors/messages.hpp"
@@ -112,8 +112,8 @@ int main(int argc, char** argv) {
       caf_cfg.set("scheduler.max-threads", cfg.scheduler_threads);
     caf::actor_system sys{caf_cfg};
 
-    auto ctx = std::make_shared<om::actors::node_context>(cfg.node_id, storage.get(),
-                                                          cfg.entities, cfg.shards, log);
+    auto ctx = std::make_shared<om::actors::node_context>(cfg.node_id, storage.get(), cfg.entities,
+                                                          cfg.shards, log);
     auto layer = om::actors::start_entity_layer(sys, ctx);
     om::node::password_hasher hasher(cfg.pwhash == "fast"
                                          ? om::node::password_hasher::cost::fast
@@ -140,9 +140,13 @@ int main(int argc, char** argv) {
       // Stop taking requests, let those in flight finish (bounded), then stop.
       shared->draining = true;
       listener.stop_accepting();
-      auto deadline = std::chrono::steady_clock::now() + cfg.request_timeout +
-                      std::chrono::seconds(1);
-      while (shared->in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline)
+      // Requests already sent keep arriving for a moment: they are answered `unavailable`
+      // rather than cut off, so clients know to retry elsewhere.
+      auto start = std::chrono::steady_clock::now();
+      auto deadline = start + cfg.request_timeout + std::chrono::seconds(1);
+      auto grace = start + std::chrono::milliseconds(200);
+      while ((shared->in_flight.load() > 0 || std::chrono::steady_clock::now() < grace) &&
+             std::chrono::steady_clock::now() < deadline)
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
       listener.stop();
     }

@@ -47,9 +47,7 @@ bool password_hasher::verify_now(const std::string& password, const std::string&
 }
 
 bool password_hasher::hash(std::string password, std::function<void(std::string)> done) {
-  return enqueue([this, pw = std::move(password), done = std::move(done)] {
-    done(hash_now(pw));
-  });
+  return enqueue([this, pw = std::move(password), done = std::move(done)] { done(hash_now(pw)); });
 }
 
 bool password_hasher::verify(std::string password, std::string hash,

@@ -49,7 +49,7 @@ struct request {
   int64_t amount_cents = 0;
   int64_t price_cents = 0;
   int64_t quantity = 0;
-  std::vector<domain::order_item> items;  // unit_price_cents 0
+  std::vector<domain::order_item> items;                       // unit_price_cents 0
   domain::entity_kind crash_kind = domain::entity_kind::user;  // admin.crash {entity: "kind/id"}
   std::string crash_id;
 };

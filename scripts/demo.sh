@@ -8,7 +8,8 @@
 #   scripts/demo.sh status   tell whether it is running
 #
 # Environment: ORDERMESH_ADMIN_TOKEN (else one is generated and kept in var/demo/admin.token),
-# ORDERMESH_DEMO_PORT (7400), ORDERMESH_DEMO_CLUSTER_PORT (7500), ORDERMESH_BUILD_DIR (build).
+# ORDERMESH_DEMO_PORT (7400), ORDERMESH_DEMO_CLUSTER_PORT (7500), ORDERMESH_BUILD_DIR (build),
+# ORDERMESH_SKIP_SETUP=1 (binaries already built: do not run scripts/setup.sh).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -72,7 +73,7 @@ step() {
   local title="$1"
   shift
   [[ -n "$title" ]] && printf '\n==> %s\n' "$title"
-  printf '    $ orderctl %s\n' "$(printf '%q ' "$@" | sed -E 's/--token [^ ]+/--token .../g')"
+  printf '    $ orderctl %s\n' "$(sed -E 's/--token [^ ]+/--token .../g' <<<"$*")"
   ctl "$@" 2>&1 | sed 's/^/    /'
   return "${PIPESTATUS[0]}"
 }
@@ -84,17 +85,19 @@ case "${1:-}" in
       say "demo: not running"; fi
     exit 0 ;;
   "" | start) ;;
-  -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
+  -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
   *) die "unknown command: $1 (use: scripts/demo.sh [stop|status])" ;;
 esac
 
-bash scripts/setup.sh
+if [[ "${ORDERMESH_SKIP_SETUP:-0}" != 1 ]]; then
+  bash scripts/setup.sh
+fi
 [[ -x "$ORDERD" ]] || die "$ORDERD not built"
 [[ -x "$ORDERCTL" ]] || die "$ORDERCTL not built"
 
 mkdir -p "$DEMO_DIR"
 # A second run restarts the node on the same data (ids below carry a run suffix).
-stop_node >/dev/null
+stop_node
 if "$ORDERCTL" --host "$HOST" --port "$PORT" --timeout-ms 1000 cluster.status >/dev/null 2>&1; then
   die "something else already answers on $HOST:$PORT; set ORDERMESH_DEMO_PORT"
 fi
@@ -146,13 +149,13 @@ on_error() {
 }
 trap on_error ERR
 
-RUN="$(date +%m%d-%H%M%S)-$$"  # ids unique per run: a second run reuses the same data
+RUN="$(date +%s)"  # ids unique per run: a second run reuses the same data
 APPLE="apple-$RUN" PEAR="pear-$RUN" PLUM="plum-$RUN"
 ALICE="alice-$RUN" BOB="bob-$RUN"
 PW_ALICE="alice-pass-$RUN" PW_BOB="bob-pass-$RUN"
 A="--token $ADMIN_TOKEN"
 
-step "cluster status" cluster.status
+step "cluster status (members)" --get members cluster.status
 # shellcheck disable=SC2086
 {
   step "catalog: create 3 products (admin)" $A product.create --product-id "$APPLE" --name Apple \
