@@ -73,8 +73,11 @@ struct order_traits {
   };
   static void init(state& s, const std::string& id) { s.order_id = id; }
   static int64_t wakeup_at(const state& s, int64_t now) { return domain::order::wakeup_at(s, now); }
-  /// A live order keeps its timer (expiry) and its saga: only finished orders leave memory.
-  static bool may_passivate(const state& s) { return domain::order::is_terminal(s); }
+  /// An order with a saga in flight or a reservation to expire stays in memory (it holds the
+  /// timer); any other (PAID, CANCELLED, REJECTED) may leave: nothing happens to it by itself.
+  static bool may_passivate(const state& s) {
+    return s.status != domain::order_status::pending && s.status != domain::order_status::reserved;
+  }
 };
 
 #undef ORDERMESH_ENTITY_TRAITS

@@ -198,7 +198,7 @@ caf::behavior shard_supervisor(self_ptr self, context_ptr ctx, uint16_t shard) {
         auto& s = self->state;
         auto it = s.slots.find(slot_key(who));
         if (it == s.slots.end() || it->second.m != mode::running ||
-            it->second.actor.address() != self->current_sender())
+            it->second.actor.address() != caf::actor_cast<caf::actor_addr>(self->current_sender()))
           return;
         // From now on new messages for it wait here until it has gone.
         it->second.m = mode::stopping;

@@ -1,0 +1,409 @@
+// The entity layer with a real actor system and a real RocksDB in a temp dir (no sockets):
+// sagas end to end, recovery equal to the live state, snapshots, passivation, supervision,
+// saga resumption after a crash, and every message type through CAF's serializer.
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <future>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/spdlog.h>
+#include <caf/all.hpp>
+#include <catch2/catch.hpp>
+
+#include "actors/entity_layer.hpp"
+#include "actors/errors.hpp"
+#include "actors/messages.hpp"
+#include "domain/order.hpp"
+#include "persistence/storage_engine.hpp"
+
+using namespace ordermesh;
+using namespace ordermesh::actors;
+using domain::entity_kind;
+using domain::errc;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct temp_dir {
+  std::string path;
+  temp_dir() {
+    std::string pattern = "/tmp/ordermesh-actors-XXXXXX";
+    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
+    path = pattern;
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
+const domain::principal admin{"", true};
+domain::principal user(std::string id) {
+  return domain::principal{std::move(id), false};
+}
+
+/// One node's entity layer: storage + actor system + supervisors. Destroying it stops
+/// everything, like a process exit; a new one on the same dir recovers from disk.
+class node {
+ public:
+  explicit node(const std::string& dir, entity_settings settings = {},
+                std::optional<uint64_t> fail_writes_after = {}) {
+    persistence::storage_options o;
+    o.path = dir + "/db";
+    o.fail_writes_after = fail_writes_after;
+    persistence::status st;
+    storage_ = persistence::storage_engine::open(o, &st);
+    REQUIRE(storage_);
+    add_message_types(cfg_);
+    cfg_.set("scheduler.max-threads", 2);
+    sys_ = std::make_unique<caf::actor_system>(cfg_);
+    auto log =
+        std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>());
+    ctx_ = std::make_shared<node_context>("t1", storage_.get(), settings, 8, log);
+    layer_ = start_entity_layer(*sys_, ctx_);
+  }
+  ~node() {
+    stop_entity_layer(layer_);
+    sys_.reset();
+    storage_.reset();
+  }
+
+  /// Sends (to, xs...) and waits for a View or an error (as a failure).
+  template <class View, class... Ts>
+  std::pair<View, domain::failure> ask(const entity_ref& to, Ts... xs) {
+    caf::scoped_actor self{*sys_};
+    std::pair<View, domain::failure> out;
+    self->request(ctx_->route(to), 5s, to, xs...)
+        .receive([&](const View& v) { out.first = v; },
+                 [&](caf::error& e) { out.second = to_failure(e); });
+    return out;
+  }
+  template <class View, class... Ts>
+  View ok(const entity_ref& to, Ts... xs) {
+    auto [v, f] = ask<View>(to, xs...);
+    INFO(f.message);
+    REQUIRE(f.code == errc::none);
+    return v;
+  }
+  template <class... Ts>
+  void tell(const entity_ref& to, Ts... xs) {
+    caf::anon_send(ctx_->route(to), to, xs...);
+  }
+
+  node_context& ctx() { return *ctx_; }
+  persistence::storage_engine& storage() { return *storage_; }
+
+ private:
+  std::unique_ptr<persistence::storage_engine> storage_;
+  caf::actor_system_config cfg_;
+  std::unique_ptr<caf::actor_system> sys_;
+  context_ptr ctx_;
+  entity_layer layer_;
+};
+
+entity_ref u(const std::string& id) {
+  return ref(entity_kind::user, id);
+}
+entity_ref p(const std::string& id) {
+  return ref(entity_kind::product, id);
+}
+entity_ref inv(const std::string& id) {
+  return ref(entity_kind::inventory, id);
+}
+entity_ref o(const std::string& id) {
+  return ref(entity_kind::order, id);
+}
+
+std::vector<domain::order_item> items(std::string product, int64_t qty) {
+  return {domain::order_item{std::move(product), qty, 0}};
+}
+
+/// A catalog: product `pen` at 150 cents with `stock` units; user `ann` with 10000 cents.
+void seed(node& n, int64_t stock = 10) {
+  n.ok<domain::product_view>(p("pen"), create_atom::value, admin, std::string("Pen"), int64_t{150});
+  n.ok<domain::inventory_view>(inv("pen"), restock_atom::value, admin, std::string("r1"), stock);
+  n.ok<domain::user_view>(u("ann"), register_atom::value, std::string("Ann"),
+                          std::string("$argon2id$fake"));
+  n.ok<domain::user_view>(u("ann"), deposit_atom::value, user("ann"), std::string("d1"),
+                          int64_t{10000});
+}
+
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds limit = 5s) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred())
+      return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return pred();
+}
+
+}  // namespace
+
+TEST_CASE("a saga places, pays and cancels across entities") {
+  temp_dir dir;
+  node n(dir.path);
+  seed(n);
+  auto placed = n.ok<domain::order_view>(o("o1"), place_atom::value, user("ann"),
+                                         std::string("ann"), items("pen", 4));
+  CHECK(placed.status == uint8_t(domain::order_status::reserved));
+  CHECK(placed.total_cents == 600);
+  CHECK(placed.expires_at > placed.created_at);
+  auto stock = n.ok<domain::inventory_view>(inv("pen"), read_atom::value, admin);
+  CHECK(stock.available == 6);
+  CHECK(stock.reserved == 4);
+
+  auto paid = n.ok<domain::order_view>(o("o1"), pay_atom::value, user("ann"));
+  CHECK(paid.status == uint8_t(domain::order_status::paid));
+  CHECK(n.ok<domain::user_view>(u("ann"), read_atom::value, admin).balance_cents == 9400);
+  stock = n.ok<domain::inventory_view>(inv("pen"), read_atom::value, admin);
+  CHECK(stock.reserved == 0);
+  CHECK(stock.sold == 4);
+
+  // Paying again returns the order unchanged and charges nothing.
+  CHECK(n.ok<domain::order_view>(o("o1"), pay_atom::value, user("ann")).updated_at ==
+        paid.updated_at);
+  CHECK(n.ok<domain::user_view>(u("ann"), read_atom::value, admin).balance_cents == 9400);
+
+  auto cancelled = n.ok<domain::order_view>(o("o1"), cancel_atom::value, user("ann"));
+  CHECK(cancelled.status == uint8_t(domain::order_status::cancelled));
+  CHECK(n.ok<domain::user_view>(u("ann"), read_atom::value, admin).balance_cents == 10000);
+  stock = n.ok<domain::inventory_view>(inv("pen"), read_atom::value, admin);
+  CHECK(stock.available == 10);
+  CHECK(stock.sold == 0);
+}
+
+TEST_CASE("an order that cannot be reserved is rejected and releases what it held") {
+  temp_dir dir;
+  node n(dir.path);
+  seed(n, 3);
+  n.ok<domain::product_view>(p("cap"), create_atom::value, admin, std::string("Cap"), int64_t{500});
+  n.ok<domain::inventory_view>(inv("cap"), restock_atom::value, admin, std::string("r1"),
+                               int64_t{100});
+  std::vector<domain::order_item> both{{"cap", 2, 0}, {"pen", 5, 0}};
+  auto rejected =
+      n.ok<domain::order_view>(o("o2"), place_atom::value, user("ann"), std::string("ann"), both);
+  CHECK(rejected.status == uint8_t(domain::order_status::rejected));
+  CHECK(rejected.reason.rfind("out_of_stock", 0) == 0);
+  CHECK(n.ok<domain::inventory_view>(inv("cap"), read_atom::value, admin).available == 100);
+  CHECK(n.ok<domain::inventory_view>(inv("pen"), read_atom::value, admin).available == 3);
+  // Placing it again with the same content answers the order as it is.
+  auto again =
+      n.ok<domain::order_view>(o("o2"), place_atom::value, user("ann"), std::string("ann"), both);
+  CHECK(again.updated_at == rejected.updated_at);
+  // Other content under the same id is a conflict.
+  auto [v, f] = n.ask<domain::order_view>(o("o2"), place_atom::value, user("ann"),
+                                          std::string("ann"), items("cap", 1));
+  CHECK(f.code == errc::conflict);
+}
+
+TEST_CASE("payment without funds is refused and the order stays reserved") {
+  temp_dir dir;
+  node n(dir.path);
+  seed(n, 1000);
+  n.ok<domain::order_view>(o("big"), place_atom::value, user("ann"), std::string("ann"),
+                           items("pen", 100));  // 15000 cents > 10000
+  auto [v, f] = n.ask<domain::order_view>(o("big"), pay_atom::value, user("ann"));
+  CHECK(f.code == errc::insufficient_funds);
+  auto now = n.ok<domain::order_view>(o("big"), read_atom::value, user("ann"));
+  CHECK(now.status == uint8_t(domain::order_status::reserved));
+  CHECK(n.ok<domain::user_view>(u("ann"), read_atom::value, admin).balance_cents == 10000);
+}
+
+TEST_CASE("state recovered from the journal and snapshots equals the live state") {
+  temp_dir dir;
+  entity_settings s;
+  s.snapshot_every = 3;  // many snapshots, and events after the last one
+  domain::inventory_view live_stock;
+  domain::user_view live_user;
+  std::vector<domain::order_view> live_orders;
+  {
+    node n(dir.path, s);
+    seed(n, 50);
+    for (int i = 0; i < 7; ++i) {
+      auto id = "o" + std::to_string(i);
+      n.ok<domain::order_view>(o(id), place_atom::value, user("ann"), std::string("ann"),
+                               items("pen", 1 + i));
+      if (i % 3 == 1)
+        n.ok<domain::order_view>(o(id), pay_atom::value, user("ann"));
+      if (i % 3 == 2)
+        n.ok<domain::order_view>(o(id), cancel_atom::value, user("ann"));
+    }
+    live_stock = n.ok<domain::inventory_view>(inv("pen"), read_atom::value, admin);
+    live_user = n.ok<domain::user_view>(u("ann"), read_atom::value, admin);
+    for (int i = 0; i < 7; ++i)
+      live_orders.push_back(
+          n.ok<domain::order_view>(o("o" + std::to_string(i)), read_atom::value, admin));
+  }
+  node n(dir.path, s);
+  persistence::recovered_entity rec;
+  persistence::entity_key key{n.ctx().shard_of(inv("pen")), uint8_t(entity_kind::inventory), "pen"};
+  REQUIRE(n.storage().load(key, rec).is_ok());
+  CHECK(rec.snapshot_seq > 0);  // recovery really went through a snapshot
+  auto stock = n.ok<domain::inventory_view>(inv("pen"), read_atom::value, admin);
+  CHECK(stock.available == live_stock.available);
+  CHECK(stock.reserved == live_stock.reserved);
+  CHECK(stock.sold == live_stock.sold);
+  CHECK(n.ok<domain::user_view>(u("ann"), read_atom::value, admin).balance_cents ==
+        live_user.balance_cents);
+  for (int i = 0; i < 7; ++i) {
+    auto got = n.ok<domain::order_view>(o("o" + std::to_string(i)), read_atom::value, admin);
+    CHECK(got.status == live_orders[i].status);
+    CHECK(got.updated_at == live_orders[i].updated_at);
+  }
+}
+
+TEST_CASE("idle entities are passivated and come back with their state") {
+  temp_dir dir;
+  entity_settings s;
+  s.passivate_after = 100ms;
+  node n(dir.path, s);
+  seed(n);
+  n.ok<domain::order_view>(o("o1"), place_atom::value, user("ann"), std::string("ann"),
+                           items("pen", 2));
+  n.ok<domain::order_view>(o("o1"), pay_atom::value, user("ann"));
+  // Everything is idle and the order is terminal: all entities leave memory.
+  CHECK(eventually([&] { return n.ctx().active_entities.load() == 0; }));
+  CHECK(n.ok<domain::inventory_view>(inv("pen"), read_atom::value, admin).sold == 2);
+  CHECK(n.ok<domain::order_view>(o("o1"), read_atom::value, user("ann")).status ==
+        uint8_t(domain::order_status::paid));
+}
+
+TEST_CASE("a reserved order stays in memory to keep its expiry timer") {
+  temp_dir dir;
+  entity_settings s;
+  s.passivate_after = 50ms;
+  node n(dir.path, s);
+  seed(n);
+  n.ok<domain::order_view>(o("o1"), place_atom::value, user("ann"), std::string("ann"),
+                           items("pen", 2));
+  CHECK(eventually([&] { return n.ctx().active_entities.load() == 1; }));
+  std::this_thread::sleep_for(200ms);
+  CHECK(n.ctx().active_entities.load() == 1);
+}
+
+TEST_CASE("a crashed entity restarts alone; repeated crashes quarantine it") {
+  temp_dir dir;
+  entity_settings s;
+  s.fault_injection = true;
+  s.restart_limit = 3;
+  s.restart_window = 10s;
+  s.quarantine_for = 300ms;
+  node n(dir.path, s);
+  seed(n);
+  n.tell(inv("pen"), crash_atom::value);
+  // The next request waits for the new incarnation, which recovered from disk.
+  CHECK(n.ok<domain::inventory_view>(inv("pen"), read_atom::value, admin).available == 10);
+  CHECK(eventually([&] { return n.ctx().entity_restarts.load() == 1; }));
+  for (int i = 0; i < 2; ++i) {  // crashes 2 and 3: still within the budget
+    n.tell(inv("pen"), crash_atom::value);
+    n.ok<domain::inventory_view>(inv("pen"), read_atom::value, admin);
+  }
+  n.tell(inv("pen"), crash_atom::value);  // the 4th within the window: quarantined
+  CHECK(eventually([&] { return n.ctx().entity_restarts.load() == 4; }));
+  auto [v, f] = n.ask<domain::inventory_view>(inv("pen"), read_atom::value, admin);
+  CHECK(f.code == errc::unavailable);
+  CHECK(f.message.find("quarantined") != std::string::npos);
+  // Other entities, even on the same shard, are untouched.
+  CHECK(n.ok<domain::user_view>(u("ann"), read_atom::value, admin).balance_cents == 10000);
+  // After the quarantine it serves again, state intact.
+  CHECK(eventually([&] {
+    auto [v2, f2] = n.ask<domain::inventory_view>(inv("pen"), read_atom::value, admin);
+    return f2.code == errc::none && v2.available == 10;
+  }));
+}
+
+TEST_CASE("a saga interrupted by a crash resumes when the node starts") {
+  temp_dir dir;
+  {
+    node n(dir.path);
+    seed(n);
+  }
+  // Write what a node that died right after persisting `placed` leaves on disk: the event
+  // and the wakeup entry, nothing reserved yet.
+  {
+    persistence::storage_options opts;
+    opts.path = dir.path + "/db";
+    persistence::status st;
+    auto storage = persistence::storage_engine::open(opts, &st);
+    REQUIRE(storage);
+    domain::order::state empty;
+    empty.order_id = "o9";
+    auto d = domain::order::place(empty, "ann", {domain::order_item{"pen", 3, 150}}, 1000);
+    REQUIRE(d.ok());
+    persistence::write_request w;
+    w.key = {static_cast<uint16_t>(0), uint8_t(entity_kind::order), "o9"};
+    // The shard must be the one the node computes: use a throwaway context to ask.
+    node_context probe("p", storage.get(), {}, 8, spdlog::default_logger());
+    w.key.shard = probe.shard_of(o("o9"));
+    w.first_seq = 1;
+    w.events.push_back(domain::order::encode(d.events.front()));
+    w.wakeup_due_ms = 1;
+    std::promise<bool> done;
+    REQUIRE(storage->submit(std::move(w),
+                            [&](const persistence::status& s2) { done.set_value(s2.is_ok()); }));
+    REQUIRE(done.get_future().get());
+  }
+  node n(dir.path);
+  // Nobody asks for o9: the wakeup scheduler activates it and the saga finishes.
+  CHECK(eventually([&] {
+    return n.ok<domain::inventory_view>(inv("pen"), read_atom::value, admin).reserved == 3;
+  }));
+  auto order = n.ok<domain::order_view>(o("o9"), read_atom::value, admin);
+  CHECK(order.status == uint8_t(domain::order_status::reserved));
+}
+
+TEST_CASE("a failed write is never acknowledged, and nothing after it is") {
+  temp_dir dir;
+  {
+    node n(dir.path, {}, 4);  // seed() takes exactly four synced batches; the fifth fails
+    seed(n);
+    auto [v, f] = n.ask<domain::user_view>(u("ann"), deposit_atom::value, user("ann"),
+                                           std::string("d2"), int64_t{5});
+    CHECK(f.code == errc::unavailable);
+    CHECK_FALSE(n.storage().health().is_ok());
+    // The entity restarted from disk: the refused deposit is not in its state...
+    CHECK(n.ok<domain::user_view>(u("ann"), read_atom::value, admin).balance_cents == 10000);
+    // ...and the engine refuses every later write.
+    auto [v2, f2] = n.ask<domain::user_view>(u("ann"), deposit_atom::value, user("ann"),
+                                             std::string("d3"), int64_t{7});
+    CHECK(f2.code != errc::none);
+  }
+  node n(dir.path);
+  CHECK(n.ok<domain::user_view>(u("ann"), read_atom::value, admin).balance_cents == 10000);
+}
+
+TEST_CASE("every message type survives CAF's serializer (they must cross nodes)") {
+  caf::actor_system_config cfg;
+  add_message_types(cfg);
+  caf::actor_system sys{cfg};
+  domain::order_view ov;
+  ov.order_id = "o1";
+  ov.items = {{"pen", 2, 150}};
+  ov.status = uint8_t(domain::order_status::paid);
+  auto msg = caf::make_message(
+      entity_ref{4, "o1"}, place_atom::value, admin, std::string("ann"),
+      std::vector<domain::order_item>{{"pen", 2, 0}}, ov, domain::user_view{"ann", "Ann", 5},
+      credentials{"h"}, order_ids{{"a", "b"}}, domain::order_list_view{{ov}},
+      domain::product_view{"pen", "Pen", 1}, domain::inventory_view{"pen", 1, 2, 3});
+  std::vector<char> buf;
+  caf::binary_serializer sink{sys, buf};
+  REQUIRE(!sink(msg));
+  caf::message copy;
+  caf::binary_deserializer source{sys, buf};
+  REQUIRE(!source(copy));
+  REQUIRE(copy.match_elements<entity_ref, place_atom, domain::principal, std::string,
+                              std::vector<domain::order_item>, domain::order_view,
+                              domain::user_view, credentials, order_ids, domain::order_list_view,
+                              domain::product_view, domain::inventory_view>());
+  CHECK(copy.get_as<entity_ref>(0).id == "o1");
+  CHECK(copy.get_as<domain::order_view>(5).items.at(0).unit_price_cents == 150);
+  CHECK(copy.get_as<order_ids>(8).ids.size() == 2);
+  CHECK(copy.get_as<domain::order_list_view>(9).orders.at(0).order_id == "o1");
+}
