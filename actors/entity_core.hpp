@@ -51,7 +51,9 @@ struct entity_state {
   int64_t wakeup_on_disk = 0;                              // due time in the wakeup index (0: none)
   bool busy = false;  // a multi-step operation (saga, pricing) is in flight
   std::deque<std::pair<caf::response_promise, std::function<void()>>> deferred;  // wait for !busy
-  bool stopping = false;  // the supervisor agreed to passivation
+  bool stopping = false;     // the supervisor agreed to passivation
+  bool evicting = false;     // the shard is moving away: stop once writes are confirmed
+  uint64_t shard_epoch = 0;  // the epoch under which this node owned the shard at activation
   bool counted = false;
   typename Traits::extra extra;  // what only this kind needs (the order's saga bookkeeping)
 
@@ -75,7 +77,8 @@ bool idle(entity_actor<Traits>* self) {
 /// Passivation agreed and nothing in flight: leave. The supervisor buffers newer messages.
 template <class Traits>
 void maybe_stop(entity_actor<Traits>* self) {
-  if (self->state.stopping && idle(self))
+  auto& s = self->state;
+  if ((s.stopping && idle(self)) || (s.evicting && s.tickets_done == s.tickets_sent))
     self->quit();
 }
 
@@ -147,6 +150,7 @@ void persist(entity_actor<Traits>* self, const std::vector<typename Traits::even
   auto& ctx = *s.ctx;
   persistence::write_request req;
   req.key = s.key;
+  req.shard_epoch = s.shard_epoch;  // refused by storage if the shard changed owner since
   req.first_seq = s.seq + 1;
   req.events.reserve(events.size());
   for (auto& e : events) {
@@ -285,6 +289,18 @@ caf::behavior entity_behavior(entity_actor<Traits>* self, caf::actor supervisor,
         self->state.stopping = true;
         maybe_stop(self);
       },
+      [self](evict_atom) {
+        // The shard moves to another node: leave as soon as the writes made are confirmed. A
+        // saga in flight resumes on the new owner (its phase is on disk); deferred commands are
+        // answered `unavailable` so their clients retry there.
+        auto& s = self->state;
+        s.evicting = true;
+        auto deferred = std::move(s.deferred);
+        s.deferred.clear();
+        for (auto& d : deferred)
+          d.first.deliver(make_error(domain::errc::unavailable, "the shard is moving; retry"));
+        maybe_stop(self);
+      },
       [self](const entity_ref&, crash_atom) {
         if (self->state.ctx->settings().fault_injection)
           throw std::runtime_error("fault injection: admin.crash");
@@ -305,6 +321,7 @@ bool start_entity(entity_actor<Traits>* self, context_ptr ctx, const entity_ref&
   Traits::init(s.st, who.id);
   s.ctx->active_entities.fetch_add(1, std::memory_order_relaxed);
   s.counted = true;
+  s.shard_epoch = s.ctx->storage().owned_epoch(s.key.shard);
   s.ctx->log().debug("node={} entity={}/{} activating", s.ctx->node_id(), Traits::name, who.id);
   if (!recover(self)) {
     self->quit(caf::exit_reason::user_shutdown);

@@ -19,8 +19,20 @@ uint16_t node_context::shard_of(const entity_ref& e) const {
   return cluster::shard_of(e.kind, e.id, shard_count_);
 }
 
-const caf::actor& node_context::route(const entity_ref& e) const {
-  return supervisors_[shard_of(e)];
+caf::actor node_context::route(const entity_ref& e) const {
+  auto shard = shard_of(e);
+  auto table = std::atomic_load(&routes_);
+  if (table && shard < table->route.size() && table->route[shard])
+    return table->route[shard];
+  return supervisors_[shard];
+}
+
+void node_context::set_routes(cluster::routing_ptr routes) {
+  std::atomic_store(&routes_, std::move(routes));
+}
+
+cluster::routing_ptr node_context::routes() const {
+  return std::atomic_load(&routes_);
 }
 
 int64_t node_context::now_ms() const {

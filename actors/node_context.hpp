@@ -12,6 +12,7 @@
 #include <caf/actor.hpp>
 
 #include "actors/messages.hpp"
+#include "cluster/cluster_messages.hpp"
 
 namespace spdlog {
 class logger;
@@ -48,8 +49,12 @@ class node_context {
   spdlog::logger& log() const { return *log_; }
 
   uint16_t shard_of(const entity_ref& e) const;
-  /// The actor that accepts messages for `e` (its shard's supervisor).
-  const caf::actor& route(const entity_ref& e) const;
+  /// The actor that accepts messages for `e`: its shard's supervisor here or on the owner node,
+  /// or a responder that answers `unavailable` while the owner cannot be reached.
+  caf::actor route(const entity_ref& e) const;
+  /// Installs the cluster's routing (from the node agent); until then everything is local.
+  void set_routes(cluster::routing_ptr routes);
+  cluster::routing_ptr routes() const;
   void set_supervisors(std::vector<caf::actor> supervisors) {
     supervisors_ = std::move(supervisors);
   }
@@ -68,6 +73,7 @@ class node_context {
   uint16_t shard_count_;
   std::shared_ptr<spdlog::logger> log_;
   std::vector<caf::actor> supervisors_;
+  cluster::routing_ptr routes_;  // read with std::atomic_load: the agent swaps it at any time
 };
 
 using context_ptr = std::shared_ptr<node_context>;

@@ -39,6 +39,11 @@ struct slot {
 struct supervisor_state {
   context_ptr ctx;
   uint16_t shard = 0;
+  // Handoff: while frozen, every message waits here; the entities are evicted, and once they
+  // are gone (and their writes confirmed) the freeze request is answered.
+  bool frozen = false;
+  caf::response_promise freeze_done;
+  std::deque<std::pair<caf::message, caf::response_promise>> held;
   std::unordered_map<std::string, slot> slots;  // by slot_key
   std::unordered_map<caf::actor_addr, std::string> by_addr;
   static inline const char* name = "ordermesh.shard_supervisor";
@@ -92,6 +97,57 @@ void restart_after_barrier(self_ptr self, const std::string& key, slot& sl) {
     self->send(self, barrier_atom::value, key);
 }
 
+/// Answers the freeze request once every entity has gone and its writes are confirmed.
+void maybe_frozen(self_ptr self) {
+  auto& s = self->state;
+  if (!s.frozen || !s.freeze_done.pending() || !s.slots.empty())
+    return;
+  persistence::write_request barrier;
+  barrier.key.shard = s.shard;
+  caf::actor me = caf::actor_cast<caf::actor>(self);
+  bool queued = s.ctx->storage().submit(std::move(barrier), [me](const persistence::status&) {
+    caf::anon_send(me, barrier_atom::value, std::string{});
+  });
+  if (!queued)
+    self->send(self, barrier_atom::value, std::string{});
+}
+
+void freeze(self_ptr self, caf::response_promise rp) {
+  auto& s = self->state;
+  s.frozen = true;
+  s.freeze_done = std::move(rp);
+  for (auto it = s.slots.begin(); it != s.slots.end();) {
+    auto& sl = it->second;
+    for (auto& b : sl.buffered)
+      s.held.push_back(std::move(b));
+    sl.buffered.clear();
+    if (sl.actor && (sl.m == mode::running || sl.m == mode::stopping)) {
+      self->send(sl.actor, evict_atom::value);
+      sl.m = mode::stopping;
+      ++it;
+    } else {
+      it = s.slots.erase(it);  // restarting or quarantined: nothing running
+    }
+  }
+  maybe_frozen(self);
+}
+
+/// The shard was handed off (or the handoff failed): route everything that waited again.
+void thaw(self_ptr self) {
+  auto& s = self->state;
+  if (!s.frozen)
+    return;
+  s.frozen = false;
+  if (s.freeze_done.pending())
+    s.freeze_done.deliver(false);
+  auto held = std::move(s.held);
+  s.held.clear();
+  for (auto& [msg, rp] : held) {
+    auto who = msg.get_as<entity_ref>(0);
+    rp.delegate(s.ctx->route(who), std::move(msg));
+  }
+}
+
 void on_down(self_ptr self, const caf::down_msg& dm) {
   auto& s = self->state;
   auto it = s.by_addr.find(dm.source);
@@ -104,6 +160,13 @@ void on_down(self_ptr self, const caf::down_msg& dm) {
     return;
   auto& sl = si->second;
   sl.actor = nullptr;
+  if (s.frozen) {  // evicted for a handoff (or crashed meanwhile): nothing restarts here
+    for (auto& b : sl.buffered)
+      s.held.push_back(std::move(b));
+    s.slots.erase(si);
+    maybe_frozen(self);
+    return;
+  }
   if (!dm.reason && sl.m == mode::stopping) {  // passivated
     if (sl.buffered.empty())
       s.slots.erase(si);
@@ -148,6 +211,20 @@ caf::result<caf::message> route(self_ptr self, caf::message_view& xs) {
   auto key = slot_key(who);
   auto& s = self->state;
   auto rp = self->make_response_promise();
+  if (s.frozen) {
+    if (s.held.size() >= s.ctx->settings().max_buffered * 4) {
+      rp.deliver(make_error(domain::errc::overloaded, "shard is moving; too many waiting"));
+      return rp;
+    }
+    s.held.emplace_back(xs.move_content_to_message(), rp);
+    return rp;
+  }
+  if (s.slots.count(key) == 0 && s.ctx->storage().owned_epoch(s.shard) == 0) {
+    rp.deliver(make_error(domain::errc::unavailable,
+                          "shard " + std::to_string(s.shard) + " is not served by node " +
+                              s.ctx->node_id() + " (it moved or is moving); retry"));
+    return rp;
+  }
   auto [it, fresh] = s.slots.try_emplace(key);
   auto& sl = it->second;
   if (fresh) {
@@ -206,6 +283,13 @@ caf::behavior shard_supervisor(self_ptr self, context_ptr ctx, uint16_t shard) {
       },
       [self](barrier_atom, const std::string& key) {
         auto& s = self->state;
+        if (key.empty()) {  // the freeze barrier
+          if (s.frozen && s.slots.empty() && s.freeze_done.pending())
+            s.freeze_done.deliver(true);
+          return;
+        }
+        if (s.frozen)
+          return;
         auto it = s.slots.find(key);
         if (it == s.slots.end())
           return;
@@ -218,6 +302,12 @@ caf::behavior shard_supervisor(self_ptr self, context_ptr ctx, uint16_t shard) {
         }
       },
       [self](stats_atom) { return static_cast<uint64_t>(self->state.slots.size()); },
+      [self](cluster::freeze_atom) -> caf::result<bool> {
+        auto rp = self->make_response_promise();
+        freeze(self, rp);
+        return rp;
+      },
+      [self](cluster::thaw_atom) { thaw(self); },
   };
 }
 

@@ -12,6 +12,7 @@
 #include <caf/all.hpp>
 
 #include "actors/messages.hpp"
+#include "cluster/cluster_messages.hpp"
 #include "persistence/storage_engine.hpp"
 
 namespace ordermesh::actors {
@@ -63,7 +64,26 @@ caf::behavior wakeup_scheduler(self_ptr self, context_ptr ctx) {
                    [](const auto& a, const auto& b) { return a.due_ms < b.due_ms; });
   s.ctx->log().info("node={} {} entities to wake", s.ctx->node_id(), s.due.size());
   self->send(self, fire_atom::value);
-  return {[self](fire_atom) { fire(self); }};
+  return {
+      [self](fire_atom) { fire(self); },
+      [self](cluster::scan_atom, uint16_t shard) {
+        // A shard just arrived by handoff: its orders with work due need waking here now.
+        auto& ws = self->state;
+        std::vector<persistence::wakeup_entry> found;
+        ws.ctx->storage().scan_wakeups([&](const persistence::wakeup_entry& w) {
+          if (w.key.shard == shard)
+            found.push_back(w);
+        });
+        if (found.empty())
+          return;
+        ws.due.erase(ws.due.begin(), ws.due.begin() + static_cast<std::ptrdiff_t>(ws.next));
+        ws.next = 0;
+        ws.due.insert(ws.due.end(), found.begin(), found.end());
+        std::stable_sort(ws.due.begin(), ws.due.end(),
+                         [](const auto& a, const auto& b) { return a.due_ms < b.due_ms; });
+        fire(self);
+      },
+  };
 }
 
 }  // namespace

@@ -60,6 +60,7 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
   node_config c;
   std::string seeds, reservation_ttl = "15m", passivate_after = "5m", request_timeout = "10s";
   std::string step_timeout = "5s", restart_window = "10s", quarantine_for = "30s";
+  std::string heartbeat_interval = "500ms", failure_timeout = "3s", join_timeout = "30s";
   uint32_t snapshot_every = c.entities.snapshot_every, restart_limit = c.entities.restart_limit;
   uint32_t client_port = c.client_port, cluster_port = c.cluster_port, shards = c.shards;
   po::options_description opts("orderd options");
@@ -85,7 +86,12 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
       "log-level", po::value(&c.log_level), "trace|debug|info|warn|error (info)")(
       "log-file", po::value(&c.log_file), "log to this file instead of stderr")(
       "pwhash", po::value(&c.pwhash), "interactive (default) or fast (tests, benchmarks)")(
-      "threads", po::value(&c.scheduler_threads), "actor scheduler threads (0: one per core)");
+      "threads", po::value(&c.scheduler_threads), "actor scheduler threads (0: one per core)")(
+      "heartbeat-interval", po::value(&heartbeat_interval), "cluster heartbeats every (500ms)")(
+      "failure-timeout", po::value(&failure_timeout), "unheard this long: unreachable (3s)")(
+      "join-timeout", po::value(&join_timeout), "a new node gives up joining after (30s)")(
+      "max-moves", po::value(&c.max_moves), "shards moved at a time when rebalancing (2)")(
+      "drain", po::bool_switch(&c.drain), "on SIGTERM, hand off every shard, then exit");
   auto fail = [&](const std::string& why) -> std::optional<node_config> {
     std::cerr << "orderd: " << why << "\n(try --help)\n";
     *exit_code = 2;
@@ -127,6 +133,9 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
       {"--step-timeout", step_timeout, c.entities.step_timeout},
       {"--restart-window", restart_window, c.entities.restart_window},
       {"--quarantine-for", quarantine_for, c.entities.quarantine_for},
+      {"--heartbeat-interval", heartbeat_interval, c.heartbeat_interval},
+      {"--failure-timeout", failure_timeout, c.failure_timeout},
+      {"--join-timeout", join_timeout, c.join_timeout},
   };
   for (auto& x : durations) {
     if (!parse_duration(x.text, x.target) || x.target.count() <= 0)
@@ -145,6 +154,10 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
     return fail("--log-level must be trace, debug, info, warn or error");
   if (c.pwhash != "interactive" && c.pwhash != "fast")
     return fail("--pwhash must be interactive or fast");
+  if (c.max_moves == 0 || c.max_moves > 64)
+    return fail("--max-moves must be 1..64");
+  if (c.failure_timeout <= c.heartbeat_interval)
+    return fail("--failure-timeout must be longer than --heartbeat-interval");
   if (c.scheduler_threads > 64)
     return fail("--threads must be 0..64");
   size_t start = 0;

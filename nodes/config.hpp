@@ -28,6 +28,11 @@ struct node_config {
   size_t max_connections = 1024;
   size_t max_in_flight_per_connection = 256;
   size_t scheduler_threads = 0;  // 0: one per core
+  std::chrono::milliseconds heartbeat_interval{500};
+  std::chrono::milliseconds failure_timeout{3000};
+  std::chrono::milliseconds join_timeout{30000};  // a new node waits this long to join
+  size_t max_moves = 2;                           // shards the coordinator moves at a time
+  bool drain = false;                             // SIGTERM hands off every shard before exiting
   actors::entity_settings entities;
 };
 

@@ -8,6 +8,7 @@
 
 #include "actors/errors.hpp"
 #include "actors/messages.hpp"
+#include "cluster/cluster_messages.hpp"
 #include "nodes/protocol.hpp"
 #include "persistence/storage_engine.hpp"
 
@@ -259,31 +260,52 @@ void list_orders(self_ptr self, const protocol::request& req, const domain::prin
           [self, req](caf::error& err) { refuse(self, req, err); });
 }
 
-json cluster_status(self_ptr self) {
+/// cluster.status: the agent's view (members, shard map with epochs) plus this node's counters.
+void cluster_status(self_ptr self, const protocol::request& req) {
   auto& g = *self->state.g;
-  auto& ctx = *g.ctx;
-  auto st = ctx.storage().stats();
-  json member = {{"node_id", ctx.node_id()},
-                 {"client_address", g.client_address},
-                 {"state", "up"},
-                 {"shards_owned", ctx.shard_count()},
-                 {"active_entities", ctx.active_entities.load()}};
-  json shards = json::array();
-  for (uint16_t i = 0; i < ctx.shard_count(); ++i)
-    shards.push_back({{"shard", i}, {"owner", ctx.node_id()}, {"epoch", 1}});
-  return {{"node_id", ctx.node_id()},
-          {"shard_count", ctx.shard_count()},
-          {"members", json::array({member})},
-          {"shards", shards},
-          {"storage",
-           {{"healthy", ctx.storage().health().is_ok()},
-            {"writes", st.writes},
-            {"synced_batches", st.batches},
-            {"events", st.events},
-            {"bytes", st.bytes},
-            {"max_batch", st.max_batch}}},
-          {"entity_restarts", ctx.entity_restarts.load()},
-          {"requests", g.requests.load()}};
+  self->request(g.agent, g.request_timeout, cluster::status_atom::value)
+      .then(
+          [self, req](const cluster::cluster_view& v, const std::vector<std::string>& suspects) {
+            auto& gs = *self->state.g;
+            auto& ctx = *gs.ctx;
+            auto st = ctx.storage().stats();
+            json members = json::array();
+            for (auto& m : v.members) {
+              auto owned = cluster::shards_of(v, m.node_id);
+              json jm = {{"node_id", m.node_id},
+                         {"cluster_address", m.cluster_address},
+                         {"client_address", m.client_address},
+                         {"state", cluster::to_string(cluster::member_state(m.state))},
+                         {"shards_owned", owned.size()}};
+              if (m.node_id == ctx.node_id())
+                jm["active_entities"] = ctx.active_entities.load();
+              members.push_back(std::move(jm));
+            }
+            json shards = json::array();
+            for (size_t i = 0; i < v.shards.size(); ++i)
+              shards.push_back(
+                  {{"shard", i}, {"owner", v.shards[i].node_id}, {"epoch", v.shards[i].epoch}});
+            auto c = cluster::coordinator_of(v);
+            answer(self, req,
+                   json{{"node_id", ctx.node_id()},
+                        {"cluster_id", v.cluster_id},
+                        {"view_version", v.version},
+                        {"coordinator", c ? *c : std::string{}},
+                        {"shard_count", v.shard_count},
+                        {"unreachable_from_here", suspects},
+                        {"members", members},
+                        {"shards", shards},
+                        {"storage",
+                         {{"healthy", ctx.storage().health().is_ok()},
+                          {"writes", st.writes},
+                          {"synced_batches", st.batches},
+                          {"events", st.events},
+                          {"bytes", st.bytes},
+                          {"max_batch", st.max_batch}}},
+                        {"entity_restarts", ctx.entity_restarts.load()},
+                        {"requests", gs.requests.load()}});
+          },
+          [self, req](caf::error& err) { refuse(self, req, err); });
 }
 
 // ---- dispatch ----
@@ -383,7 +405,22 @@ void handle(self_ptr self, protocol::request req) {
       return;
     }
     case op::cluster_status:
-      answer(self, req, cluster_status(self));
+      cluster_status(self, req);
+      return;
+    case op::cluster_leave:
+      if (!who.admin) {
+        refuse(self, req, errc::forbidden, "cluster.leave needs the admin token");
+        return;
+      }
+      self->request(g.agent, g.request_timeout, cluster::leave_atom::value, req.node_id)
+          .then(
+              [self, req](bool ok) {
+                if (ok)
+                  answer(self, req, json{{"node_id", req.node_id}, {"state", "leaving"}});
+                else
+                  refuse(self, req, errc::not_found, "no member " + req.node_id);
+              },
+              [self, req](caf::error& err) { refuse(self, req, err); });
       return;
   }
   refuse(self, req, errc::bad_request, "unknown op");

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include <caf/actor.hpp>
 #include <caf/fwd.hpp>
 
 #include "actors/node_context.hpp"
@@ -35,6 +36,7 @@ struct gateway_shared {
   std::chrono::milliseconds request_timeout;
   std::chrono::milliseconds session_ttl;
   std::string client_address;         // host:port clients use, for cluster.status
+  caf::actor agent;                   // the node agent: cluster.status, cluster.leave
   std::atomic<bool> draining{false};  // SIGTERM: refuse new requests
   std::atomic<int64_t> in_flight{0};  // requests accepted and not yet answered
   std::atomic<uint64_t> requests{0};  // requests answered since start

@@ -1,9 +1,12 @@
 // orderd: one ordermesh node. Wires storage, the entity layer and the client listener, then
 // serves until SIGTERM/SIGINT, when it stops taking requests, finishes what is in flight and
 // exits 0 with everything acknowledged on disk.
+#include <spdlog/fmt/ranges.h>
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <memory>
 #include <thread>
@@ -16,9 +19,14 @@
 #include <spdlog/spdlog.h>
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/send.hpp>
 
 #include "actors/entity_layer.hpp"
 #include "actors/messages.hpp"
+#include "actors/unavailable_responder.hpp"
+#include "cluster/cluster_messages.hpp"
+#include "cluster/node_agent.hpp"
 #include "nodes/client_listener.hpp"
 #include "nodes/config.hpp"
 #include "nodes/gateway.hpp"
@@ -92,6 +100,7 @@ int main(int argc, char** argv) {
 
   om::persistence::storage_options sopts;
   sopts.path = cfg.data_dir + "/db";
+  sopts.check_shard_epochs = true;  // a node writes only shards it owns, under their epoch
   om::persistence::status st;
   auto storage = om::persistence::storage_engine::open(sopts, &st);
   if (!storage) {
@@ -108,6 +117,11 @@ int main(int argc, char** argv) {
   {
     caf::actor_system_config caf_cfg;
     om::actors::add_message_types(caf_cfg);
+    om::cluster::add_message_types(caf_cfg);
+    caf_cfg.load<caf::io::middleman>();
+    // BASP's own keep-alive, so a silent peer is noticed even without traffic; the agent's
+    // heartbeats are the failure detector that decides.
+    caf_cfg.set("middleman.heartbeat-interval", caf::timespan{cfg.heartbeat_interval});
     if (cfg.scheduler_threads > 0)
       caf_cfg.set("scheduler.max-threads", cfg.scheduler_threads);
     caf::actor_system sys{caf_cfg};
@@ -115,28 +129,90 @@ int main(int argc, char** argv) {
     auto ctx = std::make_shared<om::actors::node_context>(cfg.node_id, storage.get(), cfg.entities,
                                                           cfg.shards, log);
     auto layer = om::actors::start_entity_layer(sys, ctx);
+    auto unavailable = om::actors::spawn_unavailable_responder(sys);
+
+    // The cluster: found it, restore it from disk, or join it through the seeds.
+    std::promise<void> left;
+    auto left_future = left.get_future();
+    std::atomic<bool> left_once{false};
+    om::cluster::agent_config acfg;
+    acfg.node_id = cfg.node_id;
+    acfg.cluster_address = cfg.cluster_host + ":" + std::to_string(cfg.cluster_port);
+    acfg.client_address = cfg.client_host + ":" + std::to_string(cfg.client_port);
+    acfg.seeds = cfg.seeds;
+    acfg.shard_count = cfg.shards;
+    acfg.heartbeat_interval = cfg.heartbeat_interval;
+    acfg.failure_timeout = cfg.failure_timeout;
+    acfg.max_concurrent_moves = cfg.max_moves;
+    om::cluster::agent_hooks hooks;
+    hooks.supervisors = layer.supervisors;
+    hooks.wakeups = layer.wakeups;
+    hooks.unavailable = unavailable;
+    hooks.publish_routes = [ctx](om::cluster::routing_ptr r) { ctx->set_routes(std::move(r)); };
+    hooks.on_left = [&left, &left_once] {
+      if (!left_once.exchange(true))
+        left.set_value();
+    };
+    auto agent = om::cluster::spawn_node_agent(sys, acfg, *storage, hooks, log);
+    auto published =
+        sys.middleman().publish(agent, cfg.cluster_port, cfg.cluster_host.c_str(), true);
+    if (!published) {
+      log->critical("node={} cannot listen for cluster traffic on {}: {}", cfg.node_id,
+                    acfg.cluster_address, sys.render(published.error()));
+      rc = 1;
+    }
+    // Serve clients only once this node knows the shard map (at once after a restart; after
+    // joining for a new node).
+    auto join_deadline = std::chrono::steady_clock::now() + cfg.join_timeout;
+    while (rc == 0 && !ctx->routes() && std::chrono::steady_clock::now() < join_deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (rc == 0 && !ctx->routes()) {
+      log->critical("node={} could not join the cluster through {} within the join timeout",
+                    cfg.node_id, fmt::join(cfg.seeds, ","));
+      rc = 1;
+    }
+
     om::node::password_hasher hasher(cfg.pwhash == "fast"
                                          ? om::node::password_hasher::cost::fast
                                          : om::node::password_hasher::cost::interactive,
                                      1, 256);
     auto shared = std::make_shared<om::node::gateway_shared>(ctx, cfg.admin_token, hasher,
                                                              cfg.request_timeout, cfg.session_ttl);
+    shared->agent = agent;
     om::node::listener_options lopts;
     lopts.host = cfg.client_host;
     lopts.port = cfg.client_port;
     lopts.max_connections = cfg.max_connections;
     lopts.max_in_flight = cfg.max_in_flight_per_connection;
     om::node::client_listener listener(lopts, om::node::make_gateway_factory(sys, shared));
-    if (!listener.start(&why)) {
+    if (rc != 0) {
+      // could not publish or join: nothing to serve
+    } else if (!listener.start(&why)) {
       log->critical("node={} {}", cfg.node_id, why);
       rc = 1;
     } else {
       shared->client_address = cfg.client_host + ":" + std::to_string(listener.bound_port());
       log->info("node={} ready: clients on {}, {} shards, data in {}", cfg.node_id,
                 shared->client_address, cfg.shards, cfg.data_dir);
+      // Wait for SIGTERM/SIGINT, or for the cluster to let this node go after cluster.leave.
       int sig = 0;
-      sigwait(&stop_signals, &sig);
-      log->info("node={} signal {}: draining", cfg.node_id, sig);
+      timespec poll_interval{0, 100 * 1000 * 1000};
+      for (;;) {
+        sig = sigtimedwait(&stop_signals, nullptr, &poll_interval);
+        if (sig > 0)
+          break;
+        if (left_future.wait_for(std::chrono::seconds(0)) == std::future_status::ready)
+          break;
+      }
+      if (sig > 0 && cfg.drain &&
+          left_future.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+        // --drain: hand every shard to the other members first (bounded), then stop.
+        log->info("node={} signal {}: handing off its shards before leaving", cfg.node_id, sig);
+        caf::anon_send(agent, om::cluster::leave_atom::value, cfg.node_id);
+        left_future.wait_for(std::chrono::minutes(5));
+      }
+      log->info("node={} {}: draining", cfg.node_id,
+                sig > 0 ? "signal " + std::to_string(sig) : std::string("left the cluster"));
       // Stop taking requests, let those in flight finish (bounded), then stop.
       shared->draining = true;
       listener.stop_accepting();
@@ -150,6 +226,9 @@ int main(int argc, char** argv) {
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
       listener.stop();
     }
+    caf::anon_send_exit(agent, caf::exit_reason::kill);
+    caf::anon_send_exit(unavailable, caf::exit_reason::kill);
+    sys.middleman().unpublish(agent, cfg.cluster_port);
     om::actors::stop_entity_layer(layer);
     // ~actor_system waits for every actor to finish.
   }

@@ -24,7 +24,7 @@ struct op_entry {
   op value;
 };
 
-constexpr std::array<op_entry, 15> op_table{{
+constexpr std::array<op_entry, 16> op_table{{
     {"user.register", op::user_register},
     {"user.login", op::user_login},
     {"user.get", op::user_get},
@@ -40,6 +40,7 @@ constexpr std::array<op_entry, 15> op_table{{
     {"order.list", op::order_list},
     {"admin.crash", op::admin_crash},
     {"cluster.status", op::cluster_status},
+    {"cluster.leave", op::cluster_leave},
 }};
 
 bool op_from_string(std::string_view text, op& out) {
@@ -268,6 +269,9 @@ std::string read_args(const json& object, request& req) {
       read_crash_entity(args, req);
       break;
     case op::cluster_status:
+      break;
+    case op::cluster_leave:
+      args.id("node_id", req.node_id);
       break;
   }
   return args.message();

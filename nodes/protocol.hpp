@@ -31,6 +31,7 @@ enum class op : uint8_t {
   order_list,
   admin_crash,
   cluster_status,
+  cluster_leave,
 };
 /// "user.register", ...
 std::string_view to_string(op o);
@@ -52,6 +53,7 @@ struct request {
   std::vector<domain::order_item> items;                       // unit_price_cents 0
   domain::entity_kind crash_kind = domain::entity_kind::user;  // admin.crash {entity: "kind/id"}
   std::string crash_id;
+  std::string node_id;  // cluster.leave
 };
 
 /// Parse outcome: on failure `error.code` is set (bad_request or too_large) and `id` holds the

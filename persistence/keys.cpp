@@ -5,8 +5,6 @@
 namespace ordermesh::persistence::keys {
 
 namespace {
-constexpr uint16_t meta_shard = 0xFFFF;
-
 bool valid_id_char(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
          c == '_' || c == '-';
@@ -67,6 +65,14 @@ std::string shard_prefix(uint16_t shard) {
   std::string out;
   detail::put_u16be(out, shard);
   return out;
+}
+
+std::string shard_end(uint16_t shard) {
+  return shard_prefix(static_cast<uint16_t>(shard + 1));
+}
+
+bool in_shard(std::string_view key, uint16_t shard) {
+  return key.size() > 2 && detail::get_u16be(key) == shard;
 }
 
 std::string meta(std::string_view name) {

@@ -21,12 +21,21 @@ struct entity_key {
 
 namespace keys {
 constexpr uint8_t wakeup_tag = 0xF0;
+/// The "shard" of node metadata: never an entity shard, never owned, exported or imported.
+constexpr uint16_t meta_shard = 0xFFFF;
 std::string entity_prefix(const entity_key& k);  // up to and including 0x00
 std::string event(const entity_key& k, uint64_t seq);
 std::string snapshot(const entity_key& k, uint64_t seq);
 std::string wakeup(const entity_key& k);
 std::string wakeup_prefix(uint16_t shard);
 std::string shard_prefix(uint16_t shard);
+/// Exclusive upper bound of `shard`'s key range: the prefix of the next shard (for the last
+/// entity shard, 0xFFFE, that is the meta range, which is thus never part of a shard's range).
+/// Only for shards below 0xFFFF.
+std::string shard_end(uint16_t shard);
+/// Whether `key` lies in `shard`'s range: its prefix followed by at least one byte (no key of
+/// this layout is a bare prefix).
+bool in_shard(std::string_view key, uint16_t shard);
 std::string meta(std::string_view name);
 /// Decodes a wakeup key; false when `key` is not one.
 bool parse_wakeup(std::string_view key, entity_key& out);

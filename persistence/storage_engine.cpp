@@ -1,7 +1,10 @@
 #include "persistence/storage_engine.hpp"
 
+#include <charconv>
 #include <future>
 #include <limits>
+#include <map>
+#include <mutex>
 #include <utility>
 
 #include <rocksdb/cache.h>
@@ -13,6 +16,7 @@
 
 #include "persistence/big_endian.hpp"
 #include "persistence/group_commit.hpp"
+#include "persistence/shard_table.hpp"
 
 namespace ordermesh::persistence {
 
@@ -66,13 +70,107 @@ bool record_seq(const rocksdb::Slice& key, const std::string& record_prefix, uin
   return true;
 }
 
+// Shard ownership records: meta "shard_epoch/<shard in decimal>" -> "owned <epoch>" or
+// "released <epoch>". Text, so that an operator can read them with any RocksDB tool.
+constexpr std::string_view shard_epoch_meta = "shard_epoch/";
+constexpr std::string_view owned_word = "owned ";
+constexpr std::string_view released_word = "released ";
+
+std::string shard_epoch_name(uint16_t shard) {
+  return std::string(shard_epoch_meta) + std::to_string(shard);
+}
+
+std::string shard_epoch_value(uint64_t epoch, bool owned) {
+  return std::string(owned ? owned_word : released_word) + std::to_string(epoch);
+}
+
+/// Whole of `text` as a decimal number, nothing else (no sign, no spaces).
+template <class T>
+bool parse_decimal(std::string_view text, T& out) {
+  if (text.empty()) {
+    return false;
+  }
+  const auto r = std::from_chars(text.data(), text.data() + text.size(), out);
+  return r.ec == std::errc() && r.ptr == text.data() + text.size();
+}
+
+/// What the durable record says about one shard.
+struct shard_record {
+  uint64_t epoch = 0;  // last recorded epoch, owned or released
+  bool owned = false;  // as on disk
+};
+
+bool parse_shard_record(std::string_view name, std::string_view value, uint16_t& shard,
+                        shard_record& out) {
+  uint32_t n = 0;
+  if (!parse_decimal(name, n) || n >= keys::meta_shard) {
+    return false;
+  }
+  shard = static_cast<uint16_t>(n);
+  for (const auto& [word, owned] : {std::pair{owned_word, true}, std::pair{released_word, false}}) {
+    if (value.substr(0, word.size()) == word) {
+      out.owned = owned;
+      return parse_decimal(value.substr(word.size()), out.epoch) && out.epoch != 0;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 struct storage_engine::impl {
   storage_options opts;
   std::unique_ptr<rocksdb::DB> db;
+  std::unique_ptr<detail::shard_table> shards;   // read by the writer: outlives it
+  std::mutex ownership_mutex;                    // one own/release at a time, across its fsync
+  std::map<uint16_t, shard_record> records;      // guarded by ownership_mutex
   std::unique_ptr<detail::group_commit> writer;  // destroyed (drained) before db
+
+  /// Queues `w` and waits for its callback. `on_ok`, if set, runs on the writer thread right after
+  /// the successful commit, before any later batch is checked against the shard table.
+  status write_and_wait(detail::pending_write w, bool bounded, std::function<void()> on_ok = {});
+  /// Reads every ownership record into `records` and the shard table (at open).
+  status load_shard_records();
 };
+
+status storage_engine::impl::write_and_wait(detail::pending_write w, bool bounded,
+                                            std::function<void()> on_ok) {
+  if (writer->on_writer_thread()) {
+    // It would wait for the writer thread, which is busy running this very callback.
+    return status::invalid("blocking storage call from a write callback");
+  }
+  auto promise = std::make_shared<std::promise<status>>();
+  std::future<status> result = promise->get_future();
+  w.done = [promise, on_ok = std::move(on_ok)](const status& s) {
+    if (s.is_ok() && on_ok) {
+      on_ok();
+    }
+    promise->set_value(s);
+  };
+  status why;
+  if (!writer->submit(w, bounded, &why)) {
+    return why;
+  }
+  return result.get();
+}
+
+status storage_engine::impl::load_shard_records() {
+  const std::string prefix = keys::meta(shard_epoch_meta);
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && starts_with(it->key(), prefix); it->Next()) {
+    const std::string_view name = view(it->key()).substr(prefix.size());
+    uint16_t shard = 0;
+    shard_record record;
+    // Refuse to open rather than guess: a lost record could let ownership go back in epochs.
+    if (!parse_shard_record(name, view(it->value()), shard, record)) {
+      return status::corruption("malformed shard ownership record '" + std::string(name) + "' = '" +
+                                it->value().ToString() + "'");
+    }
+    records[shard] = record;
+    shards->set_owned(shard, record.owned ? record.epoch : 0);
+  }
+  return from_rocksdb(it->status());
+}
 
 storage_engine::storage_engine() : impl_(std::make_unique<impl>()) {}
 
@@ -93,10 +191,17 @@ std::unique_ptr<storage_engine> storage_engine::open(const storage_options& opts
     return fail(from_rocksdb(s));
   }
   std::unique_ptr<storage_engine> engine(new storage_engine());
-  engine->impl_->opts = opts;
-  engine->impl_->db.reset(raw);
-  engine->impl_->writer = std::make_unique<detail::group_commit>(*raw, opts);
-  spdlog::info("storage: opened '{}' (sync={})", opts.path, opts.sync);
+  impl& in = *engine->impl_;
+  in.opts = opts;
+  in.db.reset(raw);
+  in.shards = std::make_unique<detail::shard_table>();
+  // Before the writer starts: no write may be checked against a table not yet loaded.
+  if (status loaded = in.load_shard_records(); !loaded.is_ok()) {
+    return fail(std::move(loaded));  // the engine's destructor closes the database
+  }
+  in.writer = std::make_unique<detail::group_commit>(*raw, *in.shards, opts);
+  spdlog::info("storage: opened '{}' (sync={}, check_shard_epochs={}, owned shards={})", opts.path,
+               opts.sync, opts.check_shard_epochs, engine->owned_shards().size());
   if (err != nullptr) {
     *err = status::ok();
   }
@@ -107,8 +212,10 @@ storage_engine::~storage_engine() {
   if (!impl_ || !impl_->db) {
     return;
   }
-  impl_->writer->stop();  // commits what is queued and runs its callbacks
-  impl_->writer.reset();
+  if (impl_->writer) {      // absent when open() failed after opening the database
+    impl_->writer->stop();  // commits what is queued and runs its callbacks
+    impl_->writer.reset();
+  }
   rocksdb::Status s = impl_->db->Close();
   if (!s.ok()) {
     spdlog::error("storage: closing '{}': {}", impl_->opts.path, s.ToString());
@@ -188,7 +295,9 @@ status storage_engine::read_events(const entity_key& key, uint64_t from_seq, siz
 }
 
 bool storage_engine::submit(write_request req, write_callback done, status* why) {
-  detail::pending_write w{std::move(req), std::nullopt, std::move(done)};
+  detail::pending_write w;
+  w.req = std::move(req);
+  w.done = std::move(done);
   return impl_->writer->submit(w, /*bounded=*/true, why);
 }
 
@@ -238,16 +347,146 @@ status storage_engine::put_meta(const std::string& name, const std::string& valu
     // It would wait for the writer thread, which is busy running this very callback.
     return status::invalid("put_meta called from a write callback");
   }
-  // Through the writer queue: never reordered with entity writes, and synced in order with them.
-  auto promise = std::make_shared<std::promise<status>>();
-  std::future<status> result = promise->get_future();
-  detail::pending_write w{write_request{}, detail::meta_put{name, value},
-                          [promise](const status& s) { promise->set_value(s); }};
-  status why;
-  if (!impl_->writer->submit(w, /*bounded=*/false, &why)) {
-    return why;
+  if (std::string_view(name).substr(0, shard_epoch_meta.size()) == shard_epoch_meta) {
+    // Overwriting an ownership record would bypass the never-go-back rule, and the in-memory
+    // table would no longer match the disk.
+    return status::invalid("meta name '" + name + "' is reserved for shard ownership");
   }
-  return result.get();
+  // Through the writer queue: never reordered with entity writes, and synced in order with them.
+  detail::pending_write w;
+  w.meta = detail::meta_put{name, value};
+  return impl_->write_and_wait(std::move(w), /*bounded=*/false);
+}
+
+status storage_engine::own_shard(uint16_t shard, uint64_t epoch) {
+  if (shard == keys::meta_shard) {
+    return status::invalid("shard 65535 is the meta range, not an entity shard");
+  }
+  if (epoch == 0) {
+    return status::invalid("epoch 0 means \"not owned\"; epochs start at 1");
+  }
+  std::lock_guard<std::mutex> lock(impl_->ownership_mutex);
+  shard_record& record = impl_->records[shard];  // a new one is {0, false}
+  if (epoch < record.epoch) {
+    return status::invalid("shard " + std::to_string(shard) + ": epoch " + std::to_string(epoch) +
+                           " is older than the recorded epoch " + std::to_string(record.epoch) +
+                           " (ownership never goes back)");
+  }
+  if (record.owned && record.epoch == epoch) {
+    return status::ok();  // already owned under this epoch, and durably so
+  }
+  detail::pending_write w;
+  w.meta = detail::meta_put{shard_epoch_name(shard), shard_epoch_value(epoch, true)};
+  // The table changes only once the record is synced, and on the writer thread, so that every
+  // write committed under the new epoch is committed after the record that allows it.
+  detail::shard_table& table = *impl_->shards;
+  status st = impl_->write_and_wait(std::move(w), /*bounded=*/false,
+                                    [&table, shard, epoch] { table.set_owned(shard, epoch); });
+  if (st.is_ok()) {
+    record = shard_record{epoch, true};
+  } else if (record.epoch == 0) {
+    impl_->records.erase(shard);  // nothing was ever recorded
+  }
+  return st;
+}
+
+status storage_engine::release_shard(uint16_t shard) {
+  if (shard == keys::meta_shard) {
+    return status::invalid("shard 65535 is the meta range, not an entity shard");
+  }
+  std::lock_guard<std::mutex> lock(impl_->ownership_mutex);
+  auto it = impl_->records.find(shard);
+  if (it == impl_->records.end() || !it->second.owned) {
+    return status::ok();  // not owned, durably: nothing to do
+  }
+  shard_record& record = it->second;
+  if (impl_->writer->on_writer_thread()) {
+    return status::invalid("release_shard called from a write callback");
+  }
+  // The table first, the record after: from here on every write of the shard is refused, at
+  // submit() or at commit; writes checked before this line are in batches ahead of the record's,
+  // so once it is synced none of them is in flight and the range is stable for export.
+  // If the record fails to be written, the engine is failed and writes nothing more anyway.
+  detail::pending_write w;
+  w.meta = detail::meta_put{shard_epoch_name(shard), shard_epoch_value(record.epoch, false)};
+  status st = impl_->write_and_wait(std::move(w), /*bounded=*/false);
+  impl_->shards->set_owned(shard, 0);
+  if (st.is_ok()) {
+    record.owned = false;
+  }
+  return st;
+}
+
+uint64_t storage_engine::owned_epoch(uint16_t shard) const {
+  return impl_->shards->owned(shard);
+}
+
+std::vector<std::pair<uint16_t, uint64_t>> storage_engine::owned_shards() const {
+  // From the lock-free table, not the records: no waiting behind an own/release being synced.
+  std::vector<std::pair<uint16_t, uint64_t>> out;
+  for (uint32_t shard = 0; shard < keys::meta_shard; ++shard) {
+    if (const uint64_t epoch = impl_->shards->owned(static_cast<uint16_t>(shard)); epoch != 0) {
+      out.emplace_back(static_cast<uint16_t>(shard), epoch);
+    }
+  }
+  return out;
+}
+
+status storage_engine::export_shard(uint16_t shard, const std::string& after_key, size_t max_bytes,
+                                    shard_chunk& out) const {
+  out = shard_chunk{};
+  out.shard = shard;
+  out.last_key = after_key;
+  if (shard == keys::meta_shard) {
+    return status::invalid("shard 65535 is the meta range, not an entity shard");
+  }
+  if (!after_key.empty() && !keys::in_shard(after_key, shard)) {
+    return status::invalid("after_key is not in shard " + std::to_string(shard));
+  }
+  // The upper bound keeps the iterator inside the shard: no key of a neighbour is ever read.
+  const std::string upper = keys::shard_end(shard);
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro));
+  it->Seek(after_key.empty() ? keys::shard_prefix(shard) : after_key);
+  if (!after_key.empty() && it->Valid() && view(it->key()) == after_key) {
+    it->Next();  // strictly after
+  }
+  size_t bytes = 0;
+  for (; it->Valid(); it->Next()) {
+    const size_t size = it->key().size() + it->value().size();
+    if (!out.records.empty() && bytes + size > max_bytes) {
+      break;  // the first record always goes in, so that a chunk makes progress
+    }
+    out.records.emplace_back(it->key().ToString(), it->value().ToString());
+    bytes += size;
+  }
+  if (!it->status().ok()) {
+    status st = from_rocksdb(it->status());
+    out.records.clear();
+    return st;
+  }
+  out.done = !it->Valid();
+  if (!out.records.empty()) {
+    out.last_key = out.records.back().first;
+  }
+  return status::ok();
+}
+
+bool storage_engine::submit_import(uint16_t shard, shard_records records, write_callback done,
+                                   status* why) {
+  detail::pending_write w;
+  w.shard = detail::shard_op{shard, std::move(records), false};
+  w.done = std::move(done);
+  // Bounded like entity writes: an import is bulk data and waits its turn under load.
+  return impl_->writer->submit(w, /*bounded=*/true, why);
+}
+
+status storage_engine::delete_shard(uint16_t shard) {
+  detail::pending_write w;
+  w.shard = detail::shard_op{shard, {}, true};
+  return impl_->write_and_wait(std::move(w), /*bounded=*/false);
 }
 
 status storage_engine::health() const {

@@ -7,11 +7,22 @@
 // runs each write's callback, in submission order. A callback reports ok only after the fsync.
 // After the first failed write the engine is failed for good: every later write is refused
 // (status io_error) so nothing written after a lost write is ever acknowledged.
+//
+// Shard ownership (cluster mode). Every key of a shard is one range, and a shard has one owner at
+// a time, under an epoch that grows with every change of owner. The engine records, per shard,
+// the epoch under which this node owns it (own_shard / release_shard, synced, in meta). With
+// storage_options::check_shard_epochs every entity write must carry that epoch: a node that lost
+// a shard (paused, partitioned, restarted late) can then never write to it again. The check is
+// made in submit() and again on the writer thread just before the commit, because a shard can be
+// released in between; a write refused there fails alone (its callback gets status invalid) and
+// does not fail the engine: only RocksDB I/O errors do that. Handoff moves a shard's range with
+// export_shard (old owner, after release_shard) and submit_import (new owner, before own_shard).
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "persistence/keys.hpp"
@@ -42,6 +53,10 @@ struct write_request {
   /// Wakeup index: set to a due time (ms since epoch), or erase it. Unset: leave as is.
   std::optional<int64_t> wakeup_due_ms;
   bool erase_wakeup = false;
+  /// Epoch under which the writer believes this node owns key.shard. Checked only with
+  /// storage_options::check_shard_epochs: it must equal owned_epoch(key.shard), or the write is
+  /// refused. Barriers (nothing to write, see submit) are never refused for it.
+  uint64_t shard_epoch = 0;
 };
 
 using write_callback = std::function<void(const status&)>;
@@ -49,6 +64,18 @@ using write_callback = std::function<void(const status&)>;
 struct wakeup_entry {
   entity_key key;
   int64_t due_ms = 0;
+};
+
+/// Raw records of one shard, in key order: what export_shard reads and submit_import writes.
+using shard_records = std::vector<std::pair<std::string, std::string>>;
+
+/// One piece of a shard's key range, for handoff.
+struct shard_chunk {
+  uint16_t shard = 0;
+  shard_records records;  // (key, value), key ascending, every key in the shard's range
+  /// Key of the last record, to pass as `after_key` for the next chunk (unchanged if none).
+  std::string last_key;
+  bool done = false;  // true: no record of the shard follows this chunk
 };
 
 struct storage_options {
@@ -61,6 +88,10 @@ struct storage_options {
   /// treated as a failed write (not written, io_error), like a one-off fsync error. Later batches
   /// are not faulted: only the engine's fail-for-good rule keeps them off the disk.
   std::optional<uint64_t> fail_writes_after;
+  /// Cluster mode: refuse every non-barrier write whose shard_epoch is not the epoch under which
+  /// this node owns the shard (see own_shard). Off: single-node mode, writes are not checked
+  /// (ownership is still recorded, and imports and deletes still refuse owned shards).
+  bool check_shard_epochs = false;
 };
 
 struct storage_stats {
@@ -71,6 +102,9 @@ struct storage_stats {
   uint64_t max_batch = 0;  // largest batch, in write requests
   uint64_t queued = 0;     // write requests waiting now
   uint64_t refused = 0;    // submit() calls that returned false (full, failed, closed, invalid)
+  /// Writes accepted by submit() but refused on the writer thread, not written: their shard was
+  /// released (or, for imports and deletes, owned) in between. Their callback got the reason.
+  uint64_t refused_at_commit = 0;
 };
 
 class storage_engine {
@@ -94,14 +128,58 @@ class storage_engine {
   /// callback) when the queue is full or the engine failed or is closing; *why says which.
   /// A malformed request (see keys::valid, seqs start at 1, wakeup set and erased) is refused
   /// the same way with status invalid, so it cannot fail the batch it would have joined.
+  /// With check_shard_epochs, a write with events, a snapshot or a wakeup change whose
+  /// shard_epoch is not owned_epoch(key.shard) is refused too (status invalid); if the shard is
+  /// released after submit() but before the commit, the write is not written and its callback
+  /// gets that status instead (the engine stays healthy). An empty write is a barrier: its
+  /// callback runs once every earlier write is committed, and it is never refused for its epoch.
   bool submit(write_request req, write_callback done, status* why = nullptr);
 
   /// Every wakeup entry, in key order. Thread-safe.
   status scan_wakeups(const std::function<void(const wakeup_entry&)>& visit) const;
 
   /// Node metadata (cluster id, shard count, ...). put_meta is synced before it returns.
+  /// Names starting with "shard_epoch/" are the engine's own (shard ownership): put_meta refuses
+  /// them (status invalid) so ownership changes only through own_shard / release_shard.
   status get_meta(const std::string& name, std::string* value) const;
   status put_meta(const std::string& name, const std::string& value);
+
+  /// Records that this node owns `shard` under `epoch` (synced before it returns); from then on
+  /// writes with that shard_epoch are accepted. Refuses (status invalid) epoch 0, shard 0xFFFF,
+  /// and an epoch lower than the one recorded for the shard, owned or released: ownership never
+  /// goes back. The recorded epoch itself is accepted again (a retry, or resuming after an
+  /// aborted handoff). Blocking: refused from a write callback.
+  status own_shard(uint16_t shard, uint64_t epoch);
+  /// Stops owning `shard`. With check_shard_epochs every write to it is refused from the moment
+  /// this is called, writes already queued for it fail at commit time, and when it returns
+  /// (synced) no write of the shard is in flight any more, so its range is stable for
+  /// export_shard. The epoch stays
+  /// recorded as the last known one (own_shard below it stays refused). Not owned: nothing to do.
+  /// Blocking: refused from a write callback.
+  status release_shard(uint16_t shard);
+  /// Epoch under which this node owns `shard`; 0 if it does not. Lock-free (one atomic load).
+  uint64_t owned_epoch(uint16_t shard) const;
+  /// Every owned shard with its epoch, shard ascending.
+  std::vector<std::pair<uint16_t, uint64_t>> owned_shards() const;
+
+  /// Reads `shard`'s key range (journals, snapshots, wakeups: everything with its 2-byte prefix)
+  /// in key order, from the first key after `after_key` (empty: from the start), until about
+  /// `max_bytes` of keys and values: a chunk holds at least one record (so a large record still
+  /// makes progress) and otherwise stays within max_bytes. Each call reads a consistent view, but
+  /// chunks are separate reads: stop writes first (release_shard) so the range does not change.
+  /// Refuses shard 0xFFFF and an after_key outside the shard's range (status invalid).
+  status export_shard(uint16_t shard, const std::string& after_key, size_t max_bytes,
+                      shard_chunk& out) const;
+  /// Queues a synced write of raw records of `shard` (as export_shard returned them) through the
+  /// writer thread, so it is ordered with every other write; `done` as for submit(). Refused,
+  /// like a malformed submit(), if a key is outside the shard's range or this node owns the shard
+  /// (importing into an owned shard would be a second writer; checked again at commit time).
+  bool submit_import(uint16_t shard, shard_records records, write_callback done,
+                     status* why = nullptr);
+  /// Removes `shard`'s whole key range (synced before it returns), e.g. after handing it off or
+  /// before importing it again. The ownership record stays. Refused (status invalid) if this node
+  /// owns the shard, and for shard 0xFFFF. Blocking: refused from a write callback.
+  status delete_shard(uint16_t shard);
 
   /// ok until a write failed; then the first error, for good.
   status health() const;

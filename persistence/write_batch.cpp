@@ -1,6 +1,7 @@
 #include "persistence/write_batch.hpp"
 
 #include <limits>
+#include <string>
 
 #include "persistence/big_endian.hpp"
 #include "persistence/keys.hpp"
@@ -27,6 +28,19 @@ status validate(const write_request& req) {
   return status::ok();
 }
 
+status validate(const shard_op& op) {
+  if (op.shard == keys::meta_shard) {
+    return status::invalid("shard 65535 is the meta range, not an entity shard");
+  }
+  for (const auto& record : op.records) {
+    if (!keys::in_shard(record.first, op.shard)) {
+      return status::invalid("import into shard " + std::to_string(op.shard) +
+                             " has a key outside its range");
+    }
+  }
+  return status::ok();
+}
+
 uint64_t snapshot_seq(const write_request& req) {
   return req.first_seq + req.events.size() - 1;  // wraps only for invalid requests
 }
@@ -35,6 +49,20 @@ rocksdb::Status append(const pending_write& w, rocksdb::WriteBatch& batch, appen
   if (w.meta) {
     counts.bytes += w.meta->value.size();
     return batch.Put(keys::meta(w.meta->name), w.meta->value);
+  }
+  if (w.shard) {
+    const shard_op& op = *w.shard;
+    if (op.drop) {
+      return batch.DeleteRange(keys::shard_prefix(op.shard), keys::shard_end(op.shard));
+    }
+    for (const auto& record : op.records) {
+      rocksdb::Status s = batch.Put(record.first, record.second);
+      if (!s.ok()) {
+        return s;
+      }
+      counts.bytes += record.second.size();
+    }
+    return rocksdb::Status::OK();
   }
   const write_request& req = w.req;
   uint64_t seq = req.first_seq;

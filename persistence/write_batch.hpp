@@ -16,16 +16,30 @@ struct meta_put {
   std::string value;
 };
 
-/// One queue entry: an entity write or a meta put, and who to tell when it is durable.
+/// Raw records of one shard (handoff import), or the removal of the shard's whole range.
+struct shard_op {
+  uint16_t shard = 0;
+  shard_records records;  // import: written as they are
+  bool drop = false;      // true: delete the range [shard_prefix, shard_end); `records` unused
+};
+
+/// One queue entry: an entity write, a meta put or a shard operation, and who to tell when it
+/// is durable.
 struct pending_write {
   write_request req;
-  std::optional<meta_put> meta;  // set: this entry is a meta put and `req` is unused
-  write_callback done;           // may be empty
+  std::optional<meta_put> meta;   // set: this entry is a meta put and `req` is unused
+  write_callback done;            // may be empty
+  std::optional<shard_op> shard;  // set: an import or range delete and `req` is unused
+  /// Set on the writer thread when the entry is refused at commit time (its shard changed owner
+  /// after submit): it is left out of the batch and its callback gets this instead.
+  status refusal;
 };
 
 /// Checks a request before it is queued, so a bad request is refused alone instead of failing
 /// the batch it would share with others (and with it the engine).
 status validate(const write_request& req);
+/// The same for a shard operation: a real entity shard, and every imported key in its range.
+status validate(const shard_op& op);
 
 /// Seq under which `req.snapshot` is stored: that of the last event, or first_seq - 1 when
 /// the request carries no events.

@@ -57,8 +57,12 @@ class node {
     o.path = dir + "/db";
     o.fail_writes_after = fail_writes_after;
     persistence::status st;
+    o.check_shard_epochs = true;
     storage_ = persistence::storage_engine::open(o, &st);
     REQUIRE(storage_);
+    for (uint16_t shard = 0; shard < 8; ++shard)  // a single node owns every shard
+      if (storage_->owned_epoch(shard) == 0)
+        REQUIRE(storage_->own_shard(shard, 1).is_ok());
     add_message_types(cfg_);
     cfg_.set("scheduler.max-threads", 2);
     sys_ = std::make_unique<caf::actor_system>(cfg_);
@@ -330,6 +334,7 @@ TEST_CASE("a saga interrupted by a crash resumes when the node starts") {
   {
     persistence::storage_options opts;
     opts.path = dir.path + "/db";
+    opts.check_shard_epochs = true;
     persistence::status st;
     auto storage = persistence::storage_engine::open(opts, &st);
     REQUIRE(storage);
@@ -343,6 +348,7 @@ TEST_CASE("a saga interrupted by a crash resumes when the node starts") {
     node_context probe("p", storage.get(), {}, 8, spdlog::default_logger());
     w.key.shard = probe.shard_of(o("o9"));
     w.first_seq = 1;
+    w.shard_epoch = 1;
     w.events.push_back(domain::order::encode(d.events.front()));
     w.wakeup_due_ms = 1;
     std::promise<bool> done;
@@ -362,7 +368,7 @@ TEST_CASE("a saga interrupted by a crash resumes when the node starts") {
 TEST_CASE("a failed write is never acknowledged, and nothing after it is") {
   temp_dir dir;
   {
-    node n(dir.path, {}, 4);  // seed() takes exactly four synced batches; the fifth fails
+    node n(dir.path, {}, 12);  // 8 ownership records + seed()'s 4 batches; the next fails
     seed(n);
     auto [v, f] = n.ask<domain::user_view>(u("ann"), deposit_atom::value, user("ann"),
                                            std::string("d2"), int64_t{5});

@@ -16,24 +16,6 @@ using namespace ordermesh::persistence::test;
 
 namespace {
 
-/// Holds the writer thread inside a callback until opened, so a test controls what queues up.
-class writer_gate {
- public:
-  write_callback blocking_callback() {
-    return [this](const status&) {
-      entered_.set_value();
-      opened_.wait();
-    };
-  }
-  void wait_until_writer_blocked() { entered_.get_future().wait(); }
-  void open() { open_.set_value(); }
-
- private:
-  std::promise<void> entered_;
-  std::promise<void> open_;
-  std::shared_future<void> opened_ = open_.get_future().share();
-};
-
 entity_key numbered(const std::string& prefix, int i) {
   return {static_cast<uint16_t>(i % 16), 1, prefix + std::to_string(i)};
 }

@@ -88,6 +88,29 @@ TEST_CASE("keys: wakeup keys round-trip and nothing else parses", "[persistence]
   CHECK_FALSE(keys::parse_wakeup(std::string("\x00\x01\xF0\x01", 4), out));  // empty id
 }
 
+TEST_CASE("keys: a shard's range is [shard_prefix, shard_end)", "[persistence][keys]") {
+  CHECK(keys::shard_end(0x0102) == std::string("\x01\x03", 2));
+  CHECK(keys::shard_end(0x01FF) == std::string("\x02\x00", 2));  // carries into the high byte
+  CHECK(keys::shard_end(0xFFFE) == keys::shard_prefix(keys::meta_shard));  // meta stays outside
+  for (uint16_t shard : {uint16_t{0}, uint16_t{12}, uint16_t{0x01FF}, uint16_t{0xFFFE}}) {
+    INFO("shard " << shard);
+    const std::vector<std::string> inside = {keys::event(ek(shard, 0, "a"), 0),
+                                             keys::snapshot(ek(shard, 0xFF, "z"), UINT64_MAX),
+                                             keys::wakeup(ek(shard, 0xFF, "zzz"))};
+    for (const std::string& k : inside) {
+      CHECK(keys::in_shard(k, shard));
+      CHECK(bytewise_less(keys::shard_prefix(shard), k));
+      CHECK(bytewise_less(k, keys::shard_end(shard)));
+    }
+    CHECK_FALSE(keys::in_shard(keys::shard_prefix(shard), shard));  // a bare prefix is no key
+    CHECK_FALSE(keys::in_shard(keys::shard_end(shard) + "x", shard));
+    CHECK_FALSE(keys::in_shard(keys::meta("x"), shard));
+    CHECK_FALSE(keys::in_shard("", shard));
+  }
+  CHECK_FALSE(keys::in_shard(keys::event(ek(13, 0, "a"), 1), 12));
+  CHECK_FALSE(keys::in_shard(keys::event(ek(0x010C, 0, "a"), 1), 12));  // low byte alike
+}
+
 TEST_CASE("keys: valid entity keys", "[persistence][keys]") {
   CHECK(keys::valid(ek(0, 0, "A-z_0.9")));
   CHECK(keys::valid(ek(0xFFFE, 0xFF, "x")));

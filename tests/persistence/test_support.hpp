@@ -96,6 +96,24 @@ class ack_counter {
   size_t errors_ = 0;
 };
 
+/// Holds the writer thread inside a callback until opened, so a test controls what queues up.
+class writer_gate {
+ public:
+  write_callback blocking_callback() {
+    return [this](const status&) {
+      entered_.set_value();
+      opened_.wait();
+    };
+  }
+  void wait_until_writer_blocked() { entered_.get_future().wait(); }
+  void open() { open_.set_value(); }
+
+ private:
+  std::promise<void> entered_;
+  std::promise<void> open_;
+  std::shared_future<void> opened_ = open_.get_future().share();
+};
+
 /// Submits `req` and waits for its callback; returns the callback's status.
 inline status write_sync(storage_engine& engine, write_request req) {
   auto done = std::make_shared<std::promise<status>>();
