@@ -236,12 +236,36 @@ bool i_am_coordinator(self_ptr self) {
 }
 
 void thaw_flipped_shards(self_ptr self);
+void record_ownership(self_ptr self, uint16_t shard, uint64_t epoch);
 
-void adopt_view(self_ptr self, cluster_view v) {
+/// Takes from `other` every shard entry with a higher epoch than ours. Epochs only grow with
+/// each change of owner, so the higher epoch is always the later truth: whatever order views
+/// arrive in, every node ends with the same shard map.
+bool merge_shards(cluster_view& mine, const cluster_view& other) {
+  bool changed = false;
+  auto n = std::min(mine.shards.size(), other.shards.size());
+  for (size_t i = 0; i < n; ++i)
+    if (other.shards[i].epoch > mine.shards[i].epoch) {
+      mine.shards[i] = other.shards[i];
+      changed = true;
+    }
+  return changed;
+}
+
+void send_to_coordinator(self_ptr self) {
   auto& s = self->state;
-  if (s.joined && (v.cluster_id != s.view.cluster_id || v.version <= s.view.version))
+  auto c = coordinator_of(s.view);
+  if (!c || is_me(self, *c))
     return;
-  s.view = std::move(v);
+  auto p = s.peers.find(*c);
+  if (p != s.peers.end() && p->second.agent)
+    self->send(p->second.agent, view_atom::value, s.view);
+}
+
+/// Installs the current view: keep it on disk, re-route, connect to new members, and finish
+/// what depended on it (a handoff flipping, this node having left).
+void install_view(self_ptr self) {
+  auto& s = self->state;
   s.joined = true;
   for (auto& m : s.view.members)
     if (!is_me(self, m.node_id))
@@ -259,6 +283,56 @@ void adopt_view(self_ptr self, cluster_view v) {
   }
 }
 
+/// A view from another node. The coordinator takes only newer shard entries from it (members
+/// are the coordinator's to decide); any other node takes a newer view whole, keeping shard
+/// entries it knows to be newer, and tells the coordinator about those.
+void adopt_view(self_ptr self, cluster_view v) {
+  auto& s = self->state;
+  if (s.joined && v.cluster_id != s.view.cluster_id)
+    return;
+  if (!s.joined) {
+    s.view = std::move(v);
+    install_view(self);
+    return;
+  }
+  if (i_am_coordinator(self)) {
+    if (merge_shards(s.view, v)) {
+      s.view.version = std::max(s.view.version, v.version) + 1;
+      commit_view(self);
+      thaw_flipped_shards(self);
+    }
+    return;
+  }
+  if (v.version > s.view.version) {
+    auto mine = std::move(s.view);
+    s.view = std::move(v);
+    if (merge_shards(s.view, mine)) {
+      ++s.view.version;
+      send_to_coordinator(self);
+    }
+    install_view(self);
+  } else if (merge_shards(s.view, v)) {
+    ++s.view.version;
+    install_view(self);
+  }
+}
+
+/// This node now owns `shard` at `epoch` (a handoff's last chunk is durable and owned): say so
+/// at once, so the map flips even if the coordinator that started the move is gone.
+void record_ownership(self_ptr self, uint16_t shard, uint64_t epoch) {
+  auto& s = self->state;
+  if (shard >= s.view.shards.size() || s.view.shards[shard].epoch >= epoch)
+    return;
+  s.view.shards[shard] = shard_owner{s.cfg.node_id, epoch};
+  ++s.view.version;
+  if (i_am_coordinator(self)) {
+    commit_view(self);
+  } else {
+    install_view(self);
+    send_to_coordinator(self);
+  }
+}
+
 // ---- handoff, owner side ----
 
 /// After the view that gives the shard to its new owner arrives: route what waited, drop our copy.
@@ -273,6 +347,8 @@ void thaw_flipped_shards(self_ptr self) {
       ++it;
       continue;
     }
+    if (mv.coordinator.pending())
+      mv.coordinator.deliver(true);  // the data is there and owned: the move succeeded
     auto st = s.storage->delete_shard(shard);
     if (!st)
       s.log->warn("node={} shard {} moved but its old copy stays: {}", s.cfg.node_id, shard,
@@ -337,9 +413,11 @@ void send_chunk(self_ptr self, uint16_t shard, std::string after_key) {
               send_chunk(self, shard, last);
               return;
             }
-            auto& mv = self->state.outgoing[shard];
-            mv.sent = true;
-            mv.coordinator.deliver(true);  // the coordinator flips the map and spreads it
+            auto out = self->state.outgoing.find(shard);
+            if (out == self->state.outgoing.end())
+              return;  // the new owner's report flipped the map first: already finished
+            out->second.sent = true;
+            out->second.coordinator.deliver(true);  // the coordinator flips the map, spreads it
           },
           [self, shard](caf::error& err) { abort_outgoing(self, shard, caf::to_string(err)); });
 }
@@ -394,6 +472,7 @@ void finish_import(self_ptr self, pending_import p, bool ok) {
     }
     s.log->info("node={} received shard {} (epoch {})", s.cfg.node_id, p.shard, p.epoch);
     self->send(s.hooks.wakeups, scan_atom::value, p.shard);
+    record_ownership(self, p.shard, p.epoch);
   }
   p.rp.deliver(true);
 }
@@ -474,15 +553,15 @@ void plan_and_move(self_ptr self) {
               st.moves_in_flight.erase(shard);
               if (!ok)
                 return;
-              if (st.view.shards[shard].epoch + 1 == epoch && move_shard(st.view, shard, to)) {
-                auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() -
-                                                                                started)
-                              .count();
-                st.log->info("node={} moved shard {} to {} (epoch {}, {} ms)", st.cfg.node_id,
-                             shard, to, epoch, ms);
+              auto ms =
+                  std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - started)
+                      .count();
+              st.log->info("node={} moved shard {} to {} (epoch {}, {} ms)", st.cfg.node_id, shard,
+                           to, epoch, ms);
+              // The target may have reported its ownership already (then the map is flipped).
+              if (st.view.shards[shard].epoch + 1 == epoch && move_shard(st.view, shard, to))
                 commit_view(self);
-                thaw_flipped_shards(self);
-              }
+              thaw_flipped_shards(self);
             },
             [self, shard](caf::error&) { self->state.moves_in_flight.erase(shard); });
   }
@@ -564,8 +643,11 @@ void join_through(self_ptr self, caf::actor seed_agent, size_t seed_index) {
           [self](cluster_view& v) {
             auto& st = self->state;
             if (st.joined && v.cluster_id != st.view.cluster_id) {
-              st.log->critical("node={} the seeds belong to cluster {}, this node to {}",
-                               st.cfg.node_id, v.cluster_id, st.view.cluster_id);
+              auto why = "the seeds belong to cluster " + v.cluster_id + ", this node to " +
+                         st.view.cluster_id;
+              st.log->critical("node={} {}", st.cfg.node_id, why);
+              if (st.hooks.on_refused)
+                st.hooks.on_refused(why);
               return;
             }
             st.log->info("node={} joined cluster {} (view {})", st.cfg.node_id, v.cluster_id,
@@ -574,6 +656,13 @@ void join_through(self_ptr self, caf::actor seed_agent, size_t seed_index) {
           },
           [self, seed_index](caf::error& err) {
             auto& st = self->state;
+            if (err == caf::sec::invalid_argument) {  // refused for good: retrying cannot help
+              auto why = caf::to_string(err);
+              st.log->critical("node={} the cluster refused this node: {}", st.cfg.node_id, why);
+              if (st.hooks.on_refused)
+                st.hooks.on_refused(why);
+              return;
+            }
             st.log->warn("node={} join through seed {} failed: {}", st.cfg.node_id,
                          st.cfg.seeds[seed_index % st.cfg.seeds.size()], caf::to_string(err));
             self->delayed_send(self, st.cfg.heartbeat_interval * 2, join_atom::value,

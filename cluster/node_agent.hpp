@@ -46,6 +46,8 @@ struct agent_hooks {
   caf::actor unavailable;               // answers every entity message with `unavailable`
   std::function<void(routing_ptr)> publish_routes;
   std::function<void()> on_left;  // this node handed off everything and left
+  /// The cluster refused this node for good (another cluster, another shard count).
+  std::function<void(const std::string&)> on_refused;
 };
 
 /// Starts the agent on its own thread (it does synced storage writes). The view on disk, if any,

@@ -153,6 +153,12 @@ int main(int argc, char** argv) {
       if (!left_once.exchange(true))
         left.set_value();
     };
+    std::atomic<bool> refused{false};
+    hooks.on_refused = [&left, &left_once, &refused](const std::string&) {
+      refused = true;
+      if (!left_once.exchange(true))
+        left.set_value();
+    };
     auto agent = om::cluster::spawn_node_agent(sys, acfg, *storage, hooks, log);
     auto published =
         sys.middleman().publish(agent, cfg.cluster_port, cfg.cluster_host.c_str(), true);
@@ -164,8 +170,11 @@ int main(int argc, char** argv) {
     // Serve clients only once this node knows the shard map (at once after a restart; after
     // joining for a new node).
     auto join_deadline = std::chrono::steady_clock::now() + cfg.join_timeout;
-    while (rc == 0 && !ctx->routes() && std::chrono::steady_clock::now() < join_deadline)
+    while (rc == 0 && !ctx->routes() && !refused &&
+           std::chrono::steady_clock::now() < join_deadline)
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (refused)
+      rc = 1;
     if (rc == 0 && !ctx->routes()) {
       log->critical("node={} could not join the cluster through {} within the join timeout",
                     cfg.node_id, fmt::join(cfg.seeds, ","));
@@ -211,6 +220,8 @@ int main(int argc, char** argv) {
         caf::anon_send(agent, om::cluster::leave_atom::value, cfg.node_id);
         left_future.wait_for(std::chrono::minutes(5));
       }
+      if (refused)
+        rc = 1;
       log->info("node={} {}: draining", cfg.node_id,
                 sig > 0 ? "signal " + std::to_string(sig) : std::string("left the cluster"));
       // Stop taking requests, let those in flight finish (bounded), then stop.
