@@ -35,8 +35,12 @@ struct outgoing_move {
   uint64_t old_epoch = 0;
   caf::response_promise coordinator;
   bool sent = false;  // all data acknowledged; waiting for the view that flips the shard
+  bool uncertain = false;  // the last chunk got no answer: the target may or may not own it
+  bool asking = false;     // an owns_atom query about it is in flight
   clock_type::time_point since;
 };
+
+using owns_atom = caf::atom_constant<caf::atom("c_owns")>;  // (shard) -> owned epoch
 
 using imported_atom = caf::atom_constant<caf::atom("c_imported")>;
 
@@ -237,6 +241,8 @@ bool i_am_coordinator(self_ptr self) {
 
 void thaw_flipped_shards(self_ptr self);
 void record_ownership(self_ptr self, uint16_t shard, uint64_t epoch);
+void record_move(self_ptr self, uint16_t shard, const std::string& node, uint64_t epoch);
+void resolve_uncertain(self_ptr self);
 
 /// Takes from `other` every shard entry with a higher epoch than ours. Epochs only grow with
 /// each change of owner, so the higher epoch is always the later truth: whatever order views
@@ -317,13 +323,12 @@ void adopt_view(self_ptr self, cluster_view v) {
   }
 }
 
-/// This node now owns `shard` at `epoch` (a handoff's last chunk is durable and owned): say so
-/// at once, so the map flips even if the coordinator that started the move is gone.
-void record_ownership(self_ptr self, uint16_t shard, uint64_t epoch) {
+/// `shard` is owned by `node` at `epoch` (learned first-hand): put it in the view and spread it.
+void record_move(self_ptr self, uint16_t shard, const std::string& node, uint64_t epoch) {
   auto& s = self->state;
   if (shard >= s.view.shards.size() || s.view.shards[shard].epoch >= epoch)
     return;
-  s.view.shards[shard] = shard_owner{s.cfg.node_id, epoch};
+  s.view.shards[shard] = shard_owner{node, epoch};
   ++s.view.version;
   if (i_am_coordinator(self)) {
     commit_view(self);
@@ -331,6 +336,12 @@ void record_ownership(self_ptr self, uint16_t shard, uint64_t epoch) {
     install_view(self);
     send_to_coordinator(self);
   }
+}
+
+/// This node now owns `shard` at `epoch` (a handoff's last chunk is durable and owned): say so
+/// at once, so the map flips even if the coordinator that started the move is gone.
+void record_ownership(self_ptr self, uint16_t shard, uint64_t epoch) {
+  record_move(self, shard, self->state.cfg.node_id, epoch);
 }
 
 // ---- handoff, owner side ----
@@ -401,7 +412,8 @@ void send_chunk(self_ptr self, uint16_t shard, std::string after_key) {
   auto epoch = it->second.epoch;
   bool done = chunk.done;
   auto last = chunk.last_key;
-  self->request(p->second.agent, s.cfg.request_timeout, chunk_atom::value, shard, epoch,
+  bool first = after_key.empty();
+  self->request(p->second.agent, s.cfg.request_timeout, chunk_atom::value, shard, epoch, first,
                 std::move(records), done)
       .then(
           [self, shard, done, last](bool ok) {
@@ -419,7 +431,22 @@ void send_chunk(self_ptr self, uint16_t shard, std::string after_key) {
             out->second.sent = true;
             out->second.coordinator.deliver(true);  // the coordinator flips the map, spreads it
           },
-          [self, shard](caf::error& err) { abort_outgoing(self, shard, caf::to_string(err)); });
+          [self, shard, done](caf::error& err) {
+            if (!done) {
+              abort_outgoing(self, shard, caf::to_string(err));
+              return;
+            }
+            // The last chunk makes the target the owner; without its answer we cannot know
+            // whether it did. Owning the shard again now could make two writers, so it stays
+            // released until the target, reachable again, says which (see resolve_uncertain).
+            auto out = self->state.outgoing.find(shard);
+            if (out != self->state.outgoing.end())
+              out->second.uncertain = true;
+            self->state.log->warn("node={} handoff of shard {}: no answer to the last chunk; "
+                                  "the shard waits until {} can say whether it owns it",
+                                  self->state.cfg.node_id, shard,
+                                  out != self->state.outgoing.end() ? out->second.to : "?");
+          });
 }
 
 void start_handoff(self_ptr self, uint16_t shard, const std::string& to, uint64_t epoch,
@@ -477,12 +504,21 @@ void finish_import(self_ptr self, pending_import p, bool ok) {
   p.rp.deliver(true);
 }
 
-caf::result<bool> receive_chunk(self_ptr self, uint16_t shard, uint64_t epoch,
+caf::result<bool> receive_chunk(self_ptr self, uint16_t shard, uint64_t epoch, bool first,
                                 std::vector<shard_record>& records, bool done,
                                 std::map<uint64_t, pending_import>& imports, uint64_t& next_id) {
   auto& s = self->state;
   if (shard >= s.cfg.shard_count || s.storage->owned_epoch(shard) != 0)
     return false;
+  if (first) {
+    // Whatever an earlier, aborted handoff left of this shard here goes first.
+    auto st = s.storage->delete_shard(shard);
+    if (!st) {
+      s.log->error("node={} cannot clear shard {} before receiving it: {}", s.cfg.node_id, shard,
+                   st.to_string());
+      return false;
+    }
+  }
   pending_import p{self->make_response_promise(), shard, epoch, done};
   std::vector<std::pair<std::string, std::string>> kv;
   kv.reserve(records.size());
@@ -597,6 +633,44 @@ void coordinator_tick(self_ptr self) {
   plan_and_move(self);
 }
 
+/// Asks the target of each uncertain handoff whether it owns the shard. Our queries travel on
+/// the connection the last chunk was lost with or on a new one, so no late chunk can follow
+/// the answer: it is final.
+void resolve_uncertain(self_ptr self) {
+  auto& s = self->state;
+  for (auto& [shard_no, mv] : s.outgoing) {
+    if (!mv.uncertain || mv.asking)
+      continue;
+    auto p = s.peers.find(mv.to);
+    if (p == s.peers.end() || !p->second.agent || s.suspects.count(mv.to))
+      continue;
+    mv.asking = true;
+    auto shard = shard_no;
+    self->request(p->second.agent, s.cfg.request_timeout, owns_atom::value, shard)
+        .then(
+            [self, shard](uint64_t owned) {
+              auto& st = self->state;
+              auto it = st.outgoing.find(shard);
+              if (it == st.outgoing.end())
+                return;
+              it->second.asking = false;
+              if (owned == it->second.epoch) {
+                it->second.uncertain = false;
+                it->second.sent = true;
+                it->second.coordinator.deliver(true);
+                record_move(self, shard, it->second.to, owned);
+              } else {
+                abort_outgoing(self, shard, "the target never took it");
+              }
+            },
+            [self, shard](caf::error&) {
+              auto it = self->state.outgoing.find(shard);
+              if (it != self->state.outgoing.end())
+                it->second.asking = false;
+            });
+  }
+}
+
 // ---- heartbeats ----
 
 void tick(self_ptr self) {
@@ -627,6 +701,7 @@ void tick(self_ptr self) {
   for (auto& [shard, mv] : s.outgoing)
     if (mv.sent && clock_type::now() - mv.since > s.cfg.request_timeout * 4)
       self->send(s.hooks.supervisors[shard], thaw_atom::value);
+  resolve_uncertain(self);
   self->delayed_send(self, s.cfg.heartbeat_interval, tick_atom::value);
 }
 
@@ -793,15 +868,17 @@ caf::behavior node_agent(self_ptr self, agent_config cfg, persistence::storage_e
         }
       },
       [self](tick_atom) { tick(self); },
+      [self](owns_atom, uint16_t shard) { return self->state.storage->owned_epoch(shard); },
       [self](handoff_atom, uint16_t shard, const std::string& to,
              uint64_t epoch) -> caf::result<bool> {
         auto rp = self->make_response_promise();
         start_handoff(self, shard, to, epoch, rp);
         return rp;
       },
-      [self](chunk_atom, uint16_t shard, uint64_t epoch, std::vector<shard_record>& records,
+      [self](chunk_atom, uint16_t shard, uint64_t epoch, bool first,
+             std::vector<shard_record>& records,
              bool done) {
-        return receive_chunk(self, shard, epoch, records, done, self->state.imports,
+        return receive_chunk(self, shard, epoch, first, records, done, self->state.imports,
                              self->state.next_import);
       },
       [self](imported_atom, uint64_t id, bool ok) {
