@@ -5,6 +5,7 @@
 //
 // Exit codes: 0 ok, 1 error reply, 2 usage error, 3 no answer (connection failed or timed out).
 // Options are recognised anywhere on the line, so `--get token` may follow the op's args.
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 #include <ctime>
@@ -64,6 +65,8 @@ ops:
   order.list       --user-id U                               (own token or admin)
   admin.crash      --entity kind/id                          (admin; fault injection)
   cluster.status
+  cluster-status                                             cluster.status as a table: members,
+                                                             coordinator, unreachable, shard owners
 
 exit status: 0 ok, 1 error reply (printed as "error <code>: <message>" on stderr),
              2 usage error, 3 no answer from any host (connect failed or timed out)
@@ -426,6 +429,121 @@ void render_order_list(std::ostream& out, const json& orders) {
   out << "(" << orders.size() << (orders.size() == 1 ? " order" : " orders") << ")\n";
 }
 
+void render_result(std::ostream& out, const json& result);
+
+/// "0-3,7,9-10" for a sorted list of shard numbers.
+std::string ranges_text(const std::vector<int64_t>& numbers) {
+  std::string out;
+  for (size_t i = 0; i < numbers.size();) {
+    size_t j = i;
+    while (j + 1 < numbers.size() && numbers[j + 1] == numbers[j] + 1) {
+      ++j;
+    }
+    out += (out.empty() ? "" : ",") + std::to_string(numbers[i]);
+    if (j > i) {
+      out += "-" + std::to_string(numbers[j]);
+    }
+    i = j + 1;
+  }
+  return out.empty() ? "(none)" : out;
+}
+
+/// `orderctl cluster-status`: the cluster.status result as tables (fields it does not know are
+/// left out; `--json` shows everything).
+void render_cluster_status(std::ostream& out, const json& status) {
+  if (!status.is_object()) {
+    render_result(out, status);
+    return;
+  }
+  const std::string here = scalar_text(status.value("node_id", json("?")));
+  const std::string coordinator = scalar_text(status.value("coordinator", json("?")));
+  out << "node " << here << " of cluster " << scalar_text(status.value("cluster_id", json("?")))
+      << ", view " << scalar_text(status.value("view_version", json("?"))) << ", coordinator "
+      << coordinator << ", " << scalar_text(status.value("shard_count", json("?")))
+      << " shards\n";
+  std::string unreachable;
+  for (const auto& id : status.value("unreachable_from_here", json::array())) {
+    unreachable += (unreachable.empty() ? "" : ", ") + scalar_text(id);
+  }
+  out << "unreachable from " << here << ": " << (unreachable.empty() ? "(none)" : unreachable)
+      << "\n\n";
+
+  std::vector<std::vector<std::string>> rows{
+      {"NODE", "STATE", "SHARDS", "CLIENT", "CLUSTER", "ACTIVE_ENTITIES", "NOTE"}};
+  std::vector<std::string> member_ids;
+  const json members = status.value("members", json::array());
+  for (const auto& m : members) {
+    if (!m.is_object()) {
+      continue;
+    }
+    const std::string id = scalar_text(m.value("node_id", json("?")));
+    member_ids.push_back(id);
+    std::string notes;
+    if (id == here) {
+      notes += "this node";
+    }
+    if (id == coordinator) {
+      notes += (notes.empty() ? "" : ", ") + std::string("coordinator");
+    }
+    rows.push_back({id, scalar_text(m.value("state", json("?"))),
+                    scalar_text(m.value("shards_owned", json("?"))),
+                    scalar_text(m.value("client_address", json(""))),
+                    scalar_text(m.value("cluster_address", json(""))),
+                    m.contains("active_entities") ? scalar_text(m["active_entities"]) : "-",
+                    notes});
+  }
+  print_table(out, rows, "");
+
+  // Shard -> owner, compacted per owner: "n1  22  0-10,21,40-49".
+  const json shards = status.value("shards", json::array());
+  std::vector<std::string> owners;
+  std::vector<std::vector<int64_t>> owned;
+  int64_t max_epoch = 0;
+  for (const auto& s : shards) {
+    if (!s.is_object() || !s.contains("shard") || !s["shard"].is_number_integer()) {
+      continue;
+    }
+    const std::string owner =
+        s.contains("owner") && !s["owner"].is_null() ? scalar_text(s["owner"]) : "(none)";
+    size_t k = 0;
+    while (k < owners.size() && owners[k] != owner) {
+      ++k;
+    }
+    if (k == owners.size()) {
+      owners.push_back(owner);
+      owned.emplace_back();
+    }
+    owned[k].push_back(s["shard"].get<int64_t>());
+    if (s.contains("epoch") && s["epoch"].is_number_integer()) {
+      max_epoch = std::max(max_epoch, s["epoch"].get<int64_t>());
+    }
+  }
+  if (owners.empty()) {
+    return;
+  }
+  // Members first, in the members table's order, then any owner that is not a member.
+  std::vector<size_t> order;
+  for (const auto& id : member_ids) {
+    for (size_t k = 0; k < owners.size(); ++k) {
+      if (owners[k] == id) {
+        order.push_back(k);
+      }
+    }
+  }
+  for (size_t k = 0; k < owners.size(); ++k) {
+    if (std::find(order.begin(), order.end(), k) == order.end()) {
+      order.push_back(k);
+    }
+  }
+  out << "\nshard owners (highest epoch " << max_epoch << "):\n";
+  std::vector<std::vector<std::string>> map_rows{{"OWNER", "SHARDS", "WHICH"}};
+  for (const size_t k : order) {
+    std::sort(owned[k].begin(), owned[k].end());
+    map_rows.push_back({owners[k], std::to_string(owned[k].size()), ranges_text(owned[k])});
+  }
+  print_table(out, map_rows, "  ");
+}
+
 void render_result(std::ostream& out, const json& result) {
   if (!result.is_object()) {
     out << result.dump(2, ' ', false, json::error_handler_t::replace) << '\n';
@@ -495,8 +613,10 @@ int run(int argc, char** argv) {
     token = env;
   }
 
+  // `cluster-status` is cluster.status rendered as tables.
+  const bool cluster_table = cl.op == "cluster-status";
   om::client client(opts);
-  const om::reply reply = client.call(cl.op, cl.args, token);
+  const om::reply reply = client.call(cluster_table ? "cluster.status" : cl.op, cl.args, token);
 
   if (cl.raw_json) {
     std::cout << reply.line << '\n';
@@ -521,7 +641,11 @@ int run(int argc, char** argv) {
               << '\n';
     return exit_ok;
   }
-  render_result(std::cout, reply.result);
+  if (cluster_table) {
+    render_cluster_status(std::cout, reply.result);
+  } else {
+    render_result(std::cout, reply.result);
+  }
   return exit_ok;
 }
 
