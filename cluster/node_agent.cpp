@@ -34,7 +34,7 @@ struct outgoing_move {
   uint64_t epoch = 0;  // the new owner's epoch
   uint64_t old_epoch = 0;
   caf::response_promise coordinator;
-  bool sent = false;  // all data acknowledged; waiting for the view that flips the shard
+  bool sent = false;       // all data acknowledged; waiting for the view that flips the shard
   bool uncertain = false;  // the last chunk got no answer: the target may or may not own it
   bool asking = false;     // an owns_atom query about it is in flight
   clock_type::time_point since;
@@ -182,6 +182,20 @@ void greet(self_ptr self, const std::string& node_id, caf::actor agent) {
           [self, node_id](caf::error&) { self->state.peers[node_id].connecting = false; });
 }
 
+/// middleman().remote_actor blocks until connected or failed: a short-lived detached actor does
+/// it, so the agent keeps heartbeating meanwhile. It answers (connect_atom, host, port) once.
+caf::actor spawn_connector(self_ptr self) {
+  return self->spawn<caf::detached>([](caf::event_based_actor* h) -> caf::behavior {
+    return {[h](connect_atom, const std::string& host, uint16_t port) -> caf::result<caf::actor> {
+      auto res = h->system().middleman().remote_actor(host, port);
+      h->quit();
+      if (!res)
+        return res.error();
+      return *res;
+    }};
+  });
+}
+
 void connect_peer(self_ptr self, const member& m) {
   auto& s = self->state;
   auto& p = s.peers[m.node_id];
@@ -192,18 +206,8 @@ void connect_peer(self_ptr self, const member& m) {
   if (!split_host_port(m.cluster_address, host, port))
     return;
   p.connecting = true;
-  // remote_actor blocks: a short-lived detached helper does it.
   auto node_id = m.node_id;
-  auto helper = self->spawn<caf::detached>([](caf::event_based_actor* h) -> caf::behavior {
-    return {[h](connect_atom, const std::string& host_, uint16_t port_) -> caf::result<caf::actor> {
-      auto res = h->system().middleman().remote_actor(host_, port_);
-      h->quit();
-      if (!res)
-        return res.error();
-      return *res;
-    }};
-  });
-  self->request(helper, s.cfg.request_timeout * 2, connect_atom::value, host, port)
+  self->request(spawn_connector(self), s.cfg.request_timeout * 2, connect_atom::value, host, port)
       .then([self, node_id](const caf::actor& agent) { greet(self, node_id, agent); },
             [self, node_id](caf::error&) { self->state.peers[node_id].connecting = false; });
 }
@@ -442,10 +446,11 @@ void send_chunk(self_ptr self, uint16_t shard, std::string after_key) {
             auto out = self->state.outgoing.find(shard);
             if (out != self->state.outgoing.end())
               out->second.uncertain = true;
-            self->state.log->warn("node={} handoff of shard {}: no answer to the last chunk; "
-                                  "the shard waits until {} can say whether it owns it",
-                                  self->state.cfg.node_id, shard,
-                                  out != self->state.outgoing.end() ? out->second.to : "?");
+            self->state.log->warn(
+                "node={} handoff of shard {}: no answer to the last chunk; "
+                "the shard waits until {} can say whether it owns it",
+                self->state.cfg.node_id, shard,
+                out != self->state.outgoing.end() ? out->second.to : "?");
           });
 }
 
@@ -759,16 +764,7 @@ void try_join(self_ptr self, size_t seed_index) {
   uint16_t port;
   if (!split_host_port(seed, host, port))
     return;
-  auto helper = self->spawn<caf::detached>([](caf::event_based_actor* h) -> caf::behavior {
-    return {[h](connect_atom, const std::string& host_, uint16_t port_) -> caf::result<caf::actor> {
-      auto res = h->system().middleman().remote_actor(host_, port_);
-      h->quit();
-      if (!res)
-        return res.error();
-      return *res;
-    }};
-  });
-  self->request(helper, s.cfg.request_timeout * 2, connect_atom::value, host, port)
+  self->request(spawn_connector(self), s.cfg.request_timeout * 2, connect_atom::value, host, port)
       .then([self, seed_index](const caf::actor& agent) { join_through(self, agent, seed_index); },
             [self, seed_index](caf::error&) {
               self->delayed_send(self, self->state.cfg.heartbeat_interval * 2, join_atom::value,
@@ -876,8 +872,7 @@ caf::behavior node_agent(self_ptr self, agent_config cfg, persistence::storage_e
         return rp;
       },
       [self](chunk_atom, uint16_t shard, uint64_t epoch, bool first,
-             std::vector<shard_record>& records,
-             bool done) {
+             std::vector<shard_record>& records, bool done) {
         return receive_chunk(self, shard, epoch, first, records, done, self->state.imports,
                              self->state.next_import);
       },
