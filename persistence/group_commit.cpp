@@ -128,7 +128,7 @@ status group_commit::write(const std::vector<pending_write>& batch) {
     // Meta puts and shard operations promise a synced write even in no-sync test mode.
     must_sync = must_sync || w.meta.has_value() || w.shard.has_value();
   }
-  if (written == 0 && !batch.empty()) {
+  if (written == 0) {
     return status::ok();  // every entry was refused: nothing to write (callbacks get refusals)
   }
 

@@ -4,10 +4,6 @@
 
 namespace ordermesh::persistence::detail {
 
-bool is_barrier(const write_request& req) {
-  return req.events.empty() && !req.snapshot && !req.wakeup_due_ms && !req.erase_wakeup;
-}
-
 status shard_table::check_epoch(const write_request& req) const {
   const uint16_t shard = req.key.shard;
   const uint64_t epoch = owned(shard);

@@ -13,10 +13,6 @@
 
 namespace ordermesh::persistence::detail {
 
-/// A write that changes nothing (no events, no snapshot, no wakeup change): it only waits for
-/// every earlier write, so it can never be a second writer and is never refused for its epoch.
-bool is_barrier(const write_request& req);
-
 class shard_table {
  public:
   /// Epoch under which this node owns `shard`; 0: not owned. One atomic load: the hot path.

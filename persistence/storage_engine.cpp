@@ -407,10 +407,10 @@ status storage_engine::release_shard(uint16_t shard) {
   // submit() or at commit; writes checked before this line are in batches ahead of the record's,
   // so once it is synced none of them is in flight and the range is stable for export.
   // If the record fails to be written, the engine is failed and writes nothing more anyway.
+  impl_->shards->set_owned(shard, 0);
   detail::pending_write w;
   w.meta = detail::meta_put{shard_epoch_name(shard), shard_epoch_value(record.epoch, false)};
   status st = impl_->write_and_wait(std::move(w), /*bounded=*/false);
-  impl_->shards->set_owned(shard, 0);
   if (st.is_ok()) {
     record.owned = false;
   }

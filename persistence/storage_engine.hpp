@@ -132,7 +132,8 @@ class storage_engine {
   /// shard_epoch is not owned_epoch(key.shard) is refused too (status invalid); if the shard is
   /// released after submit() but before the commit, the write is not written and its callback
   /// gets that status instead (the engine stays healthy). An empty write is a barrier: its
-  /// callback runs once every earlier write is committed, and it is never refused for its epoch.
+  /// callback runs once every earlier write is committed; it needs no valid key (key.shard alone
+  /// is customary) and is never refused for its epoch.
   bool submit(write_request req, write_callback done, status* why = nullptr);
 
   /// Every wakeup entry, in key order. Thread-safe.

@@ -8,7 +8,15 @@
 
 namespace ordermesh::persistence::detail {
 
+bool is_barrier(const write_request& req) {
+  return req.events.empty() && !req.snapshot && !req.wakeup_due_ms && !req.erase_wakeup;
+}
+
 status validate(const write_request& req) {
+  if (is_barrier(req)) {
+    // Nothing is stored under its key, so any key will do: callers set just the shard.
+    return status::ok();
+  }
   if (!keys::valid(req.key)) {
     return status::invalid("bad entity key (id must match [A-Za-z0-9._-]+, kind != 0xF0)");
   }

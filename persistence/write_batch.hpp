@@ -35,6 +35,10 @@ struct pending_write {
   status refusal;
 };
 
+/// A write that changes nothing (no events, no snapshot, no wakeup change): it only waits for
+/// every earlier write, so it can never be a second writer and is never refused for its epoch.
+bool is_barrier(const write_request& req);
+
 /// Checks a request before it is queued, so a bad request is refused alone instead of failing
 /// the batch it would share with others (and with it the engine).
 status validate(const write_request& req);

@@ -374,8 +374,12 @@ TEST_CASE("a failed write is never acknowledged, and nothing after it is") {
                                            std::string("d2"), int64_t{5});
     CHECK(f.code == errc::unavailable);
     CHECK_FALSE(n.storage().health().is_ok());
-    // The entity restarted from disk: the refused deposit is not in its state...
-    CHECK(n.ok<domain::user_view>(u("ann"), read_atom::value, admin).balance_cents == 10000);
+    // The entity restarted from disk: the refused deposit is not in its state. (A read sent
+    // while the failed incarnation is still going down bounces with `unavailable`: retry.)
+    CHECK(eventually([&] {
+      auto [v1, f1] = n.ask<domain::user_view>(u("ann"), read_atom::value, admin);
+      return f1.code == errc::none && v1.balance_cents == 10000;
+    }));
     // ...and the engine refuses every later write.
     auto [v2, f2] = n.ask<domain::user_view>(u("ann"), deposit_atom::value, user("ann"),
                                              std::string("d3"), int64_t{7});

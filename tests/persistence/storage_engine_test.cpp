@@ -1,4 +1,5 @@
 // Storage engine against a real RocksDB: load, snapshots, durability, wakeups, meta, corruption.
+#include <future>
 #include <string>
 #include <vector>
 
@@ -303,4 +304,44 @@ TEST_CASE("engine: malformed requests are refused alone", "[persistence][engine]
   CHECK(engine->health().is_ok());
   CHECK(write_sync(*engine, events_request({0, 1, "a"}, 1, {"x"})).is_ok());
   CHECK(engine->stats().refused == 4);
+}
+
+TEST_CASE("engine: a barrier needs only a shard and waits for every earlier write",
+          "[persistence][engine]") {
+  temp_dir dir;
+  auto engine = open_engine(options_for(dir));
+  std::vector<std::string> order;  // writer thread only; read after the barrier's callback
+  std::promise<void> barrier_done;
+  {
+    writer_gate gate;
+    REQUIRE(engine->submit(events_request({3, 1, "held"}, 1, {"x"}), gate.blocking_callback()));
+    gate.wait_until_writer_blocked();
+    REQUIRE(engine->submit(events_request({3, 1, "queued"}, 1, {"x"}), [&order](const status& s) {
+      order.push_back("write:" + s.to_string());
+    }));
+    // As the shard supervisor submits it: no id, no kind, only the shard.
+    write_request barrier;
+    barrier.key.shard = 3;
+    status why;
+    const bool queued = engine->submit(
+        std::move(barrier),
+        [&](const status& s) {
+          order.push_back("barrier:" + s.to_string());
+          barrier_done.set_value();
+        },
+        &why);
+    INFO(why.to_string());
+    REQUIRE(queued);
+    gate.open();
+  }
+  barrier_done.get_future().wait();
+  CHECK(order == std::vector<std::string>{"write:ok", "barrier:ok"});
+  CHECK(engine->stats().refused == 0);
+  // A malformed key is still refused as soon as the write has something to store under it.
+  write_request bad;
+  bad.key.shard = 3;
+  bad.wakeup_due_ms = 1;
+  status why;
+  CHECK_FALSE(engine->submit(std::move(bad), nullptr, &why));
+  CHECK(why.kind() == status::code::invalid);
 }

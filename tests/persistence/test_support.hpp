@@ -97,21 +97,39 @@ class ack_counter {
 };
 
 /// Holds the writer thread inside a callback until opened, so a test controls what queues up.
+/// Opened at the latest by its destructor: a failed REQUIRE then ends the test cleanly instead
+/// of leaving the writer blocked on a gate that no longer exists.
 class writer_gate {
  public:
+  writer_gate() = default;
+  ~writer_gate() { open(); }
+  writer_gate(const writer_gate&) = delete;
+  writer_gate& operator=(const writer_gate&) = delete;
+
   write_callback blocking_callback() {
-    return [this](const status&) {
-      entered_.set_value();
-      opened_.wait();
+    // Shared state, not `this`: the writer may still be inside the callback when the gate dies.
+    return [s = state_](const status&) {
+      s->entered.set_value();
+      s->opened.wait();
     };
   }
-  void wait_until_writer_blocked() { entered_.get_future().wait(); }
-  void open() { open_.set_value(); }
+  void wait_until_writer_blocked() { entered_.wait(); }
+  void open() {
+    if (!is_open_) {
+      is_open_ = true;
+      state_->open.set_value();
+    }
+  }
 
  private:
-  std::promise<void> entered_;
-  std::promise<void> open_;
-  std::shared_future<void> opened_ = open_.get_future().share();
+  struct state {
+    std::promise<void> entered;
+    std::promise<void> open;
+    std::shared_future<void> opened = open.get_future().share();
+  };
+  std::shared_ptr<state> state_ = std::make_shared<state>();
+  std::future<void> entered_ = state_->entered.get_future();
+  bool is_open_ = false;
 };
 
 /// Submits `req` and waits for its callback; returns the callback's status.
