@@ -113,6 +113,11 @@ bool recover(entity_actor<Traits>* self) {
   return true;
 }
 
+/// Answers, with `why`, requests an entity holds besides its write-ordered replies and
+/// deferred commands (the order's saga waiters). Most kinds hold none; see entity_kinds.hpp.
+template <class Traits>
+void fail_waiters(entity_actor<Traits>*, const domain::failure&) {}
+
 /// Fails every held reply and stops; the supervisor restarts the entity from disk.
 template <class Traits>
 void fail_and_stop(entity_actor<Traits>* self, const domain::failure& why) {
@@ -127,6 +132,7 @@ void fail_and_stop(entity_actor<Traits>* self, const domain::failure& why) {
   s.deferred.clear();
   for (auto& d : deferred)
     d.first.deliver(make_error(why));
+  fail_waiters(self, why);
   self->quit(caf::exit_reason::user_shutdown);
 }
 
@@ -297,8 +303,10 @@ caf::behavior entity_behavior(entity_actor<Traits>* self, caf::actor supervisor,
         s.evicting = true;
         auto deferred = std::move(s.deferred);
         s.deferred.clear();
+        domain::failure moving{domain::errc::unavailable, "the shard is moving; retry"};
         for (auto& d : deferred)
-          d.first.deliver(make_error(domain::errc::unavailable, "the shard is moving; retry"));
+          d.first.deliver(make_error(moving));
+        fail_waiters(self, moving);
         maybe_stop(self);
       },
       [self](const entity_ref&, crash_atom) {

@@ -1,6 +1,9 @@
 #pragma once
 // Binds each domain entity kind to the generic entity machinery (entity_core.hpp).
 #include <functional>
+#include <utility>
+
+#include <caf/response_promise.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -64,9 +67,11 @@ struct order_traits {
   static constexpr const char* name = "order";
   /// The coordinator's bookkeeping; none of it is persisted (the events are).
   struct extra {
-    std::vector<std::function<void()>> on_settled;  // run when the saga reaches phase none
-    uint32_t retries = 0;                           // consecutive failed attempts of this step
-    domain::failure last_refusal;                   // why the last step was refused
+    /// Run when the saga reaches phase none; the promise is the request it answers, so that
+    /// it can be failed instead if the order stops first (eviction, a failed write).
+    std::vector<std::pair<caf::response_promise, std::function<void()>>> on_settled;
+    uint32_t retries = 0;          // consecutive failed attempts of this step
+    domain::failure last_refusal;  // why the last step was refused
     bool expiry_armed = false;
     uint64_t attempt = 0;  // bumped when a step ends: answers and retries of older ones are ignored
     bool step_in_flight = false;

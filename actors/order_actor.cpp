@@ -72,8 +72,8 @@ void settle(self_ptr self) {
   auto& s = self->state;
   auto waiting = std::move(s.extra.on_settled);
   s.extra.on_settled.clear();
-  for (auto& f : waiting)
-    f();
+  for (auto& w : waiting)
+    w.second();
   arm_expiry(self);
   finish_busy(self);
 }
@@ -177,7 +177,7 @@ void start_saga(self_ptr self, const std::vector<o::event>& events, caf::respons
                 std::function<void()> on_settled) {
   auto& s = self->state;
   s.busy = true;
-  s.extra.on_settled.push_back(std::move(on_settled));
+  s.extra.on_settled.emplace_back(rp, std::move(on_settled));
   persist(self, events, [self, rp](const domain::failure& f) mutable {
     if (f.code != errc::none) {
       rp.deliver(make_error(f));
@@ -306,6 +306,15 @@ void check_expiry(self_ptr self) {
 }
 
 }  // namespace
+
+template <>
+void fail_waiters<order_traits>(self_ptr self, const domain::failure& why) {
+  auto waiting = std::move(self->state.extra.on_settled);
+  self->state.extra.on_settled.clear();
+  for (auto& w : waiting)
+    if (w.first.pending())
+      w.first.deliver(make_error(why));
+}
 
 caf::behavior order_actor(self_ptr self, context_ptr ctx, entity_ref who, caf::actor supervisor) {
   if (!start_entity(self, std::move(ctx), who))

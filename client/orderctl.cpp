@@ -459,8 +459,7 @@ void render_cluster_status(std::ostream& out, const json& status) {
   const std::string coordinator = scalar_text(status.value("coordinator", json("?")));
   out << "node " << here << " of cluster " << scalar_text(status.value("cluster_id", json("?")))
       << ", view " << scalar_text(status.value("view_version", json("?"))) << ", coordinator "
-      << coordinator << ", " << scalar_text(status.value("shard_count", json("?")))
-      << " shards\n";
+      << coordinator << ", " << scalar_text(status.value("shard_count", json("?"))) << " shards\n";
   std::string unreachable;
   for (const auto& id : status.value("unreachable_from_here", json::array())) {
     unreachable += (unreachable.empty() ? "" : ", ") + scalar_text(id);
@@ -642,7 +641,13 @@ int run(int argc, char** argv) {
     return exit_ok;
   }
   if (cluster_table) {
-    render_cluster_status(std::cout, reply.result);
+    // The tables pad columns; an empty last cell would leave blanks at the end of the line.
+    std::ostringstream text;
+    render_cluster_status(text, reply.result);
+    std::istringstream lines(text.str());
+    for (std::string line; std::getline(lines, line);) {
+      std::cout << line.substr(0, line.find_last_not_of(' ') + 1) << '\n';
+    }
   } else {
     render_result(std::cout, reply.result);
   }

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# The ordermesh demo: builds (scripts/setup.sh), starts one orderd on 127.0.0.1:7400 with its data,
-# logs and pid file under var/demo/, and walks through a small shop: catalog, users, deposit,
-# an order paid, one rejected for stock, one cancelled. The node keeps running afterwards.
+# The ordermesh demo: builds (scripts/setup.sh), starts a 3-node cluster on 127.0.0.1 with
+# scripts/cluster.sh (n1..n3, client ports 7401-7403, data and logs under var/cluster/), and walks
+# through a small shop across the nodes: the catalog is loaded through n1, an order is placed on
+# n2, paid on n3 and read on n1; one is rejected for stock, one cancelled. It ends with the shard
+# (and so the node) that owns each entity used. The cluster keeps running afterwards.
 #
-#   scripts/demo.sh          (re)start the node and run the demo flow
-#   scripts/demo.sh stop     stop the node this script started (SIGTERM, then SIGKILL if stuck)
-#   scripts/demo.sh status   tell whether it is running
+#   scripts/demo.sh          (re)start the cluster and run the demo flow
+#   scripts/demo.sh stop     stop the cluster (scripts/cluster.sh down)
+#   scripts/demo.sh status   scripts/cluster.sh status
 #
-# Environment: ORDERMESH_ADMIN_TOKEN (else one is generated and kept in var/demo/admin.token),
-# ORDERMESH_DEMO_PORT (7400), ORDERMESH_DEMO_CLUSTER_PORT (7500), ORDERMESH_BUILD_DIR (build),
+# Environment: ORDERMESH_ADMIN_TOKEN (else one is generated and kept in var/cluster/admin.token),
+# ORDERMESH_BUILD_DIR (build), ORDERMESH_CLUSTER_PORT_BASE (7400: nK listens on base+K),
 # ORDERMESH_SKIP_SETUP=1 (binaries already built: do not run scripts/setup.sh).
 set -euo pipefail
 
@@ -16,136 +18,85 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 BUILD_DIR="${ORDERMESH_BUILD_DIR:-build}"
-ORDERD="$ROOT/$BUILD_DIR/nodes/orderd"
-ORDERCTL="$ROOT/$BUILD_DIR/client/orderctl"
-[[ "$BUILD_DIR" = /* ]] && ORDERD="$BUILD_DIR/nodes/orderd" && ORDERCTL="$BUILD_DIR/client/orderctl"
-DEMO_DIR="$ROOT/var/demo"
-PID_FILE="$DEMO_DIR/orderd.pid"
-TOKEN_FILE="$DEMO_DIR/admin.token"
-LOG_FILE="$DEMO_DIR/orderd.log"
-STDERR_FILE="$DEMO_DIR/orderd.stderr.log"
-PORT="${ORDERMESH_DEMO_PORT:-7400}"
-CLUSTER_PORT="${ORDERMESH_DEMO_CLUSTER_PORT:-7500}"
+[[ "$BUILD_DIR" = /* ]] || BUILD_DIR="$ROOT/$BUILD_DIR"
+ORDERCTL="$BUILD_DIR/client/orderctl"
+CLUSTER="$ROOT/scripts/cluster.sh"
+CDIR="${ORDERMESH_CLUSTER_DIR:-var/cluster}"
+[[ "$CDIR" = /* ]] || CDIR="$ROOT/$CDIR"
+PORT_BASE="${ORDERMESH_CLUSTER_PORT_BASE:-7400}"
 HOST=127.0.0.1
+declare -A PORT=([n1]=$((PORT_BASE + 1)) [n2]=$((PORT_BASE + 2)) [n3]=$((PORT_BASE + 3)))
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'demo: error: %s\n' "$*" >&2; exit 1; }
 
-# The pid in our pid file, if that process is alive and is the orderd we started.
-our_pid() {
-  [[ -f "$PID_FILE" ]] || return 1
-  local pid
-  pid="$(tr -dc '0-9' <"$PID_FILE")"
-  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
-  # Guard against a recycled pid: it must be orderd running on our data dir.
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "orderd .*--data-dir $DEMO_DIR/data" ||
-    return 1
-  printf '%s' "$pid"
-}
-
-stop_node() {
-  local pid
-  if ! pid="$(our_pid)"; then
-    say "demo: no orderd of ours is running"
-    rm -f "$PID_FILE"
-    return 0
-  fi
-  say "demo: stopping orderd (pid $pid) with SIGTERM"
-  kill -TERM "$pid" 2>/dev/null || true
-  local i
-  for ((i = 0; i < 150; i++)); do  # 15 s
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    say "demo: still alive after 15 s, sending SIGKILL to pid $pid"
-    kill -KILL "$pid" 2>/dev/null || true
-    sleep 0.2
-  fi
-  rm -f "$PID_FILE"
-  say "demo: stopped"
-}
-
-ctl() { "$ORDERCTL" --host "$HOST" --port "$PORT" "$@"; }
-
-# step TITLE CMD...: prints the title and the orderctl command line, runs it, shows its output.
-step() {
-  local title="$1"
-  shift
-  [[ -n "$title" ]] && printf '\n==> %s\n' "$title"
-  printf '    $ orderctl %s\n' "$(sed -E 's/--token [^ ]+/--token .../g' <<<"$*")"
-  ctl "$@" 2>&1 | sed 's/^/    /'
-  return "${PIPESTATUS[0]}"
-}
-
 case "${1:-}" in
-  stop) stop_node; exit 0 ;;
-  status)
-    if pid="$(our_pid)"; then say "demo: orderd running, pid $pid, $HOST:$PORT"; else
-      say "demo: not running"; fi
-    exit 0 ;;
+  stop) exec bash "$CLUSTER" down ;;
+  status) exec bash "$CLUSTER" status ;;
   "" | start) ;;
-  -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
+  -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) die "unknown command: $1 (use: scripts/demo.sh [stop|status])" ;;
 esac
 
 if [[ "${ORDERMESH_SKIP_SETUP:-0}" != 1 ]]; then
   bash scripts/setup.sh
 fi
-[[ -x "$ORDERD" ]] || die "$ORDERD not built"
 [[ -x "$ORDERCTL" ]] || die "$ORDERCTL not built"
 
-mkdir -p "$DEMO_DIR"
-# A second run restarts the node on the same data (ids below carry a run suffix).
-stop_node
-if "$ORDERCTL" --host "$HOST" --port "$PORT" --timeout-ms 1000 cluster.status >/dev/null 2>&1; then
-  die "something else already answers on $HOST:$PORT; set ORDERMESH_DEMO_PORT"
+# A second run restarts the cluster on the same data (the ids below carry a run suffix).
+bash "$CLUSTER" down
+rc=0
+bash "$CLUSTER" up 3 || rc=$?
+if ((rc == 4)); then
+  say "demo: var/cluster holds another cluster's layout; starting a fresh 3-node cluster instead"
+  rc=0
+  bash "$CLUSTER" up 3 --fresh || rc=$?
+fi
+if ((rc != 0)); then
+  say "demo: the cluster did not come up balanced (see above); stopping it"
+  bash "$CLUSTER" down || true
+  exit 1
 fi
 
 if [[ -n "${ORDERMESH_ADMIN_TOKEN:-}" ]]; then
   ADMIN_TOKEN="$ORDERMESH_ADMIN_TOKEN"
-elif [[ -s "$TOKEN_FILE" ]]; then
-  ADMIN_TOKEN="$(cat "$TOKEN_FILE")"
 else
-  ADMIN_TOKEN="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+  ADMIN_TOKEN="$(tr -d ' \n' <"$CDIR/admin.token")"
 fi
-(umask 077 && printf '%s\n' "$ADMIN_TOKEN" >"$TOKEN_FILE")
 
-say "demo: starting orderd on $HOST:$PORT (data $DEMO_DIR/data, log $LOG_FILE)"
-# The token goes by environment, not argv, so it does not show in ps.
-ORDERMESH_ADMIN_TOKEN="$ADMIN_TOKEN" nohup "$ORDERD" --node-id demo --data-dir "$DEMO_DIR/data" \
-  --client-host "$HOST" --client-port "$PORT" --cluster-port "$CLUSTER_PORT" \
-  --log-file "$LOG_FILE" --log-level info </dev/null >"$STDERR_FILE" 2>&1 &
-PID=$!
-echo "$PID" >"$PID_FILE"
+# on NODE orderctl-args...: one request to that node. Bounded by orderctl's own timeouts; the
+# cluster can answer `unavailable` for a moment (a shard being moved), so that is retried.
+on() {
+  local node="$1"
+  shift
+  local attempt rc out
+  for ((attempt = 1; ; attempt++)); do
+    rc=0
+    out="$("$ORDERCTL" --host "$HOST" --port "${PORT[$node]}" --timeout-ms 10000 "$@" 2>&1)" || rc=$?
+    if ((rc != 0)) && ((attempt < 5)) && grep -q '^error unavailable' <<<"$out"; then
+      sleep 0.5
+      continue
+    fi
+    [[ -n "$out" ]] && printf '%s\n' "$out"
+    return "$rc"
+  done
+}
 
-ready=0
-for ((i = 0; i < 300; i++)); do  # 30 s
-  if ! kill -0 "$PID" 2>/dev/null; then
-    say "demo: orderd exited while starting; last lines of its logs:"
-    tail -n 20 "$STDERR_FILE" "$LOG_FILE" 2>/dev/null || true
-    rm -f "$PID_FILE"
-    exit 1
-  fi
-  if "$ORDERCTL" --host "$HOST" --port "$PORT" --timeout-ms 1000 cluster.status >/dev/null 2>&1
-  then
-    ready=1
-    break
-  fi
-  sleep 0.1
-done
-if ((!ready)); then
-  say "demo: orderd did not answer within 30 s; last lines of its logs:"
-  tail -n 20 "$STDERR_FILE" "$LOG_FILE" 2>/dev/null || true
-  stop_node
-  exit 1
-fi
-say "demo: orderd is up (pid $PID)"
+# step TITLE NODE ARGS...: prints the title and the orderctl command line, runs it on NODE.
+step() {
+  local title="$1" node="$2"
+  shift 2
+  [[ -n "$title" ]] && printf '\n==> %s\n' "$title"
+  printf '    [%s] $ orderctl --port %s %s\n' "$node" "${PORT[$node]}" \
+    "$(sed -E 's/--token [^ ]+/--token .../g' <<<"$*")"
+  on "$node" "$@" 2>&1 | sed 's/^./    &/'
+  return "${PIPESTATUS[0]}"
+}
 
 on_error() {
   say ""
-  say "demo: a step failed (see above). The node is still running: scripts/demo.sh stop"
-  say "      logs: $LOG_FILE $STDERR_FILE"
+  say "demo: a step failed (see above). The cluster is still running:"
+  say "      scripts/cluster.sh status; scripts/demo.sh stop; logs in var/cluster/n*/orderd.log"
 }
 trap on_error ERR
 
@@ -153,53 +104,95 @@ RUN="$(date +%s)"  # ids unique per run: a second run reuses the same data
 APPLE="apple-$RUN" PEAR="pear-$RUN" PLUM="plum-$RUN"
 ALICE="alice-$RUN" BOB="bob-$RUN"
 PW_ALICE="alice-pass-$RUN" PW_BOB="bob-pass-$RUN"
+O1="order-1-$RUN" O2="order-2-$RUN" O3="order-3-$RUN"
 A="--token $ADMIN_TOKEN"
 
-step "cluster status (members)" --get members cluster.status
+step "the cluster: 3 nodes, 64 shards spread over them; any node takes any request" n1 \
+  cluster-status
 # shellcheck disable=SC2086
 {
-  step "catalog: create 3 products (admin)" $A product.create --product-id "$APPLE" --name Apple \
-    --price-cents 120
-  step "" $A product.create --product-id "$PEAR" --name Pear --price-cents 250
-  step "" $A product.create --product-id "$PLUM" --name Plum --price-cents 90
-  step "stock: 10 apples, 5 pears, 1 plum (admin)" $A inventory.add --product-id "$APPLE" \
-    --quantity 10 --request-id "stock-$APPLE"
-  step "" $A inventory.add --product-id "$PEAR" --quantity 5 --request-id "stock-$PEAR"
-  step "" $A inventory.add --product-id "$PLUM" --quantity 1 --request-id "stock-$PLUM"
+  step "catalog through n1: 3 products (admin)" n1 $A product.create --product-id "$APPLE" \
+    --name Apple --price-cents 120
+  step "" n1 $A product.create --product-id "$PEAR" --name Pear --price-cents 250
+  step "" n1 $A product.create --product-id "$PLUM" --name Plum --price-cents 90
+  step "stock through n1: 10 apples, 5 pears, 1 plum" n1 $A inventory.add \
+    --product-id "$APPLE" --quantity 10 --request-id "stock-$APPLE"
+  step "" n1 $A inventory.add --product-id "$PEAR" --quantity 5 --request-id "stock-$PEAR"
+  step "" n1 $A inventory.add --product-id "$PLUM" --quantity 1 --request-id "stock-$PLUM"
 }
-step "register two users" user.register --user-id "$ALICE" --password "$PW_ALICE" --name Alice
-step "" user.register --user-id "$BOB" --password "$PW_BOB" --name Bob
+step "the catalog as n2 and n3 see it" n2 product.get --product-id "$APPLE"
+step "" n3 product.get --product-id "$PLUM"
+step "register alice on n2 and bob on n3" n2 user.register --user-id "$ALICE" \
+  --password "$PW_ALICE" --name Alice
+step "" n3 user.register --user-id "$BOB" --password "$PW_BOB" --name Bob
 
-printf '\n==> log in (orderctl --get token user.login ...)\n'
-T_ALICE="$(ctl --get token user.login --user-id "$ALICE" --password "$PW_ALICE")"
-T_BOB="$(ctl --get token user.login --user-id "$BOB" --password "$PW_BOB")"
+printf '\n==> log in through n1 (orderctl --get token user.login ...); sessions are valid on every node\n'
+T_ALICE="$(on n1 --get token user.login --user-id "$ALICE" --password "$PW_ALICE")"
+T_BOB="$(on n1 --get token user.login --user-id "$BOB" --password "$PW_BOB")"
 say "    alice and bob have session tokens"
 
-step "alice deposits 50.00" --token "$T_ALICE" user.deposit --user-id "$ALICE" \
+step "alice deposits 50.00 through n3" n3 --token "$T_ALICE" user.deposit --user-id "$ALICE" \
   --amount-cents 5000 --request-id "dep-$ALICE"
-step "alice orders 2 apples and 1 pear (reserved)" --token "$T_ALICE" order.place \
-  --order-id "order-1-$RUN" --user-id "$ALICE" --items "$APPLE:2,$PEAR:1"
-step "alice pays it" --token "$T_ALICE" order.pay --order-id "order-1-$RUN"
-step "bob orders 3 plums, but there is only 1 (rejected for stock)" --token "$T_BOB" \
-  order.place --order-id "order-2-$RUN" --user-id "$BOB" --items "$PLUM:3" || true
-step "bob's order as stored" --token "$T_BOB" order.get --order-id "order-2-$RUN"
-step "alice orders 1 more pear ..." --token "$T_ALICE" order.place --order-id "order-3-$RUN" \
+step "alice places an order for 2 apples and 1 pear on n2 (reserved)" n2 --token "$T_ALICE" \
+  order.place --order-id "$O1" --user-id "$ALICE" --items "$APPLE:2,$PEAR:1"
+step "she pays it on n3" n3 --token "$T_ALICE" order.pay --order-id "$O1"
+step "and reads it on n1" n1 --token "$T_ALICE" order.get --order-id "$O1"
+step "bob orders 3 plums on n3, but there is only 1 (rejected for stock)" n3 --token "$T_BOB" \
+  order.place --order-id "$O2" --user-id "$BOB" --items "$PLUM:3" || true
+step "bob's order as n2 has it" n2 --token "$T_BOB" order.get --order-id "$O2"
+step "alice orders 1 more pear on n1 ..." n1 --token "$T_ALICE" order.place --order-id "$O3" \
   --user-id "$ALICE" --items "$PEAR:1"
-step "... and cancels it (the pear goes back)" --token "$T_ALICE" order.cancel \
-  --order-id "order-3-$RUN"
+step "... and cancels it on n2 (the pear goes back)" n2 --token "$T_ALICE" order.cancel \
+  --order-id "$O3"
 
-step "inventory (available / reserved / sold)" inventory.get --product-id "$APPLE"
-step "" inventory.get --product-id "$PEAR"
-step "" inventory.get --product-id "$PLUM"
-step "alice's orders" --token "$T_ALICE" order.list --user-id "$ALICE"
-step "bob's orders" --token "$T_BOB" order.list --user-id "$BOB"
-step "alice's wallet (50.00 - 2x1.20 - 2.50)" --token "$T_ALICE" user.get --user-id "$ALICE"
+step "inventory (available / reserved / sold), one product per node" n1 inventory.get \
+  --product-id "$APPLE"
+step "" n2 inventory.get --product-id "$PEAR"
+step "" n3 inventory.get --product-id "$PLUM"
+step "alice's orders (n3)" n3 --token "$T_ALICE" order.list --user-id "$ALICE"
+step "alice's wallet on n1 (50.00 - 2x1.20 - 2.50)" n1 --token "$T_ALICE" user.get \
+  --user-id "$ALICE"
 
-# The outcomes the demo is about.
-s1="$(ctl --token "$T_ALICE" --get status order.get --order-id "order-1-$RUN")"
-s2="$(ctl --token "$T_BOB" --get status order.get --order-id "order-2-$RUN")"
-s3="$(ctl --token "$T_ALICE" --get status order.get --order-id "order-3-$RUN")"
-bal="$(ctl --token "$T_ALICE" --get balance_cents user.get --user-id "$ALICE")"
+# Which node owns what: shard = stable_hash(kind, id) % shard_count (cluster/sharding.cpp,
+# FNV-1a 64 + splitmix64 finalizer, kinds user=1 product=2 inventory=3 order=4), and the shard's
+# owner from cluster.status.
+printf '\n==> where the entities live (shard = stable hash of kind and id; owner from cluster.status)\n'
+status="$(on n1 --json cluster.status)"
+python3 - "$status" "user/$ALICE" "user/$BOB" "product/$APPLE" "product/$PEAR" "product/$PLUM" \
+  "inventory/$APPLE" "inventory/$PEAR" "inventory/$PLUM" "order/$O1" "order/$O2" "order/$O3" <<'EOF'
+import json, sys
+M = (1 << 64) - 1
+KINDS = {"user": 1, "product": 2, "inventory": 3, "order": 4}
+def stable_hash(kind, ident):
+    h = 14695981039346656037
+    h = ((h ^ kind) * 1099511628211) & M
+    for c in ident.encode():
+        h = ((h ^ c) * 1099511628211) & M
+    h ^= h >> 30; h = (h * 0xBF58476D1CE4E5B9) & M
+    h ^= h >> 27; h = (h * 0x94D049BB133111EB) & M
+    h ^= h >> 31
+    return h
+assert stable_hash(1, "alice") == 0x3E267EEB0256291A  # pinned in tests/cluster/sharding_test.cpp
+st = json.loads(sys.argv[1])["result"]
+owner = {s["shard"]: s["owner"] for s in st["shards"]}
+rows = [("ENTITY", "SHARD", "OWNER")]
+count = {}
+for ent in sys.argv[2:]:
+    kind, ident = ent.split("/", 1)
+    shard = stable_hash(KINDS[kind], ident) % st["shard_count"]
+    rows.append((ent, str(shard), owner.get(shard, "?")))
+    count[owner.get(shard, "?")] = count.get(owner.get(shard, "?"), 0) + 1
+w = [max(len(r[i]) for r in rows) for i in range(3)]
+for r in rows:
+    print("    " + "  ".join(r[i].ljust(w[i]) for i in range(2)) + "  " + r[2])
+print("    (%s)" % ", ".join("%s owns %d" % kv for kv in sorted(count.items())))
+EOF
+
+# The outcomes the demo is about, each read through a different node.
+s1="$(on n1 --token "$T_ALICE" --get status order.get --order-id "$O1")"
+s2="$(on n2 --token "$T_BOB" --get status order.get --order-id "$O2")"
+s3="$(on n3 --token "$T_ALICE" --get status order.get --order-id "$O3")"
+bal="$(on n2 --token "$T_ALICE" --get balance_cents user.get --user-id "$ALICE")"
 printf '\n==> outcome: order-1 %s, order-2 %s, order-3 %s, alice balance %s cents\n' \
   "$s1" "$s2" "$s3" "$bal"
 if [[ "$s1" != PAID || "$s2" != REJECTED || "$s3" != CANCELLED || "$bal" != 4510 ]]; then
@@ -207,14 +200,16 @@ if [[ "$s1" != PAID || "$s2" != REJECTED || "$s3" != CANCELLED || "$bal" != 4510
 fi
 trap - ERR
 
+B="${BUILD_DIR#"$ROOT"/}"
 cat <<EOF
 
-demo: done. orderd keeps running on $HOST:$PORT (pid $PID).
-  talk to it:   $BUILD_DIR/client/orderctl --port $PORT cluster.status
-                $BUILD_DIR/client/orderctl --port $PORT inventory.get --product-id $APPLE
-                $BUILD_DIR/client/orderctl --port $PORT --token "\$(cat var/demo/admin.token)" \\
+demo: done. The cluster keeps running: n1, n2, n3 on $HOST:${PORT[n1]}, ${PORT[n2]}, ${PORT[n3]}.
+  the cluster:  scripts/cluster.sh status       (or: $B/client/orderctl --port ${PORT[n2]} cluster-status)
+  any node:     $B/client/orderctl --host $HOST:${PORT[n3]},$HOST:${PORT[n1]} inventory.get --product-id $APPLE
+                $B/client/orderctl --port ${PORT[n2]} --token "\$(cat var/cluster/admin.token)" \\
                   order.list --user-id $ALICE
-  raw protocol: echo '{"id":1,"op":"product.get","args":{"product_id":"$APPLE"}}' | nc -q1 $HOST $PORT
-  logs:         $LOG_FILE
+  try:          scripts/cluster.sh kill n2; ... ; scripts/cluster.sh restart n2
+                scripts/cluster.sh add; scripts/cluster.sh leave n3
+  logs:         var/cluster/n1/orderd.log (n2, n3 alike)
   stop it:      scripts/demo.sh stop
 EOF

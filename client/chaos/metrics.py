@@ -1,0 +1,149 @@
+"""What a run measured, beside right or wrong: counts, availability, recovery, latency.
+
+These are numbers, not verdicts: a run with low availability during a fault can be perfectly
+correct. Definitions (all from the history's monotonic `time`):
+  * counts: every invoke is one attempted operation; its outcome is ok, fail, or info (no
+    reply, or an outcome-unknown error; an invoke never completed is info).
+  * availability: operations are inside a fault if invoked while any nemesis window was open
+    (start..stop), else outside. ok_fraction = ok / attempted; answered_fraction =
+    (ok + fail) / attempted (an explicit refusal such as out_of_stock is still an answer).
+  * recovery, per nemesis stop (heal, restart): seconds from the stop to the completion of the
+    first ok operation after it: of any operation; of one on an entity that got an `info`
+    during the window (the entities the fault hurt); of one sent to a node the fault named.
+    None when there was no such operation.
+  * latency: of ok operations (completion - invoke), in ms, nearest-rank percentiles.
+"""
+
+import bisect
+import math
+from collections import Counter, defaultdict
+
+
+def counts(history):
+    by_op = defaultdict(Counter)
+    fail_codes, info_codes = Counter(), Counter()
+    no_reply = 0
+    for op in history.ops:
+        by_op[op.op]["attempted"] += 1
+        by_op[op.op][op.outcome] += 1
+        if op.outcome == "fail":
+            fail_codes[op.error_code or "?"] += 1
+        elif op.outcome == "info":
+            info_codes[op.error_code or "no_completion"] += 1
+            no_reply += op.completion is None
+    total = Counter()
+    for c in by_op.values():
+        total.update(c)
+    return {"attempted": total["attempted"], "ok": total["ok"], "fail": total["fail"],
+            "info": total["info"], "info_never_completed": no_reply,
+            "by_op": {k: {o: v[o] for o in ("attempted", "ok", "fail", "info")}
+                      for k, v in sorted(by_op.items())},
+            "fail_codes": dict(sorted(fail_codes.items())),
+            "info_codes": dict(sorted(info_codes.items()))}
+
+
+def _merged_windows(history):
+    spans = sorted((w.t_start, w.t_stop(history.end_time)) for w in history.windows)
+    merged = []
+    for a, b in spans:
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    return merged
+
+
+def availability_of(c):
+    n = c["attempted"]
+    return {"attempted": n, "ok": c["ok"], "fail": c["fail"], "info": c["info"],
+            "ok_fraction": round(c["ok"] / n, 6) if n else None,
+            "answered_fraction": round((c["ok"] + c["fail"]) / n, 6) if n else None}
+
+
+def availability(history):
+    merged = _merged_windows(history)
+    starts = [a for a, _ in merged]
+    inside, outside = Counter(), Counter()
+    for op in history.ops:
+        i = bisect.bisect_right(starts, op.t_invoke) - 1
+        side = inside if i >= 0 and op.t_invoke <= merged[i][1] else outside
+        side["attempted"] += 1
+        side[op.outcome] += 1
+    fault_time = sum(b - a for a, b in merged)
+    return {"inside_faults": availability_of(inside), "outside_faults": availability_of(outside),
+            "fault_seconds": round(fault_time, 6),
+            "run_seconds": round(history.end_time, 6)}
+
+
+def entity_of(op):
+    """The entity an operation is about (retries of it name the same one)."""
+    a = op.args
+    if op.op in ("order.place", "order.get", "order.pay", "order.cancel"):
+        return ("order", a.get("order_id"))
+    if op.op in ("user.get", "user.deposit", "order.list"):
+        return ("user", a.get("user_id"))
+    if op.op in ("inventory.add", "inventory.get"):
+        return ("inventory", a.get("product_id"))
+    if op.op in ("product.get", "product.create"):
+        return ("product", a.get("product_id"))
+    return None
+
+
+def recovery(history):
+    oks = sorted((op for op in history.ops if op.outcome == "ok"), key=lambda o: o.t_complete)
+    done = [op.t_complete for op in oks]
+    infos = sorted((op for op in history.ops if op.outcome == "info"), key=lambda o: o.t_invoke)
+    info_starts = [op.t_invoke for op in infos]
+    out = []
+    for w in history.windows:
+        entry = {"fault": w.fault, "start": w.t_start,
+                 "stop": None if w.stop is None else w.stop["time"],
+                 "first_ok_s": None, "first_ok_affected_s": None, "first_ok_on_nodes_s": None}
+        out.append(entry)
+        if w.stop is None:
+            continue
+        stop = w.stop["time"]
+        lo = bisect.bisect_left(info_starts, w.t_start)
+        hi = bisect.bisect_right(info_starts, stop)
+        hurt = {entity_of(op) for op in infos[lo:hi]}
+        hurt.discard(None)
+        entry["affected_entities"] = len(hurt)
+        for op in oks[bisect.bisect_left(done, stop):]:
+            since = round(op.t_complete - stop, 6)
+            if entry["first_ok_s"] is None:
+                entry["first_ok_s"] = since
+            if entry["first_ok_affected_s"] is None and entity_of(op) in hurt:
+                entry["first_ok_affected_s"] = since
+            if entry["first_ok_on_nodes_s"] is None and op.node in w.nodes:
+                entry["first_ok_on_nodes_s"] = since
+            if (entry["first_ok_affected_s"] is not None or not hurt) and \
+                    (entry["first_ok_on_nodes_s"] is not None or not w.nodes):
+                break
+    return out
+
+
+def percentiles(values):
+    """p50/p90/p99/max (nearest rank) of a list of numbers; counts only when empty."""
+    if not values:
+        return {"count": 0}
+    v = sorted(values)
+
+    def rank(p):
+        return v[max(0, math.ceil(p / 100.0 * len(v)) - 1)]
+
+    return {"count": len(v), "p50": rank(50), "p90": rank(90), "p99": rank(99), "max": v[-1]}
+
+
+def latencies_ms(history):
+    """{op: [ms, ...]} of the ok operations."""
+    out = defaultdict(list)
+    for op in history.ops:
+        if op.outcome == "ok":
+            out[op.op].append(round((op.t_complete - op.t_invoke) * 1000.0, 3))
+    return out
+
+
+def latency_summary(by_op):
+    every = [x for xs in by_op.values() for x in xs]
+    return {"all": percentiles(every),
+            "by_op": {op: percentiles(xs) for op, xs in sorted(by_op.items())}}

@@ -1,0 +1,1 @@
+"""Unit tests of the chaos checker (client/chaos), on hand-made histories."""

@@ -1,0 +1,575 @@
+"""The checker on hand-made histories: for each invariant a valid history passes and one with
+exactly that violation fails, with witnesses; plus the `info` (maybe happened) edge cases and
+the availability / recovery / latency arithmetic around a nemesis window."""
+
+import io
+import json
+import os
+import tempfile
+import unittest
+from contextlib import redirect_stdout
+
+from client.chaos import checker
+from client.chaos.checker import check
+from tests.chaos.builder import (TTL, WALL0, Builder, base, inventory, order, place_args,
+                                 user)
+
+ALL = list(checker.ORDER)
+
+
+def run(b, finals, journal=None):
+    b.settle()
+    b.finals(finals)
+    return check(b.records, journal_audit=journal)
+
+
+def entry(report, name):
+    return next(e for e in report["invariants"] if e["name"] == name)
+
+
+class Case(unittest.TestCase):
+    def assertPasses(self, report):
+        bad = {e["name"]: e["violations"][:2] for e in report["invariants"] if not e["ok"]}
+        self.assertEqual(bad, {}, "expected every invariant to pass")
+        self.assertTrue(report["completeness"]["complete"], report["completeness"])
+
+    def assertFails(self, report, *names, rule=None):
+        """Exactly `names` failed, each violation with witnesses; `rule` among their rules."""
+        failed = {e["name"] for e in report["invariants"] if not e["ok"]}
+        self.assertEqual(failed, set(names), [(e["name"], e["violations"][:2])
+                                              for e in report["invariants"] if not e["ok"]])
+        for name in names:
+            e = entry(report, name)
+            self.assertGreater(e["violation_count"], 0)
+            for v in e["violations"]:
+                self.assertTrue(v["message"])
+                self.assertTrue(v["witnesses"], v)
+            if rule is not None:
+                self.assertIn(rule, {v.get("rule") for v in entry(report, names[0])["violations"]})
+        self.assertFalse(report["ok"])
+
+
+class ValidRun(Case):
+    def test_base_passes_every_invariant(self):
+        b, finals = base()
+        r = run(b, finals)
+        self.assertPasses(r)
+        self.assertTrue(r["ok"])
+        self.assertEqual(r["acknowledged_but_lost"], 0)
+        self.assertEqual(entry(r, "one_writer_per_entity")["skipped"], "no journal_audit given")
+
+    def test_retries_with_the_same_ids_are_one_order_and_one_deposit(self):
+        b, finals = base()
+        # o2 placed again after a timeout: same order id, same items; deposit retried too
+        b.op(1, "order.place", place_args("o2", "alice", {"p1": 1}), outcome="info")
+        b.op(1, "order.place", place_args("o2", "alice", {"p1": 1}),
+             result=finals[("order", "o2")])
+        b.op(2, "user.deposit", {"user_id": "bob", "amount_cents": 300, "request_id": "d2"},
+             outcome="info", as_="bob")
+        b.op(2, "user.deposit", {"user_id": "bob", "amount_cents": 300, "request_id": "d2"},
+             result={"balance_cents": 300}, as_="bob")
+        self.assertPasses(run(b, finals))
+
+
+class NoLostAcknowledged(Case):
+    def test_lost_order(self):
+        b, finals = base()
+        finals[("order", "o2")] = None                     # RESERVED o2 vanished with its stock
+        finals[("inventory", "p1")] = inventory("p1", 8, 0, 2)
+        r = run(b, finals)
+        self.assertFails(r, "no_lost_acknowledged", rule="order lost")
+        self.assertEqual(r["acknowledged_but_lost"], 1)
+        v = entry(r, "no_lost_acknowledged")["violations"][0]
+        self.assertIn("o2", v["message"])
+        self.assertIn("order.place", {w.get("op") for w in v["witnesses"]})
+
+    def test_lost_payment(self):
+        b, finals = base()  # pay of o1 was acknowledged, but the world went on without it
+        finals[("order", "o1")] = order("o1", "alice", {"p1": 2}, "RESERVED", created=100)
+        finals[("inventory", "p1")] = inventory("p1", 7, 3, 0)
+        finals[("user", "alice")] = user("alice", 1000)
+        self.assertFails(run(b, finals), "no_lost_acknowledged", rule="acknowledged status lost")
+
+    def test_lost_ok_deposit(self):
+        b, finals = base()
+        finals[("user", "bob")] = user("bob", 0)
+        r = run(b, finals)
+        # the balance alone cannot tell a lost deposit from an extra charge: money fails too
+        self.assertFails(r, "no_lost_acknowledged", "money", rule="deposit lost")
+        self.assertEqual(r["acknowledged_but_lost"], 1)
+
+    def test_unknown_outcome_order_may_be_absent_or_present(self):
+        for final in (None, order("o9", "alice", {"p1": 1}, "CANCELLED", created=900,
+                                  reason="expired")):
+            b, finals = base()
+            b.op(1, "order.place", place_args("o9", "alice", {"p1": 1}), outcome="info")
+            finals[("order", "o9")] = final
+            self.assertPasses(run(b, finals))
+
+
+class NoPhantomOrders(Case):
+    def test_order_nobody_placed(self):
+        b, finals = base()
+        finals[("order", "x1")] = order("x1", "alice", {"p1": 1}, "CANCELLED", created=700)
+        r = run(b, finals)
+        self.assertFails(r, "no_phantom_orders", rule="never placed")
+        self.assertEqual(entry(r, "no_phantom_orders")["violations"][0]["witnesses"][0]["id"],
+                         "x1")
+
+    def test_order_whose_every_placement_was_refused(self):
+        b, finals = base()
+        b.op(1, "order.place", place_args("x2", "alice", {"p1": 1}), outcome="fail",
+             error={"code": "not_found", "message": "product p1 does not exist"})
+        finals[("order", "x2")] = order("x2", "alice", {"p1": 1}, "CANCELLED", created=700)
+        self.assertFails(run(b, finals), "no_phantom_orders", rule="placement refused")
+
+    def test_order_with_content_nobody_asked_for(self):
+        b, finals = base()
+        b.op(1, "order.place", place_args("x3", "alice", {"p1": 1}), outcome="info")
+        finals[("order", "x3")] = order("x3", "alice", {"p1": 3}, "CANCELLED", created=700)
+        self.assertFails(run(b, finals), "no_phantom_orders", rule="other content")
+
+    def test_unavailable_reply_counts_as_maybe(self):
+        b, finals = base()  # recorded as fail, but `unavailable` means outcome unknown
+        b.op(1, "order.place", place_args("x4", "alice", {"p1": 1}), outcome="fail",
+             error={"code": "unavailable", "message": "owner unreachable"})
+        finals[("order", "x4")] = order("x4", "alice", {"p1": 1}, "CANCELLED", created=700)
+        self.assertPasses(run(b, finals))
+
+
+class Stock(Case):
+    def test_negative(self):
+        b, finals = base()
+        b.op(0, "inventory.get", {"product_id": "p1"}, result=inventory("p1", -1, 1, 2),
+             as_="admin")
+        self.assertFails(run(b, finals), "stock", rule="negative")
+
+    def test_stock_from_nowhere(self):
+        b, finals = base()
+        finals[("inventory", "p1")] = inventory("p1", 8, 1, 2)
+        self.assertFails(run(b, finals), "stock", rule="conservation")
+
+    def test_reserved_does_not_match_orders(self):
+        b, finals = base()
+        finals[("inventory", "p1")] = inventory("p1", 6, 2, 2)
+        self.assertFails(run(b, finals), "stock", rule="reserved vs orders")
+
+    def test_sold_does_not_match_orders(self):
+        b, finals = base()
+        finals[("inventory", "p1")] = inventory("p1", 8, 1, 1)
+        self.assertFails(run(b, finals), "stock", rule="sold vs orders")
+
+    def test_info_restock_applied_or_not_both_pass(self):
+        for available in (7, 12):
+            b, finals = base()
+            b.op(0, "inventory.add", {"product_id": "p1", "quantity": 5, "request_id": "r2"},
+                 outcome="info", as_="admin")
+            finals[("inventory", "p1")] = inventory("p1", available, 1, 2)
+            self.assertPasses(run(b, finals))
+
+    def test_info_restock_half_applied_fails(self):
+        b, finals = base()
+        b.op(0, "inventory.add", {"product_id": "p1", "quantity": 5, "request_id": "r2"},
+             outcome="info", as_="admin")
+        finals[("inventory", "p1")] = inventory("p1", 9, 1, 2)   # 12: neither 10 nor 15
+        self.assertFails(run(b, finals), "stock", rule="conservation")
+
+    def test_lost_ok_restock(self):
+        b, finals = base()
+        b.op(0, "inventory.add", {"product_id": "p1", "quantity": 5, "request_id": "r2"},
+             result=inventory("p1", 12, 1, 2), as_="admin")
+        self.assertFails(run(b, finals), "stock", rule="conservation")
+
+    def test_reservation_expiring_around_the_inventory_read_is_either_way(self):
+        # o2's reservation lapses right after the final reads (~60.2 s), within the expiry
+        # grace of the inventory read: its unit may be reserved or available again
+        o2 = order("o2", "alice", {"p1": 1}, "RESERVED", created=300, expires=60_500)
+        for inv in (inventory("p1", 7, 1, 2), inventory("p1", 8, 0, 2)):
+            b, finals = base()
+            finals[("order", "o2")] = o2
+            finals[("inventory", "p1")] = inv
+            self.assertPasses(run(b, finals))
+
+
+class Money(Case):
+    def test_money_from_nowhere(self):
+        b, finals = base()
+        finals[("user", "alice")] = user("alice", 700)
+        self.assertFails(run(b, finals), "money", rule="conservation")
+
+    def test_order_charged_twice(self):
+        b, finals = base()
+        finals[("user", "alice")] = user("alice", 0)   # o1 (500) debited twice
+        r = run(b, finals)
+        self.assertFails(r, "money", "no_lost_acknowledged", rule="conservation")
+        self.assertIn("charged twice", entry(r, "money")["violations"][0]["message"])
+
+    def test_refund_without_cancel(self):
+        b, finals = base()  # b1 was never paid, yet cancelling it refunded 250
+        finals[("user", "bob")] = user("bob", 550)
+        self.assertFails(run(b, finals), "money")
+
+    def test_info_deposit_happened_or_not_both_pass(self):
+        for balance in (500, 700):
+            b, finals = base()
+            b.op(1, "user.deposit", {"user_id": "alice", "amount_cents": 200,
+                                     "request_id": "d3"}, outcome="info")
+            finals[("user", "alice")] = user("alice", balance)
+            self.assertPasses(run(b, finals))
+
+    def test_info_deposit_never_completed_counts_as_maybe(self):
+        b, finals = base()
+        b.op(1, "user.deposit", {"user_id": "alice", "amount_cents": 200, "request_id": "d3"},
+             complete=False)
+        finals[("user", "alice")] = user("alice", 700)
+        r = run(b, finals)
+        self.assertPasses(r)
+        self.assertEqual(r["counts"]["info_never_completed"], 1)
+
+    def test_info_deposits_only_whole_subsets(self):
+        b, finals = base()
+        for rid, amount in (("d3", 200), ("d4", 50)):
+            b.op(1, "user.deposit", {"user_id": "alice", "amount_cents": amount,
+                                     "request_id": rid}, outcome="info")
+        finals[("user", "alice")] = user("alice", 600)    # +100: no subset of {200, 50}
+        self.assertFails(run(b, finals), "money")
+        b, finals = base()
+        for rid, amount in (("d3", 200), ("d4", 50)):
+            b.op(1, "user.deposit", {"user_id": "alice", "amount_cents": amount,
+                                     "request_id": rid}, outcome="info")
+        finals[("user", "alice")] = user("alice", 550)    # +50: d4 happened, d3 not
+        self.assertPasses(run(b, finals))
+
+    def test_refused_deposit_must_not_be_applied(self):
+        b, finals = base()
+        b.op(1, "user.deposit", {"user_id": "alice", "amount_cents": 200, "request_id": "d3"},
+             outcome="fail", error={"code": "forbidden", "message": "no"})
+        finals[("user", "alice")] = user("alice", 700)
+        self.assertFails(run(b, finals), "money")
+
+    def test_paid_then_cancelled_is_refunded(self):
+        b, finals = base()
+        cancelled = order("o1", "alice", {"p1": 2}, "CANCELLED", created=100, updated=800,
+                          reason="cancelled by client")
+        b.op(1, "order.cancel", {"order_id": "o1"}, result=cancelled)
+        finals[("order", "o1")] = cancelled
+        finals[("inventory", "p1")] = inventory("p1", 9, 1, 0)
+        finals[("user", "alice")] = user("alice", 1000)
+        self.assertPasses(run(b, finals))
+
+
+class OrderIdUnique(Case):
+    def test_retry_answered_with_another_order(self):
+        b, finals = base()
+        other = order("o2", "alice", {"p1": 1}, "RESERVED", created=350)
+        b.op(3, "order.place", place_args("o2", "alice", {"p1": 1}), result=other)
+        self.assertFails(run(b, finals), "order_id_unique", rule="two orders")
+
+    def test_final_reads_disagree(self):
+        b, finals = base()
+        b.settle()
+        b.final("order", "o3", order("o3", "alice", {"p1": 50}, "REJECTED", created=999))
+        self.assertFails(run(b, finals), "order_id_unique", rule="final reads")
+
+    def test_place_reply_for_other_content(self):
+        b, finals = base()  # a second placement of o2 with other items must be `conflict`
+        b.op(3, "order.place", place_args("o2", "alice", {"p1": 4}),
+             result=finals[("order", "o2")])
+        self.assertFails(run(b, finals), "order_id_unique", rule="place reply")
+
+
+class TerminalAfterSettling(Case):
+    def test_pending_after_settling(self):
+        b, finals = base()
+        o2 = finals[("order", "o2")]
+        o2["status"] = "PENDING"
+        del o2["expires_at"]
+        self.assertFails(run(b, finals), "terminal_after_settling", rule="not terminal")
+
+    def test_reservation_that_never_expired(self):
+        b, finals = base()
+        finals[("order", "o2")] = order("o2", "alice", {"p1": 1}, "RESERVED", created=300,
+                                        expires=5_000)   # expired at 5 s, read at ~60 s
+        self.assertFails(run(b, finals), "terminal_after_settling", rule="expiry missed")
+
+    def test_reservation_longer_than_ttl(self):
+        b, finals = base()
+        finals[("order", "o2")] = order("o2", "alice", {"p1": 1}, "RESERVED", created=300,
+                                        expires=300 + 3 * TTL)
+        self.assertFails(run(b, finals), "terminal_after_settling",
+                         rule="reservation too long")
+
+
+class StatusMonotonic(Case):
+    def test_stale_read_after_paid(self):
+        b, finals = base()
+        b.op(1, "order.get", {"order_id": "o1"},
+             result=order("o1", "alice", {"p1": 2}, "RESERVED", created=100))
+        r = run(b, finals)
+        self.assertFails(r, "status_monotonic", rule="backwards")
+        statuses = [w["result"]["status"] for w in entry(r, "status_monotonic")["violations"][0]
+                    ["witnesses"] if w["type"] == "ok"]
+        self.assertEqual(statuses, ["PAID", "RESERVED"])
+
+    def test_other_clients_and_overlapping_requests_are_not_ordered(self):
+        b, finals = base()
+        stale = order("o1", "alice", {"p1": 2}, "RESERVED", created=100)
+        b.op(5, "order.get", {"order_id": "o1"}, result=stale)          # another client
+        # one client, two pipelined requests: the get overlaps the pay
+        get = b.invoke(6, "order.get", {"order_id": "o2"})
+        pay = b.invoke(6, "order.pay", {"order_id": "o2"})
+        paid = order("o2", "alice", {"p1": 1}, "PAID", created=300, updated=900)
+        b.complete(6, pay, "order.pay", result=paid)
+        b.complete(6, get, "order.get", result=finals[("order", "o2")])  # RESERVED, later
+        finals[("order", "o2")] = paid
+        finals[("inventory", "p1")] = inventory("p1", 7, 0, 3)
+        finals[("user", "alice")] = user("alice", 250)
+        self.assertPasses(run(b, finals))
+
+    def test_pending_in_between_is_not_backwards(self):
+        b, finals = base()
+        pending = order("o2", "alice", {"p1": 1}, "PENDING", created=300, updated=700)
+        b.op(1, "order.get", {"order_id": "o2"}, result=pending)   # debiting...
+        b.op(1, "order.pay", {"order_id": "o2"}, outcome="fail",
+             error={"code": "insufficient_funds", "message": "no"})
+        b.op(1, "order.get", {"order_id": "o2"}, result=finals[("order", "o2")])  # RESERVED
+        self.assertPasses(run(b, finals))
+
+    def test_rejected_then_reserved(self):
+        b, finals = base()
+        b.op(1, "order.get", {"order_id": "o3"},
+             result=order("o3", "alice", {"p1": 50}, "RESERVED", created=400))
+        r = run(b, finals)
+        # a client shown RESERVED after REJECTED; the final REJECTED also follows that
+        # acknowledged RESERVED, which is a lost state
+        self.assertFails(r, "status_monotonic", "no_lost_acknowledged")
+
+
+class OneWriterPerEntity(Case):
+    @staticmethod
+    def journal(**change):
+        e = [{"node": "n1", "shard": 3, "epoch": 1, "kind": "order", "id": "o1", "seq": 1,
+              "digest": "a"},
+             {"node": "n1", "shard": 3, "epoch": 1, "kind": "order", "id": "o1", "seq": 2,
+              "digest": "b"},
+             {"node": "n2", "shard": 3, "epoch": 1, "kind": "order", "id": "o1", "seq": 1,
+              "digest": "a"},   # a handoff's copy
+             {"node": "n2", "shard": 3, "epoch": 1, "kind": "order", "id": "o1", "seq": 2,
+              "digest": "b"},
+             {"node": "n2", "shard": 3, "epoch": 2, "kind": "order", "id": "o1", "seq": 3,
+              "digest": "c"}]
+        j = {"version": 1, "entries": e, "shard_epochs": {"n1": {"3": [1]}, "n2": {"3": [2]}},
+             "replayed": [{"kind": "order", "id": "o1", "state": {"status": "PAID"}}]}
+        j.update(change)
+        return j
+
+    def test_valid_journal_passes(self):
+        b, finals = base()
+        r = run(b, finals, self.journal())
+        self.assertPasses(r)
+        self.assertNotIn("skipped", entry(r, "one_writer_per_entity"))
+
+    def fails(self, journal, rule):
+        b, finals = base()
+        self.assertFails(run(b, finals, journal), "one_writer_per_entity", rule=rule)
+
+    def test_gap(self):
+        j = self.journal()
+        del j["entries"][3]
+        self.fails(j, "contiguous")
+
+    def test_events_pruned_without_snapshot(self):
+        j = self.journal()
+        j["entries"] = j["entries"][1:2]
+        self.fails(j, "contiguous")
+        j["entries"].append({"node": "n1", "shard": 3, "epoch": 1, "kind": "order", "id": "o1",
+                             "seq": 1, "snapshot": True})
+        b, finals = base()
+        self.assertPasses(run(b, finals, j))
+
+    def test_entity_epoch_going_back(self):
+        j = self.journal()
+        j["entries"][4]["epoch"] = 0
+        self.fails(j, "epochs")
+
+    def test_shard_epoch_going_back(self):
+        self.fails(self.journal(shard_epochs={"n1": {"3": [1, 3, 2]}}), "epochs")
+
+    def test_two_writers(self):
+        j = self.journal()
+        j["entries"][3]["digest"] = "x"
+        self.fails(j, "forked")
+
+    def test_replay_differs_from_served_state(self):
+        self.fails(self.journal(replayed=[{"kind": "order", "id": "o1",
+                                           "state": {"status": "RESERVED"}}]), "replay")
+
+
+class Isolation(Case):
+    def test_reading_another_users_order(self):
+        b, finals = base()
+        b.op(2, "order.get", {"order_id": "o1"}, result=finals[("order", "o1")], as_="bob")
+        r = run(b, finals)
+        self.assertFails(r, "isolation", rule="cross-user")
+        self.assertIn("bob", entry(r, "isolation")["violations"][0]["message"])
+
+    def test_reading_another_users_wallet(self):
+        b, finals = base()
+        b.op(2, "user.get", {"user_id": "alice"}, result=user("alice", 500), as_="bob")
+        self.assertFails(run(b, finals), "isolation")
+
+    def test_paying_another_users_order_with_a_reply_lacking_user(self):
+        b, finals = base()  # the reply hides the owner; the final read shows it
+        reply = dict(finals[("order", "o2")])
+        del reply["user_id"]
+        b.op(2, "order.pay", {"order_id": "o2"}, result=reply, as_="bob")
+        self.assertFails(run(b, finals), "isolation")
+
+    def test_refusals_and_admin_are_fine(self):
+        b, finals = base()
+        b.op(2, "order.get", {"order_id": "o1"}, outcome="fail", as_="bob",
+             error={"code": "not_found", "message": "order o1 does not exist"})
+        b.op(2, "user.get", {"user_id": "alice"}, outcome="fail", as_="bob",
+             error={"code": "forbidden", "message": "not yours"})
+        b.op(0, "order.get", {"order_id": "o1"}, result=finals[("order", "o1")], as_="admin")
+        self.assertPasses(run(b, finals))
+
+
+class Completeness(Case):
+    def test_missing_final_read_is_reported_not_guessed(self):
+        b, finals = base()
+        del finals[("order", "o2")]
+        del finals[("user", "bob")]
+        r = run(b, finals)
+        self.assertTrue(r["ok"])    # nothing proven wrong ...
+        comp = r["completeness"]
+        self.assertFalse(comp["complete"])   # ... but not a clean pass either
+        self.assertEqual(comp["missing_final_read"], ["order/o2", "user/bob"])
+
+    def test_failed_final_read(self):
+        b, finals = base()
+        b.settle()
+        b.final("user", "carol", error={"code": "unavailable", "message": "down"})
+        r = run(b, finals)
+        self.assertEqual(r["completeness"]["unreadable_final_read"], ["user/carol"])
+
+
+    def test_unread_order_widens_ranges_but_keeps_the_sure_bounds(self):
+        def history(alice, inv):
+            b, finals = base()  # o9 (1 x p1 = 250) placed with no answer, never read back
+            b.op(1, "order.place", place_args("o9", "alice", {"p1": 1}), outcome="info")
+            finals[("user", "alice")] = alice
+            finals[("inventory", "p1")] = inv
+            return run(b, finals)
+        for alice, inv in ((user("alice", 500), inventory("p1", 7, 1, 2)),      # not placed
+                           (user("alice", 250), inventory("p1", 6, 1, 3))):     # placed, paid
+            r = history(alice, inv)
+            self.assertTrue(r["ok"], [e for e in r["invariants"] if not e["ok"]])
+            self.assertEqual(r["completeness"]["missing_final_read"], ["order/o9"])
+        r = history(user("alice", 600), inventory("p1", 7, 1, 2))   # money from nowhere
+        self.assertFails(r, "money")
+        r = history(user("alice", 500), inventory("p1", 8, 0, 2))   # o2's reservation gone
+        self.assertFails(r, "stock", rule="reserved vs orders")
+
+
+class NemesisMetrics(Case):
+    def test_availability_recovery_and_latency(self):
+        b = Builder()
+        place = place_args("o1", "alice", {"p1": 1})
+        o1 = order("o1", "alice", {"p1": 1}, "RESERVED")
+        b.op(1, "user.get", {"user_id": "alice"}, result=user("alice", 0), at=1.0,
+             done_at=1.010)
+        b.op(1, "user.get", {"user_id": "alice"}, result=user("alice", 0), at=2.0,
+             done_at=2.020)
+        b.nemesis("start", "kill n2", nodes=["n2"], at=10.0)
+        b.op(2, "order.place", place, outcome="info", node="n2", at=11.0, done_at=16.0)
+        b.op(3, "order.pay", {"order_id": "zz"}, outcome="fail", at=12.0, done_at=12.005,
+             error={"code": "not_found", "message": "no"})
+        b.op(1, "user.get", {"user_id": "alice"}, result=user("alice", 0), at=13.0,
+             done_at=13.030)
+        b.nemesis("stop", "kill n2", nodes=["n2"], at=20.0)
+        b.op(1, "user.get", {"user_id": "alice"}, result=user("alice", 0), at=20.5,
+             done_at=20.540)
+        b.op(2, "order.place", place, result=o1, node="n2", at=21.0, done_at=21.5)
+        b.op(4, "user.get", {"user_id": "alice"}, complete=False, at=22.0)
+        r = check(b.records)
+
+        av = r["availability"]
+        self.assertEqual(av["inside_faults"]["attempted"], 3)
+        self.assertAlmostEqual(av["inside_faults"]["ok_fraction"], 1 / 3, places=5)
+        self.assertAlmostEqual(av["inside_faults"]["answered_fraction"], 2 / 3, places=5)
+        self.assertEqual(av["outside_faults"]["attempted"], 5)   # 2 before, 3 after
+        self.assertEqual(av["outside_faults"]["ok"], 4)
+        self.assertAlmostEqual(av["fault_seconds"], 10.0)
+
+        (rec,) = r["recovery"]
+        self.assertEqual((rec["start"], rec["stop"]), (10.0, 20.0))
+        self.assertAlmostEqual(rec["first_ok_s"], 0.54)          # any op
+        self.assertAlmostEqual(rec["first_ok_affected_s"], 1.5)  # order o1 got info inside
+        self.assertAlmostEqual(rec["first_ok_on_nodes_s"], 1.5)  # sent to n2
+
+        c = r["counts"]
+        self.assertEqual((c["attempted"], c["ok"], c["fail"], c["info"]), (8, 5, 1, 2))
+        self.assertEqual(c["info_never_completed"], 1)
+        lat = r["latency_ms"]["all"]
+        # ok latencies: 10, 20, 30, 40, 500 ms
+        self.assertEqual((lat["count"], lat["p50"], lat["p90"], lat["p99"], lat["max"]),
+                         (5, 30.0, 500.0, 500.0, 500.0))
+        self.assertEqual(r["latency_ms"]["by_op"]["order.place"]["max"], 500.0)
+
+    def test_window_never_stopped_lasts_to_the_end(self):
+        b = Builder()
+        b.nemesis("start", "partition n1|n2,n3", at=1.0)
+        b.op(1, "user.get", {"user_id": "alice"}, outcome="info", at=5.0, done_at=6.0)
+        r = check(b.records)
+        self.assertEqual(r["availability"]["inside_faults"]["attempted"], 1)
+        self.assertIsNone(r["recovery"][0]["stop"])
+
+
+class CommandLine(Case):
+    def main(self, finals_change=None, extra=()):
+        b, finals = base()
+        if finals_change:
+            finals_change(finals)
+        b.settle()
+        b.finals(finals)
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "history.jsonl")
+            with open(path, "w") as f:
+                for rec in b.records:
+                    f.write(json.dumps(rec) + "\n")
+                f.write('{"type":"invoke","pro')           # a torn last line: ignored
+            out = os.path.join(d, "results.json")
+            buf = io.StringIO()
+            with redirect_stdout(buf):
+                code = checker.main([path, "--out", out, *extra])
+            with open(out) as f:
+                results = json.load(f)
+        return code, buf.getvalue().rstrip("\n").split("\n"), results
+
+    def test_pass(self):
+        code, lines, results = self.main()
+        self.assertEqual(code, 0)
+        self.assertEqual(lines[-1], "chaos-check: 8 invariants passed, 0 failed")
+        self.assertEqual(results["total"]["counts"]["attempted"], 12)
+        self.assertEqual(results["scenarios"][0]["scenario"], "test")
+
+    def test_violation(self):
+        def lose(finals):
+            finals[("user", "alice")] = user("alice", 700)
+        code, lines, results = self.main(lose)
+        self.assertEqual(code, 1)
+        self.assertEqual(lines[-1], "chaos-check: 7 invariants passed, 1 failed")
+        self.assertTrue(any(line.startswith("  FAIL money") for line in lines))
+        self.assertEqual(results["total"]["invariants"][3]["failed_in"], ["test"])
+
+    def test_incomplete_exits_2(self):
+        def forget(finals):
+            del finals[("user", "bob")]
+        code, lines, _ = self.main(forget)
+        self.assertEqual(code, 2)
+        self.assertTrue(any(line.startswith("INCOMPLETE") for line in lines))
+
+
+if __name__ == "__main__":
+    unittest.main()
