@@ -65,9 +65,10 @@ using view_atom = caf::atom_constant<caf::atom("c_view")>;        // (cluster_vi
 using hello_atom = caf::atom_constant<caf::atom("c_hello")>;      // () -> peer_info
 using heartbeat_atom = caf::atom_constant<caf::atom("c_hbeat")>;  // (node_id, version) async
 using handoff_atom = caf::atom_constant<caf::atom("c_handoff")>;  // (shard, to, epoch) -> bool
-using chunk_atom = caf::atom_constant<caf::atom("c_chunk")>;  // (shard, epoch, first, records, done)
-using leave_atom = caf::atom_constant<caf::atom("c_leave")>;  // (node_id) -> bool
-using left_atom = caf::atom_constant<caf::atom("c_left")>;    // () async: you may exit now
+using chunk_atom =
+    caf::atom_constant<caf::atom("c_chunk")>;  // (shard, epoch, first, records, done)
+using leave_atom = caf::atom_constant<caf::atom("c_leave")>;    // (node_id) -> bool
+using left_atom = caf::atom_constant<caf::atom("c_left")>;      // () async: you may exit now
 using status_atom = caf::atom_constant<caf::atom("c_status")>;  // () -> cluster_view, suspects
 using tick_atom = caf::atom_constant<caf::atom("c_tick")>;
 using connected_atom = caf::atom_constant<caf::atom("c_conn")>;

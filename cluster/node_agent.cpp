@@ -426,7 +426,11 @@ void send_chunk(self_ptr self, uint16_t shard, std::string after_key) {
               return;
             }
             if (!done) {
-              send_chunk(self, shard, last);
+              auto delay = self->state.cfg.chunk_delay;
+              if (delay.count() > 0)
+                self->delayed_send(self, delay, chunk_atom::value, shard, last);
+              else
+                send_chunk(self, shard, last);
               return;
             }
             auto out = self->state.outgoing.find(shard);
@@ -864,6 +868,9 @@ caf::behavior node_agent(self_ptr self, agent_config cfg, persistence::storage_e
         }
       },
       [self](tick_atom) { tick(self); },
+      [self](chunk_atom, uint16_t shard, const std::string& after_key) {
+        send_chunk(self, shard, after_key);  // the next chunk, after chunk_delay
+      },
       [self](owns_atom, uint16_t shard) { return self->state.storage->owned_epoch(shard); },
       [self](handoff_atom, uint16_t shard, const std::string& to,
              uint64_t epoch) -> caf::result<bool> {

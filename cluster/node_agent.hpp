@@ -36,6 +36,8 @@ struct agent_config {
   std::chrono::milliseconds request_timeout{5000};  // one agent-to-agent request
   size_t max_concurrent_moves = 2;
   size_t chunk_bytes = 256 * 1024;
+  /// Fault injection only: a pause between chunks, so tests can kill a target mid-copy.
+  std::chrono::milliseconds chunk_delay{0};
   bool auto_rebalance = true;
 };
 

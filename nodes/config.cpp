@@ -61,6 +61,7 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
   std::string seeds, reservation_ttl = "15m", passivate_after = "5m", request_timeout = "10s";
   std::string step_timeout = "5s", restart_window = "10s", quarantine_for = "30s";
   std::string heartbeat_interval = "500ms", failure_timeout = "3s", join_timeout = "30s";
+  std::string handoff_chunk_delay = "0ms";
   uint32_t snapshot_every = c.entities.snapshot_every, restart_limit = c.entities.restart_limit;
   uint32_t client_port = c.client_port, cluster_port = c.cluster_port, shards = c.shards;
   po::options_description opts("orderd options");
@@ -91,7 +92,10 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
       "failure-timeout", po::value(&failure_timeout), "unheard this long: unreachable (3s)")(
       "join-timeout", po::value(&join_timeout), "a new node gives up joining after (30s)")(
       "max-moves", po::value(&c.max_moves), "shards moved at a time when rebalancing (2)")(
-      "drain", po::bool_switch(&c.drain), "on SIGTERM, hand off every shard, then exit");
+      "drain", po::bool_switch(&c.drain), "on SIGTERM, hand off every shard, then exit")(
+      "handoff-chunk-bytes", po::value(&c.handoff_chunk_bytes), "bytes per handoff chunk")(
+      "handoff-chunk-delay", po::value(&handoff_chunk_delay),
+      "pause between handoff chunks (fault injection only)");
   auto fail = [&](const std::string& why) -> std::optional<node_config> {
     std::cerr << "orderd: " << why << "\n(try --help)\n";
     *exit_code = 2;
@@ -154,6 +158,12 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
     return fail("--log-level must be trace, debug, info, warn or error");
   if (c.pwhash != "interactive" && c.pwhash != "fast")
     return fail("--pwhash must be interactive or fast");
+  if (!parse_duration(handoff_chunk_delay, c.handoff_chunk_delay))
+    return fail("--handoff-chunk-delay: not a duration: '" + handoff_chunk_delay + "'");
+  if (c.handoff_chunk_delay.count() > 0 && !c.entities.fault_injection)
+    return fail("--handoff-chunk-delay needs --enable-fault-injection");
+  if (c.handoff_chunk_bytes < 256 || c.handoff_chunk_bytes > (64u << 20))
+    return fail("--handoff-chunk-bytes must be 256..67108864");
   if (c.max_moves == 0 || c.max_moves > 64)
     return fail("--max-moves must be 1..64");
   if (c.failure_timeout <= c.heartbeat_interval)

@@ -33,6 +33,8 @@ struct node_config {
   std::chrono::milliseconds join_timeout{30000};  // a new node waits this long to join
   size_t max_moves = 2;                           // shards the coordinator moves at a time
   bool drain = false;                             // SIGTERM hands off every shard before exiting
+  size_t handoff_chunk_bytes = 256 * 1024;
+  std::chrono::milliseconds handoff_chunk_delay{0};  // fault injection only
   actors::entity_settings entities;
 };
 

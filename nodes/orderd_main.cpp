@@ -144,6 +144,8 @@ int main(int argc, char** argv) {
     acfg.heartbeat_interval = cfg.heartbeat_interval;
     acfg.failure_timeout = cfg.failure_timeout;
     acfg.max_concurrent_moves = cfg.max_moves;
+    acfg.chunk_bytes = cfg.handoff_chunk_bytes;
+    acfg.chunk_delay = cfg.handoff_chunk_delay;
     om::cluster::agent_hooks hooks;
     hooks.supervisors = layer.supervisors;
     hooks.wakeups = layer.wakeups;

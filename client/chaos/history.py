@@ -42,13 +42,15 @@ ok|fail|info   the same operation completes:
 nemesis   a fault starts or stops (same history, same clock):
           {"type":"nemesis","event":"start","fault":"kill n2","nodes":["n2"],"time":...}
           {"type":"nemesis","event":"stop","fault":"kill n2","nodes":["n2"],"time":...}
-          A stop closes the oldest open start with the same `fault` string (or the same `id`,
-          when both carry one). A start never stopped lasts to the end of the history. `nodes`
-          is optional: which nodes the fault hits (for the recovery time on those nodes).
+          A stop closes the oldest open start with the same key: `id` if the records carry
+          one (then both must), else the `fault` string. A start never stopped lasts to the
+          end of the history. `nodes` is optional: which nodes the fault hits (for the
+          recovery time on those nodes).
 
 final     after healing and settling, the state the cluster serves, read with the admin token:
           {"type":"final","kind":"order","id":"o-3-5","state":{...order...},"time":..,"wall_ms":..}
-          {"type":"final","kind":"inventory","id":"p1","state":{"available":..,"reserved":..,"sold":..}}
+          {"type":"final","kind":"inventory","id":"p1",
+           "state":{"available":..,"reserved":..,"sold":..}}
           {"type":"final","kind":"user","id":"alice","state":{"balance_cents":..}}
           {"type":"final","kind":"order","id":"o-9","state":null,"error":{"code":"not_found"}}
           `state` null with error `not_found` means "does not exist"; any other error means the

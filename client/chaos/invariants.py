@@ -4,7 +4,7 @@ Each rule gets the Facts and a Finding to report into; a violation names the rec
 witness it. The guiding principle is soundness: an operation whose outcome is unknown (`info`)
 may or may not have happened, so every rule admits both worlds and reports only what no world
 explains. Entities whose final state could not be read are skipped by the rules that need
-them (the checker reports them as unverified instead of guessing).
+them, or widen their ranges (the checker reports them as unverified instead of guessing).
 
 The rules, in the order of the issue (the README states each precisely):
   no_lost_acknowledged      an acknowledged order or deposit is in the final state
@@ -84,21 +84,29 @@ def _deposits_by_user(facts):
     return by_user
 
 
-def _wallet(facts, user):
+def _wallet(facts, user, user_read):
     """(paid, in_flight, witnesses) of a user's orders: `paid` the totals of final PAID orders
-    (debited, not refunded), `in_flight` the most the other orders may have cost: the totals
-    of PENDING ones (maybe debited) and of orders whose final state is unknown (infinite if
-    even their total is unknown, which leaves only the upper bound checkable)."""
+    (debited, not refunded), `in_flight` the most the other orders may have cost at the
+    wallet's final read: PENDING orders (maybe debited), PAID or CANCELLED orders that changed
+    around or after that read (the debit or refund may have come later), and orders whose
+    final state is unknown (infinite if even their total is unknown, which leaves only the
+    upper bound checkable)."""
+    read_wall = record_wall_ms(user_read, facts.meta) if user_read is not None else None
     paid = in_flight = 0
     witnesses = []
     for fr in facts.orders_of_user.get(user, ()):
         status, total = fr.state.get("status"), fr.state.get("total_cents") or 0
-        if status == "PAID":
+        updated = fr.state.get("updated_at")
+        late = (read_wall is not None and isinstance(updated, int)
+                and updated > read_wall - facts.grace_ms)
+        if status == "PAID" and not late:
             paid += total
-            witnesses.append(fr.latest)
-        elif status not in TERMINAL and status != "RESERVED":
+        elif (status in ("PAID", "CANCELLED") and late) or \
+                (status not in TERMINAL and status != "RESERVED"):
             in_flight += total
-            witnesses.append(fr.latest)
+        else:
+            continue
+        witnesses.append(fr.latest)
     for oid, ops in facts.unknown_orders_of_user.get(user, {}).items():
         most = facts.max_charge(oid)
         in_flight += math.inf if most is None else most
@@ -148,7 +156,7 @@ def no_lost_acknowledged(facts, out):
             continue
         acked = sum(r.amount for r in reqs["ok"])
         balance = (fr.state or {}).get("balance_cents", 0) if fr.exists else 0
-        paid, in_flight, order_witnesses = _wallet(facts, user)
+        paid, in_flight, order_witnesses = _wallet(facts, user, fr.latest)
         deficit = acked - (balance + paid + in_flight)
         if deficit > 0:
             # the fewest acknowledged deposits that could make up the gap: a lower bound
@@ -295,7 +303,7 @@ def money(facts, out):
         balance = (fr.state or {}).get("balance_cents", 0) if fr.exists else 0
         if balance < 0:
             out.add(f"user {user}: negative balance {balance}", [fr.latest], rule="negative")
-        paid, in_flight, order_witnesses = _wallet(facts, user)
+        paid, in_flight, order_witnesses = _wallet(facts, user, fr.latest)
         reqs = deposits.get(user, {"ok": [], "info": []})
         possible = PossibleTotals([r.amount for r in reqs["ok"]],
                                   [r.amount for r in reqs["info"]])

@@ -11,8 +11,7 @@ from contextlib import redirect_stdout
 
 from client.chaos import checker
 from client.chaos.checker import check
-from tests.chaos.builder import (TTL, WALL0, Builder, base, inventory, order, place_args,
-                                 user)
+from tests.chaos.builder import TTL, Builder, base, inventory, order, place_args, user
 
 ALL = list(checker.ORDER)
 
@@ -256,6 +255,23 @@ class Money(Case):
         finals[("inventory", "p1")] = inventory("p1", 9, 1, 0)
         finals[("user", "alice")] = user("alice", 1000)
         self.assertPasses(run(b, finals))
+
+
+    def test_saga_finishing_between_the_final_reads_is_either_way(self):
+        # o2's payment saga resumes and completes (~60.2 s) just as the wallet is read: the
+        # wallet may show it debited or not yet
+        paid = order("o2", "alice", {"p1": 1}, "PAID", created=300, updated=60_250)
+        for balance in (500, 250):
+            b, finals = base()
+            finals[("order", "o2")] = paid
+            finals[("inventory", "p1")] = inventory("p1", 7, 0, 3)
+            finals[("user", "alice")] = user("alice", balance)
+            self.assertPasses(run(b, finals))
+        b, finals = base()
+        finals[("order", "o2")] = order("o2", "alice", {"p1": 1}, "PAID", created=300,
+                                        updated=900)
+        finals[("inventory", "p1")] = inventory("p1", 7, 0, 3)
+        self.assertFails(run(b, finals), "money")   # paid long before the read: must show
 
 
 class OrderIdUnique(Case):

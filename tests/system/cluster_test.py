@@ -817,9 +817,78 @@ def test_load_while_a_node_joins():
                 f"{sorted(set(r[4] for r in stuck))}): a request in flight at an entity whose "
                 "shard moves is not answered until orderd's --request-timeout")
 
+HANDING_RE = re.compile(r".* node=(\S+) handing shard (\d+) to (\S+) \(epoch (\d+)\)")
+
+
+def test_failed_handoff_keeps_the_shard():
+    """The target of a handoff dies mid-copy: the shard stays with its old owner, serving again,
+    and nothing is lost; after the target comes back the cluster balances as usual."""
+    with h.Session("cl-failed-handoff") as s:
+        # Small chunks with a pause between them make each move of a shard with data last
+        # long enough to kill the target in the middle (fault-injection knobs of orderd).
+        c = h.Cluster(s, extra_args=["--enable-fault-injection", "--handoff-chunk-bytes", "256",
+                                     "--handoff-chunk-delay", "250ms", "--max-moves", "1"])
+        c.start(1)
+        n1 = c.nodes[0]
+        products = [f"fh{i}" for i in range(40)]
+        users = [f"fhu{i}" for i in range(10)]
+        with c.admin(n1) as adm:
+            make_catalog(adm, products, 25)
+        make_users(c, users, 3000)
+        with c.admin(n1) as adm:  # many events per user: their shards take several chunks
+            for u in users:
+                for k in range(12):
+                    adm.ok("user.deposit", {"user_id": u, "amount_cents": 1,
+                                            "request_id": f"small-{u}-{k}"})
+        orders = []
+        with c.admin(n1) as adm:
+            before = snapshot(adm, products, users, orders)
+        n2 = c.add()
+
+        user_shards = {h.shard_of("user", u) for u in users}
+
+        def handing():
+            # A shard with a user in it whose move has started and not finished.
+            text = n1.log_text()
+            done = {m[0] for m in moves_in_log(n1)}
+            for line in text.splitlines():
+                m = HANDING_RE.match(line)
+                if m and m.group(3) == "n2" and int(m.group(2)) in user_shards - done:
+                    return int(m.group(2))
+            return None
+        shard = h.wait_until(handing, 60.0, 0.01, "n1 to start handing a user's shard to n2")
+        n2.kill()
+        log(f"killed n2 while it was receiving shard {shard}")
+        in_shard = [e for e in before if h.shard_of(*e) == shard]
+        log(f"{len(in_shard)} recorded entities live in shard {shard}")
+
+        def served_again():
+            with c.admin(n1) as adm:
+                for kind, ident in in_shard:
+                    op = {"product": "product.get", "inventory": "inventory.get",
+                          "user": "user.get", "order": "order.get"}[kind]
+                    key = {"product": "product_id", "inventory": "product_id",
+                           "user": "user_id", "order": "order_id"}[kind]
+                    r = adm.request(op, {key: ident})
+                    if not r.get("ok") or r["result"] != before[(kind, ident)]:
+                        return None
+            return True
+        h.wait_until(served_again, 30.0, 0.2, f"shard {shard} to be served by n1 again")
+        st = c.status(n1)
+        eq(c.owners(st)[shard], "n1", f"owner of shard {shard} after the failed handoff")
+        check("failed" in n1.log_text() or "waits until" in n1.log_text(),
+              "n1 logged the failed (or unresolved) handoff")
+        # The target comes back: everything balances and every entity reads as before.
+        n2.restart()
+        c.wait_balanced(timeout=120.0)
+        with c.admin(n1) as adm:
+            after = snapshot(adm, products, users, orders)
+        compare(before, after, "after the failed handoff and the rebalance")
+
+
 
 if __name__ == "__main__":
     h.main([test_any_node_reaches_the_same_entity, test_entities_spread_over_the_nodes,
             test_cross_node_orders_add_up, test_kill9_one_node, test_fourth_node_joins,
             test_node_leaves, test_drain_on_sigterm, test_paused_node, test_paused_coordinator,
-            test_load_while_a_node_joins], __doc__)
+            test_load_while_a_node_joins, test_failed_handoff_keeps_the_shard], __doc__)
