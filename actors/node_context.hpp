@@ -33,6 +33,9 @@ struct entity_settings {
   std::chrono::milliseconds restart_window{10000};
   std::chrono::milliseconds quarantine_for{30000};  // ... quarantine the entity this long
   bool fault_injection = false;
+  /// Fault injection only, to prove the chaos checker catches lost writes: wallet deposits are
+  /// acknowledged without ever being written (lost at the next restart).
+  bool fault_ack_without_write = false;
   size_t max_deferred = 256;   // commands an entity holds while a saga step is in flight
   size_t max_buffered = 1024;  // messages a supervisor holds for an entity being (re)started
 };

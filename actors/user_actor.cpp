@@ -26,7 +26,16 @@ caf::behavior user_actor(self_ptr self, context_ptr ctx, entity_ref who, caf::ac
         return credentials{s.password_hash};
       },
       [=](const entity_ref&, deposit_atom, const domain::principal& p, const std::string& req,
-          int64_t cents) {
+          int64_t cents) -> caf::result<domain::user_view> {
+        if (self->state.ctx->settings().fault_ack_without_write) {
+          // Planted fault (see entity_settings): apply and answer, write nothing.
+          auto d = u::deposit(self->state.st, p, req, cents);
+          if (!d.ok())
+            return make_error(d.error);
+          for (auto& e : d.events)
+            u::apply(self->state.st, e);
+          return u::view(self->state.st);
+        }
         return command<domain::user_view>(
             self, [&](const u::state& s) { return u::deposit(s, p, req, cents); }, view);
       },

@@ -93,6 +93,8 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
       "join-timeout", po::value(&join_timeout), "a new node gives up joining after (30s)")(
       "max-moves", po::value(&c.max_moves), "shards moved at a time when rebalancing (2)")(
       "drain", po::bool_switch(&c.drain), "on SIGTERM, hand off every shard, then exit")(
+      "fault-ack-without-write", po::bool_switch(&c.entities.fault_ack_without_write),
+      "acknowledge deposits without writing them (fault injection only: tests the checker)")(
       "handoff-chunk-bytes", po::value(&c.handoff_chunk_bytes), "bytes per handoff chunk")(
       "handoff-chunk-delay", po::value(&handoff_chunk_delay),
       "pause between handoff chunks (fault injection only)");
@@ -160,6 +162,8 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
     return fail("--pwhash must be interactive or fast");
   if (!parse_duration(handoff_chunk_delay, c.handoff_chunk_delay))
     return fail("--handoff-chunk-delay: not a duration: '" + handoff_chunk_delay + "'");
+  if (c.entities.fault_ack_without_write && !c.entities.fault_injection)
+    return fail("--fault-ack-without-write needs --enable-fault-injection");
   if (c.handoff_chunk_delay.count() > 0 && !c.entities.fault_injection)
     return fail("--handoff-chunk-delay needs --enable-fault-injection");
   if (c.handoff_chunk_bytes < 256 || c.handoff_chunk_bytes > (64u << 20))

@@ -95,6 +95,11 @@ int main(int argc, char** argv) {
     return 1;
   }
   auto log = make_logger(cfg);
+  if (cfg.entities.fault_ack_without_write)
+    log->warn(
+        "node={} --fault-ack-without-write: deposits are acknowledged WITHOUT being "
+        "written; a restart loses them (a planted fault for the chaos checker)",
+        cfg.node_id);
   if (cfg.admin_token.empty())
     cfg.admin_token = generated_admin_token(cfg.data_dir, *log);
 
