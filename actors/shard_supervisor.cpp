@@ -63,14 +63,31 @@ std::string describe(const entity_ref& e) {
   return std::string(domain::to_string(k)) + "/" + e.id;
 }
 
+/// Hands one message to the running incarnation. An injected crash (admin.crash) is special:
+/// what comes after it must wait for the next incarnation instead of bouncing off the dying one,
+/// so the slot goes to `restarting` (false: stop handing over).
+bool hand_over(self_ptr self, slot& sl, caf::message msg, caf::response_promise rp) {
+  if (msg.size() == 2 && msg.match_element<crash_atom>(1)) {
+    if (!self->state.ctx->settings().fault_injection)
+      return true;  // ignored: fault injection is off
+    caf::anon_send(sl.actor, sl.who, crash_atom::value);
+    sl.m = mode::restarting;
+    return false;
+  }
+  rp.delegate(sl.actor, std::move(msg));
+  return true;
+}
+
 void spawn_into(self_ptr self, const std::string& key, slot& sl) {
   sl.actor = spawn_entity(self, self->state.ctx, sl.who);
   sl.m = mode::running;
   self->state.by_addr[sl.actor.address()] = key;
-  auto buffered = std::move(sl.buffered);
-  sl.buffered.clear();
-  for (auto& [msg, rp] : buffered)
-    rp.delegate(sl.actor, std::move(msg));
+  while (!sl.buffered.empty()) {
+    auto [msg, rp] = std::move(sl.buffered.front());
+    sl.buffered.pop_front();
+    if (!hand_over(self, sl, std::move(msg), std::move(rp)))
+      break;  // the rest waits for the incarnation after this crash
+  }
 }
 
 /// Queues a message for an entity that is not running yet; refuses beyond the bound.
@@ -233,16 +250,7 @@ caf::result<caf::message> route(self_ptr self, caf::message_view& xs) {
   }
   switch (sl.m) {
     case mode::running:
-      if (content.size() == 2 && content.match_element<crash_atom>(1)) {
-        if (!s.ctx->settings().fault_injection)
-          return rp;
-        // An injected crash: what comes next waits for the new incarnation instead of
-        // bouncing off the dying one.
-        caf::anon_send(sl.actor, who, crash_atom::value);
-        sl.m = mode::restarting;
-        return rp;
-      }
-      rp.delegate(sl.actor, xs.move_content_to_message());
+      hand_over(self, sl, xs.move_content_to_message(), rp);
       return rp;
     case mode::quarantined:
       if (clock_type::now() < sl.quarantined_until) {
@@ -251,7 +259,10 @@ caf::result<caf::message> route(self_ptr self, caf::message_view& xs) {
       }
       sl.crashes.clear();
       spawn_into(self, key, sl);
-      rp.delegate(sl.actor, xs.move_content_to_message());
+      if (sl.m == mode::running)
+        hand_over(self, sl, xs.move_content_to_message(), rp);
+      else
+        buffer(self, sl, xs.move_content_to_message(), rp);
       return rp;
     case mode::stopping:
     case mode::restarting:
