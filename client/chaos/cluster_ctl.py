@@ -1,0 +1,294 @@
+"""Process management of the orderd nodes of one chaos run (Python 3 stdlib only).
+
+Every node this module starts is remembered by its Popen (pid); stop/kill/pause/resume act on
+that pid only. Data dirs and logs live under the run's out dir. Ports are fixed per node for the
+whole run (a restart reuses them):
+  * netns mode (a private network namespace, see scripts/chaos.sh): node i (0-based) listens on
+    127.0.0.(i+1), client port 7400 and cluster port 7500, so partitions can match addresses;
+  * plain loopback: every node on 127.0.0.1 with distinct free ports.
+The admin token reaches orderd through the environment (ORDERMESH_ADMIN_TOKEN), never argv.
+
+Processes are launched through `setpriv --pdeathsig KILL` when available so that they die with
+the runner. PR_SET_PDEATHSIG fires when the *thread* that forked exits, so start nodes from a
+long-lived thread (run.py does every start and restart from its main thread).
+"""
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+# A short quarantine: the crash scenario trips the restart budget on purpose, and the run must
+# settle (every order terminal) within its bounded settle time afterwards.
+CLUSTER_FLAGS = ["--pwhash", "fast", "--heartbeat-interval", "200ms", "--failure-timeout", "1s",
+                 "--enable-fault-injection", "--reservation-ttl", "20s", "--quarantine-for", "3s"]
+RESERVATION_TTL_MS = 20000
+
+
+def _launcher():
+    sp = shutil.which("setpriv")
+    if sp:
+        try:
+            out = subprocess.run([sp, "--help"], capture_output=True, text=True, timeout=5).stdout
+            if "--pdeathsig" in out:
+                return [sp, "--pdeathsig", "KILL", "--"]
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return []
+
+
+def free_port(host="127.0.0.1"):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def request(host, port, op, args=None, token=None, timeout=3.0):
+    """One request on a fresh connection; the reply dict, or None (no reply / error)."""
+    req = {"id": 1, "op": op, "args": args or {}}
+    if token:
+        req["token"] = token
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            s.settimeout(timeout)
+            s.sendall((json.dumps(req) + "\n").encode())
+            buf = b""
+            deadline = time.monotonic() + timeout
+            while b"\n" not in buf:
+                if time.monotonic() > deadline:
+                    return None
+                chunk = s.recv(65536)
+                if not chunk:
+                    return None
+                buf += chunk
+            return json.loads(buf.split(b"\n", 1)[0])
+    except (OSError, ValueError):
+        return None
+
+
+class StartError(RuntimeError):
+    def __init__(self, msg, exit_code=None, stderr=""):
+        super().__init__(msg)
+        self.exit_code = exit_code
+        self.stderr = stderr
+
+
+class Node:
+    def __init__(self, cluster, index, host, client_port, cluster_port, extra_args=()):
+        self.cluster = cluster
+        self.index = index
+        self.name = f"n{index + 1}"
+        self.host = host
+        self.port = client_port
+        self.cluster_port = cluster_port
+        self.extra_args = list(extra_args)
+        self.data_dir = cluster.dir / self.name / "data"
+        self.proc = None
+        self.paused = False
+        self.starts = 0
+        self.stderr_file = None
+
+    def command(self, seeds):
+        cmd = [str(self.cluster.orderd), "--node-id", self.name, "--data-dir", str(self.data_dir),
+               "--client-host", self.host, "--client-port", str(self.port),
+               "--cluster-host", self.host, "--cluster-port", str(self.cluster_port),
+               "--log-level", "info",
+               "--log-file", str(self.cluster.dir / self.name / f"orderd.{self.starts}.log")]
+        cmd += CLUSTER_FLAGS + self.extra_args
+        if seeds:
+            cmd += ["--seeds", ",".join(f"{s.host}:{s.cluster_port}" for s in seeds)]
+        return cmd
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, seeds=(), timeout=30.0):
+        if self.alive():
+            return
+        self.starts += 1
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.stderr_file = self.cluster.dir / self.name / f"stderr.{self.starts}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERMESH_")}
+        env["ORDERMESH_ADMIN_TOKEN"] = self.cluster.admin_token
+        with open(self.stderr_file, "wb") as err:
+            self.proc = subprocess.Popen(self.cluster.launcher + self.command(seeds),
+                                         stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                                         env=env, close_fds=True)
+        self.paused = False
+        self.cluster.pids.add(self.proc.pid)
+        if self.cluster.pid_file:  # scripts/chaos.sh's trap ends these pids, whatever happens
+            with open(self.cluster.pid_file, "a") as f:
+                f.write(f"{self.proc.pid}\n")
+        if not self.wait_ready(timeout):
+            code = self.proc.poll()
+            text = self.stderr_file.read_text(errors="replace")[-2000:]
+            if code is None:
+                self.kill()
+            raise StartError(f"{self.name} did not come up (exit {code}): {text.strip()}",
+                             code, text)
+
+    def wait_ready(self, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            r = request(self.host, self.port, "cluster.status", timeout=1.0)
+            if isinstance(r, dict) and "ok" in r:
+                return True
+            time.sleep(0.1)
+        return False
+
+    def signal(self, sig):
+        if self.alive():
+            self.proc.send_signal(sig)
+
+    def kill(self, timeout=15.0):
+        """SIGKILL (kill -9) of the pid we started; waits for it."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            if self.paused:
+                pass  # SIGKILL works on a stopped process too
+            self.proc.send_signal(signal.SIGKILL)
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            code = None
+        self.paused = False
+        return code
+
+    def terminate(self, timeout=20.0):
+        if self.alive():
+            if self.paused:
+                self.resume()
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                return self.kill()
+        return None
+
+    def pause(self):
+        if self.alive():
+            self.proc.send_signal(signal.SIGSTOP)
+            self.paused = True
+
+    def resume(self):
+        if self.alive():
+            self.proc.send_signal(signal.SIGCONT)
+        self.paused = False
+
+    def status(self, timeout=3.0):
+        r = request(self.host, self.port, "cluster.status", timeout=timeout)
+        return r.get("result") if isinstance(r, dict) and r.get("ok") else None
+
+
+class Cluster:
+    """The nodes of one scenario. `netns`: True when running in a private namespace."""
+
+    def __init__(self, out_dir, orderd, n, netns=False, admin_token=None, node_args=None,
+                 pid_file=None):
+        self.dir = Path(out_dir)
+        self.pid_file = pid_file
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.orderd = orderd
+        self.netns = netns
+        self.admin_token = admin_token or "adm-" + secrets.token_hex(12)
+        self.launcher = _launcher()
+        self.pids = set()
+        self.nodes = []
+        node_args = node_args or {}
+        used = set()
+        for i in range(n):
+            if netns:
+                host, cp, kp = f"127.0.0.{i + 1}", 7400, 7500
+            else:
+                host = "127.0.0.1"
+                cp = kp = None
+                while cp is None or cp in used:
+                    cp = free_port()
+                while kp is None or kp in used or kp == cp:
+                    kp = free_port()
+                used.update((cp, kp))
+            self.nodes.append(Node(self, i, host, cp, kp, node_args.get(f"n{i + 1}", ())))
+
+    def node(self, name):
+        return next(n for n in self.nodes if n.name == name)
+
+    def names(self):
+        return [n.name for n in self.nodes]
+
+    def start(self, balance_timeout=90.0):
+        """n1 founds, each next node joins through the running ones; waits until balanced."""
+        for i, node in enumerate(self.nodes):
+            node.start(seeds=[m for m in self.nodes[:i] if m.alive()])
+        return self.wait_balanced(balance_timeout)
+
+    def restart(self, node, timeout=30.0):
+        """Starts a node that is down again (same ports, same data dir), seeded by the others."""
+        if node.alive():
+            node.resume()
+            return
+        node.start(seeds=[m for m in self.nodes if m is not node and m.alive()], timeout=timeout)
+
+    def heal_processes(self):
+        """Resumes every paused node and restarts every node that is down."""
+        for n in self.nodes:
+            if n.paused:
+                n.resume()
+        for n in self.nodes:
+            if not n.alive():
+                try:
+                    self.restart(n)
+                except StartError:
+                    pass
+
+    def balanced(self):
+        live = [n for n in self.nodes if n.alive() and not n.paused]
+        want = sorted(n.name for n in live)
+        first = None
+        for n in live:
+            st = n.status()
+            if st is None:
+                return None
+            up = sorted(m["node_id"] for m in st.get("members", []) if m.get("state") == "up")
+            if up != want or st.get("unreachable_from_here"):
+                return None
+            owners = {s["shard"]: s.get("owner") for s in st.get("shards", [])}
+            counts = {}
+            for o in owners.values():
+                counts[o] = counts.get(o, 0) + 1
+            cap = -(-st["shard_count"] // len(want))
+            if len(owners) != st["shard_count"] or set(counts) - set(want) or \
+                    max(counts.values()) > cap:
+                return None
+            if first is None:
+                first = st
+            elif {s["shard"]: s.get("owner") for s in first.get("shards", [])} != owners:
+                return None
+        return first
+
+    def wait_balanced(self, timeout=90.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            st = self.balanced()
+            if st:
+                return st
+            time.sleep(0.25)
+        return None
+
+    def live(self):
+        """Nodes whose process runs (paused ones included: the driver meets them as timeouts)."""
+        return [n for n in self.nodes if n.alive()]
+
+    def stop_all(self):
+        for n in self.nodes:
+            if n.alive():
+                if n.paused:
+                    n.resume()
+                n.kill()

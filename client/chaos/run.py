@@ -1,0 +1,334 @@
+"""The chaos suite runner: python3 -m client.chaos.run --scenario NAME|all --seed N
+    --duration S --nodes N --out DIR [--netns] [--orderd PATH] [--clients N]
+
+Per scenario: start a balanced cluster, run the workload (driver.py) and the seeded nemesis
+schedule (nemesis.py), heal everything and restart what is down, let the cluster settle (until
+no order the history touched is PENDING, at most SETTLE_S), read the final state of every
+touched entity (`final` records), then check the history (checker.py). Writes results.json and
+summary.txt under --out, prints the summary; the last line is
+`chaos: N passed, M failed[, K skipped]`. Exit 1 on any violation or failure.
+
+Scenarios this machine cannot run are reported as skipped with the reason, never as passed.
+`planted-loss` passes when the checker reports a violation (it caught the planted fault).
+"""
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from client.chaos import checker, nemesis
+from client.chaos.cluster_ctl import RESERVATION_TTL_MS, Cluster, StartError, request
+from client.chaos.driver import Driver
+from client.chaos.history import HistoryWriter, load
+from client.chaos.report import render
+
+REPO = Path(__file__).resolve().parents[2]
+SETTLE_S = 30.0
+ORDER = list(nemesis.SCENARIOS)
+
+
+def commit():
+    try:
+        out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=10)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def admin_read(cluster, rng, op, args, attempts=8):
+    """An admin read through any running node, retried on no reply / unavailable (bounded).
+    Returns (result, error): error None on success; {"code": ...} otherwise."""
+    error = {"code": "no_reply", "message": "no node answered"}
+    for i in range(attempts):
+        live = [n for n in cluster.live() if not n.paused]
+        if live:
+            node = rng.choice(live)
+            r = request(node.host, node.port, op, args, token=cluster.admin_token, timeout=3.0)
+            if r is not None and r.get("ok"):
+                return r.get("result"), None
+            if r is not None:
+                error = r.get("error") or {"code": "internal", "message": "no error object"}
+                if error.get("code") not in ("unavailable", "timeout", "overloaded",
+                                             "internal"):
+                    return None, error
+        time.sleep(min(2.0, 0.2 * (i + 1)))
+    return None, error
+
+
+def settle(cluster, order_ids, rng, limit=SETTLE_S):
+    """Waits (bounded) until no touched order is PENDING or unreadable. Returns the seconds
+    it took, or None when the limit passed first."""
+    t0 = time.monotonic()
+    pending = set(order_ids)
+    while pending and time.monotonic() - t0 < limit:
+        for oid in sorted(pending):
+            res, err = admin_read(cluster, rng, "order.get", {"order_id": oid}, attempts=1)
+            if (res is not None and res.get("status") != "PENDING") or \
+                    (err and err.get("code") == "not_found"):
+                pending.discard(oid)
+            if time.monotonic() - t0 >= limit:
+                break
+        if pending:
+            time.sleep(0.3)
+    return None if pending else round(time.monotonic() - t0, 2)
+
+
+def final_reads(h, cluster, driver, rng):
+    orders = set(driver.placed)
+    for user in driver.users:
+        res, err = admin_read(cluster, rng, "order.list", {"user_id": user})
+        if res is not None:
+            for o in res.get("orders", []):
+                h.final("order", o["order_id"], state=o)
+                orders.discard(o["order_id"])  # read anyway below if placed: cheap, but skip
+    for oid in sorted(orders):
+        res, err = admin_read(cluster, rng, "order.get", {"order_id": oid})
+        h.final("order", oid, state=res, error=err)
+    for pid in sorted(driver.products):
+        res, err = admin_read(cluster, rng, "inventory.get", {"product_id": pid})
+        h.final("inventory", pid, state=res, error=err)
+    for user in driver.users:
+        res, err = admin_read(cluster, rng, "user.get", {"user_id": user})
+        h.final("user", user, state=res, error=err)
+
+
+_M64 = (1 << 64) - 1
+
+
+def shard_of_user(ident, shard_count):
+    """cluster/sharding.cpp (as tests/system/harness.py): FNV-1a 64 over (kind byte 1 = user,
+    id bytes), then a splitmix64 finalizer, modulo the shard count."""
+    h = ((14695981039346656037 ^ 1) * 1099511628211) & _M64
+    for c in ident.encode():
+        h = ((h ^ c) * 1099511628211) & _M64
+    h ^= h >> 30
+    h = (h * 0xBF58476D1CE4E5B9) & _M64
+    h ^= h >> 27
+    h = (h * 0x94D049BB133111EB) & _M64
+    h ^= h >> 31
+    return h % shard_count
+
+
+def pick_users(n, spec, cluster):
+    """u1..uN; for the planted fault, at least two of them live on the faulty node's shards
+    (else nothing it acknowledges could be lost), found by trying u(N+1), u(N+2), ..."""
+    users = [f"u{i + 1}" for i in range(n)]
+    if spec["kind"] != "planted":
+        return users
+    st = cluster.node(nemesis.PLANTED_NODE).status() or {}
+    owners = {s["shard"]: s.get("owner") for s in st.get("shards", [])}
+    count = st.get("shard_count") or len(owners)
+    if not owners:
+        return users
+    on = [u for u in users if owners.get(shard_of_user(u, count)) == nemesis.PLANTED_NODE]
+    for k in range(n + 1, n + 200):
+        if len(on) >= min(2, n):
+            break
+        u = f"u{k}"
+        if owners.get(shard_of_user(u, count)) == nemesis.PLANTED_NODE:
+            victim = next(x for x in reversed(users) if x not in on)
+            users[users.index(victim)] = u
+            on.append(u)
+    return users
+
+
+def probe_planted(orderd):
+    """None if orderd accepts the planted-fault flag, else the reason to skip."""
+    try:
+        p = subprocess.run([orderd, "--help", nemesis.PLANTED_FLAG, "--enable-fault-injection"],
+                           capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"cannot run orderd: {e}"
+    text = (p.stdout + p.stderr).strip()
+    if p.returncode == 2 and "unrecognised option" in text:
+        return f"orderd does not accept {nemesis.PLANTED_FLAG} yet ({text.splitlines()[0]})"
+    return None
+
+
+def run_scenario(name, args, ctx, sha):
+    spec = nemesis.SCENARIOS[name]
+    entry = {"scenario": name, "seed": args.seed, "commit": sha, "status": None,
+             "reason": None, "doc": spec["doc"]}
+    reason = nemesis.skip_reason(name, ctx)
+    node_args = {}
+    if spec["kind"] == "planted":
+        reason = reason or probe_planted(args.orderd)
+        node_args = {nemesis.PLANTED_NODE: [nemesis.PLANTED_FLAG]}
+    if reason:
+        entry.update(status="skipped", reason=reason)
+        log(f"[{name}] skipped: {reason}")
+        return entry, None
+    out = Path(args.out) / name
+    out.mkdir(parents=True, exist_ok=True)
+    hist_path = out / "history.jsonl"
+    if hist_path.exists():
+        hist_path.unlink()
+    t0 = time.monotonic()
+    seed = f"{args.seed}-{name}"
+    cluster = Cluster(out / "nodes", args.orderd, args.nodes, netns=ctx["netns"],
+                      node_args=node_args, pid_file=Path(args.out) / "pids")
+    log(f"[{name}] seed {args.seed}; starting {args.nodes} nodes "
+        f"({'netns 127.0.0.N' if ctx['netns'] else 'loopback 127.0.0.1'})")
+    try:
+        try:
+            if cluster.start(balance_timeout=60.0) is None:
+                raise StartError("the cluster did not balance within 60 s")
+        except StartError as e:
+            if spec["kind"] == "planted" and e.exit_code == 2 and "unrecognised option" in e.stderr:
+                entry.update(status="skipped", reason=f"orderd rejects {nemesis.PLANTED_FLAG}")
+            else:
+                entry.update(status="failed", reason=f"cluster start: {e}"[:500])
+            log(f"[{name}] {entry['status']}: {entry['reason']}")
+            return entry, None
+        log(f"[{name}] cluster balanced in {time.monotonic() - t0:.1f} s")
+        users = pick_users(args.clients, spec, cluster)
+        with HistoryWriter(str(hist_path)) as h:
+            h.meta(scenario=name, seed=args.seed, commit=sha,
+                   reservation_ttl_ms=RESERVATION_TTL_MS, expiry_grace_ms=1000,
+                   nodes=cluster.names(),
+                   users={u: {"admin": False} for u in users})  # "admin" is known to the checker
+            driver = Driver(h, cluster, seed, users=users, duration=args.duration,
+                            max_ops=args.max_ops)
+            if not driver.setup():
+                entry.update(status="failed", reason="setup: products could not be created")
+                return entry, None
+            nem = nemesis.Nemesis(cluster, h, driver, random.Random(f"{seed}-nemesis"))
+            driver.start()
+            deadline = time.monotonic() + args.duration
+            try:
+                nem.run(name, deadline)
+            finally:
+                nem.heal_all()
+                driver.stop()
+                driver.join(timeout=30.0)
+            t_heal = time.monotonic()
+            balanced = cluster.wait_balanced(timeout=30.0) is not None
+            rng = random.Random(f"{seed}-final")
+            settled = settle(cluster, driver.placed, rng)
+            final_reads(h, cluster, driver, rng)
+        entry.update(ops=driver.ops, driver_errors=driver.errors, balanced_after_heal=balanced,
+                     settle_s=settled, heal_to_final_s=round(time.monotonic() - t_heal, 2),
+                     nemesis=nem.events, history=str(hist_path),
+                     node_starts={n.name: n.starts for n in cluster.nodes})
+    finally:
+        cluster.stop_all()
+        entry["duration_s"] = round(time.monotonic() - t0, 1)
+    return entry, hist_path
+
+
+def judge(entry, report):
+    spec = nemesis.SCENARIOS[entry["scenario"]]
+    violated = [i["name"] for i in report["invariants"] if not i["ok"]]
+    entry["violated"] = violated
+    entry["complete"] = report["completeness"]["complete"]
+    if spec.get("expect_violation"):
+        if violated:
+            entry.update(status="passed",
+                         reason="checker caught the planted fault (" + ", ".join(violated) + ")")
+        else:
+            entry.update(status="failed",
+                         reason="the checker did NOT catch the planted fault")
+    elif violated:
+        entry.update(status="failed", reason="violated: " + ", ".join(violated))
+    elif not entry["complete"]:
+        entry.update(status="failed", reason="incomplete: final reads missing or failed")
+    elif entry.get("driver_errors"):
+        entry.update(status="failed", reason="driver error: " + entry["driver_errors"][0])
+    else:
+        entry.update(status="passed", reason=None)
+
+
+def _terminated(signum, frame):
+    raise SystemExit(143)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python3 -m client.chaos.run")
+    p.add_argument("--scenario", default="all",
+                   help="a scenario name, a comma list, or all: " + ", ".join(ORDER))
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--duration", type=float, default=20.0, help="workload seconds per scenario")
+    p.add_argument("--nodes", type=int, default=3)
+    p.add_argument("--clients", type=int, default=4)
+    p.add_argument("--max-ops", type=int, default=20000)
+    p.add_argument("--out", default=None)
+    p.add_argument("--netns", action="store_true",
+                   help="we run inside a private network namespace (set by scripts/chaos.sh)")
+    p.add_argument("--orderd", default=str(REPO / "build/nodes/orderd"))
+    args = p.parse_args(argv)
+    if args.seed is None:
+        args.seed = random.SystemRandom().randrange(1, 2 ** 31)
+    if args.out is None:
+        args.out = str(REPO / "var/chaos" / time.strftime("%Y%m%d-%H%M%S"))
+    names = ORDER if args.scenario == "all" else args.scenario.split(",")
+    unknown = [n for n in names if n not in nemesis.SCENARIOS]
+    if unknown:
+        p.error(f"unknown scenario(s) {unknown}; known: {', '.join(ORDER)}")
+    if not 1 <= args.nodes <= 9 or args.duration <= 0:
+        p.error("--nodes must be 1..9 and --duration > 0")
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, _terminated)  # run the finally blocks: nodes are killed
+    ctx = {"netns": args.netns, "root": os.geteuid() == 0}
+    sha = commit()
+    log(f"chaos: seed {args.seed} (replay: scripts/chaos.sh --scenario {args.scenario} "
+        f"--seed {args.seed} --duration {args.duration:g} --nodes {args.nodes}); out {args.out}")
+    t0 = time.monotonic()
+    entries, runs = [], []
+    for name in names:
+        entry, hist = run_scenario(name, args, ctx, sha)
+        entries.append(entry)
+        if hist is not None:
+            runs.append((entry, hist))
+    results = {"seed": args.seed, "commit": sha, "netns": args.netns, "scenarios": entries}
+    text = ""
+    if runs:
+        try:
+            checked = checker.check_runs([(load(str(hp)), None) for _, hp in runs])
+            for (entry, hp), report in zip(runs, checked["scenarios"]):
+                report["history"] = str(hp)
+                entry["report"] = report
+                judge(entry, report)
+            results["checker_total"] = checked["total"]
+            text = render(checked)
+        except Exception as e:  # a malformed history: every checked scenario failed
+            for entry, _ in runs:
+                entry.update(status="failed", reason=f"checker: {type(e).__name__}: {e}"[:500])
+    passed = sum(e["status"] == "passed" for e in entries)
+    failed = sum(e["status"] == "failed" for e in entries)
+    skipped = sum(e["status"] == "skipped" for e in entries)
+    results["total"] = {"passed": passed, "failed": failed, "skipped": skipped,
+                        "seconds": round(time.monotonic() - t0, 1)}
+    lines = [text, "", f"chaos scenarios (seed {args.seed}, commit {sha or '?'}, "
+                       f"{'private netns' if args.netns else 'plain loopback'}):"]
+    for e in entries:
+        extra = ""
+        if e["status"] != "skipped" and "ops" in e:
+            extra = (f" [{e['ops']} ops, {e['duration_s']} s, settle "
+                     f"{e['settle_s'] if e['settle_s'] is not None else 'TIMEOUT'} s]")
+        lines.append(f"  {e['scenario']:<18} {e['status'].upper():<8}"
+                     f"{(' ' + e['reason']) if e['reason'] else ''}{extra}")
+    tail = f"chaos: {passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else "")
+    lines += [f"  total time {results['total']['seconds']} s", tail]
+    summary = "\n".join(lines).lstrip("\n") + "\n"
+    with open(Path(args.out) / "results.json", "w") as f:
+        json.dump(results, f, indent=1, default=str)
+    with open(Path(args.out) / "summary.txt", "w") as f:
+        f.write(summary)
+    sys.stdout.write(summary)
+    sys.stdout.flush()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The chaos suite: scripts/chaos.sh [--scenario NAME|all] [--seed N] [--duration S] [--nodes N]
+#                                   [--out DIR] [--clients N]
+# Runs client/chaos/run.py (docs/CHAOS.md). As root it re-executes itself inside a private
+# network namespace (unshare -n, lo brought up), so every node, every address 127.0.0.N and
+# every firewall rule lives in a namespace that disappears with it. Without root it runs on
+# plain loopback and reports namespace-only scenarios as skipped. A trap ends every process it
+# started (by pid). Last line: `chaos: N passed, M failed[, K skipped]`; exit 1 on any failure.
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT" || exit 2
+
+SCENARIO=all
+SEED=""
+DURATION=20
+NODES=3
+CLIENTS=4
+OUT=""
+usage() {
+  sed -n '2,3p' "$0" | sed 's/^# //'
+  exit 2
+}
+ARGS=("$@")
+while (($#)); do
+  case "$1" in
+    --scenario) SCENARIO="${2:?}"; shift 2 ;;
+    --seed) SEED="${2:?}"; shift 2 ;;
+    --duration) DURATION="${2:?}"; shift 2 ;;
+    --nodes) NODES="${2:?}"; shift 2 ;;
+    --clients) CLIENTS="${2:?}"; shift 2 ;;
+    --out) OUT="${2:?}"; shift 2 ;;
+    -h | --help) usage ;;
+    *) echo "chaos.sh: unknown argument '$1'" >&2; usage ;;
+  esac
+done
+[[ "$SEED" =~ ^[0-9]+$ ]] || SEED="${SEED:-$(( (RANDOM << 15 | RANDOM) + 1 ))}"
+[[ "$SEED" =~ ^[0-9]+$ ]] || { echo "chaos.sh: --seed must be an integer" >&2; exit 2; }
+[[ -n "$OUT" ]] || OUT="var/chaos/$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$OUT" || exit 2
+OUT="$(cd "$OUT" && pwd)"
+
+ORDERD="${ORDERD:-$ROOT/build/nodes/orderd}"
+[[ -x "$ORDERD" ]] || { echo "chaos.sh: $ORDERD not built" >&2; exit 2; }
+
+# As root (and not yet inside our namespace): re-execute inside a fresh network namespace.
+if [[ $(id -u) -eq 0 && -z "${ORDERMESH_CHAOS_NETNS:-}" ]] && command -v unshare >/dev/null; then
+  if unshare -n true 2>/dev/null; then
+    export ORDERMESH_CHAOS_NETNS=1
+    exec unshare -n -- bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" \
+      --scenario "$SCENARIO" --seed "$SEED" --duration "$DURATION" --nodes "$NODES" \
+      --clients "$CLIENTS" --out "$OUT"
+  fi
+  echo "chaos.sh: unshare -n failed; running on plain loopback" >&2
+fi
+
+NETNS=()
+[[ -n "${ORDERMESH_CHAOS_NETNS:-}" ]] && NETNS=(--netns)
+
+RUNNER=""
+cleanup() {
+  # end the runner (by pid), then any orderd it started that is still around (pids it recorded)
+  if [[ -n "$RUNNER" ]] && kill -0 "$RUNNER" 2>/dev/null; then
+    kill -TERM "$RUNNER" 2>/dev/null
+    for _ in $(seq 1 50); do kill -0 "$RUNNER" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$RUNNER" 2>/dev/null
+  fi
+  if [[ -f "$OUT/pids" ]]; then
+    while read -r pid; do
+      [[ "$pid" =~ ^[0-9]+$ ]] && kill -KILL "$pid" 2>/dev/null
+    done <"$OUT/pids"
+  fi
+  # inside our own namespace, flush any firewall rules a nemesis left (the namespace goes too)
+  if [[ ${#NETNS[@]} -gt 0 ]]; then
+    command -v iptables >/dev/null && iptables -F 2>/dev/null
+    command -v nft >/dev/null && nft flush ruleset 2>/dev/null
+  fi
+  return 0
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+python3 -m client.chaos.run --scenario "$SCENARIO" --seed "$SEED" --duration "$DURATION" \
+  --nodes "$NODES" --clients "$CLIENTS" --out "$OUT" --orderd "$ORDERD" "${NETNS[@]}" &
+RUNNER=$!
+wait "$RUNNER"
+RC=$?
+RUNNER=""
+exit "$RC"
