@@ -35,7 +35,7 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config
   libcaf-dev librocksdb-dev rocksdb-tools libspdlog-dev catch2
   libboost-dev libboost-program-options-dev nlohmann-json3-dev libsodium-dev
-  python3 netcat-openbsd clang-format
+  python3 netcat-openbsd clang-format iproute2 util-linux
 )
 
 is_installed() {
