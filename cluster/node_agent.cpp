@@ -185,15 +185,20 @@ void greet(self_ptr self, const std::string& node_id, caf::actor agent) {
 /// middleman().remote_actor blocks until connected or failed: a short-lived detached actor does
 /// it, so the agent keeps heartbeating meanwhile. It answers (connect_atom, host, port) once.
 caf::actor spawn_connector(self_ptr self) {
-  return self->spawn<caf::detached>([](caf::event_based_actor* h) -> caf::behavior {
-    return {[h](connect_atom, const std::string& host, uint16_t port) -> caf::result<caf::actor> {
-      auto res = h->system().middleman().remote_actor(host, port);
-      h->quit();
-      if (!res)
-        return res.error();
-      return *res;
-    }};
-  });
+  // The unused int: CAF 0.17 dereferences a null tuple when a function actor takes no
+  // arguments (UBSan reports it in init_fun_factory.hpp), so never spawn one without any.
+  return self->spawn<caf::detached>(
+      [](caf::event_based_actor* h, int) -> caf::behavior {
+        return {
+            [h](connect_atom, const std::string& host, uint16_t port) -> caf::result<caf::actor> {
+              auto res = h->system().middleman().remote_actor(host, port);
+              h->quit();
+              if (!res)
+                return res.error();
+              return *res;
+            }};
+      },
+      0);
 }
 
 void connect_peer(self_ptr self, const member& m) {
