@@ -26,6 +26,8 @@ const char* usage_text =
     "                          open loop: cap on ops in flight per connection (128)\n"
     "  --rate R                open loop: start R ops/s over all connections; latency counts\n"
     "                          from each op's intended start. Without it: closed loop\n"
+    "  --poisson               open loop: Poisson arrivals (exponential gaps, like pgbench -R)\n"
+    "                          instead of evenly spaced starts\n"
     "  --threads T             client threads (min(2, N))\n"
     "  --workload W            place+pay (default), place+cancel, reads, mix\n"
     "  --dist D                products chosen uniform (default) or zipf\n"
@@ -111,8 +113,11 @@ bool parse_args(int argc, char** argv, config& cfg, int& exit_code) {
       exit_code = 0;
       return false;
     }
-    if (arg == "--json" || arg == "--quiet" || arg == "--skip-setup") {
-      (arg == "--json" ? cfg.json : arg == "--quiet" ? cfg.quiet : cfg.skip_setup) = true;
+    if (arg == "--json" || arg == "--quiet" || arg == "--skip-setup" || arg == "--poisson") {
+      (arg == "--json"      ? cfg.json
+       : arg == "--quiet"   ? cfg.quiet
+       : arg == "--poisson" ? cfg.poisson
+                            : cfg.skip_setup) = true;
       continue;
     }
     if (i + 1 >= argc)

@@ -34,6 +34,7 @@ struct config {
   bool json = false;
   bool quiet = false;
   bool skip_setup = false;
+  bool poisson = false;  // open loop: exponential gaps instead of even spacing
 };
 
 /// Parses argv; on error or --help prints to stderr / stdout and returns false with `exit_code`.

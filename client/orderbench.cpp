@@ -153,9 +153,18 @@ class worker {
   void run() {
     for (auto& cs : conns_)
       reconnect(cs, now_ns());
-    const int workers = cfg_.threads;
+    // Open loop: this worker's share of the rate. Evenly spaced (op index*threads + index), or
+    // with --poisson exponential gaps at rate/threads (like pgbench -R).
     const double per_ns = cfg_.rate > 0 ? 1e9 / cfg_.rate : 0;
-    uint64_t schedule_n = 0;  // this worker's next scheduled op: global index index + n*workers
+    std::exponential_distribution<double> gap(cfg_.rate > 0 ? cfg_.rate / cfg_.threads / 1e9 : 1);
+    uint64_t schedule_n = 0;
+    double poisson_due = static_cast<double>(t_.start) + (cfg_.poisson ? gap(rng_) : 0);
+    auto next_due = [&] {
+      if (cfg_.poisson)
+        return static_cast<int64_t>(poisson_due);
+      return t_.start +
+             static_cast<int64_t>(static_cast<double>(index_ + schedule_n * cfg_.threads) * per_ns);
+    };
     int64_t next_timeout_scan = 0;
     std::vector<pollfd> pfds(conns_.size());
     for (;;) {
@@ -163,11 +172,11 @@ class worker {
       bool starting = now < t_.end;
       if (starting && cfg_.rate > 0) {
         for (;;) {
-          auto due = t_.start + static_cast<int64_t>(
-                                    static_cast<double>(index_ + schedule_n * workers) * per_ns);
+          auto due = next_due();
           if (due > now || due >= t_.end)
             break;
           ++schedule_n;
+          poisson_due += cfg_.poisson ? gap(rng_) : 0;
           if (backlog_.size() >= 1'000'000) {
             finish_unstarted(due, "client_backlog");
             continue;
@@ -200,9 +209,7 @@ class worker {
       // Wait for replies, the next scheduled start, or a connect retry (at most 10 ms).
       int64_t wait = 10'000'000;
       if (starting && cfg_.rate > 0) {
-        auto due = t_.start + static_cast<int64_t>(
-                                  static_cast<double>(index_ + schedule_n * workers) * per_ns);
-        wait = std::clamp<int64_t>(due - now, 0, wait);
+        wait = std::clamp<int64_t>(next_due() - now, 0, wait);
       }
       for (size_t i = 0; i < conns_.size(); ++i) {
         auto& cs = conns_[i];
@@ -574,6 +581,7 @@ json results_json(const ob::config& cfg, const stats& st, double measured_s) {
   }
   return {{"workload", cfg.load_name},
           {"mode", cfg.rate > 0 ? "open" : "closed"},
+          {"arrivals", cfg.rate > 0 ? (cfg.poisson ? "poisson" : "even") : "closed"},
           {"rate", cfg.rate},
           {"connections", cfg.connections},
           {"inflight", cfg.inflight},

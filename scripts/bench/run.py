@@ -1,0 +1,749 @@
+#!/usr/bin/env python3
+"""scripts/bench.sh's runner (Python 3 stdlib only): ordermesh (1 and 3 nodes), PostgreSQL 15
+(pgbench with scripts/bench/place_pay.sql) and RocksDB's db_bench on this machine, durability on
+everywhere; runs alternate between systems and repeat; medians, ratios, CPU / synced writes /
+bytes per order; a plain-text table on stdout and docs/BENCHMARKS.md.
+
+Everything it starts runs on 127.0.0.1 with free ports and data under one temp directory; it
+stops exactly the processes it started (by pid) on exit, error or signal."""
+
+import argparse
+import atexit
+import datetime
+import json
+import os
+import platform
+import re
+import resource
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+HOST = "127.0.0.1"
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+PROCS = []  # every Popen we started, stopped in reverse order by cleanup()
+
+
+def log(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+def die(msg):
+    log("error: " + msg)
+    sys.exit(1)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def stop(proc, sig=signal.SIGTERM, timeout=20):
+    if proc.poll() is None:
+        try:
+            proc.send_signal(sig)
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        except OSError:
+            pass
+
+
+def cleanup():
+    while PROCS:
+        p, sig = PROCS.pop()
+        stop(p, sig)
+
+
+def on_signal(signum, frame):
+    log(f"signal {signum}: stopping what was started")
+    cleanup()
+    sys.exit(128 + signum)
+
+
+def start(cmd, logfile, stop_signal=signal.SIGTERM, env=None):
+    with open(logfile, "ab") as out:
+        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env,
+                             close_fds=True)
+    PROCS.append((p, stop_signal))
+    return p
+
+
+# ---- /proc counters -------------------------------------------------------------------------
+
+
+def cpu_seconds(pid, children=False):
+    """utime+stime of a process (and of its waited-for children with children=True)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    if children:
+        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return ticks / CLK_TCK
+
+
+def child_pids(pid):
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(d.name))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
+def write_bytes(pid):
+    try:
+        for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+            if line.startswith("write_bytes:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def block_device(path):
+    st = os.stat(path)
+    dev = f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
+    try:
+        return Path(f"/sys/dev/block/{dev}").resolve().name
+    except OSError:
+        return None
+
+
+def device_written(dev):
+    """Bytes written to block device `dev` since boot (/proc/diskstats, 512-byte sectors)."""
+    if not dev:
+        return 0
+    for line in Path("/proc/diskstats").read_text().splitlines():
+        f = line.split()
+        if len(f) > 9 and f[2] == dev:
+            return int(f[9]) * 512
+    return 0
+
+
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+# ---- ordermesh ------------------------------------------------------------------------------
+
+
+def om_request(port, op, args=None, token=None, timeout=5.0):
+    with socket.create_connection((HOST, port), timeout=timeout) as s:
+        req = {"id": 1, "op": op, "args": args or {}}
+        if token:
+            req["token"] = token
+        s.sendall((json.dumps(req) + "\n").encode())
+        buf = b""
+        while b"\n" not in buf:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                raise ConnectionError("closed")
+            buf += chunk
+        return json.loads(buf.split(b"\n", 1)[0])
+
+
+class Ordermesh:
+    """n orderd on loopback, one data dir each, joined through n1."""
+
+    def __init__(self, args, root, n):
+        self.args, self.n = args, n
+        self.name = f"ordermesh-{n}"
+        self.dir = root / self.name
+        self.token = "bench-" + secrets.token_hex(16)
+        self.nodes = []  # (proc, client port)
+
+    def start(self):
+        self.dir.mkdir(parents=True)
+        seeds = None
+        for i in range(1, self.n + 1):
+            cport, kport = free_port(), free_port()
+            d = self.dir / f"n{i}"
+            d.mkdir()
+            cmd = [self.args.orderd, "--node-id", f"n{i}", "--data-dir", str(d / "data"),
+                   "--client-host", HOST, "--client-port", str(cport), "--cluster-host", HOST,
+                   "--cluster-port", str(kport), "--pwhash", "fast", "--log-file",
+                   str(d / "orderd.log")]
+            if seeds:
+                cmd += ["--seeds", seeds]
+            env = dict(os.environ, ORDERMESH_ADMIN_TOKEN=self.token)
+            p = start(cmd, d / "orderd.stderr", env=env)
+            self.nodes.append((p, cport))
+            self.wait_answers(p, cport)
+            seeds = seeds or f"{HOST}:{kport}"
+        self.wait_balanced()
+        log(f"{self.name}: up, pids {' '.join(str(p.pid) for p, _ in self.nodes)}, client ports "
+            f"{' '.join(str(c) for _, c in self.nodes)}")
+
+    def wait_answers(self, p, port, limit=60):
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < limit:
+            if p.poll() is not None:
+                die(f"{self.name}: orderd exited while starting (see {self.dir})")
+            try:
+                if "ok" in om_request(port, "cluster.status", timeout=2):
+                    return
+            except (OSError, ValueError, ConnectionError):
+                pass
+            time.sleep(0.2)
+        die(f"{self.name}: orderd on port {port} did not answer within {limit}s")
+
+    def wait_balanced(self, limit=180):
+        want = {f"n{i}" for i in range(1, self.n + 1)}
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < limit:
+            ok = True
+            for _, port in self.nodes:
+                try:
+                    st = om_request(port, "cluster.status", timeout=3)["result"]
+                except (OSError, ValueError, KeyError, ConnectionError):
+                    ok = False
+                    break
+                up = {m["node_id"] for m in st["members"] if m.get("state") == "up"}
+                counts = {}
+                for s in st["shards"]:
+                    counts[s["owner"]] = counts.get(s["owner"], 0) + 1
+                cap = -(-st["shard_count"] // self.n)
+                if up != want or set(counts) != want or max(counts.values()) > cap:
+                    ok = False
+                    break
+            if ok:
+                return
+            time.sleep(0.5)
+        die(f"{self.name}: shards not balanced over {self.n} nodes within {limit}s")
+
+    def hosts(self):
+        return ",".join(f"{HOST}:{port}" for _, port in self.nodes)
+
+    def counters(self):
+        c = {"cpu_s": 0.0, "proc_write_bytes": 0, "synced_batches": 0, "writes": 0,
+             "storage_bytes": 0}
+        for p, port in self.nodes:
+            c["cpu_s"] += cpu_seconds(p.pid)
+            c["proc_write_bytes"] += write_bytes(p.pid)
+            st = om_request(port, "cluster.status")["result"]["storage"]
+            c["synced_batches"] += st["synced_batches"]
+            c["writes"] += st["writes"]
+            c["storage_bytes"] += st["bytes"]
+        return c
+
+    def run(self, duration, warmup, rate=None, connections=None, inflight=1, tag=""):
+        cmd = [self.args.orderbench, "--host", self.hosts(), "--admin-token", self.token,
+               "--users", str(self.args.users), "--products", str(self.args.products),
+               "--connections", str(connections or self.args.connections), "--inflight",
+               str(inflight), "--duration", str(duration), "--warmup", str(warmup), "--seed",
+               str(self.args.seed), "--threads", str(self.args.client_threads), "--json",
+               "--quiet", "--workload", "place+pay", "--stock-rate", str(self.args.stock_rate)]
+        if rate:
+            cmd += ["--rate", str(rate), "--poisson"]  # Poisson arrivals, as pgbench -R
+        before, cpu0 = self.counters(), children_cpu()
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + warmup + 600)
+        client_cpu = children_cpu() - cpu0
+        if p.returncode != 0:
+            die(f"orderbench failed ({p.returncode}): {p.stderr[-2000:]}")
+        r = json.loads(p.stdout)
+        after = self.counters()
+        orders = r["ok"] + r["ok_after_end"] + r["warmup"]["ok"]
+        lat = r["latency"]
+        return {
+            "system": self.name, "tag": tag, "rate": rate, "tput": r["throughput_ops_s"],
+            "p50": lat["p50_ms"], "p99": lat["p99_ms"], "p999": lat["p999_ms"],
+            "max": lat["max_ms"], "errors": r["errors"], "errors_by_code": r["errors_by_code"],
+            "orders": orders,
+            "cpu_per_order_ms": 1000 * (after["cpu_s"] - before["cpu_s"]) / max(orders, 1),
+            "client_cpu_per_order_ms": 1000 * client_cpu / max(orders, 1),
+            "synced_per_order": (after["synced_batches"] - before["synced_batches"]) /
+            max(orders, 1),
+            "writes_per_order": (after["writes"] - before["writes"]) / max(orders, 1),
+            "bytes_per_order": (after["proc_write_bytes"] - before["proc_write_bytes"]) /
+            max(orders, 1),
+            "logical_bytes_per_order": (after["storage_bytes"] - before["storage_bytes"]) /
+            max(orders, 1),
+            "command": " ".join(cmd).replace(self.token, "<admin-token>"),
+        }
+
+
+# ---- PostgreSQL -----------------------------------------------------------------------------
+
+
+class Postgres:
+    name = "postgresql"
+
+    def __init__(self, args, root):
+        self.args = args
+        self.dir = root / "postgresql"
+        self.port = free_port()
+        self.proc = None
+
+    def as_pg(self, cmd):
+        # postgres refuses to run as root: drop to nobody (exec, so the pid is postgres itself).
+        return ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"] + cmd
+
+    def start(self):
+        self.dir.mkdir(parents=True)
+        os.chmod(self.dir, 0o777)
+        data = self.dir / "data"
+        subprocess.run(self.as_pg([str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres",
+                                   "--auth=trust", "-E", "UTF8", "--no-sync"]),
+                       check=True, capture_output=True, cwd="/")
+        conf = {
+            "listen_addresses": f"'{HOST}'", "port": self.port,
+            "unix_socket_directories": f"'{self.dir}'", "fsync": "on",
+            "synchronous_commit": "on", "full_page_writes": "on", "wal_sync_method": "fdatasync",
+            "shared_buffers": "'512MB'", "max_connections": 200, "max_wal_size": "'8GB'",
+            "checkpoint_timeout": "'30min'", "track_wal_io_timing": "on", "logging_collector": "off",
+        }
+        with open(data / "postgresql.conf", "a") as f:
+            f.write("\n# scripts/bench.sh\n")
+            for k, v in conf.items():
+                f.write(f"{k} = {v}\n")
+        self.proc = start(self.as_pg([str(PG_BIN / "postgres"), "-D", str(data)]),
+                          self.dir / "postgres.log", stop_signal=signal.SIGINT)
+        t0 = time.monotonic()
+        while subprocess.run([str(PG_BIN / "pg_isready"), "-h", HOST, "-p", str(self.port)],
+                             capture_output=True).returncode != 0:
+            if self.proc.poll() is not None or time.monotonic() - t0 > 60:
+                die(f"postgres did not start (see {self.dir}/postgres.log)")
+            time.sleep(0.2)
+        self.psql(["-v", f"users={self.args.users}", "-v", f"products={self.args.products}",
+                   "-f", str(HERE / "schema.sql")])
+        log(f"postgresql: up, pid {self.proc.pid}, port {self.port}, "
+            f"{self.psql(['-Atc', 'show server_version'])}")
+
+    def psql(self, extra):
+        p = subprocess.run([str(PG_BIN / "psql"), "-h", HOST, "-p", str(self.port), "-U",
+                            "postgres", "-X", "-q", "-v", "ON_ERROR_STOP=1"] + extra,
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            die(f"psql failed: {p.stderr[-2000:]}")
+        return p.stdout.strip()
+
+    def counters(self):
+        wal = self.psql(["-Atc", "select wal_sync, wal_write, wal_bytes, wal_records "
+                         "from pg_stat_wal"]).split("|")
+        cpu = cpu_seconds(self.proc.pid, children=True)
+        for c in child_pids(self.proc.pid):
+            cpu += cpu_seconds(c)
+        return {"cpu_s": cpu, "wal_sync": int(wal[0]), "wal_write": int(wal[1]),
+                "wal_bytes": int(wal[2])}
+
+    def run(self, duration, warmup, rate=None, connections=None, tag=""):
+        logdir = Path(tempfile.mkdtemp(dir=self.dir, prefix="pgbench-"))
+        clients = connections or self.args.connections
+        cmd = [str(PG_BIN / "pgbench"), "-n", "-h", HOST, "-p", str(self.port), "-U", "postgres",
+               "-f", str(HERE / "place_pay.sql"), "-D", f"users={self.args.users}", "-D",
+               f"products={self.args.products}", "-c", str(clients), "-j",
+               str(self.args.client_threads), "-T", str(int(round(duration + warmup))), "-l",
+               "--log-prefix", str(logdir / "log"), "postgres"]
+        if rate:
+            cmd[-1:-1] = ["-R", str(rate)]
+        before, cpu0 = self.counters(), children_cpu()
+        t0 = time.time()
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + warmup + 600)
+        client_cpu = children_cpu() - cpu0
+        if p.returncode != 0:
+            die(f"pgbench failed ({p.returncode}): {p.stderr[-2000:]} {p.stdout[-2000:]}")
+        time.sleep(0.5)  # the backends exit and the postmaster reaps them (cutime, cstime)
+        after = self.counters()
+        # Per-transaction log: client tx_no latency_us script epoch_s epoch_us [lag]; with -R the
+        # latency counts from the scheduled start. Keep those that ended in the window.
+        start_w, end_w = t0 + warmup, t0 + warmup + duration
+        lats, errors, total = [], 0, 0
+        for f in logdir.iterdir():
+            for line in f.read_text().splitlines():
+                parts = line.split()
+                if len(parts) < 6:
+                    continue
+                total += 1
+                end = int(parts[4]) + int(parts[5]) / 1e6
+                if parts[2] in ("failed", "serialization", "deadlock", "other"):
+                    if start_w <= end <= end_w:
+                        errors += 1
+                    continue
+                if start_w <= end <= end_w:
+                    lats.append(int(parts[2]) / 1000.0)
+        shutil.rmtree(logdir, ignore_errors=True)
+        lats.sort()
+
+        def pct(q):
+            return lats[min(len(lats) - 1, max(0, int(-(-q * len(lats) // 100)) - 1))] \
+                if lats else 0.0
+        orders = total
+        return {
+            "system": self.name, "tag": tag, "rate": rate, "tput": len(lats) / duration,
+            "p50": pct(50), "p99": pct(99), "p999": pct(99.9), "max": lats[-1] if lats else 0,
+            "errors": errors, "errors_by_code": {"failed": errors} if errors else {},
+            "orders": orders,
+            "cpu_per_order_ms": 1000 * (after["cpu_s"] - before["cpu_s"]) / max(orders, 1),
+            "client_cpu_per_order_ms": 1000 * client_cpu / max(orders, 1),
+            "synced_per_order": (after["wal_sync"] - before["wal_sync"]) / max(orders, 1),
+            "writes_per_order": (after["wal_write"] - before["wal_write"]) / max(orders, 1),
+            "bytes_per_order": (after["wal_bytes"] - before["wal_bytes"]) / max(orders, 1),
+            "logical_bytes_per_order": None,
+            "command": " ".join(cmd),
+        }
+
+
+# ---- db_bench -------------------------------------------------------------------------------
+
+
+def db_bench(args, root, threads, seconds):
+    d = Path(tempfile.mkdtemp(dir=root, prefix=f"db_bench-{threads}-"))
+    cmd = ["db_bench", "--benchmarks=fillrandom", "--sync=1", f"--threads={threads}",
+           f"--duration={seconds}", "--num=100000000", "--value_size=100", f"--db={d}",
+           "--disable_wal=0", "--compression_type=none"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 300)
+    shutil.rmtree(d, ignore_errors=True)
+    m = re.search(r"fillrandom\s*:\s*([\d.]+) micros/op\s+(\d+) ops/sec", p.stdout)
+    if p.returncode != 0 or not m:
+        die(f"db_bench failed: {p.stdout[-1000:]} {p.stderr[-1000:]}")
+    return {"system": f"db_bench-{threads}t", "tag": "fillrandom sync", "tput": float(m.group(2)),
+            "micros_per_op": float(m.group(1)), "command": " ".join(cmd[:-3] + cmd[-2:])}
+
+
+# ---- report ---------------------------------------------------------------------------------
+
+
+def median(rows, key):
+    vals = [r[key] for r in rows if r.get(key) is not None]
+    return statistics.median(vals) if vals else None
+
+
+def summarize(results):
+    groups = {}
+    for r in results:
+        groups.setdefault((r["system"], r["tag"]), []).append(r)
+    out = {}
+    for k, rows in groups.items():
+        s = {"n": len(rows), "runs": [round(r["tput"], 1) for r in rows]}
+        for key in ("tput", "p50", "p99", "p999", "max", "errors", "cpu_per_order_ms",
+                    "client_cpu_per_order_ms", "synced_per_order", "writes_per_order",
+                    "bytes_per_order", "logical_bytes_per_order", "micros_per_op", "rate"):
+            s[key] = median(rows, key)
+        s["command"] = rows[0]["command"]
+        out[k] = s
+    return out
+
+
+def fmt(v, nd=1):
+    if v is None:
+        return "-"
+    if isinstance(v, float) and abs(v) >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:.{nd}f}" if isinstance(v, float) else str(v)
+
+
+def table(summary):
+    head = ("system", "run", "n", "ops/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "errors",
+            "CPU ms/order", "client CPU ms/order", "synced/order", "bytes/order")
+    rows = [head]
+    for (system, tag), s in summary.items():
+        if system.startswith("db_bench"):
+            continue
+        rows.append((system, tag, str(s["n"]), fmt(s["tput"]), fmt(s["p50"], 2),
+                     fmt(s["p99"], 2), fmt(s["p999"], 2), fmt(s["max"], 1), fmt(s["errors"], 0),
+                     fmt(s["cpu_per_order_ms"], 3), fmt(s["client_cpu_per_order_ms"], 3),
+                     fmt(s["synced_per_order"], 3), fmt(s["bytes_per_order"], 0)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in
+                       enumerate(zip(r, widths))) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def ratios(summary, half_rate):
+    def get(system, tag, key):
+        s = summary.get((system, tag))
+        return s[key] if s else None
+    out = []
+    pg = get("postgresql", "saturation", "tput")
+    for n in ("ordermesh-1", "ordermesh-3"):
+        om = get(n, "saturation", "tput")
+        if pg and om:
+            out.append((f"{n} / postgresql throughput at saturation", om / pg,
+                        "target >= 5" if n.endswith("1") else "target >= 3"))
+        pg99, om99 = get("postgresql", "half-pg-rate", "p99"), get(n, "half-pg-rate", "p99")
+        if pg99 and om99:
+            out.append((f"{n} / postgresql p99 at {fmt(half_rate, 0)} ops/s (half of PG max)",
+                        om99 / pg99, "target <= 1"))
+    db1 = get("db_bench-1t", "fillrandom sync", "tput")
+    for n in ("ordermesh-1", "ordermesh-3", "postgresql"):
+        om = get(n, "saturation", "tput")
+        if db1 and om:
+            out.append((f"{n} orders/s / db_bench 1-thread synced writes/s", om / db1, ""))
+    return out
+
+
+def machine():
+    def sh(cmd):
+        try:
+            return subprocess.run(cmd, shell=True, capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return "?"
+    cpu = sh("lscpu | sed -n 's/^Model name: *//p' | head -n1") or platform.processor()
+    return {
+        "nproc": sh("nproc"), "cpu": cpu, "mem": sh("free -h | awk '/^Mem:/ {print $2}'"),
+        "kernel": platform.release(),
+        "os": sh(". /etc/os-release && echo $PRETTY_NAME"),
+        "commit": sh(f"git -C {REPO} rev-parse --short HEAD") +
+        (" (with uncommitted changes)" if sh(f"git -C {REPO} status --porcelain -uno") else ""),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def disk_info(path):
+    dev = block_device(path)
+    base = re.sub(r"p?\d+$", "", dev or "") or dev
+    model = ""
+    try:
+        model = Path(f"/sys/block/{base}/device/model").read_text().strip()
+    except OSError:
+        pass
+    rot = "?"
+    try:
+        rot = "rotational" if Path(f"/sys/block/{base}/queue/rotational").read_text().strip() \
+            == "1" else "non-rotational"
+    except OSError:
+        pass
+    fs = subprocess.run(["df", "-T", str(path)], capture_output=True, text=True).stdout \
+        .splitlines()[-1].split()
+    return f"/dev/{dev} {model} ({rot}, {fs[1]} mounted on {fs[-1]})".replace("  ", " ")
+
+
+def write_doc(path, args, mach, disk, summary, ratio_rows, half_rate, argv, elapsed):
+    s = []
+    s.append("# Benchmarks\n")
+    s.append("`place+pay` (order two or three items, then pay) on ordermesh and on PostgreSQL 15, "
+             "and RocksDB's `db_bench` for the disk's limit on synced writes. One run on one "
+             "machine, durability on everywhere: ordermesh syncs its RocksDB write batch "
+             "(group commit) before replying; PostgreSQL runs `fsync=on`, "
+             "`synchronous_commit=on`; db_bench `--sync=1`. Written by `scripts/bench.sh` "
+             "(this file is regenerated by every run).\n")
+    s.append("## Machine and run\n")
+    s.append(f"- date: {mach['date']}; commit: {mach['commit']}")
+    s.append(f"- {mach['nproc']} CPUs: {mach['cpu']}; memory {mach['mem']}")
+    s.append(f"- disk: {disk}")
+    s.append(f"- kernel {mach['kernel']}; {mach['os']}")
+    s.append(f"- command: `{argv}` ({'quick' if args.quick else 'full'} mode, "
+             f"{elapsed / 60:.1f} min)")
+    s.append(f"- {args.users} users, {args.products} products (uniform), "
+             f"{args.connections} client connections for every system ({args.client_threads} "
+             f"client threads), {args.repeats} repeats of {args.duration} s measured after "
+             f"{args.warmup} s warmup; runs alternate between systems; medians below.\n")
+    s.append("## Results (medians)\n")
+    s.append("```\n" + table(summary) + "\n```\n")
+    s.append("- `saturation`: closed loop, each connection one op at a time. `half-pg-rate`: "
+             f"open loop at {fmt(half_rate, 0)} ops/s, half of PostgreSQL's median saturation "
+             "throughput; latency counts from each op's intended start (orderbench `--rate`, "
+             "pgbench `-R`), so queueing is not hidden. Other rates: open loop at that rate.")
+    s.append("- One op = one place+pay pair (two requests for ordermesh, two transactions "
+             "for PostgreSQL). ops/s counts successful pairs only.")
+    s.append("- CPU ms/order: server processes' utime+stime (/proc/<pid>/stat: every orderd; "
+             "postgres and its children, exited backends through the postmaster's cutime) over "
+             "the whole run including warmup, divided by the pairs completed. Client CPU: "
+             "orderbench or pgbench.")
+    s.append("- synced/order: ordermesh `storage.synced_batches` of cluster.status (RocksDB "
+             "synced write batches, all nodes); PostgreSQL `pg_stat_wal.wal_sync`.")
+    s.append("- bytes/order: ordermesh: /proc/<pid>/io `write_bytes` of the orderd processes "
+             "(WAL, memtable flushes, compaction); PostgreSQL: `pg_stat_wal.wal_bytes` (WAL "
+             "only; data pages are written at checkpoints, outside the run).\n")
+    db = [(k, v) for k, v in summary.items() if k[0].startswith("db_bench")]
+    if db:
+        s.append("### db_bench (the disk's limit for synced writes)\n")
+        s.append("| threads | synced writes/s (median) | runs | µs/op |")
+        s.append("| --- | --- | --- | --- |")
+        for (system, _), v in db:
+            s.append(f"| {system.split('-')[1].rstrip('t')} | {fmt(v['tput'], 0)} | "
+                     f"{', '.join(fmt(x, 0) for x in v['runs'])} | {fmt(v['micros_per_op'])} |")
+        s.append("")
+    s.append("### Ratios (same run)\n")
+    s.append("| ratio | value | target |")
+    s.append("| --- | --- | --- |")
+    for what, v, target in ratio_rows:
+        s.append(f"| {what} | {v:.2f} | {target} |")
+    s.append("")
+    s.append("### Throughput of every run (ops/s)\n")
+    for (system, tag), v in summary.items():
+        s.append(f"- {system} {tag}: {', '.join(fmt(x) for x in v['runs'])}")
+    s.append("\n## Commands\n")
+    s.append("```sh")
+    seen = set()
+    for (system, tag), v in summary.items():
+        if (system, tag) not in seen:
+            seen.add((system, tag))
+            s.append(f"# {system} {tag}\n{v['command']}")
+    s.append("```\n")
+    s.append(NOTES)
+    Path(path).write_text("\n".join(s) + "\n")
+
+
+NOTES = """## How to run
+
+```sh
+scripts/bench.sh --quick   # 3 short repeats, under 5 minutes
+scripts/bench.sh           # the full run: longer runs, 5 repeats, more rates
+```
+
+It installs `postgresql-15` and `rocksdb-tools` with apt-get when missing, builds `orderd`,
+`orderctl` and `orderbench` in Release into `build-bench/`, starts everything on 127.0.0.1 with
+free ports and data in a temp directory (`ORDERMESH_BENCH_DIR`, default /var/tmp), and stops what
+it started on exit. PostgreSQL runs as `nobody` (it refuses root). Nothing here is part of the
+tests: the numbers depend on the machine.
+
+`orderbench` alone (see README.md, "orderbench"):
+
+```sh
+build-bench/client/orderbench --host 127.0.0.1:7401,127.0.0.1:7402,127.0.0.1:7403 \\
+  --admin-token-file var/cluster/admin.token --connections 32 --duration 30 --json
+```
+
+## What the two sides do
+
+- ordermesh: `order.place` (2 or 3 distinct products, quantity 1, a random user's session
+  token), then `order.pay` of that order; the order saga reserves each item on its inventory
+  actor, then debits the user's wallet and commits the stock, every state change journaled and
+  synced before the reply.
+- PostgreSQL (`scripts/bench/place_pay.sql`): transaction 1 reserves the items' stock
+  (`UPDATE inventory ... WHERE available >= 1` over the IN list, so rows lock in index order) and
+  inserts the order and its items; transaction 2 debits the wallet, moves reserved to sold and
+  marks the order PAID. Schema: `scripts/bench/schema.sql` (primary and foreign keys). Stock is
+  large enough never to run out; PostgreSQL's script does not check for a failed reservation.
+"""
+
+
+# ---- main -----------------------------------------------------------------------------------
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--build-dir", default=str(REPO / "build-bench"))
+    ap.add_argument("--out", default=str(REPO / "docs" / "BENCHMARKS.md"))
+    ap.add_argument("--no-doc", action="store_true", help="do not write docs/BENCHMARKS.md")
+    ap.add_argument("--repeats", type=int)
+    ap.add_argument("--duration", type=float)
+    ap.add_argument("--warmup", type=float)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--client-threads", type=int, default=2)
+    ap.add_argument("--users", type=int, default=1000)
+    ap.add_argument("--products", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--skip", default="", help="comma list: om1, om3, pg, db_bench")
+    ap.add_argument("--argv", default="scripts/bench/run.py", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    args.repeats = args.repeats or 3 if args.quick else args.repeats or 5
+    args.duration = args.duration or (6 if args.quick else 20)
+    args.warmup = args.warmup if args.warmup is not None else (2 if args.quick else 5)
+    args.orderd = str(Path(args.build_dir) / "nodes" / "orderd")
+    args.orderbench = str(Path(args.build_dir) / "client" / "orderbench")
+    skip = set(filter(None, args.skip.split(",")))
+    for b in (args.orderd, args.orderbench):
+        if not os.access(b, os.X_OK):
+            die(f"{b} is not built")
+    if os.geteuid() != 0 and "pg" not in skip:
+        die("run as root (postgres is started as nobody through setpriv)")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    atexit.register(cleanup)
+    base = Path(os.environ.get("ORDERMESH_BENCH_DIR", "/var/tmp"))
+    root = Path(tempfile.mkdtemp(dir=base, prefix="ordermesh-bench-"))
+    os.chmod(root, 0o755)
+    atexit.register(lambda: shutil.rmtree(root, ignore_errors=True))
+    t_start = time.monotonic()
+    mach, disk = machine(), disk_info(root)
+    log(f"{mach['nproc']} CPUs ({mach['cpu']}), disk {disk}; data under {root}")
+
+    systems = []
+    if "pg" not in skip:
+        systems.append(Postgres(args, root))
+    if "om1" not in skip:
+        systems.append(Ordermesh(args, root, 1))
+    if "om3" not in skip:
+        systems.append(Ordermesh(args, root, 3))
+    for s in systems:
+        s.start()
+    # Sized for the whole session: every run adds stock for its own length at this rate.
+    args.stock_rate = 20000
+
+    results = []
+
+    def record(r):
+        results.append(r)
+        log(f"  {r['system']:<14} {r['tag']:<14} {r['tput']:9.1f} ops/s"
+            + (f"  p50 {r['p50']:.2f}  p99 {r['p99']:.2f} ms  errors {r['errors']}"
+               if 'p99' in r else f"  ({r.get('micros_per_op')} µs/op)"))
+
+    # Phase 1: saturation, systems alternating, db_bench in between.
+    for rep in range(args.repeats):
+        log(f"saturation, repeat {rep + 1}/{args.repeats}")
+        for s in systems:
+            record(s.run(args.duration, args.warmup, tag="saturation"))
+        if "db_bench" not in skip:
+            for threads in (1, 16):
+                record(db_bench(args, root, threads, 3 if args.quick else 10))
+
+    summary = summarize(results)
+    pg_max = summary.get(("postgresql", "saturation"), {}).get("tput")
+    half = round(pg_max / 2) if pg_max else None
+    rates = []
+    if half:
+        rates.append(("half-pg-rate", half))
+    if not args.quick and pg_max:
+        rates.append(("pg-max-rate", round(pg_max)))
+        om1 = summary.get(("ordermesh-1", "saturation"), {}).get("tput")
+        if om1:
+            rates.append(("half-om1-rate", round(om1 / 2)))
+    # Phase 2: fixed rates, the same rate for every system, alternating.
+    for tag, rate in rates:
+        for rep in range(args.repeats):
+            log(f"open loop at {rate} ops/s ({tag}), repeat {rep + 1}/{args.repeats}")
+            for s in systems:
+                if tag == "half-om1-rate" and isinstance(s, Postgres):
+                    continue  # beyond PostgreSQL's maximum
+                record(s.run(args.duration, args.warmup, rate=rate, tag=tag))
+
+    cleanup()
+    summary = summarize(results)
+    elapsed = time.monotonic() - t_start
+    ratio_rows = ratios(summary, half)
+    print()
+    print(table(summary))
+    print()
+    for (system, _), v in summary.items():
+        if system.startswith("db_bench"):
+            print(f"{system}: {fmt(v['tput'], 0)} synced writes/s (median; runs "
+                  f"{', '.join(fmt(x, 0) for x in v['runs'])})")
+    print()
+    for what, v, target in ratio_rows:
+        print(f"{what}: {v:.2f} {('(' + target + ')') if target else ''}")
+    print(f"\n({elapsed / 60:.1f} min)")
+    with open(root.parent / f"ordermesh-bench-{os.getpid()}.json", "w") as f:
+        json.dump({"results": results, "machine": mach}, f)
+    if not args.no_doc:
+        write_doc(args.out, args, mach, disk, summary, ratio_rows, half, args.argv, elapsed)
+        log(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
