@@ -38,6 +38,9 @@ namespace om = ordermesh;
 
 namespace {
 
+/// orderd's exit code when its storage failed a write (documented in the README).
+constexpr int storage_failed_exit_code = 3;
+
 std::shared_ptr<spdlog::logger> make_logger(const om::node::node_config& cfg) {
   std::shared_ptr<spdlog::logger> log;
   if (cfg.log_file.empty())
@@ -217,6 +220,17 @@ int main(int argc, char** argv) {
         sig = sigtimedwait(&stop_signals, nullptr, &poll_interval);
         if (sig > 0)
           break;
+        // Fail-stop on a failed write (fsync error, disk full): nothing after it was
+        // acknowledged, but the page cache may no longer match the disk, so the only safe way
+        // on is a restart that replays the journal from disk (as PostgreSQL PANICs on fsync).
+        if (auto health = storage->health(); !health.is_ok()) {
+          log->critical(
+              "node={} storage failed ({}): exiting with code {} so that a restart "
+              "recovers from the journal",
+              cfg.node_id, health.to_string(), storage_failed_exit_code);
+          log->flush();
+          std::_Exit(storage_failed_exit_code);
+        }
         if (left_future.wait_for(std::chrono::seconds(0)) == std::future_status::ready)
           break;
       }

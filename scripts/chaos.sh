@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The chaos suite: scripts/chaos.sh [--scenario NAME|all] [--seed N] [--duration S] [--nodes N]
 #                                   [--out DIR] [--clients N]
-# Runs client/chaos/run.py (docs/CHAOS.md). As root it re-executes itself inside a private
-# network namespace (unshare -n, lo brought up), so every node, every address 127.0.0.N and
-# every firewall rule lives in a namespace that disappears with it. Without root it runs on
+# Runs client/chaos/run.py (docs/CHAOS.md). As root it re-executes itself inside private
+# network and mount namespaces (unshare -n -m, lo brought up); each node then gets a network
+# namespace of its own (10.77.N.2, client/chaos/netns.py), so every address, veth pair,
+# firewall rule and tmpfs lives in namespaces that disappear with it. Without root it runs on
 # plain loopback and reports namespace-only scenarios as skipped. A trap ends every process it
 # started (by pid). Last line: `chaos: N passed, M failed[, K skipped]`; exit 1 on any failure.
 set -uo pipefail
@@ -45,13 +46,13 @@ ORDERD="${ORDERD:-$ROOT/build/nodes/orderd}"
 
 # As root (and not yet inside our namespace): re-execute inside a fresh network namespace.
 if [[ $(id -u) -eq 0 && -z "${ORDERMESH_CHAOS_NETNS:-}" ]] && command -v unshare >/dev/null; then
-  if unshare -n true 2>/dev/null; then
+  if unshare -n -m true 2>/dev/null; then
     export ORDERMESH_CHAOS_NETNS=1
-    exec unshare -n -- bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" \
+    exec unshare -n -m -- bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" \
       --scenario "$SCENARIO" --seed "$SEED" --duration "$DURATION" --nodes "$NODES" \
       --clients "$CLIENTS" --out "$OUT"
   fi
-  echo "chaos.sh: unshare -n failed; running on plain loopback" >&2
+  echo "chaos.sh: unshare -n -m failed; running on plain loopback" >&2
 fi
 
 NETNS=()

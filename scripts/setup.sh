@@ -35,7 +35,9 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config
   libcaf-dev librocksdb-dev rocksdb-tools libspdlog-dev catch2
   libboost-dev libboost-program-options-dev nlohmann-json3-dev libsodium-dev
-  python3 netcat-openbsd clang-format iproute2 util-linux
+  python3 netcat-openbsd clang-format
+  # the chaos suite's namespaces and nemeses (client/chaos, docs/CHAOS.md)
+  iproute2 util-linux nftables stress-ng fiu-utils faketime
 )
 
 is_installed() {

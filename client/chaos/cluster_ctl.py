@@ -3,8 +3,9 @@
 Every node this module starts is remembered by its Popen (pid); stop/kill/pause/resume act on
 that pid only. Data dirs and logs live under the run's out dir. Ports are fixed per node for the
 whole run (a restart reuses them):
-  * netns mode (a private network namespace, see scripts/chaos.sh): node i (0-based) listens on
-    127.0.0.(i+1), client port 7400 and cluster port 7500, so partitions can match addresses;
+  * netns mode (a private network namespace, see scripts/chaos.sh): node i (0-based) runs in a
+    host namespace of its own (netns.py) at 10.77.(i+1).2, client port 7400 and cluster port
+    7500, so partitions and packet loss are nft rules on its address and interface;
   * plain loopback: every node on 127.0.0.1 with distinct free ports.
 The admin token reaches orderd through the environment (ORDERMESH_ADMIN_TOKEN), never argv.
 
@@ -22,6 +23,8 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+
+from client.chaos.netns import Firewall, Host
 
 # A short quarantine: the crash scenario trips the restart budget on purpose, and the run must
 # settle (every order terminal) within its bounded settle time afterwards.
@@ -79,11 +82,13 @@ class StartError(RuntimeError):
 
 
 class Node:
-    def __init__(self, cluster, index, host, client_port, cluster_port, extra_args=()):
+    def __init__(self, cluster, index, host, client_port, cluster_port, extra_args=(),
+                 net=None):
         self.cluster = cluster
         self.index = index
         self.name = f"n{index + 1}"
-        self.host = host
+        self.net = net  # its netns.Host in netns mode, else None
+        self.host = net.address if net else host
         self.port = client_port
         self.cluster_port = cluster_port
         self.extra_args = list(extra_args)
@@ -92,6 +97,13 @@ class Node:
         self.paused = False
         self.starts = 0
         self.stderr_file = None
+        # Set by a nemesis for the next starts: a command prefix (fiu-run) and environment
+        # (libfaketime); both exec the node, so its pid stays the one we started.
+        self.prefix = []
+        self.env = {}
+        self.last_exit = None
+        self.fiu_fifo = None  # libfiu's control fifo prefix when started under fiu-run
+        self.disk = None      # the tmpfs its data dir is on (disk-full scenario)
 
     def command(self, seeds):
         cmd = [str(self.cluster.orderd), "--node-id", self.name, "--data-dir", str(self.data_dir),
@@ -105,25 +117,32 @@ class Node:
         return cmd
 
     def alive(self):
-        return self.proc is not None and self.proc.poll() is None
+        if self.proc is None:
+            return False
+        code = self.proc.poll()
+        if code is not None:
+            self.last_exit = code
+        return code is None
 
     def start(self, seeds=(), timeout=30.0):
         if self.alive():
             return
         self.starts += 1
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        (self.cluster.dir / self.name).mkdir(parents=True, exist_ok=True)  # logs
         self.stderr_file = self.cluster.dir / self.name / f"stderr.{self.starts}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERMESH_")}
         env["ORDERMESH_ADMIN_TOKEN"] = self.cluster.admin_token
+        env.update(self.env)
+        cmd = self.prefix + self.command(seeds)
+        if self.net:
+            cmd = self.net.wrap(cmd)
         with open(self.stderr_file, "wb") as err:
-            self.proc = subprocess.Popen(self.cluster.launcher + self.command(seeds),
+            self.proc = subprocess.Popen(self.cluster.launcher + cmd,
                                          stdin=subprocess.DEVNULL, stdout=err, stderr=err,
                                          env=env, close_fds=True)
         self.paused = False
-        self.cluster.pids.add(self.proc.pid)
-        if self.cluster.pid_file:  # scripts/chaos.sh's trap ends these pids, whatever happens
-            with open(self.cluster.pid_file, "a") as f:
-                f.write(f"{self.proc.pid}\n")
+        self.cluster.remember_pid(self.proc.pid)
         if not self.wait_ready(timeout):
             code = self.proc.poll()
             text = self.stderr_file.read_text(errors="replace")[-2000:]
@@ -202,11 +221,17 @@ class Cluster:
         self.launcher = _launcher()
         self.pids = set()
         self.nodes = []
+        self.firewall = None
+        self.mounts = []  # tmpfs mounts (disk-full), unmounted by stop_all
         node_args = node_args or {}
         used = set()
+        if netns:
+            self.firewall = Firewall()
         for i in range(n):
+            net = None
             if netns:
-                host, cp, kp = f"127.0.0.{i + 1}", 7400, 7500
+                net = Host(i + 1, self.launcher, self.remember_pid)
+                host, cp, kp = None, 7400, 7500
             else:
                 host = "127.0.0.1"
                 cp = kp = None
@@ -215,7 +240,13 @@ class Cluster:
                 while kp is None or kp in used or kp == cp:
                     kp = free_port()
                 used.update((cp, kp))
-            self.nodes.append(Node(self, i, host, cp, kp, node_args.get(f"n{i + 1}", ())))
+            self.nodes.append(Node(self, i, host, cp, kp, node_args.get(f"n{i + 1}", ()), net))
+
+    def remember_pid(self, pid):
+        self.pids.add(pid)
+        if self.pid_file:  # scripts/chaos.sh's trap ends these pids, whatever happens
+            with open(self.pid_file, "a") as f:
+                f.write(f"{pid}\n")
 
     def node(self, name):
         return next(n for n in self.nodes if n.name == name)
@@ -292,3 +323,11 @@ class Cluster:
                 if n.paused:
                     n.resume()
                 n.kill()
+        if self.firewall:
+            self.firewall.close()
+        for m in self.mounts:
+            subprocess.run(["umount", "-l", str(m)], capture_output=True, timeout=10)
+        self.mounts.clear()
+        for n in self.nodes:
+            if n.net:
+                n.net.close()

@@ -5,18 +5,27 @@ fault, hold, heal, repeated until the workload's deadline. The schedule runs in 
 main thread (node restarts must come from a long-lived thread, see cluster_ctl.py). Every loop
 is bounded by the deadline; every window is closed (nemesis stop) by heal_all() at the latest.
 
-Faults implemented: kill -9 + restart, SIGSTOP/SIGCONT longer than the failure timeout,
-admin.crash of entities the workload just touched, and the planted fault (one node started with
---fault-ack-without-write, killed -9 and restarted). Faults that need a tool this machine lacks
-(iptables/nft partitions and packet loss, stress-ng, fiu-run, faketime) are declared in
-SCENARIOS with their requirement, and run.py reports them as skipped with the reason.
+Faults: kill -9 + restart; SIGSTOP/SIGCONT longer than the failure timeout; partitions (one
+node isolated, a one-way cut, two halves) and packet loss as nft rules between the per-node
+namespaces (netns.py); admin.crash of entities the workload just touched; CPU starvation
+(stress-ng); fsync failures (fiu-run's POSIX failpoints switched on in a running node with
+fiu-ctrl); disk full (a ballast file filling a node's small tmpfs data dir); clock skew (a node
+restarted under libfaketime, then back); and the planted fault (one node started with
+--fault-ack-without-write, killed -9 and restarted). A scenario whose tool or privilege is
+missing is reported by run.py as skipped with the reason, never as passed.
+
+A failed fsync or a full disk makes orderd exit with code 3 (fail-stop, docs/ARCHITECTURE.md);
+the window's stop restarts it, and the stop record says how the node ended (`exit_code`).
 """
 
+import os
 import shutil
+import subprocess
 import time
+from pathlib import Path
 
+from client.chaos import netns
 from client.chaos.cluster_ctl import StartError, request
-from client.chaos.history import ADMIN
 
 FAILURE_TIMEOUT_S = 1.0
 
@@ -124,6 +133,165 @@ class Nemesis:
         self._stop(fault)
         self.events.append(f"  admin.crash: {sum(replies)}/{len(replies)} acknowledged")
 
+    def partition(self, deadline, shape):
+        """Cuts node-to-node traffic (clients still reach every node), holds it for longer than
+        the failure timeout, heals. `shape`: isolate, oneway or halves."""
+        fw = self.cluster.firewall
+        nodes = list(self.cluster.nodes)
+        if fw is None or len(nodes) < 2:
+            return
+        if shape == "isolate":
+            x = self.rng.choice(nodes)
+            rest = [n for n in nodes if n is not x]
+            fw.cut([x.net], [n.net for n in rest])
+            fw.cut([n.net for n in rest], [x.net])
+            fault, named = f"isolate {x.name}", [x.name]
+        elif shape == "oneway":
+            a, b = self.rng.sample(nodes, 2)
+            fw.cut([a.net], [b.net])
+            fault, named = f"cut {a.name}->{b.name}", [a.name, b.name]
+        else:
+            shuffled = self.rng.sample(nodes, len(nodes))
+            half = len(nodes) // 2
+            left, right = shuffled[:half], shuffled[half:]
+            fw.cut([n.net for n in left], [n.net for n in right])
+            fw.cut([n.net for n in right], [n.net for n in left])
+            fault = ("halves " + ",".join(n.name for n in left) + " | " +
+                     ",".join(n.name for n in right))
+            named = [n.name for n in nodes]
+        self._start(fault, named, fw.heal)
+        self._sleep_until(time.monotonic() + FAILURE_TIMEOUT_S + self.rng.uniform(1.5, 4.0),
+                          deadline + 5)
+        self._stop(fault)
+
+    def packet_loss(self, deadline):
+        fw = self.cluster.firewall
+        live = [n for n in self.cluster.nodes if n.alive()]
+        if fw is None or not live:
+            return
+        node = self.rng.choice(live)
+        percent = self.rng.choice([10, 20, 30, 50])
+        fault = f"loss {percent}% {node.name}"
+        fw.loss(node.net, percent)
+        self._start(fault, [node.name], fw.heal, percent=percent)
+        self._sleep_until(time.monotonic() + self.rng.uniform(2.5, 5.0), deadline + 5)
+        self._stop(fault)
+
+    def cpu_starvation(self, deadline):
+        """stress-ng CPU hogs, twice as many as cores, at normal priority, for a few seconds."""
+        hogs = 2 * (os.cpu_count() or 2)
+        hold = self.rng.uniform(2.5, 5.0)
+        proc = subprocess.Popen(self.cluster.launcher + [
+            "stress-ng", "--cpu", str(hogs), "--timeout", f"{int(hold) + 5}s", "--quiet"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            close_fds=True)
+        self.cluster.remember_pid(proc.pid)
+
+        def undo():
+            proc.terminate()  # stress-ng ends its workers when its parent gets SIGTERM
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+        fault = f"stress-ng --cpu {hogs}"
+        self._start(fault, [], undo)
+        self._sleep_until(time.monotonic() + hold, deadline + 5)
+        self._stop(fault)
+
+    def _restart_after_fail_stop(self, node, before):
+        """Undo for faults that may make the node fail-stop: runs `before`, then restarts the node
+        if it exited. Returns the exit code it had (None: still running)."""
+        code = None if node.alive() else node.last_exit
+        before(node)
+        if not node.alive():
+            self.cluster.restart(node)
+        return code
+
+    def fsync_failures(self, deadline):
+        """Makes fdatasync/fsync fail in one running node (fiu-ctrl), then switches it off."""
+        live = [n for n in self.cluster.nodes if n.alive() and not n.paused]
+        if not live:
+            return
+        node = self.rng.choice(live)
+        probability = self.rng.choice([0.2, 0.5, 1.0])
+        cmds = []
+        for fn in FSYNC_FAILPOINTS:
+            cmds += ["-c", f"enable_random name={fn},probability={probability}"]
+        ok = _fiu_ctrl(node, cmds)
+        fault = f"fsync failures {node.name} p={probability}"
+        ended = {}
+
+        def undo():
+            def off(n):
+                if n.alive():
+                    _fiu_ctrl(n, [a for fn in FSYNC_FAILPOINTS for a in ("-c", f"disable name={fn}")])
+            ended["exit_code"] = self._restart_after_fail_stop(node, off)
+
+        self._start(fault, [node.name], undo, probability=probability, armed=ok)
+        self._sleep_until(time.monotonic() + self.rng.uniform(1.5, 3.5), deadline + 5)
+        self._stop(fault)
+        self.events.append(f"  {fault}: node exit code {ended.get('exit_code')}")
+
+    def disk_full(self, deadline):
+        """Fills the tmpfs under the node's data dir with a ballast file, then removes it. Half
+        of the time the node is killed first and restarted on the full disk: RocksDB preallocates
+        its log, so a running node may not feel a full disk before its next log file, while a
+        start needs new files at once (it must fail cleanly or fail-stop at its first write)."""
+        node = next((n for n in self.cluster.nodes if n.disk is not None), None)
+        if node is None:
+            return
+        ballast = node.disk / "ballast"
+        restart = self.rng.random() < 0.5
+        if restart:
+            node.kill()
+        written = _fill(ballast)
+        fault = f"disk full {node.name}" + (" (restarted on it)" if restart else "")
+        ended = {}
+
+        def undo():
+            ended["exit_code"] = self._restart_after_fail_stop(
+                node, lambda n: ballast.unlink(missing_ok=True))
+
+        self._start(fault, [node.name], undo, ballast_bytes=written)
+        if restart:
+            try:
+                self.cluster.restart(node, timeout=5.0)
+                ended["start"] = "started"
+            except StartError as e:
+                ended["start"] = f"refused to start (exit {e.exit_code})"
+        self._sleep_until(time.monotonic() + self.rng.uniform(2.0, 4.0), deadline + 5)
+        self._stop(fault)
+        self.events.append(f"  {fault}: {ended.get('start', 'kept running')}, then exit code "
+                           f"{ended.get('exit_code')}")
+
+    def clock_skew(self, deadline):
+        """Restarts a node with its wall clock moved by +-SKEW_S (libfaketime; the monotonic
+        clock is left alone), lets it serve, then restarts it with the true time."""
+        live = [n for n in self.cluster.nodes if n.alive() and not n.paused]
+        if not live:
+            return
+        node = self.rng.choice(live)
+        skew = self.rng.choice([-1, 1]) * self.rng.randint(5, SKEW_MAX_S)
+        node.kill()
+        node.env = {"LD_PRELOAD": FAKETIME_LIB, "FAKETIME": f"{skew:+d}s",
+                    "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+        fault = f"clock skew {node.name} {skew:+d}s"
+
+        def undo():
+            node.env = {}
+            node.kill()
+            self.cluster.restart(node)
+
+        self._start(fault, [node.name], undo, skew_s=skew)
+        try:
+            self.cluster.restart(node)
+        except StartError as e:
+            self.events.append(f"  {fault}: start failed: {str(e)[:200]}")
+        self._sleep_until(time.monotonic() + self.rng.uniform(3.0, 5.0), deadline + 5)
+        self._stop(fault)
+
     # -- schedules (one per scenario) -------------------------------------------------------
 
     def run(self, scenario, deadline):
@@ -136,6 +304,19 @@ class Nemesis:
             self._loop(deadline, self.pause_resume)
         elif kind == "crash":
             self._loop(deadline, self.crash_entities, gap=(0.5, 1.5))
+        elif kind == "partition":
+            shape = SCENARIOS[scenario]["shape"]
+            self._loop(deadline, lambda dl: self.partition(dl, shape))
+        elif kind == "loss":
+            self._loop(deadline, self.packet_loss)
+        elif kind == "stress":
+            self._loop(deadline, self.cpu_starvation)
+        elif kind == "fiu":
+            self._loop(deadline, self.fsync_failures, gap=(1.5, 3.0))
+        elif kind == "diskfull":
+            self._loop(deadline, self.disk_full, gap=(1.5, 3.0))
+        elif kind == "skew":
+            self._loop(deadline, self.clock_skew)
         elif kind == "mixed":
             def one(dl):
                 self.rng.choice([self.kill_restart, self.pause_resume, self.crash_entities])(dl)
@@ -152,20 +333,88 @@ class Nemesis:
 PLANTED_NODE = "n1"
 PLANTED_FLAG = "--fault-ack-without-write"
 
+FSYNC_FAILPOINTS = ("posix/io/sync/fdatasync", "posix/io/sync/fsync")
+FIU_LIB_DIR = "/usr/lib/fiu"
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+SKEW_MAX_S = 30
+DISK_NODE = "n2"
+DISK_BYTES = 64 << 20
+
+
+def _fiu_ctrl(node, cmds):
+    """Sends libfiu remote-control commands to a node started under fiu-run; True on success."""
+    try:
+        p = subprocess.run(["fiu-ctrl", "-f", node.fiu_fifo] + cmds + [str(node.proc.pid)],
+                           capture_output=True, text=True, timeout=10)
+        return p.returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def _fill(path, limit=1 << 30):
+    """Writes zeros to `path` until the file system is full (ENOSPC) or `limit` bytes; returns
+    the bytes written."""
+    written = 0
+    chunk = bytes(1 << 20)
+    try:
+        with open(path, "wb", buffering=0) as f:
+            while written < limit:
+                n = f.write(chunk)
+                written += n or 0
+                if not n:
+                    break
+    except OSError:
+        pass  # ENOSPC: full, as wanted
+    return written
+
+
+def prepare(scenario, cluster, out_dir):
+    """What a scenario needs before its nodes start: fiu-run under every node (fsync-fail), or a
+    small tmpfs under one node's data dir (disk-full, in our private mount namespace)."""
+    kind = SCENARIOS[scenario]["kind"]
+    if kind == "fiu":
+        for n in cluster.nodes:
+            n.fiu_fifo = str(Path(out_dir) / f"fiu-{n.name}")
+            n.prefix = ["fiu-run", "-x", "-f", n.fiu_fifo]
+    elif kind == "diskfull":
+        n = cluster.node(DISK_NODE) if DISK_NODE in cluster.names() else cluster.nodes[-1]
+        disk = Path(out_dir) / f"{n.name}-disk"
+        disk.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={DISK_BYTES}", "ordermesh-chaos",
+                        str(disk)], check=True, capture_output=True, timeout=10)
+        cluster.mounts.append(disk)
+        n.disk = disk
+        n.data_dir = disk / "data"
+
 
 def _need_tools(*tools):
     missing = [t for t in tools if shutil.which(t) is None]
     return f"{' and '.join(missing)} not installed" if missing else None
 
 
-def _need_any(*tools):
-    if any(shutil.which(t) for t in tools):
-        return None
-    return f"none of {', '.join(tools)} is installed"
+def _ns_skip(ctx):
+    if not ctx["netns"]:
+        return "needs a private network namespace (run as root)"
+    return ctx.get("hosts_unsupported")
+
+
+def _fiu_skip(ctx):
+    return _need_tools("fiu-run", "fiu-ctrl") or (
+        None if os.path.exists(f"{FIU_LIB_DIR}/fiu_posix_preload.so")
+        else f"{FIU_LIB_DIR}/fiu_posix_preload.so missing")
+
+
+def _skew_skip(ctx):
+    return None if os.path.exists(FAKETIME_LIB) else f"{FAKETIME_LIB} missing (package faketime)"
+
+
+def _disk_skip(ctx):
+    if not ctx["netns"]:
+        return "needs root and a private mount namespace for its tmpfs (run as root)"
+    return None
 
 
 # kind: the schedule; needs: None or a callable(ctx) -> skip reason or None (ctx: netns, root).
-# Not implemented faults say so, even when their tool exists: never reported as passed.
 SCENARIOS = {
     "baseline": {"kind": "none", "doc": "no faults: the workload alone"},
     "kill": {"kind": "kill", "doc": "kill -9 of a random node, restarted 1.5-3.5 s later"},
@@ -174,40 +423,40 @@ SCENARIOS = {
     "crash": {"kind": "crash",
               "doc": "admin.crash of 2-5 entities the workload just touched, in bursts"},
     "mixed": {"kind": "mixed", "doc": "kill, pause and crash drawn at random"},
-    "partition-isolate": {"kind": "partition", "doc": "one node cut off from the others",
-                          "needs": lambda ctx: _partition_skip(ctx)},
-    "partition-oneway": {"kind": "partition", "doc": "a one-way cut between two nodes",
-                         "needs": lambda ctx: _partition_skip(ctx)},
-    "partition-halves": {"kind": "partition", "doc": "the cluster cut in two halves",
-                         "needs": lambda ctx: _partition_skip(ctx)},
-    "packet-loss": {"kind": "loss", "doc": "random packet loss on one node (nft numgen)",
-                    "needs": lambda ctx: _ns_skip(ctx) or _need_tools("nft")
-                    or "not implemented yet"},
-    "cpu-starvation": {"kind": "stress", "doc": "stress-ng CPU hogs while the workload runs",
-                       "needs": lambda ctx: _need_tools("stress-ng") or "not implemented yet"},
-    "fsync-fail": {"kind": "fiu", "doc": "fsync failures injected with fiu-run",
-                   "needs": lambda ctx: _need_tools("fiu-run") or "not implemented yet"},
-    "disk-full": {"kind": "diskfull", "doc": "a node's data dir on a small tmpfs",
-                  "needs": lambda ctx: (None if ctx["root"] else "needs root (tmpfs mount)")
-                  or "not implemented yet"},
-    "clock-skew": {"kind": "skew", "doc": "one node's clock skewed with faketime",
-                   "needs": lambda ctx: _need_tools("faketime") or "not implemented yet"},
+    "partition-isolate": {"kind": "partition", "shape": "isolate",
+                          "doc": "one node cut off from the other nodes (both ways) for "
+                                 "2.5-5 s; clients still reach it",
+                          "needs": lambda ctx: _ns_skip(ctx) or _need_tools("nft")},
+    "partition-oneway": {"kind": "partition", "shape": "oneway",
+                         "doc": "packets from one node to another dropped, not the reverse",
+                         "needs": lambda ctx: _ns_skip(ctx) or _need_tools("nft")},
+    "partition-halves": {"kind": "partition", "shape": "halves",
+                         "doc": "the nodes cut into two random halves",
+                         "needs": lambda ctx: _ns_skip(ctx) or _need_tools("nft")},
+    "packet-loss": {"kind": "loss",
+                    "doc": "10-50 % of one node's packets dropped (nft numgen), peers and "
+                           "clients alike, for 2.5-5 s",
+                    "needs": lambda ctx: _ns_skip(ctx) or _need_tools("nft")},
+    "cpu-starvation": {"kind": "stress",
+                       "doc": "stress-ng CPU hogs (2 per core) for 2.5-5 s under the workload",
+                       "needs": lambda ctx: _need_tools("stress-ng")},
+    "fsync-fail": {"kind": "fiu",
+                   "doc": "fdatasync/fsync fail (p 0.2-1) in one node for 1.5-3.5 s (every "
+                          "node runs under fiu-run -x); it must fail-stop, never acknowledge",
+                   "needs": _fiu_skip},
+    "disk-full": {"kind": "diskfull",
+                  "doc": f"{DISK_NODE}'s data dir on a {DISK_BYTES >> 20} MiB tmpfs, filled by "
+                         "a ballast file for 2-4 s (half of the time with the node restarted "
+                         "on the full disk), then emptied",
+                  "needs": _disk_skip},
+    "clock-skew": {"kind": "skew",
+                   "doc": f"a node restarted with its wall clock off by 5-{SKEW_MAX_S} s "
+                          "(libfaketime) for 3-5 s, then restarted on time",
+                   "needs": _skew_skip},
     "planted-loss": {"kind": "planted", "expect_violation": True,
                      "doc": f"{PLANTED_NODE} runs with {PLANTED_FLAG} (acks deposits without "
                             "writing them), then kill -9 + restart: the checker must catch it"},
 }
-
-
-def _ns_skip(ctx):
-    return None if ctx["netns"] else "needs a private network namespace (run as root)"
-
-
-def _partition_skip(ctx):
-    # On loopback every connection leaves from 127.0.0.1 whatever address the node listens on,
-    # so address rules alone cannot cut a node's outgoing connections: a correct partition
-    # needs per-node source addresses or owner matching, not done yet.
-    return (_ns_skip(ctx) or _need_any("iptables", "nft")
-            or "not implemented yet (loopback source addresses; see docs/CHAOS.md)")
 
 
 def skip_reason(name, ctx):

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from client.chaos import checker, nemesis
+from client.chaos import checker, nemesis, netns
 from client.chaos.cluster_ctl import RESERVATION_TTL_MS, Cluster, StartError, request
 from client.chaos.driver import Driver
 from client.chaos.history import HistoryWriter, load
@@ -176,10 +176,19 @@ def run_scenario(name, args, ctx, sha):
         hist_path.unlink()
     t0 = time.monotonic()
     seed = f"{args.seed}-{name}"
-    cluster = Cluster(out / "nodes", args.orderd, args.nodes, netns=ctx["netns"],
-                      node_args=node_args, pid_file=Path(args.out) / "pids")
+    cluster = None
+    try:
+        cluster = Cluster(out / "nodes", args.orderd, args.nodes, netns=ctx["netns"],
+                          node_args=node_args, pid_file=Path(args.out) / "pids")
+        nemesis.prepare(name, cluster, out / "nodes")
+    except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+        entry.update(status="failed", reason=f"cluster setup: {e}"[:500])
+        log(f"[{name}] failed: {entry['reason']}")
+        if cluster is not None:
+            cluster.stop_all()
+        return entry, None
     log(f"[{name}] seed {args.seed}; starting {args.nodes} nodes "
-        f"({'netns 127.0.0.N' if ctx['netns'] else 'loopback 127.0.0.1'})")
+        f"({'a namespace each, 10.77.N.2' if ctx['netns'] else 'loopback 127.0.0.1'})")
     try:
         try:
             if cluster.start(balance_timeout=60.0) is None:
@@ -193,9 +202,11 @@ def run_scenario(name, args, ctx, sha):
             return entry, None
         log(f"[{name}] cluster balanced in {time.monotonic() - t0:.1f} s")
         users = pick_users(args.clients, spec, cluster)
+        # a node whose clock is behind reports expires_at that early: allow for the skew
+        grace_ms = 1000 + (nemesis.SKEW_MAX_S * 1000 if spec["kind"] == "skew" else 0)
         with HistoryWriter(str(hist_path)) as h:
             h.meta(scenario=name, seed=args.seed, commit=sha,
-                   reservation_ttl_ms=RESERVATION_TTL_MS, expiry_grace_ms=1000,
+                   reservation_ttl_ms=RESERVATION_TTL_MS, expiry_grace_ms=grace_ms,
                    nodes=cluster.names(),
                    users={u: {"admin": False} for u in users})  # "admin" is known to the checker
             driver = Driver(h, cluster, seed, users=users, duration=args.duration,
@@ -280,6 +291,8 @@ def main(argv=None):
     Path(args.out).mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, _terminated)  # run the finally blocks: nodes are killed
     ctx = {"netns": args.netns, "root": os.geteuid() == 0}
+    if args.netns:
+        ctx["hosts_unsupported"] = netns.supported()
     sha = commit()
     log(f"chaos: seed {args.seed} (replay: scripts/chaos.sh --scenario {args.scenario} "
         f"--seed {args.seed} --duration {args.duration:g} --nodes {args.nodes}); out {args.out}")

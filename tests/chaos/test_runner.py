@@ -32,16 +32,35 @@ class Runner(unittest.TestCase):
 
     def test_namespace_scenarios_skip_without_a_namespace(self):
         ctx = {"netns": False, "root": False}
-        for name in ("partition-isolate", "partition-oneway", "partition-halves", "packet-loss"):
+        for name in ("partition-isolate", "partition-oneway", "partition-halves", "packet-loss",
+                     "disk-full"):
             self.assertIn("namespace", nemesis.skip_reason(name, ctx))
         for name in ("baseline", "kill", "pause", "crash", "mixed", "planted-loss"):
             self.assertIsNone(nemesis.skip_reason(name, ctx))
 
-    def test_unimplemented_scenarios_never_run(self):
+    def test_namespace_scenarios_skip_when_hosts_cannot_be_made(self):
+        ctx = {"netns": True, "root": True, "hosts_unsupported": "nft not installed"}
+        for name in ("partition-isolate", "partition-oneway", "partition-halves", "packet-loss"):
+            self.assertEqual(nemesis.skip_reason(name, ctx), "nft not installed")
+
+    def test_tool_scenarios_skip_without_their_tools(self):
         ctx = {"netns": True, "root": True}
-        for name in ("cpu-starvation", "fsync-fail", "disk-full", "clock-skew",
-                     "partition-halves", "packet-loss"):
-            self.assertTrue(nemesis.skip_reason(name, ctx))
+        old = os.environ.get("PATH", "")
+        os.environ["PATH"] = "/nonexistent"
+        try:
+            self.assertIn("stress-ng not installed",
+                          nemesis.skip_reason("cpu-starvation", ctx))
+            self.assertIn("fiu-run and fiu-ctrl not installed",
+                          nemesis.skip_reason("fsync-fail", ctx))
+            self.assertIn("nft not installed", nemesis.skip_reason("packet-loss", ctx))
+        finally:
+            os.environ["PATH"] = old
+
+    def test_fill_stops_at_its_limit(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = Path(d, "ballast")
+            self.assertEqual(nemesis._fill(path, limit=3 << 20), 3 << 20)
+            self.assertEqual(path.stat().st_size, 3 << 20)
 
     def test_planted_flag_probe(self):
         with tempfile.TemporaryDirectory() as d:
