@@ -317,12 +317,17 @@ class Cluster:
         """Nodes whose process runs (paused ones included: the driver meets them as timeouts)."""
         return [n for n in self.nodes if n.alive()]
 
-    def stop_all(self):
+    def stop_all(self, before_unmount=None):
+        """Kills every node, then releases what the run made (firewall, tmpfs mounts,
+        namespaces). `before_unmount()`, if given, runs once the nodes are dead and before
+        their data dirs' tmpfs mounts go away (the journal dump reads them there)."""
         for n in self.nodes:
             if n.alive():
                 if n.paused:
                     n.resume()
                 n.kill()
+        if before_unmount is not None:
+            before_unmount()
         if self.firewall:
             self.firewall.close()
         for m in self.mounts:

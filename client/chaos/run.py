@@ -4,8 +4,11 @@
 Per scenario: start a balanced cluster, run the workload (driver.py) and the seeded nemesis
 schedule (nemesis.py), heal everything and restart what is down, let the cluster settle (until
 no order the history touched is PENDING, at most SETTLE_S), read the final state of every
-touched entity (`final` records), then check the history (checker.py). Writes results.json and
-summary.txt under --out, prints the summary; the last line is
+touched entity (`final` records), stop the nodes and dump every node's journal with
+`ordermesh-journal` (next to --orderd, or env ORDERMESH_JOURNAL; merged into
+OUT/<scenario>/journal.json for the one-writer audit, skipped without the tool), then check the
+history (checker.py). Writes results.json and summary.txt under --out, prints the summary; the
+last line is
 `chaos: N passed, M failed[, K skipped]`. Exit 1 on any violation or failure.
 
 Scenarios this machine cannot run are reported as skipped with the reason, never as passed.
@@ -22,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from client.chaos import checker, nemesis, netns
+from client.chaos import checker, journal_audit, nemesis, netns
 from client.chaos.cluster_ctl import RESERVATION_TTL_MS, Cluster, StartError, request
 from client.chaos.driver import Driver
 from client.chaos.history import HistoryWriter, load
@@ -156,6 +159,42 @@ def probe_planted(orderd):
     return None
 
 
+def journal_tool(orderd):
+    """The ordermesh-journal binary: env ORDERMESH_JOURNAL, else next to orderd; None if
+    absent (the one-writer audit is then skipped)."""
+    path = os.environ.get("ORDERMESH_JOURNAL") or str(Path(orderd).parent / "ordermesh-journal")
+    return path if os.path.isfile(path) and os.access(path, os.X_OK) else None
+
+
+def dump_journals(tool, cluster, path, timeout=120.0):
+    """Runs `ordermesh-journal dump` on every (stopped) node's data dir and merges the dumps
+    into one journal (journal_audit.py's format), written to `path`. A node that cannot be
+    dumped is listed in `errors` (the audit reports it). Returns the journal."""
+    merged = {"version": 1, "nodes": [], "entries": [], "shard_epochs": {}, "owned": {},
+              "replayed": [], "unowned_data": {}, "stats": {}, "errors": []}
+    for n in cluster.nodes:
+        cmd = [tool, "dump", "--data-dir", str(n.data_dir), "--node-id", n.name]
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+            if p.returncode != 0:
+                raise RuntimeError(f"exit {p.returncode}: {p.stderr.strip()[-500:]}")
+            d = json.loads(p.stdout)
+        except (OSError, subprocess.SubprocessError, RuntimeError, ValueError) as e:
+            merged["errors"].append(f"{n.name}: cannot dump {n.data_dir}: {e}"[:800])
+            continue
+        merged["nodes"].append(n.name)
+        merged["entries"] += d.get("entries") or []
+        merged["replayed"] += d.get("replayed") or []
+        merged["errors"] += [f"{n.name}: {e}" for e in d.get("errors") or []]
+        for key in ("shard_epochs", "owned", "unowned_data"):
+            merged[key].update(d.get(key) or {})
+        merged["stats"][n.name] = d.get("stats")
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(merged, f)
+        f.write("\n")
+    return merged
+
+
 def run_scenario(name, args, ctx, sha):
     spec = nemesis.SCENARIOS[name]
     entry = {"scenario": name, "seed": args.seed, "commit": sha, "status": None,
@@ -233,7 +272,19 @@ def run_scenario(name, args, ctx, sha):
                      nemesis=nem.events, history=str(hist_path),
                      node_starts={n.name: n.starts for n in cluster.nodes})
     finally:
-        cluster.stop_all()
+        def dump():  # nodes dead, data dirs still mounted (disk-full: a tmpfs)
+            tool = journal_tool(args.orderd)
+            if tool is None or "history" not in entry:
+                return
+            try:
+                j = dump_journals(tool, cluster, out / "journal.json")
+                entry["journal"] = str(out / "journal.json")
+                log(f"[{name}] journal: {len(j['entries'])} records of {len(j['nodes'])} "
+                    f"nodes dumped" + (f", {len(j['errors'])} errors" if j["errors"] else ""))
+            except Exception as e:  # the audit is then skipped, the run goes on
+                log(f"[{name}] journal dump failed: {type(e).__name__}: {e}")
+
+        cluster.stop_all(before_unmount=dump)
         entry["duration_s"] = round(time.monotonic() - t0, 1)
     return entry, hist_path
 
@@ -296,6 +347,9 @@ def main(argv=None):
     sha = commit()
     log(f"chaos: seed {args.seed} (replay: scripts/chaos.sh --scenario {args.scenario} "
         f"--seed {args.seed} --duration {args.duration:g} --nodes {args.nodes}); out {args.out}")
+    if journal_tool(args.orderd) is None:
+        log("chaos: no ordermesh-journal next to orderd (nor env ORDERMESH_JOURNAL): the "
+            "one-writer journal audit is skipped")
     t0 = time.monotonic()
     entries, runs = [], []
     for name in names:
@@ -307,7 +361,9 @@ def main(argv=None):
     text = ""
     if runs:
         try:
-            checked = checker.check_runs([(load(str(hp)), None) for _, hp in runs])
+            checked = checker.check_runs(
+                [(load(str(hp)), journal_audit.load(e["journal"]) if e.get("journal") else None)
+                 for e, hp in runs])
             for (entry, hp), report in zip(runs, checked["scenarios"]):
                 report["history"] = str(hp)
                 entry["report"] = report
