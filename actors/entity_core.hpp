@@ -9,8 +9,8 @@
 // is confirmed. Replies to reads wait behind the writes before them, so nobody is ever told
 // something that a crash could take back. If a write fails, the in-memory state is ahead of the
 // disk: the actor fails every held reply and stops, and its supervisor restarts it from disk.
-#include <deque>
 #include <functional>
+#include <list>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -47,10 +47,12 @@ struct entity_state {
   uint64_t since_snapshot = 0;  // events applied since the last snapshot
   uint64_t tickets_sent = 0;    // writes submitted
   uint64_t tickets_done = 0;    // writes confirmed
-  std::deque<std::pair<uint64_t, durable_callback>> held;  // run when tickets_done >= first
-  int64_t wakeup_on_disk = 0;                              // due time in the wakeup index (0: none)
+  // Lists, not deques: libstdc++'s std::deque allocates 576 bytes even when empty, and these
+  // are empty in almost every one of up to millions of idle entities (docs/BENCHMARKS_MICRO.md).
+  std::list<std::pair<uint64_t, durable_callback>> held;  // run when tickets_done >= first
+  int64_t wakeup_on_disk = 0;                             // due time in the wakeup index (0: none)
   bool busy = false;  // a multi-step operation (saga, pricing) is in flight
-  std::deque<std::pair<caf::response_promise, std::function<void()>>> deferred;  // wait for !busy
+  std::list<std::pair<caf::response_promise, std::function<void()>>> deferred;  // wait for !busy
   bool stopping = false;     // the supervisor agreed to passivation
   bool evicting = false;     // the shard is moving away: stop once writes are confirmed
   uint64_t shard_epoch = 0;  // the epoch under which this node owned the shard at activation

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <deque>
+#include <list>
 #include <string>
 #include <unordered_map>
 
@@ -30,8 +31,10 @@ struct slot {
   entity_ref who;
   caf::actor actor;  // the running incarnation; null unless mode is running or stopping
   mode m = mode::running;
-  std::deque<std::pair<caf::message, caf::response_promise>> buffered;
-  std::deque<clock_type::time_point> crashes;  // within the restart window
+  // Lists, not deques: libstdc++'s std::deque allocates 576 bytes even when empty, and a slot
+  // exists for every active entity, where both are almost always empty.
+  std::list<std::pair<caf::message, caf::response_promise>> buffered;
+  std::list<clock_type::time_point> crashes;  // within the restart window
   clock_type::time_point quarantined_until;
   std::string quarantine_reason;
 };
