@@ -507,6 +507,7 @@ def machine():
         "os": sh(". /etc/os-release && echo $PRETTY_NAME"),
         "commit": sh(f"git -C {REPO} rev-parse --short HEAD") +
         (" (with uncommitted changes)" if sh(f"git -C {REPO} status --porcelain -uno") else ""),
+        "load": sh("cut -d' ' -f1-3 /proc/loadavg"),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
@@ -530,7 +531,8 @@ def disk_info(path):
     return f"/dev/{dev} {model} ({rot}, {fs[1]} mounted on {fs[-1]})".replace("  ", " ")
 
 
-def write_doc(path, args, mach, disk, summary, ratio_rows, half_rate, argv, elapsed):
+def write_doc(path, args, mach, disk, summary, ratio_rows, half_rate, argv, elapsed,
+              load_end):
     s = []
     s.append("# Benchmarks\n")
     s.append("`place+pay` (order two or three items, then pay) on ordermesh and on PostgreSQL 15, "
@@ -544,6 +546,9 @@ def write_doc(path, args, mach, disk, summary, ratio_rows, half_rate, argv, elap
     s.append(f"- {mach['nproc']} CPUs: {mach['cpu']}; memory {mach['mem']}")
     s.append(f"- disk: {disk}")
     s.append(f"- kernel {mach['kernel']}; {mach['os']}")
+    s.append(f"- load average (1, 5, 15 min) at the start: {mach['load']}; at the end: "
+             f"{load_end}. Anything else running on the machine shares its cores and disk "
+             "with the systems measured.")
     s.append(f"- command: `{argv}` ({'quick' if args.quick else 'full'} mode, "
              f"{elapsed / 60:.1f} min)")
     s.append(f"- {args.users} users, {args.products} products (uniform), "
@@ -594,6 +599,9 @@ def write_doc(path, args, mach, disk, summary, ratio_rows, half_rate, argv, elap
             s.append(f"# {system} {tag}\n{v['command']}")
     s.append("```\n")
     s.append(NOTES)
+    analysis = HERE / "analysis.md"  # hand-written findings (profiles), kept across runs
+    if analysis.exists():
+        s.append(analysis.read_text())
     Path(path).write_text("\n".join(s) + "\n")
 
 
@@ -628,6 +636,11 @@ build-bench/client/orderbench --host 127.0.0.1:7401,127.0.0.1:7402,127.0.0.1:740
   inserts the order and its items; transaction 2 debits the wallet, moves reserved to sold and
   marks the order PAID. Schema: `scripts/bench/schema.sql` (primary and foreign keys). Stock is
   large enough never to run out; PostgreSQL's script does not check for a failed reservation.
+- Both sides run the same number of connections, each one op at a time, also in the open-loop
+  runs (orderbench `--inflight 1 --rate R --poisson`, pgbench `-c N -R R`: Poisson arrivals on
+  both). An op whose start is due while every connection is busy waits, and its latency counts
+  from when it was due. orderbench reports the ops still waiting at the end as errors
+  (`not_sent`); pgbench leaves them out silently.
 """
 
 
@@ -738,10 +751,14 @@ def main():
     for what, v, target in ratio_rows:
         print(f"{what}: {v:.2f} {('(' + target + ')') if target else ''}")
     print(f"\n({elapsed / 60:.1f} min)")
-    with open(root.parent / f"ordermesh-bench-{os.getpid()}.json", "w") as f:
+    raw = root.parent / f"ordermesh-bench-{os.getpid()}.json"
+    with open(raw, "w") as f:
         json.dump({"results": results, "machine": mach}, f)
+    log(f"every run's numbers: {raw}")
     if not args.no_doc:
-        write_doc(args.out, args, mach, disk, summary, ratio_rows, half, args.argv, elapsed)
+        load_end = Path("/proc/loadavg").read_text().split()[:3]
+        write_doc(args.out, args, mach, disk, summary, ratio_rows, half, args.argv, elapsed,
+                  " ".join(load_end))
         log(f"wrote {args.out}")
 
 
