@@ -1,8 +1,8 @@
 """The one-writer-per-entity audit, over a dump of every node's journal (optional input).
 
-The history alone cannot show two writers of one entity; the journals can. A later tool will
-dump them; until then this is the hook, with the smallest shape that makes the audit possible
-(JSON, one object; all keys but `entries` optional):
+The history alone cannot show two writers of one entity; the journals can. `ordermesh-journal
+dump` (nodes/journal_dump.hpp) dumps one stopped node; the chaos runner merges the dumps of all
+nodes into one object of this shape (JSON; all keys but `entries` optional):
 
     {"version": 1,
      "entries": [                                   # every journal record of every node
@@ -13,9 +13,18 @@ dump them; until then this is the hook, with the smallest shape that makes the a
      ],
      "shard_epochs": {"n1": {"3": [1, 2, 4]}},      # per node and shard: the epochs it owned
                                                     # the shard under, in the order it did
+     "owned": {"n1": {"3": {"epoch": 4, "owned": true}}},   # per node and shard: its ownership
+                                                    # record now (owned, or released at epoch)
      "replayed": [                                  # the state replaying the journal gives
-       {"kind": "order", "id": "o1", "state": {"status": "PAID", ...}}
-     ]}
+       {"node": "n1", "owned": true, "kind": "order", "id": "o1", "state": {"status": "PAID", ...},
+        "snapshot_consistent": true}
+     ],
+     "errors": ["n2: user/u9 on shard 4: event at seq 3 does not decode"]}
+
+ordermesh's journal stores no epoch per event (the storage engine checks the shard epoch when it
+writes and does not record it), so its dumps have no `epoch` in entries and a one-element
+`shard_epochs` list (the latest record); the epoch rules are then checked across nodes by
+`ownership`.
 
 Rules (rule names in the violations):
   contiguous     per node and entity, the event seqs have no gap and no duplicate, and start
@@ -24,13 +33,19 @@ Rules (rule names in the violations):
                  shard_epochs never decrease
   forked         one (kind, id, seq) on two nodes with different digests: two writers
                  (a copy made by a handoff has the same digest)
-  replay         a replayed state differs from the final read of that entity in a field both
-                 have
+  ownership      per shard, across nodes: exactly one node holds an owned record, and its epoch
+                 is the highest any node recorded for the shard (no other node owns or released
+                 it at a later epoch)
+  replay         the state replaying the journal of the shard's owner gives differs from the
+                 final read of that entity, beyond what can legitimately happen after the read
+                 (see _replay_explained); or a snapshot differs from replaying all its events
+  dump           the dump reported a record it could not decode, or a node it could not dump
 """
 
 import json
 from collections import defaultdict
 
+from client.chaos.facts import STATUS_SUCCESSORS, norm_items
 from client.chaos.invariants import Finding
 
 NAME = "one_writer_per_entity"
@@ -49,6 +64,8 @@ def audit(journal, facts, **limits):
     if journal is None:
         out.skipped = "no journal_audit given"
         return out
+    for err in journal.get("errors") or ():
+        out.add(f"journal dump: {err}", [{"error": err}], rule="dump")
     entries = []
     for e in journal.get("entries") or ():
         if isinstance(e, dict) and isinstance(e.get("seq"), int) and not isinstance(e["seq"], bool):
@@ -64,15 +81,164 @@ def audit(journal, facts, **limits):
                     out.add(f"node {node} shard {shard}: epoch went back from {a} to {b}",
                             [{"node": node, "shard": shard, "epochs": epochs}], rule="epochs")
                     break
-    for rep in journal.get("replayed") or ():
-        fr = facts.final.get(rep.get("kind"), {}).get(rep.get("id"))
-        if fr is None or not fr.exists or not isinstance(rep.get("state"), dict):
-            continue
-        diff = sorted(k for k, v in rep["state"].items() if k in fr.state and fr.state[k] != v)
-        if diff:
-            out.add(f"{rep['kind']}/{rep['id']}: replaying the journal gives other {diff} than "
-                    f"the node serves", [rep, fr.latest], rule="replay")
+    _ownership(journal.get("owned"), out)
+    _replay(journal.get("replayed") or (), facts, out)
     return out
+
+
+def _ownership(owned, out):
+    """Across nodes, per shard: one owner, at the highest epoch recorded anywhere."""
+    by_shard = defaultdict(list)
+    for node, shards in sorted((owned or {}).items()):
+        for shard, rec in (shards or {}).items():
+            if not isinstance(rec, dict) or not isinstance(rec.get("epoch"), int):
+                out.add(f"node {node} shard {shard}: malformed ownership record {rec!r}",
+                        [{"node": node, "shard": shard, "record": rec}], rule="malformed")
+                continue
+            by_shard[str(shard)].append({"node": node, "shard": shard, "epoch": rec["epoch"],
+                                         "owned": bool(rec.get("owned"))})
+    for shard, recs in sorted(by_shard.items(), key=lambda kv: (len(kv[0]), kv[0])):
+        owners = [r for r in recs if r["owned"]]
+        top = max(r["epoch"] for r in recs)
+        if len(owners) > 1:
+            out.add(f"shard {shard}: owned by {len(owners)} nodes at once ("
+                    + ", ".join(f"{r['node']} at epoch {r['epoch']}" for r in owners)
+                    + "): two writers", owners, rule="ownership")
+        elif not owners:
+            out.add(f"shard {shard}: no node owns it (latest epoch {top} released)", recs,
+                    rule="ownership")
+        elif owners[0]["epoch"] < top:
+            above = [r for r in recs if r["epoch"] > owners[0]["epoch"]]
+            out.add(f"shard {shard}: owner {owners[0]['node']} holds epoch "
+                    f"{owners[0]['epoch']}, but " + ", ".join(
+                        f"{r['node']} recorded epoch {r['epoch']}" for r in above)
+                    + ": ownership went back", owners + above, rule="ownership")
+
+
+def _replay(replayed, facts, out):
+    """Compares the owner's replay of every entity with its final read."""
+    by_entity = defaultdict(list)
+    for rep in replayed:
+        if isinstance(rep, dict):
+            by_entity[(rep.get("kind"), rep.get("id"))].append(rep)
+            if rep.get("snapshot_consistent") is False:
+                out.add(f"{rep.get('kind')}/{rep.get('id')} on {rep.get('node')}: its latest "
+                        f"snapshot plus later events differ from replaying every event",
+                        [rep], rule="replay")
+    chosen = {}
+    for key, reps in by_entity.items():
+        reps = [r for r in reps if isinstance(r.get("state"), dict)]
+        # the shard's owner serves the entity; copies left on other nodes may be stale
+        owners = [r for r in reps if r.get("owned", True)]
+        chosen[key] = owners or reps
+    moved = _moved_orders(chosen, facts)
+    for (kind, eid), reps in sorted(chosen.items(), key=lambda kv: str(kv[0])):
+        fr = facts.final.get(kind, {}).get(eid)
+        if fr is None or not fr.exists or not reps:
+            continue  # no final read (or it failed): nothing served to compare with
+        served = fr.state
+        why = [_replay_explained(kind, eid, r["state"], served, facts, moved) for r in reps]
+        if all(w is not None for w in why):
+            out.add(f"{kind}/{eid}: replaying the journal gives {why[0]}", reps + [fr.latest],
+                    rule="replay")
+
+
+def _differs(a, b):
+    """The fields both have with different values."""
+    return sorted(k for k, v in a.items() if k in b and b[k] != v)
+
+
+def _moved_orders(chosen, facts):
+    """Orders whose journal may have moved on after their final read: the replay differs from
+    the read, or the read failed or is missing. {order_id: replayed state}. (An order without a
+    journal anywhere wrote nothing, so it cannot have moved anything.)"""
+    moved = {}
+    for (kind, oid), reps in chosen.items():
+        if kind != "order" or not reps:
+            continue
+        fr = facts.final["order"].get(oid)
+        if fr is None or fr.state is None or any(_differs(r["state"], fr.state) for r in reps):
+            moved[oid] = reps[0]["state"]
+    return moved
+
+
+# Above this many reachable deltas an entity is not judged (too many unknowns to be useful).
+_MAX_DELTAS = 50000
+
+
+def _reachable(options):
+    """Every sum of one choice per item (each item: a list of tuples, the zero tuple among
+    them); None when there are too many."""
+    sums = {None}
+    for opts in options:
+        nxt = set()
+        for s in sums:
+            for o in opts:
+                nxt.add(o if s is None else tuple(x + y for x, y in zip(s, o)))
+                if len(nxt) > _MAX_DELTAS:
+                    return None
+        sums = nxt
+    return sums
+
+
+def _replay_explained(kind, eid, rep, served, facts, moved):
+    """None when the replayed state `rep` may legitimately differ from the final read `served`;
+    else what differs. The nodes were stopped after the final reads, and in between the cluster
+    kept working: reservations expire (their orders are cancelled and release stock), and a
+    request a client gave up on (`info`) may still run. So the journal may be *ahead* of a read,
+    by what those can do, never behind it or elsewhere:
+      order      same identity (user, items, total, created_at); a status reachable from the
+                 read one; with the same status, updated_at later (expires_at, updated_at and
+                 reason move only with later steps)
+      user       balance - served balance = a sum of: -total or +total per order of the user
+                 that moved on after its read (debited, refunded), + the amount of some of the
+                 user's deposits of unknown outcome; name equal
+      inventory  (available, reserved, sold) - served = a sum of one step (or reserve+commit)
+                 of each order with the product that moved on, + some restocks of unknown
+                 outcome
+      others     every field both have equal"""
+    diff = _differs(rep, served)
+    if not diff:
+        return None
+    what = f"other {diff} than the node serves"
+    if kind == "order":
+        if any(k in diff for k in ("order_id", "user_id", "total_cents", "created_at")) or (
+                "items" in diff and norm_items(rep.get("items"), True)
+                != norm_items(served.get("items"), True)):
+            return what + " (another identity)"
+        was, now = served.get("status"), rep.get("status")
+        if now not in STATUS_SUCCESSORS.get(was, ()):
+            return what + f" (status {now} cannot follow the served {was})"
+        if was == now and not rep.get("updated_at", 0) > served.get("updated_at", 0):
+            return what + " (same status, no later step)"
+        return None
+    if kind == "user":
+        if diff != ["balance_cents"]:
+            return what
+        options = [[(0,), (-st.get("total_cents", 0),), (st.get("total_cents", 0),)]
+                   for st in moved.values() if st.get("user_id") == eid]
+        options += [[(0,), (r.amount,)] for r in facts.deposits.values()
+                    if r.entity == eid and r.outcome == "info"]
+        delta = (rep["balance_cents"] - served["balance_cents"],)
+    elif kind == "inventory":
+        if set(diff) - {"available", "reserved", "sold"}:
+            return what
+        options = []
+        for st in moved.values():
+            for q in (i.get("quantity", 0) for i in st.get("items") or ()
+                      if i.get("product_id") == eid):
+                options.append([(0, 0, 0), (-q, q, 0), (q, -q, 0), (0, -q, q), (q, 0, -q),
+                                (-q, 0, q)])
+        options += [[(0, 0, 0), (r.amount, 0, 0)] for r in facts.restocks.values()
+                    if r.entity == eid and r.outcome == "info"]
+        delta = tuple(rep.get(k, 0) - served.get(k, 0) for k in ("available", "reserved", "sold"))
+    else:
+        return what
+    sums = _reachable(options)
+    if sums is None or delta in sums:
+        return None
+    return what + " (not explained by the orders that moved on after their read, nor by " \
+        "requests of unknown outcome)"
 
 
 def _per_entity(entries, out):

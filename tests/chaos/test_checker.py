@@ -421,6 +421,108 @@ class OneWriterPerEntity(Case):
                                            "state": {"status": "RESERVED"}}]), "replay")
 
 
+class JournalOwnershipAndReplay(Case):
+    """The rules fed by ordermesh-journal dumps: ownership records across nodes (no epoch per
+    event on disk), dump errors, and the replayed states against the final reads, with what
+    may legitimately happen between the final reads and the nodes' stop."""
+
+    @staticmethod
+    def journal(owned=None, replayed=None, **change):
+        e = [{"node": "n1", "shard": 3, "kind": "order", "id": "o1", "seq": 1, "digest": "a"},
+             {"node": "n2", "shard": 3, "kind": "order", "id": "o1", "seq": 1, "digest": "a"},
+             {"node": "n2", "shard": 3, "kind": "order", "id": "o1", "seq": 2, "digest": "b"}]
+        j = {"version": 1, "entries": e,
+             "shard_epochs": {"n1": {"3": [1], "4": [1]}, "n2": {"3": [2]}},
+             "owned": owned if owned is not None else {
+                 "n1": {"3": {"epoch": 1, "owned": False}, "4": {"epoch": 1, "owned": True}},
+                 "n2": {"3": {"epoch": 2, "owned": True}}},
+             "replayed": replayed or [], "errors": []}
+        j.update(change)
+        return j
+
+    @staticmethod
+    def rep(kind, eid, state, node="n2", owned=True, **extra):
+        return dict({"node": node, "owned": owned, "kind": kind, "id": eid, "state": state},
+                    **extra)
+
+    def judge(self, journal):
+        b, finals = base()
+        return run(b, finals, journal)
+
+    def fails(self, journal, rule):
+        self.assertFails(self.judge(journal), "one_writer_per_entity", rule=rule)
+
+    def test_clean_ownership_passes(self):
+        r = self.judge(self.journal())
+        self.assertPasses(r)
+        self.assertNotIn("skipped", entry(r, "one_writer_per_entity"))
+
+    def test_two_owners_of_one_shard(self):
+        j = self.journal()
+        j["owned"]["n1"]["3"] = {"epoch": 2, "owned": True}
+        self.fails(j, "ownership")
+
+    def test_owner_below_an_epoch_another_node_recorded(self):
+        j = self.journal()
+        j["owned"]["n1"]["3"] = {"epoch": 3, "owned": False}  # n1 had it at 3, n2 owns at 2
+        self.fails(j, "ownership")
+
+    def test_shard_nobody_owns(self):
+        j = self.journal()
+        j["owned"]["n2"]["3"] = {"epoch": 2, "owned": False}
+        self.fails(j, "ownership")
+
+    def test_dump_errors_are_violations(self):
+        self.fails(self.journal(errors=["n2: user/u9 on shard 4: event at seq 3 does not "
+                                        "decode"]), "dump")
+
+    def test_snapshot_that_full_replay_contradicts(self):
+        _, finals = base()
+        self.fails(self.journal(replayed=[self.rep("order", "o1", finals[("order", "o1")],
+                                                   snapshot_consistent=False)]), "replay")
+
+    def test_replays_equal_to_the_final_reads_pass(self):
+        _, finals = base()
+        reps = [self.rep(k, i, st) for (k, i), st in finals.items()]
+        self.assertPasses(self.judge(self.journal(replayed=reps)))
+
+    def test_a_stale_copy_on_a_former_owner_is_not_the_served_state(self):
+        _, finals = base()
+        stale = order("o1", "alice", {"p1": 2}, "RESERVED", created=100)
+        reps = [self.rep("order", "o1", stale, node="n1", owned=False),
+                self.rep("order", "o1", finals[("order", "o1")])]
+        self.assertPasses(self.judge(self.journal(replayed=reps)))
+        # but as the owner's replay, it is behind what the node served
+        self.fails(self.journal(replayed=[dict(reps[0], owned=True)]), "replay")
+
+    def test_a_reservation_that_expired_after_the_final_read(self):
+        _, finals = base()
+        expired = order("o2", "alice", {"p1": 1}, "CANCELLED", created=300, updated=300 + TTL,
+                        reason="expired")
+        reps = [self.rep("order", "o2", expired),
+                self.rep("inventory", "p1", inventory("p1", 8, 0, 2))]
+        self.assertPasses(self.judge(self.journal(replayed=reps)))
+        # more stock back than the expired order held: not explained
+        reps[1] = self.rep("inventory", "p1", inventory("p1", 9, 0, 1))
+        self.fails(self.journal(replayed=reps), "replay")
+
+    def test_a_wallet_behind_what_the_node_served(self):
+        # the planted fault: a deposit acknowledged (and served) but never written
+        self.fails(self.journal(replayed=[self.rep("user", "alice", user("alice", 400))]),
+                   "replay")
+
+    def test_an_order_whose_final_read_failed_is_not_compared(self):
+        b, finals = base()
+        del finals[("order", "o2")]
+        b.settle()
+        b.finals(finals)
+        b.final("order", "o2", error={"code": "unavailable", "message": "down"})
+        weird = order("o2", "alice", {"p1": 1}, "PAID", created=300, updated=900)
+        r = check(b.records, journal_audit=self.journal(
+            replayed=[self.rep("order", "o2", weird)]))
+        self.assertEqual(entry(r, "one_writer_per_entity")["violation_count"], 0)
+
+
 class Isolation(Case):
     def test_reading_another_users_order(self):
         b, finals = base()
