@@ -151,14 +151,18 @@ void when_durable(entity_actor<Traits>* self, durable_callback f) {
 
 /// Applies `events` now and submits them (with a snapshot when due, and the wakeup index
 /// change) as one atomic write; `done` runs once that write is synced, or with the failure.
+/// `exposed`: the caller will let other entities of this node act on the change before it is
+/// durable (see write_request::exposed). False when the storage refused it at once: `done` has
+/// run with the error and the entity is stopping.
 template <class Traits>
-void persist(entity_actor<Traits>* self, const std::vector<typename Traits::event>& events,
-             durable_callback done) {
+bool persist(entity_actor<Traits>* self, const std::vector<typename Traits::event>& events,
+             durable_callback done, bool exposed = false) {
   auto& s = self->state;
   auto& ctx = *s.ctx;
   persistence::write_request req;
   req.key = s.key;
   req.shard_epoch = s.shard_epoch;  // refused by storage if the shard changed owner since
+  req.exposed = exposed;
   req.first_seq = s.seq + 1;
   req.events.reserve(events.size());
   for (auto& e : events) {
@@ -195,6 +199,15 @@ void persist(entity_actor<Traits>* self, const std::vector<typename Traits::even
                                                                     : domain::errc::unavailable;
     fail_and_stop(self, domain::failure{code, "storage refused the write: " + why.message()});
   }
+  return queued;
+}
+
+/// True when the current message comes from an actor of this node (not through BASP). Ask before
+/// make_response_promise(): CAF 0.17 moves the sender into the promise.
+template <class Traits>
+bool sender_is_local(entity_actor<Traits>* self) {
+  const auto& sender = self->current_sender();
+  return sender != nullptr && sender->node() == self->node();
 }
 
 /// Handles the storage engine's confirmation of write `ticket`.

@@ -20,19 +20,19 @@ caf::behavior inventory_actor(entity_actor<inventory_traits>* self, context_ptr 
             self, [&](const inv::state& s) { return inv::add_stock(s, by, req, quantity); }, view);
       },
       [=](const entity_ref&, reserve_atom, const std::string& order_id, int64_t quantity) {
-        return command<result>(
+        return step_command<result>(
             self, [&](const inv::state& s) { return inv::reserve(s, order_id, quantity); }, view);
       },
       [=](const entity_ref&, release_atom, const std::string& order_id) {
-        return command<result>(
+        return step_command<result>(
             self, [&](const inv::state& s) { return inv::release(s, order_id); }, view);
       },
       [=](const entity_ref&, commit_atom, const std::string& order_id) {
-        return command<result>(
+        return step_command<result>(
             self, [&](const inv::state& s) { return inv::commit(s, order_id); }, view);
       },
       [=](const entity_ref&, giveback_atom, const std::string& order_id) {
-        return command<result>(
+        return step_command<result>(
             self, [&](const inv::state& s) { return inv::give_back(s, order_id); }, view);
       },
       [=](const entity_ref&, read_atom, const domain::principal&) {

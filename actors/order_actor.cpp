@@ -1,6 +1,7 @@
 // The order entity, coordinator of its saga (domain/order.hpp draws the state machine).
 // Each step asks every participant (user, inventories) through their supervisors, with a finite
-// timeout; the step's outcome is persisted before the next step starts. Participants treat a
+// timeout; the step's outcome is persisted before the next step starts (queued before it, when
+// every participant is on this node; durable before it otherwise). Participants treat a
 // repeated step as a no-op, so a step that timed out or was interrupted by a crash is simply run
 // again, with backoff, until it succeeds or is refused for good (then it is compensated).
 #include <algorithm>
@@ -78,13 +79,45 @@ void settle(self_ptr self) {
   finish_busy(self);
 }
 
-/// Persists `ev` (a step's outcome) and continues with the next step once it is durable.
-void record_and_continue(self_ptr self, o::event ev) {
-  persist(self, {std::move(ev)}, [self](const domain::failure& f) {
-    if (f.code == errc::none)
-      run_saga(self);
-    // On failure the actor is stopping; its successor resumes the saga from disk.
+/// True when every participant of an order in state `st` (its user, its items' inventories)
+/// is served by this node now. The saga may then ask them before its own record of the step is
+/// durable: their writes queue behind it in the same journal, so a crash keeps a prefix (the
+/// record is marked `exposed`: it may not fail alone). A participant on another node writes to
+/// another journal, so it is asked only once the record is durable.
+bool participants_local(self_ptr self, const o::state& st) {
+  auto& ctx = *self->state.ctx;
+  const auto here = self->node();
+  if (ctx.route(user_of(st)).node() != here)
+    return false;
+  return std::all_of(st.items.begin(), st.items.end(), [&](const domain::order_item& item) {
+    return ctx.route(inventory_of(item)).node() == here;
   });
+}
+
+/// Persists `events` and runs the saga's next step: at once when every participant is on this
+/// node, else once the write is durable. `on_failure` runs if the write fails (the actor is then
+/// stopping; its successor resumes the saga from disk).
+void persist_and_continue(self_ptr self, const std::vector<o::event>& events,
+                          std::function<void(const domain::failure&)> on_failure = {}) {
+  o::state next = self->state.st;
+  for (auto& e : events)
+    order_traits::apply(next, e);
+  const bool early = participants_local(self, next);
+  auto done = [self, early, on_failure](const domain::failure& f) {
+    if (f.code != errc::none) {
+      if (on_failure)
+        on_failure(f);
+    } else if (!early) {
+      run_saga(self);
+    }
+  };
+  if (persist(self, events, std::move(done), early) && early)
+    run_saga(self);
+}
+
+/// Persists `ev` (a step's outcome) and continues with the next step.
+void record_and_continue(self_ptr self, o::event ev) {
+  persist_and_continue(self, {std::move(ev)});
 }
 
 /// The step is over: record success, compensate a refusal, or try again later.
@@ -178,13 +211,8 @@ void start_saga(self_ptr self, const std::vector<o::event>& events, caf::respons
   auto& s = self->state;
   s.busy = true;
   s.extra.on_settled.emplace_back(rp, std::move(on_settled));
-  persist(self, events, [self, rp](const domain::failure& f) mutable {
-    if (f.code != errc::none) {
-      rp.deliver(make_error(f));
-      return;
-    }
-    run_saga(self);
-  });
+  persist_and_continue(self, events,
+                       [rp](const domain::failure& f) mutable { rp.deliver(make_error(f)); });
 }
 
 /// Answers `rp` with the order as it is, once durable.

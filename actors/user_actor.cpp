@@ -40,15 +40,15 @@ caf::behavior user_actor(self_ptr self, context_ptr ctx, entity_ref who, caf::ac
             self, [&](const u::state& s) { return u::deposit(s, p, req, cents); }, view);
       },
       [=](const entity_ref&, debit_atom, const std::string& order_id, int64_t cents) {
-        return command<domain::user_view>(
+        return step_command<domain::user_view>(
             self, [&](const u::state& s) { return u::debit(s, order_id, cents); }, view);
       },
       [=](const entity_ref&, refund_atom, const std::string& order_id) {
-        return command<domain::user_view>(
+        return step_command<domain::user_view>(
             self, [&](const u::state& s) { return u::refund(s, order_id); }, view);
       },
       [=](const entity_ref&, link_atom, const std::string& order_id) {
-        return command<domain::user_view>(
+        return step_command<domain::user_view>(
             self, [&](const u::state& s) { return u::link_order(s, order_id); }, view);
       },
       [=](const entity_ref&, orders_atom, const domain::principal& p) {

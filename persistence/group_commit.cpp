@@ -89,15 +89,23 @@ void group_commit::run() {
     // Checked again here, after the pop: release_shard changes the table before it queues its
     // own record, so an entry checked ok now is committed before that record, i.e. before
     // release_shard returns, and one queued before the release but checked after it is refused.
+    status exposed_refused = status::ok();
     for (pending_write& w : batch) {
       w.refusal = check_shard(w);
       if (!w.refusal.is_ok()) {
         refused_at_commit_.fetch_add(1, std::memory_order_relaxed);
+        if (w.req.exposed && exposed_refused.is_ok()) {
+          exposed_refused = status::io_error(
+              "a write others had already acted on was refused at commit (" +
+              w.refusal.to_string() + "); the journal would no longer be a prefix");
+        }
       }
     }
     // After a failed write nothing more is written: a later write acknowledged after a lost one
     // would leave a hole the entity cannot detect. Entries queued before the failure get its error.
-    status result = failure.is_ok() ? write(batch) : failure;
+    status result = !failure.is_ok()           ? failure
+                    : !exposed_refused.is_ok() ? exposed_refused
+                                               : write(batch);
     if (!result.is_ok() && failure.is_ok()) {
       failure = result;
       spdlog::error("storage: write failed, refusing all further writes: {}", result.to_string());

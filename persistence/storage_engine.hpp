@@ -57,6 +57,11 @@ struct write_request {
   /// storage_options::check_shard_epochs: it must equal owned_epoch(key.shard), or the write is
   /// refused. Barriers (nothing to write, see submit) are never refused for it.
   uint64_t shard_epoch = 0;
+  /// The writer let other writers act on this change before it was durable (they queue their
+  /// own writes after it, so the group commit keeps the journal a prefix of the queue). Such a
+  /// write must never fail alone: refused at commit time (its shard released under it), it
+  /// fails the engine instead, like an I/O error, and nothing after it is written.
+  bool exposed = false;
 };
 
 using write_callback = std::function<void(const status&)>;

@@ -183,6 +183,42 @@ TEST_CASE("a saga places, pays and cancels across entities") {
   CHECK(stock.sold == 0);
 }
 
+TEST_CASE("a saga whose participants are all local runs to its end before anything is durable") {
+  // Participants answer a local order once their write is queued, and the order asks them once
+  // its own record is queued: the group commit makes the queue durable in order, so the whole
+  // place (record, link, reservation, RESERVED) can wait for one fsync. The client's answer
+  // still waits until everything it shows is durable.
+  temp_dir dir;
+  node n(dir.path);
+  seed(n);
+  std::promise<void> writer_blocked;
+  std::promise<void> release_writer;
+  auto released = release_writer.get_future().share();
+  persistence::write_request barrier;  // nothing to write: it only holds the writer thread
+  REQUIRE(n.storage().submit(barrier, [&writer_blocked, released](const persistence::status&) {
+    writer_blocked.set_value();
+    released.wait();
+  }));
+  writer_blocked.get_future().wait();
+  auto before = n.storage().stats().writes;
+
+  auto reply = std::async(std::launch::async, [&n] {
+    return n.ask<domain::order_view>(o("o1"), place_atom::value, user("ann"), std::string("ann"),
+                                     items("pen", 4));
+  });
+  // placed, the user's link, the reservation and RESERVED: all queued behind the blocked writer
+  bool all_queued = eventually([&n] { return n.storage().stats().queued >= 4; });
+  CHECK(all_queued);
+  CHECK(reply.wait_for(100ms) == std::future_status::timeout);  // nothing durable: no answer
+  CHECK(n.storage().stats().writes == before);
+  release_writer.set_value();
+
+  auto [placed, failure] = reply.get();
+  REQUIRE(failure.code == errc::none);
+  CHECK(placed.status == uint8_t(domain::order_status::reserved));
+  CHECK(n.ok<domain::inventory_view>(inv("pen"), read_atom::value, admin).reserved == 4);
+}
+
 TEST_CASE("an order that cannot be reserved is rejected and releases what it held") {
   temp_dir dir;
   node n(dir.path);

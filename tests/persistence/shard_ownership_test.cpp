@@ -716,3 +716,47 @@ TEST_CASE("shards: blocking calls from a write callback are refused", "[persiste
   CHECK(engine->owned_epoch(5) == 1);  // the refused release changed nothing
   CHECK(engine->owned_epoch(4) == 0);
 }
+
+TEST_CASE("shards: an exposed write refused at commit fails the engine, not alone",
+          "[persistence][shards]") {
+  // Others acted on an exposed write before it was durable (write_request::exposed): refusing it
+  // alone would commit what followed from it without it. The engine fails instead.
+  temp_dir dir;
+  auto engine = open_engine(checked_options(dir));
+  REQUIRE(engine->own_shard(12, 3).is_ok());
+  REQUIRE(engine->own_shard(13, 1).is_ok());
+  const entity_key lost{12, 1, "lost"};
+  const entity_key follower{13, 1, "follower"};
+
+  std::vector<std::string> results;  // writer thread only; read after the release returned
+  std::future<status> release;
+  {
+    writer_gate gate;
+    REQUIRE(engine->submit(at_epoch(events_request({13, 1, "first"}, 1, {"x"}), 1),
+                           gate.blocking_callback()));
+    gate.wait_until_writer_blocked();
+
+    write_request exposed = at_epoch(events_request(lost, 1, {"e1"}), 3);
+    exposed.exposed = true;
+    REQUIRE(
+        engine->submit(exposed, [&results](const status& s) { results.push_back(s.to_string()); }));
+    REQUIRE(engine->submit(at_epoch(events_request(follower, 1, {"e1"}), 1),
+                           [&results](const status& s) { results.push_back(s.to_string()); }));
+
+    release = std::async(std::launch::async, [&engine] { return engine->release_shard(12); });
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+    while (engine->owned_epoch(12) != 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    REQUIRE(engine->owned_epoch(12) == 0);
+    gate.open();
+  }
+  CHECK_FALSE(release.get().is_ok());  // queued behind the failure: the engine is failed
+
+  REQUIRE(results.size() == 2);
+  CHECK(results[0] == "invalid: shard 12 is not owned by this node (write has epoch 3)");
+  // the follower is not written either: it gets the engine's failure
+  CHECK(results[1].rfind("io_error: a write others had already acted on was refused", 0) == 0);
+  CHECK_FALSE(engine->health().is_ok());
+  CHECK(loaded(*engine, follower) == "ok snap@0= last=0 events:");
+}
