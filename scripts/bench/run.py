@@ -162,6 +162,25 @@ def om_request(port, op, args=None, token=None, timeout=5.0):
         return json.loads(buf.split(b"\n", 1)[0])
 
 
+def status_between_runs(port, attempts=3, timeout=30.0):
+    """cluster.status of a node between two runs. A slow answer is reported, not fatal: a full
+    run once died on a 5 s timeout here (not reproduced since), so wait longer, retry, and say
+    how long it took, so that a stall shows up in the log instead of ending the run."""
+    for i in range(attempts):
+        t0 = time.monotonic()
+        try:
+            reply = om_request(port, "cluster.status", timeout=timeout)
+        except (OSError, ConnectionError, ValueError) as e:
+            log(f"warning: cluster.status on port {port}: {type(e).__name__} after "
+                f"{time.monotonic() - t0:.1f} s (attempt {i + 1}/{attempts})")
+            continue
+        took = time.monotonic() - t0
+        if took > 1.0:
+            log(f"warning: cluster.status on port {port} took {took:.1f} s")
+        return reply["result"]
+    die(f"port {port}: no cluster.status answer in {attempts} attempts of {timeout:g} s")
+
+
 class Ordermesh:
     """n orderd on loopback, one data dir each, joined through n1."""
 
@@ -240,7 +259,7 @@ class Ordermesh:
         for p, port in self.nodes:
             c["cpu_s"] += cpu_seconds(p.pid)
             c["proc_write_bytes"] += write_bytes(p.pid)
-            st = om_request(port, "cluster.status")["result"]["storage"]
+            st = status_between_runs(port)["storage"]
             c["synced_batches"] += st["synced_batches"]
             c["writes"] += st["writes"]
             c["storage_bytes"] += st["bytes"]
