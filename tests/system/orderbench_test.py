@@ -32,12 +32,17 @@ def run_bench(node, *args):
     return json.loads(p.stdout)
 
 
-def check_counts(r):
-    check(r["ok"] > 0, f"no successful op: {r}")
-    check(r["throughput_ops_s"] > 0, "throughput")
+def check_counts(r, sells_out=False):
     eq(r["errors"], sum(r["errors_by_code"].values()), "errors equal the sum of errors by code")
-    lat = r["latency"]
-    check(0 < lat["p50_ms"] <= lat["p99_ms"] <= lat["max_ms"], f"percentiles in order: {lat}")
+    if sells_out:
+        # The stock may be gone before the measured window starts (timing): then nothing is
+        # measured as ok, but some orders must have succeeded somewhere in the run.
+        check(r["ok"] + r["ok_after_end"] + r["warmup"]["ok"] > 0, f"no successful op: {r}")
+    else:
+        check(r["ok"] > 0, f"no successful op: {r}")
+        check(r["throughput_ops_s"] > 0, "throughput")
+        lat = r["latency"]
+        check(0 < lat["p50_ms"] <= lat["p99_ms"] <= lat["max_ms"], f"percentiles in order: {lat}")
     q = r["requests"]
     eq(q["sent"], q["replies"] + q["unanswered"], "every request answered or counted unanswered")
     by_op = sum(v["errors"] for v in q["by_op"].values())
@@ -75,7 +80,7 @@ def test_errors_are_counted_not_throughput():
         # --stock-rate 0: 100 units per product, soon sold out: the rest are rejected orders.
         r = run_bench(node, "--connections", "2", "--inflight", "4", "--products", "3",
                       "--stock-rate", "0", "--warmup", "0", "--read-orders", "0")
-        check_counts(r)
+        check_counts(r, sells_out=True)
         rejected = r["errors_by_code"].get("rejected:out_of_stock", 0)
         check(rejected > 0, f"sold-out orders are reported as errors: {r['errors_by_code']}")
         check(r["ok"] + r["ok_after_end"] + r["warmup"]["ok"] <= 150,
