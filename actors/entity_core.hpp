@@ -43,10 +43,12 @@ struct entity_state {
   context_ptr ctx;
   persistence::entity_key key;
   typename Traits::state st;
-  uint64_t seq = 0;             // last event applied (durable or in flight)
-  uint64_t since_snapshot = 0;  // events applied since the last snapshot
-  uint64_t tickets_sent = 0;    // writes submitted
-  uint64_t tickets_done = 0;    // writes confirmed
+  uint64_t seq = 0;                   // last event applied (durable or in flight)
+  uint64_t since_snapshot = 0;        // events applied since the last snapshot
+  uint32_t bytes_since_snapshot = 0;  // their encoded size (saturating)
+  uint32_t snapshot_bytes = 0;        // the last snapshot's size (see snapshot_every)
+  uint64_t tickets_sent = 0;          // writes submitted
+  uint64_t tickets_done = 0;          // writes confirmed
   // Lists, not deques: libstdc++'s std::deque allocates 576 bytes even when empty, and these
   // are empty in almost every one of up to millions of idle entities (docs/BENCHMARKS_MICRO.md).
   std::list<std::pair<uint64_t, durable_callback>> held;  // run when tickets_done >= first
@@ -68,6 +70,10 @@ struct entity_state {
 
 template <class Traits>
 using entity_actor = caf::stateful_actor<entity_state<Traits>>;
+
+inline uint32_t saturate(uint64_t n) {
+  return n > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(n);
+}
 
 /// True when nothing is in flight: no unconfirmed write, no saga step, nothing deferred.
 template <class Traits>
@@ -100,7 +106,9 @@ bool recover(entity_actor<Traits>* self) {
                        Traits::name, s.key.id, rec.snapshot_seq);
     return false;
   }
+  s.snapshot_bytes = saturate(rec.snapshot.size());
   for (auto& e : rec.events) {
+    s.bytes_since_snapshot = saturate(s.bytes_since_snapshot + uint64_t{e.bytes.size()});
     typename Traits::event ev;
     if (!Traits::decode(e.bytes, ev)) {
       s.ctx->log().error("node={} entity={}/{} event {} does not decode", s.ctx->node_id(),
@@ -167,13 +175,17 @@ bool persist(entity_actor<Traits>* self, const std::vector<typename Traits::even
   req.events.reserve(events.size());
   for (auto& e : events) {
     req.events.push_back(Traits::encode(e));
+    s.bytes_since_snapshot = saturate(s.bytes_since_snapshot + uint64_t{req.events.back().size()});
     Traits::apply(s.st, e);
   }
   s.seq += events.size();
   s.since_snapshot += events.size();
-  if (s.since_snapshot >= ctx.settings().snapshot_every) {
+  if (s.since_snapshot >= ctx.settings().snapshot_every &&
+      s.bytes_since_snapshot >= s.snapshot_bytes) {
     req.snapshot = Traits::encode_snapshot(s.st);
+    s.snapshot_bytes = saturate(req.snapshot->size());
     s.since_snapshot = 0;
+    s.bytes_since_snapshot = 0;
   }
   auto due = Traits::wakeup_at(s.st, ctx.now_ms());
   if (due != s.wakeup_on_disk) {
@@ -328,7 +340,7 @@ caf::behavior entity_behavior(entity_actor<Traits>* self, caf::actor supervisor,
         if (self->state.ctx->settings().fault_injection)
           throw std::runtime_error("fault injection: admin.crash");
       },
-      caf::after(self->state.ctx->settings().passivate_after) >>
+      caf::after(Traits::idle_timeout(self->state.ctx->settings())) >>
           [self, supervisor] { on_idle(self, supervisor); },
   };
 }

@@ -25,8 +25,14 @@ namespace ordermesh::actors {
 
 struct entity_settings {
   int64_t reservation_ttl_ms = 15 * 60 * 1000;
-  uint32_t snapshot_every = 100;  // a snapshot with every Nth event of an entity
+  /// A snapshot is due once an entity has this many events since its last one *and* those
+  /// events' bytes reach the last snapshot's size: a large state (an inventory's holds) is then
+  /// rewritten in proportion to what changed, never 100 times over per 100 events.
+  uint32_t snapshot_every = 100;
   std::chrono::milliseconds passivate_after{5 * 60 * 1000};
+  /// Settled orders (PAID, CANCELLED, REJECTED) are read rarely and never act by themselves:
+  /// they leave memory sooner, so memory follows the live orders, not the order rate.
+  std::chrono::milliseconds passivate_settled_after{30 * 1000};
   std::chrono::milliseconds step_timeout{5000};       // one saga step's request to a participant
   std::chrono::milliseconds max_retry_backoff{5000};  // saga retries back off up to this
   uint32_t restart_limit = 5;                         // crashes within restart_window ...

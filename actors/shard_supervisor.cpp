@@ -50,6 +50,14 @@ struct supervisor_state {
   std::unordered_map<std::string, slot> slots;  // by slot_key
   std::unordered_map<caf::actor_addr, std::string> by_addr;
   static inline const char* name = "ordermesh.shard_supervisor";
+
+  // Entities are not linked to their supervisor (see spawn_entity): when it ends, however it
+  // ends (CAF destroys the state on exit), it ends them.
+  ~supervisor_state() {
+    for (auto& kv : slots)
+      if (kv.second.actor)
+        caf::anon_send_exit(kv.second.actor, caf::exit_reason::kill);
+  }
 };
 using self_ptr = caf::stateful_actor<supervisor_state>*;
 
@@ -279,8 +287,8 @@ caf::behavior shard_supervisor(self_ptr self, context_ptr ctx, uint16_t shard) {
   self->state.ctx = std::move(ctx);
   self->state.shard = shard;
   self->set_down_handler([self](caf::down_msg& dm) { on_down(self, dm); });
-  // Entities are linked so that they end with their supervisor (shutdown sends exit_reason::kill,
-  // which no handler can trap); their own exits are handled by the down handler above.
+  // Exits of entities arrive as down messages (above); shutdown sends exit_reason::kill, which
+  // no handler traps, and the state's destructor then ends the entities.
   self->set_exit_handler([](caf::exit_msg&) {});
   self->set_default_handler(
       [self](caf::scheduled_actor*, caf::message_view& xs) { return route(self, xs); });

@@ -59,6 +59,7 @@ bool split_host_port(const std::string& s, std::string& host, uint16_t& port) {
 std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
   node_config c;
   std::string seeds, reservation_ttl = "15m", passivate_after = "5m", request_timeout = "10s";
+  std::string passivate_settled_after = "30s";
   std::string step_timeout = "5s", restart_window = "10s", quarantine_for = "30s";
   std::string heartbeat_interval = "500ms", failure_timeout = "3s", join_timeout = "30s";
   std::string handoff_chunk_delay = "0ms";
@@ -78,6 +79,8 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
       "reservation-ttl", po::value(&reservation_ttl), "unpaid reservations lapse after (15m)")(
       "snapshot-every", po::value(&snapshot_every), "snapshot an entity every N events (100)")(
       "passivate-after", po::value(&passivate_after), "idle entities leave memory after (5m)")(
+      "passivate-settled-after", po::value(&passivate_settled_after),
+      "idle PAID, CANCELLED or REJECTED orders leave memory after (30s)")(
       "request-timeout", po::value(&request_timeout), "a client request's deadline (10s)")(
       "step-timeout", po::value(&step_timeout), "a saga step's deadline before retrying (5s)")(
       "restart-limit", po::value(&restart_limit), "crashes within --restart-window (5) ...")(
@@ -135,6 +138,7 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
     std::chrono::milliseconds& target;
   } durations[] = {
       {"--passivate-after", passivate_after, c.entities.passivate_after},
+      {"--passivate-settled-after", passivate_settled_after, c.entities.passivate_settled_after},
       {"--request-timeout", request_timeout, c.request_timeout},
       {"--step-timeout", step_timeout, c.entities.step_timeout},
       {"--restart-window", restart_window, c.entities.restart_window},

@@ -332,7 +332,8 @@ def main():
     log(f"loaded: {res['load']['entities']} entities, {res['load']['events']} events in "
         f"{res['load']['seconds']:.1f}s, db {res['load']['db_bytes'] / 2**20:.0f} MiB")
 
-    node = Node(orderd, data, shards, ["--passivate-after", "12h", "--request-timeout", "60s"])
+    node = Node(orderd, data, shards, ["--passivate-after", "12h", "--passivate-settled-after", "12h",
+                                        "--request-timeout", "60s"])
     try:
         # 2. First start (founds the cluster on the loaded data). The loader leaves its last
         # memtables in the WAL, as a node killed after heavy writes would: this open replays them.
