@@ -300,7 +300,8 @@ void finish_busy(entity_actor<Traits>* self) {
   maybe_stop(self);
 }
 
-/// The idle timeout: asks the supervisor to passivate this entity when nothing is in flight.
+/// The supervisor saw no message for this entity for a while: ask to be passivated when nothing
+/// is in flight and the kind allows it.
 template <class Traits>
 void on_idle(entity_actor<Traits>* self, const caf::actor& supervisor) {
   auto& s = self->state;
@@ -309,7 +310,7 @@ void on_idle(entity_actor<Traits>* self, const caf::actor& supervisor) {
 }
 
 /// An entity's behavior: its own handlers `fs`, plus write confirmations, passivation and
-/// fault injection, with the idle timeout that starts passivation.
+/// fault injection, and the idle check that starts passivation.
 template <class Traits, class... Fs>
 caf::behavior entity_behavior(entity_actor<Traits>* self, caf::actor supervisor, Fs... fs) {
   return {
@@ -340,8 +341,10 @@ caf::behavior entity_behavior(entity_actor<Traits>* self, caf::actor supervisor,
         if (self->state.ctx->settings().fault_injection)
           throw std::runtime_error("fault injection: admin.crash");
       },
-      caf::after(Traits::idle_timeout(self->state.ctx->settings())) >>
-          [self, supervisor] { on_idle(self, supervisor); },
+      // Idleness is judged by the supervisor's sweep (nothing routed here for a while), not by
+      // a receive timeout: CAF 0.17 re-arms that timer, under the clock's lock, after every
+      // message an actor handles, and entities handle most of the node's messages.
+      [self, supervisor](idle_atom) { on_idle(self, supervisor); },
   };
 }
 

@@ -1,7 +1,5 @@
 #pragma once
 // Binds each domain entity kind to the generic entity machinery (entity_core.hpp).
-#include <algorithm>
-#include <chrono>
 #include <functional>
 #include <utility>
 
@@ -10,7 +8,6 @@
 #include <string_view>
 #include <vector>
 
-#include "actors/node_context.hpp"
 #include "domain/inventory.hpp"
 #include "domain/order.hpp"
 #include "domain/product.hpp"
@@ -45,9 +42,6 @@ struct user_traits {
   static void init(state& s, const std::string& id) { s.user_id = id; }
   static int64_t wakeup_at(const state&, int64_t) { return 0; }
   static bool may_passivate(const state&) { return true; }
-  static std::chrono::milliseconds idle_timeout(const entity_settings& s) {
-    return s.passivate_after;
-  }
 };
 
 struct product_traits {
@@ -57,9 +51,6 @@ struct product_traits {
   static void init(state& s, const std::string& id) { s.product_id = id; }
   static int64_t wakeup_at(const state&, int64_t) { return 0; }
   static bool may_passivate(const state&) { return true; }
-  static std::chrono::milliseconds idle_timeout(const entity_settings& s) {
-    return s.passivate_after;
-  }
 };
 
 struct inventory_traits {
@@ -69,9 +60,6 @@ struct inventory_traits {
   static void init(state& s, const std::string& id) { s.product_id = id; }
   static int64_t wakeup_at(const state&, int64_t) { return 0; }
   static bool may_passivate(const state&) { return true; }
-  static std::chrono::milliseconds idle_timeout(const entity_settings& s) {
-    return s.passivate_after;
-  }
 };
 
 struct order_traits {
@@ -94,11 +82,6 @@ struct order_traits {
   /// timer); any other (PAID, CANCELLED, REJECTED) may leave: nothing happens to it by itself.
   static bool may_passivate(const state& s) {
     return s.status != domain::order_status::pending && s.status != domain::order_status::reserved;
-  }
-  /// The idle check runs this often for every order; it passivates only settled ones, so a
-  /// live order just re-arms it (a cheap no-op every few seconds while it waits for payment).
-  static std::chrono::milliseconds idle_timeout(const entity_settings& s) {
-    return std::min(s.passivate_after, s.passivate_settled_after);
   }
 };
 

@@ -75,6 +75,7 @@ using crash_atom = caf::atom_constant<caf::atom("e_crash")>;  // () async: throw
 // internal to the actor layer
 using persisted_atom = caf::atom_constant<caf::atom("e_synced")>;
 using passivate_atom = caf::atom_constant<caf::atom("e_passiv")>;
+using idle_atom = caf::atom_constant<caf::atom("e_idle")>;    // supervisor: nothing routed lately
 using evict_atom = caf::atom_constant<caf::atom("e_evict")>;  // stop now: the shard moves away
 using barrier_atom = caf::atom_constant<caf::atom("e_barrier")>;
 using retry_atom = caf::atom_constant<caf::atom("e_retry")>;
