@@ -101,6 +101,8 @@ class node {
 
   node_context& ctx() { return *ctx_; }
   persistence::storage_engine& storage() { return *storage_; }
+  /// Kills the shard supervisors, as node shutdown does (again in the destructor: a no-op).
+  void stop_layer() { stop_entity_layer(layer_); }
 
  private:
   std::unique_ptr<persistence::storage_engine> storage_;
@@ -344,6 +346,39 @@ TEST_CASE("idle entities are passivated and come back with their state") {
   CHECK(n.ok<domain::inventory_view>(inv("pen"), read_atom::value, admin).sold == 2);
   CHECK(n.ok<domain::order_view>(o("o1"), read_atom::value, user("ann")).status ==
         uint8_t(domain::order_status::paid));
+}
+
+TEST_CASE("a settled order leaves memory sooner than the entities it used") {
+  temp_dir dir;
+  entity_settings s;
+  s.passivate_after = 1h;
+  s.passivate_settled_after = 50ms;
+  node n(dir.path, s);
+  seed(n);  // product, inventory and user: 3 entities
+  n.ok<domain::order_view>(o("o1"), place_atom::value, user("ann"), std::string("ann"),
+                           items("pen", 1));
+  n.ok<domain::order_view>(o("o1"), pay_atom::value, user("ann"));
+  n.ok<domain::order_view>(o("o2"), place_atom::value, user("ann"), std::string("ann"),
+                           items("pen", 1));  // stays RESERVED
+  // o1 (PAID) leaves; o2 (live) and the rest stay.
+  CHECK(eventually([&] { return n.ctx().active_entities.load() == 4; }));
+  std::this_thread::sleep_for(300ms);
+  CHECK(n.ctx().active_entities.load() == 4);
+  CHECK(n.ok<domain::order_view>(o("o1"), read_atom::value, user("ann")).status ==
+        uint8_t(domain::order_status::paid));
+}
+
+TEST_CASE("entities end with their supervisor (they are monitored, not linked)") {
+  temp_dir dir;
+  node n(dir.path);
+  seed(n);
+  // A RESERVED order's expiry timer keeps a reference to it in CAF's clock, so it would outlive
+  // an unreferenced supervisor by the reservation TTL unless the supervisor ends it.
+  n.ok<domain::order_view>(o("o1"), place_atom::value, user("ann"), std::string("ann"),
+                           items("pen", 1));
+  REQUIRE(n.ctx().active_entities.load() == 4);
+  n.stop_layer();
+  CHECK(eventually([&] { return n.ctx().active_entities.load() == 0; }));
 }
 
 TEST_CASE("a reserved order stays in memory to keep its expiry timer") {
