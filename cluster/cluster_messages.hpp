@@ -62,7 +62,7 @@ using routing_ptr = std::shared_ptr<const routing_table>;
 // ---- agent <-> agent ----
 using join_atom = caf::atom_constant<caf::atom("c_join")>;        // (join_request) -> cluster_view
 using view_atom = caf::atom_constant<caf::atom("c_view")>;        // (cluster_view) async
-using hello_atom = caf::atom_constant<caf::atom("c_hello")>;      // () -> peer_info
+using hello_atom = caf::atom_constant<caf::atom("c_hello")>;      // (caller node id) -> peer_info
 using heartbeat_atom = caf::atom_constant<caf::atom("c_hbeat")>;  // (node_id, version) async
 using handoff_atom = caf::atom_constant<caf::atom("c_handoff")>;  // (shard, to, epoch) -> bool
 using chunk_atom =

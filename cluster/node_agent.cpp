@@ -164,11 +164,14 @@ void publish_routes(self_ptr self) {
 
 void connect_peer(self_ptr self, const member& m);
 
+/// Peers a node keeps an entry for (members it connects to, and callers it greets back).
+constexpr size_t max_peers = 1024;
+
 /// Learns a peer's supervisors once connected.
 void greet(self_ptr self, const std::string& node_id, caf::actor agent) {
   auto& s = self->state;
   self->monitor(agent);
-  self->request(agent, s.cfg.request_timeout, hello_atom::value)
+  self->request(agent, s.cfg.request_timeout, hello_atom::value, s.cfg.node_id)
       .then(
           [self, node_id, agent](const peer_info& info) {
             auto& p = self->state.peers[node_id];
@@ -860,8 +863,20 @@ caf::behavior node_agent(self_ptr self, agent_config cfg, persistence::storage_e
       },
       [self](join_atom, const join_request& req) { return handle_join(self, req); },
       [self](view_atom, cluster_view& v) { adopt_view(self, std::move(v)); },
-      [self](hello_atom) {
-        return peer_info{self->state.cfg.node_id, self->state.hooks.supervisors};
+      [self](hello_atom, const std::string& from) {
+        // The caller reached us: reach it back over the same connection instead of waiting for
+        // our own connect to it. Two nodes connecting to each other at the same moment can
+        // leave CAF 0.17's second handshake hanging (seen once in CI: a joining node that
+        // connected to everyone, and one member that never connected back for 90 s).
+        auto& st = self->state;
+        auto caller = caf::actor_cast<caf::actor>(self->current_sender());
+        auto p = st.peers.find(from);
+        bool known = p != st.peers.end() && p->second.agent && !p->second.supervisors.empty();
+        // Bounded: only nodes that reached our cluster port say hello, and at most max_peers.
+        if (caller && !known && !from.empty() && from.size() <= 64 && !is_me(self, from) &&
+            (p != st.peers.end() || st.peers.size() < max_peers))
+          greet(self, from, caller);
+        return peer_info{st.cfg.node_id, st.hooks.supervisors};
       },
       [self](heartbeat_atom, const std::string& from, uint64_t version) {
         auto& st = self->state;
