@@ -26,6 +26,7 @@ struct peer {
   caf::actor agent;
   std::vector<caf::actor> supervisors;
   bool connecting = false;
+  uint32_t connect_failures = 0;  // in a row; logged on the first and every 20th
 };
 
 /// A handoff this node runs as the shard's current owner.
@@ -178,6 +179,7 @@ void greet(self_ptr self, const std::string& node_id, caf::actor agent) {
             p.agent = agent;
             p.supervisors = info.supervisors;
             p.connecting = false;
+            p.connect_failures = 0;
             self->state.fd.heard(node_id, now_ms());
             self->state.log->info("node={} connected to {}", self->state.cfg.node_id, node_id);
             publish_routes(self);
@@ -215,9 +217,19 @@ void connect_peer(self_ptr self, const member& m) {
     return;
   p.connecting = true;
   auto node_id = m.node_id;
+  auto address = m.cluster_address;
   self->request(spawn_connector(self), s.cfg.request_timeout * 2, connect_atom::value, host, port)
       .then([self, node_id](const caf::actor& agent) { greet(self, node_id, agent); },
-            [self, node_id](caf::error&) { self->state.peers[node_id].connecting = false; });
+            [self, node_id, address](caf::error& err) {
+              // Retried every tick; say so now and then, so that a peer that never connects
+              // (a member whose cluster port cannot be reached) shows in the log.
+              auto& peer = self->state.peers[node_id];
+              peer.connecting = false;
+              if (peer.connect_failures++ % 20 == 0)
+                self->state.log->warn("node={} cannot connect to {} at {} ({} attempts): {}",
+                                      self->state.cfg.node_id, node_id, address,
+                                      peer.connect_failures, caf::to_string(err));
+            });
 }
 
 void connect_members(self_ptr self) {
