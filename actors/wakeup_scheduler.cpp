@@ -34,6 +34,7 @@ void schedule_next(self_ptr self) {
   if (s.next >= s.due.size()) {
     s.due.clear();
     s.due.shrink_to_fit();
+    s.next = 0;  // an index into the now empty list: left stale, the next scan erased past its end
     return;
   }
   auto wait = std::max<int64_t>(0, s.due[s.next].due_ms - s.ctx->now_ms());
@@ -76,7 +77,8 @@ caf::behavior wakeup_scheduler(self_ptr self, context_ptr ctx) {
         });
         if (found.empty())
           return;
-        ws.due.erase(ws.due.begin(), ws.due.begin() + static_cast<std::ptrdiff_t>(ws.next));
+        auto fired = std::min(ws.next, ws.due.size());
+        ws.due.erase(ws.due.begin(), ws.due.begin() + static_cast<std::ptrdiff_t>(fired));
         ws.next = 0;
         ws.due.insert(ws.due.end(), found.begin(), found.end());
         std::stable_sort(ws.due.begin(), ws.due.end(),
