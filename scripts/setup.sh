@@ -36,6 +36,10 @@ PACKAGES=(
   libcaf-dev librocksdb-dev rocksdb-tools libspdlog-dev catch2
   libboost-dev libboost-program-options-dev nlohmann-json3-dev libsodium-dev
   python3 netcat-openbsd clang-format
+  # lint for what is not C++ (scripts/test.sh): shell scripts and Python
+  shellcheck pyflakes3
+  # the consensus store of a cluster (docs/ARCHITECTURE.md): etcd and etcdctl
+  etcd-server etcd-client
   # the chaos suite's namespaces and nemeses (client/chaos, docs/CHAOS.md)
   iproute2 util-linux nftables stress-ng fiu-utils faketime
 )

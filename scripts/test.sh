@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# Runs every test of ordermesh:
-#   1. setup + build (build/), then ctest: unit tests and system tests
-#   2. format check: clang-format --dry-run --Werror on the project's .cpp/.hpp
-#   3. ASan/UBSan build (build-asan/) running the unit tests
-# Keeps going after a failing stage, prints a summary, exits non-zero if anything failed.
+# Runs every test of ordermesh and proves that it did:
+#   1. setup + build (build/), then ctest: unit (label unit), process-level (system) and the
+#      chaos suite (chaos); scripts/check_test_reports.py then checks, case by case, that every
+#      Catch2 case each binary defines ran, and that every other entry's per-case report shows
+#      its cases run (a case defined but not run fails the stage, by name)
+#   2. lint: clang-format on the C++ that git tracks, shellcheck on the shell scripts, pyflakes
+#      on the Python
+#   3. ASan/UBSan build (build-asan/) running every unit case, checked the same way
+# Keeps going after a failing stage, prints a summary, exits non-zero if anything failed. The last
+# line counts test cases (Catch2 cases, Python test functions, chaos scenarios, lint checks):
+#   total: N passed, M failed[, K skipped]
 #
 # Environment: ORDERMESH_SKIP_ASAN=1 skips stage 3 (for quick local runs);
+# ORDERMESH_CTEST_LABEL=L runs only ctest label L in stage 1 (unit, system or chaos);
 # ORDERMESH_JOBS as for setup.sh.
 set -uo pipefail
 
@@ -14,80 +21,113 @@ cd "$ROOT" || exit 1
 
 JOBS="${ORDERMESH_JOBS:-2}"
 START=$SECONDS
-STAGES=()      # "name: result" lines for the summary
-FAILED=0       # failed stages
-T_PASSED=0     # test counts, summed over the ctest runs (+ the format check)
+STAGES=()   # "name: result" lines for the summary
+FAILED=0    # failed stages
+T_PASSED=0  # test cases, summed over the stages
 T_FAILED=0
+T_SKIPPED=0
 LOGDIR="$(mktemp -d "${TMPDIR:-/tmp}/ordermesh-test.XXXXXX")"
 trap 'rm -rf "$LOGDIR"' EXIT
 
 banner() { printf '\n==== %s (%d s elapsed)\n' "$*" "$((SECONDS - START))"; }
-stage() {  # stage NAME ok|FAILED|skipped [detail]
+stage() { # stage NAME ok|FAILED|skipped [detail]
   STAGES+=("$(printf '%-14s %s%s' "$1" "$2" "${3:+ ($3)}")")
   [[ "$2" == FAILED ]] && FAILED=$((FAILED + 1))
   return 0
 }
 
-# run_ctest NAME BUILD_DIR [ctest args...]: runs ctest, adds its counts to the totals.
-run_ctest() {
-  local name="$1" dir="$2"
-  shift 2
-  local out="$LOGDIR/$name.log" rc
-  (cd "$dir" && ctest --output-on-failure --no-tests=error -j "$JOBS" "$@") 2>&1 | tee "$out"
-  rc=${PIPESTATUS[0]}
-  # "100% tests passed, 0 tests failed out of 57"
-  local line total failed
-  line="$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$out" | tail -n 1)"
-  if [[ -n "$line" ]]; then
-    total="$(sed -E 's/.* out of ([0-9]+).*/\1/' <<<"$line")"
-    failed="$(sed -E 's/.*tests passed, ([0-9]+) tests? failed.*/\1/' <<<"$line")"
-    T_PASSED=$((T_PASSED + total - failed))
-    T_FAILED=$((T_FAILED + failed))
+# add_counts LINE: adds "NAME: N passed, M failed[, K skipped]" to the totals.
+add_counts() {
+  local re='([0-9]+) passed, ([0-9]+) failed(, ([0-9]+) skipped)?'
+  if [[ "$1" =~ $re ]]; then
+    T_PASSED=$((T_PASSED + BASH_REMATCH[1]))
+    T_FAILED=$((T_FAILED + BASH_REMATCH[2]))
+    T_SKIPPED=$((T_SKIPPED + ${BASH_REMATCH[4]:-0}))
   else
     T_FAILED=$((T_FAILED + 1))
   fi
-  if ((rc == 0)); then
-    stage "$name" ok "${line:-no summary}"
-  else
-    [[ -z "$line" ]] && line="ctest exit $rc"
-    stage "$name" FAILED "$line"
-  fi
-  return "$rc"
 }
 
-# ---- 1. build + unit and system tests ------------------------------------------------------
+# run_ctest NAME BUILD_DIR [-L LABEL]: runs ctest, then the per-case check of what it ran.
+run_ctest() {
+  local name="$1" dir="$2" label=""
+  shift 2
+  [[ "${1:-}" == -L ]] && label="$2"
+  local out="$LOGDIR/$name.log" junit="$LOGDIR/$name.junit.xml" rc check_rc
+  # Reports of an earlier run must not count for this one; the directories stay (Catch2 does
+  # not create the directory of its --out file).
+  find "$dir/test-reports" -type f \( -name '*.xml' -o -name '*.json' \) -delete 2>/dev/null
+  (cd "$dir" && ctest --output-on-failure --no-tests=error -j "$JOBS" \
+    --output-junit "$junit" "$@") 2>&1 | tee "$out"
+  rc=${PIPESTATUS[0]}
+  python3 scripts/check_test_reports.py --build "$dir" --junit "$junit" \
+    ${label:+--label "$label"} --name "$name" 2>&1 | tee "$out.check"
+  check_rc=${PIPESTATUS[0]}
+  local line
+  line="$(tail -n 1 "$out.check")"
+  add_counts "$line"
+  local catch2
+  catch2="$(grep -E '^check: Catch2:' "$out.check" | sed 's/^check: //')"
+  if ((rc == 0 && check_rc == 0)); then
+    stage "$name" ok "$line; $catch2"
+  else
+    stage "$name" FAILED "$line; $catch2; ctest exit $rc, check exit $check_rc"
+  fi
+}
+
+# lint NAME COMMAND...: one lint check over the files git tracks; counts as one test case.
+lint() {
+  local name="$1"
+  shift
+  if "$@" >"$LOGDIR/$name.log" 2>&1; then
+    stage "$name" ok "$LINT_DETAIL"
+    T_PASSED=$((T_PASSED + 1))
+  else
+    head -n 80 "$LOGDIR/$name.log"
+    stage "$name" FAILED "$LINT_DETAIL"
+    T_FAILED=$((T_FAILED + 1))
+  fi
+}
+
+# ---- 1. build + unit, system and chaos tests ----------------------------------------------
 banner "setup + build (build/)"
 if bash scripts/setup.sh; then
   stage build ok
-  banner "ctest (unit + system)"
-  run_ctest ctest build || true
+  banner "ctest (unit + system + chaos)"
+  if [[ -n "${ORDERMESH_CTEST_LABEL:-}" ]]; then
+    run_ctest ctest build -L "$ORDERMESH_CTEST_LABEL"
+  else
+    run_ctest ctest build
+  fi
 else
   stage build FAILED
   stage ctest skipped "build failed"
   T_FAILED=$((T_FAILED + 1))
 fi
 
-# ---- 2. format ------------------------------------------------------------------------------
-banner "clang-format check"
-mapfile -d '' SOURCES < <(find . \( -path ./.git -o -path './build' -o -path './build-*' \
-  -o -path ./var -o -path ./node_modules \) -prune -o -type f \( -name '*.cpp' -o -name '*.hpp' \) \
-  -print0 | sort -z)
-if ! command -v clang-format >/dev/null 2>&1; then
-  stage format FAILED "clang-format not installed"
+# ---- 2. lint, over what git tracks (not whatever lies in the working tree) -----------------
+banner "lint: clang-format, shellcheck, pyflakes"
+mapfile -t CXX_FILES < <(git ls-files -- '*.cpp' '*.hpp')
+mapfile -t SH_FILES < <(git ls-files -- '*.sh' .ci/run)
+mapfile -t PY_FILES < <(git ls-files -- '*.py')
+for tool in clang-format shellcheck pyflakes3; do
+  command -v "$tool" >/dev/null 2>&1 || echo "test.sh: $tool is not installed"
+done
+if ((${#CXX_FILES[@]} == 0 || ${#SH_FILES[@]} == 0 || ${#PY_FILES[@]} == 0)); then
+  stage lint FAILED "git ls-files found no C++, shell or Python files"
   T_FAILED=$((T_FAILED + 1))
-elif ((${#SOURCES[@]} == 0)); then
-  stage format FAILED "no .cpp/.hpp files found"
-  T_FAILED=$((T_FAILED + 1))
-elif clang-format --dry-run --Werror "${SOURCES[@]}" >"$LOGDIR/format.log" 2>&1; then
-  stage format ok "${#SOURCES[@]} files"
-  T_PASSED=$((T_PASSED + 1))
 else
-  head -n 60 "$LOGDIR/format.log"
-  bad="$(grep -oE '^[^:]+\.(cpp|hpp):' "$LOGDIR/format.log" | sort -u | tr -d ':' | tr '\n' ' ')"
-  echo "files that need clang-format: $bad"
-  echo "fix with: clang-format -i $bad"
-  stage format FAILED "$(wc -w <<<"$bad") files need clang-format"
-  T_FAILED=$((T_FAILED + 1))
+  LINT_DETAIL="${#CXX_FILES[@]} files"
+  lint format clang-format --dry-run --Werror "${CXX_FILES[@]}"
+  if [[ "${STAGES[-1]}" == *FAILED* ]]; then
+    bad="$(grep -oE '^[^:]+\.(cpp|hpp):' "$LOGDIR/format.log" | sort -u | tr -d ':' | tr '\n' ' ')"
+    echo "files that need clang-format: $bad"
+    echo "fix with: clang-format -i $bad"
+  fi
+  LINT_DETAIL="${#SH_FILES[@]} files"
+  lint shellcheck shellcheck -x "${SH_FILES[@]}"
+  LINT_DETAIL="${#PY_FILES[@]} files"
+  lint pyflakes pyflakes3 "${PY_FILES[@]}"
 fi
 
 # ---- 3. sanitizers --------------------------------------------------------------------------
@@ -95,14 +135,14 @@ if [[ "${ORDERMESH_SKIP_ASAN:-0}" == 1 ]]; then
   stage asan-build skipped "ORDERMESH_SKIP_ASAN=1"
 else
   banner "setup + build with ASan/UBSan (build-asan/)"
-  if ORDERMESH_SANITIZE=1 ORDERMESH_BUILD_DIR="${ORDERMESH_ASAN_BUILD_DIR:-build-asan}" \
-    bash scripts/setup.sh; then
+  ASAN_DIR="${ORDERMESH_ASAN_BUILD_DIR:-build-asan}"
+  if ORDERMESH_SANITIZE=1 ORDERMESH_BUILD_DIR="$ASAN_DIR" bash scripts/setup.sh; then
     stage asan-build ok
     banner "ctest unit tests under ASan/UBSan"
-    # Process-level tests (system_*, chaos_short) carry the label `system`; run all but those.
+    # Every unit case (label unit) runs here; process-level tests (system, chaos) do not.
     ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}" \
       UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
-      run_ctest asan-unit "${ORDERMESH_ASAN_BUILD_DIR:-build-asan}" -LE system || true
+      run_ctest asan-unit "$ASAN_DIR" -L unit
   else
     stage asan-build FAILED
     stage asan-unit skipped "build failed"
@@ -118,5 +158,5 @@ if ((FAILED == 0 && T_FAILED == 0)); then
 else
   echo "test.sh: FAILED ($FAILED stage(s))"
 fi
-echo "total: $T_PASSED passed, $T_FAILED failed"
+echo "total: $T_PASSED passed, $T_FAILED failed$( ((T_SKIPPED > 0)) && echo ", $T_SKIPPED skipped")"
 ((FAILED == 0 && T_FAILED == 0))

@@ -24,7 +24,6 @@ import subprocess
 import time
 from pathlib import Path
 
-from client.chaos import netns
 from client.chaos.cluster_ctl import StartError, request
 
 FAILURE_TIMEOUT_S = 1.0

@@ -1,5 +1,5 @@
 """The chaos suite runner: python3 -m client.chaos.run --scenario NAME|all --seed N
-    --duration S --nodes N --out DIR [--netns] [--orderd PATH] [--clients N]
+    --duration S --nodes N --out DIR [--netns] [--orderd PATH] [--clients N] [--allow-skips]
 
 Per scenario: start a balanced cluster, run the workload (driver.py) and the seeded nemesis
 schedule (nemesis.py), heal everything and restart what is down, let the cluster settle (until
@@ -12,7 +12,13 @@ last line is
 `chaos: N passed, M failed[, K skipped]`. Exit 1 on any violation or failure.
 
 Scenarios this machine cannot run are reported as skipped with the reason, never as passed.
-`planted-loss` passes when the checker reports a violation (it caught the planted fault).
+As root (effective uid 0, as in CI) every scenario can run, so one that would be skipped (a
+missing tool, no namespace) FAILS instead, "would be skipped as root: <reason>"; --allow-skips
+keeps skips as skips even as root (a developer's machine). `planted-loss` passes when the
+checker reports a violation (it caught the planted fault).
+
+With ORDERMESH_REPORT_DIR set, also writes the per-case report py-chaos.json there
+(case_report.py): defined = the requested scenarios, with passed / failed / skipped each.
 """
 
 import argparse
@@ -25,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from client.chaos import checker, journal_audit, nemesis, netns
+from client.chaos import case_report, checker, journal_audit, nemesis, netns
 from client.chaos.cluster_ctl import RESERVATION_TTL_MS, Cluster, StartError, request
 from client.chaos.driver import Driver
 from client.chaos.history import HistoryWriter, load
@@ -195,6 +201,15 @@ def dump_journals(tool, cluster, path, timeout=120.0):
     return merged
 
 
+def skip_verdict(reason, root, allow_skips):
+    """What a scenario this machine cannot run (`reason`) counts as: (status, reason). CI runs
+    as root, where every scenario can run, so there a skip means a broken setup and fails the
+    run rather than passing quietly; without root (or with --allow-skips) it stays a skip."""
+    if root and not allow_skips:
+        return "failed", f"would be skipped as root: {reason}"
+    return "skipped", reason
+
+
 def run_scenario(name, args, ctx, sha):
     spec = nemesis.SCENARIOS[name]
     entry = {"scenario": name, "seed": args.seed, "commit": sha, "status": None,
@@ -205,8 +220,9 @@ def run_scenario(name, args, ctx, sha):
         reason = reason or probe_planted(args.orderd)
         node_args = {nemesis.PLANTED_NODE: [nemesis.PLANTED_FLAG]}
     if reason:
-        entry.update(status="skipped", reason=reason)
-        log(f"[{name}] skipped: {reason}")
+        status, reason = skip_verdict(reason, ctx["root"], ctx["allow_skips"])
+        entry.update(status=status, reason=reason)
+        log(f"[{name}] {status}: {reason}")
         return entry, None
     out = Path(args.out) / name
     out.mkdir(parents=True, exist_ok=True)
@@ -234,7 +250,9 @@ def run_scenario(name, args, ctx, sha):
                 raise StartError("the cluster did not balance within 60 s")
         except StartError as e:
             if spec["kind"] == "planted" and e.exit_code == 2 and "unrecognised option" in e.stderr:
-                entry.update(status="skipped", reason=f"orderd rejects {nemesis.PLANTED_FLAG}")
+                status, reason = skip_verdict(f"orderd rejects {nemesis.PLANTED_FLAG}",
+                                              ctx["root"], ctx["allow_skips"])
+                entry.update(status=status, reason=reason)
             else:
                 entry.update(status="failed", reason=f"cluster start: {e}"[:500])
             log(f"[{name}] {entry['status']}: {entry['reason']}")
@@ -311,11 +329,33 @@ def judge(entry, report):
         entry.update(status="passed", reason=None)
 
 
+def write_case_report(names, entries):
+    """py-chaos.json for scripts/test.sh when ORDERMESH_REPORT_DIR is set (case_report.py)."""
+    by = {}
+    for e in entries:
+        by.setdefault(e["status"], []).append(e)
+    case_report.write("chaos", names, [e["scenario"] for e in by.get("passed", [])],
+                      [e["scenario"] for e in by.get("failed", [])],
+                      [(e["scenario"], e["reason"]) for e in by.get("skipped", [])])
+
+
 def _terminated(signum, frame):
     raise SystemExit(143)
 
 
 def main(argv=None):
+    """Runs the requested scenarios; returns the exit code. However the run ends (also by
+    SIGTERM or an exception), the per-case report is written (write_case_report): a requested
+    scenario without a final status is then in `defined` only, i.e. it did not run."""
+    names, entries = [], []  # filled by _main
+    try:
+        return _main(argv, names, entries)
+    finally:
+        if names:
+            write_case_report(names, entries)
+
+
+def _main(argv, names, entries):
     p = argparse.ArgumentParser(prog="python3 -m client.chaos.run")
     p.add_argument("--scenario", default="all",
                    help="a scenario name, a comma list, or all: " + ", ".join(ORDER))
@@ -328,12 +368,15 @@ def main(argv=None):
     p.add_argument("--netns", action="store_true",
                    help="we run inside a private network namespace (set by scripts/chaos.sh)")
     p.add_argument("--orderd", default=str(REPO / "build/nodes/orderd"))
+    p.add_argument("--allow-skips", action="store_true",
+                   help="as root, report scenarios this machine cannot run as skipped, not "
+                        "failed (a developer's machine; CI must not use it)")
     args = p.parse_args(argv)
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1, 2 ** 31)
     if args.out is None:
         args.out = str(REPO / "var/chaos" / time.strftime("%Y%m%d-%H%M%S"))
-    names = ORDER if args.scenario == "all" else args.scenario.split(",")
+    names += ORDER if args.scenario == "all" else args.scenario.split(",")
     unknown = [n for n in names if n not in nemesis.SCENARIOS]
     if unknown:
         p.error(f"unknown scenario(s) {unknown}; known: {', '.join(ORDER)}")
@@ -341,7 +384,7 @@ def main(argv=None):
         p.error("--nodes must be 1..9 and --duration > 0")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, _terminated)  # run the finally blocks: nodes are killed
-    ctx = {"netns": args.netns, "root": os.geteuid() == 0}
+    ctx = {"netns": args.netns, "root": os.geteuid() == 0, "allow_skips": args.allow_skips}
     if args.netns:
         ctx["hosts_unsupported"] = netns.supported()
     sha = commit()
@@ -351,7 +394,7 @@ def main(argv=None):
         log("chaos: no ordermesh-journal next to orderd (nor env ORDERMESH_JOURNAL): the "
             "one-writer journal audit is skipped")
     t0 = time.monotonic()
-    entries, runs = [], []
+    runs = []  # entries: main()'s list, so its report sees how far the run got
     for name in names:
         entry, hist = run_scenario(name, args, ctx, sha)
         entries.append(entry)

@@ -394,7 +394,7 @@ TEST_CASE("a reserved order stays in memory to keep its expiry timer") {
   CHECK(n.ctx().active_entities.load() == 1);
 }
 
-TEST_CASE("a crashed entity restarts alone; repeated crashes quarantine it") {
+TEST_CASE("a crashed entity restarts alone and repeated crashes quarantine it") {
   temp_dir dir;
   entity_settings s;
   s.fault_injection = true;

@@ -1,5 +1,6 @@
 """The chaos runner's pure parts (no orderd started): skip reasons, the planted-flag probe, the
-verdict per scenario, the user placement hash, and a run whose scenarios are all skipped."""
+verdict per scenario, the user placement hash, the skip rule as root, a run whose scenarios
+cannot run (with and without root), and the per-case report."""
 
 import io
 import json
@@ -9,8 +10,9 @@ import tempfile
 import unittest
 from contextlib import redirect_stdout
 from pathlib import Path
+from unittest import mock
 
-from client.chaos import nemesis, run
+from client.chaos import case_report, nemesis, run
 
 
 def fake_orderd(directory, script):
@@ -18,6 +20,18 @@ def fake_orderd(directory, script):
     path.write_text("#!/bin/sh\n" + script + "\n")
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
     return str(path)
+
+
+def report_env(directory=None, suite=None):
+    """os.environ without the report variables that this very test run may have been given
+    (ctest sets them for chaos_checker), plus the ones a test wants."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in (case_report.ENV, case_report.SUITE_ENV)}
+    if directory is not None:
+        env[case_report.ENV] = str(directory)
+    if suite is not None:
+        env[case_report.SUITE_ENV] = suite
+    return env
 
 
 def report(violated=(), complete=True):
@@ -86,19 +100,89 @@ class Runner(unittest.TestCase):
         run.judge(p, report())
         self.assertEqual(p["status"], "failed")
 
-    def test_all_skipped_run(self):
-        with tempfile.TemporaryDirectory() as d:
+    def test_skip_verdict(self):
+        # without root a scenario this machine cannot run is skipped, as root it fails
+        self.assertEqual(run.skip_verdict("stress-ng not installed", root=False,
+                                          allow_skips=False),
+                         ("skipped", "stress-ng not installed"))
+        self.assertEqual(run.skip_verdict("stress-ng not installed", root=True,
+                                          allow_skips=False),
+                         ("failed", "would be skipped as root: stress-ng not installed"))
+        self.assertEqual(run.skip_verdict("stress-ng not installed", root=True, allow_skips=True),
+                         ("skipped", "stress-ng not installed"))
+        self.assertEqual(run.skip_verdict("x", root=False, allow_skips=True), ("skipped", "x"))
+
+    def unrunnable(self, euid, *extra):
+        """run.main over two scenarios that cannot run here (no --netns), as user `euid`, with
+        ORDERMESH_REPORT_DIR set to a temp dir: (exit code, output lines, results.json,
+        report)."""
+        with tempfile.TemporaryDirectory() as d, \
+                mock.patch.dict(os.environ, report_env(Path(d, "reports")), clear=True), \
+                mock.patch.object(run.os, "geteuid", return_value=euid):
             out = io.StringIO()
             with redirect_stdout(out):
                 rc = run.main(["--scenario", "packet-loss,partition-halves", "--seed", "7",
-                               "--duration", "1", "--out", d])
-            self.assertEqual(rc, 0)
-            lines = out.getvalue().strip().splitlines()
-            self.assertEqual(lines[-1], "chaos: 0 passed, 0 failed, 2 skipped")
-            res = json.loads(Path(d, "results.json").read_text())
-            self.assertEqual([s["status"] for s in res["scenarios"]], ["skipped", "skipped"])
-            self.assertEqual(res["seed"], 7)
-            self.assertTrue(os.path.exists(os.path.join(d, "summary.txt")))
+                               "--duration", "1", "--out", str(Path(d, "out"))] + list(extra))
+            res = json.loads(Path(d, "out", "results.json").read_text())
+            self.assertTrue(Path(d, "out", "summary.txt").exists())
+            report = json.loads(Path(d, "reports", "py-chaos.json").read_text())
+            self.assertEqual([p.name for p in Path(d, "reports").iterdir()], ["py-chaos.json"])
+        return rc, out.getvalue().strip().splitlines(), res, report
+
+    def test_all_skipped_run(self):
+        rc, lines, res, report = self.unrunnable(1000)
+        self.assertEqual(rc, 0)
+        self.assertEqual(lines[-1], "chaos: 0 passed, 0 failed, 2 skipped")
+        self.assertEqual([s["status"] for s in res["scenarios"]], ["skipped", "skipped"])
+        self.assertEqual(res["seed"], 7)
+        self.assertEqual(report["suite"], "chaos")
+        self.assertEqual(report["defined"], ["packet-loss", "partition-halves"])
+        self.assertEqual((report["passed"], report["failed"]), ([], []))
+        self.assertEqual([s["name"] for s in report["skipped"]],
+                         ["packet-loss", "partition-halves"])
+        self.assertIn("namespace", report["skipped"][0]["reason"])
+
+    def test_skips_fail_as_root(self):
+        rc, lines, res, report = self.unrunnable(0)
+        self.assertEqual(rc, 1)
+        self.assertEqual(lines[-1], "chaos: 0 passed, 2 failed")
+        self.assertEqual([s["status"] for s in res["scenarios"]], ["failed", "failed"])
+        self.assertTrue(res["scenarios"][0]["reason"].startswith("would be skipped as root: "))
+        self.assertEqual(report["failed"], ["packet-loss", "partition-halves"])
+        self.assertEqual((report["passed"], report["skipped"]), ([], []))
+
+    def test_allow_skips_as_root(self):
+        rc, lines, res, report = self.unrunnable(0, "--allow-skips")
+        self.assertEqual(rc, 0)
+        self.assertEqual(lines[-1], "chaos: 0 passed, 0 failed, 2 skipped")
+        self.assertEqual(len(report["skipped"]), 2)
+
+    def test_no_report_without_the_variable(self):
+        with tempfile.TemporaryDirectory() as d:
+            with mock.patch.dict(os.environ, report_env(), clear=True):
+                self.assertIsNone(case_report.write("x", ["a"], ["a"], []))
+                with redirect_stdout(io.StringIO()):
+                    run.main(["--scenario", "packet-loss", "--seed", "7", "--duration", "1",
+                              "--out", d, "--allow-skips"])
+            self.assertEqual(sorted(p.name for p in Path(d).iterdir()),
+                             ["results.json", "summary.txt"])
+
+    def test_case_report_file(self):
+        with tempfile.TemporaryDirectory() as d:
+            where = Path(d, "new", "dir")
+            with mock.patch.dict(os.environ, report_env(where), clear=True):
+                path = case_report.write("s", ["a", "b", "c", "d"], ["a"], ["b"],
+                                         [("c", "why")])
+            self.assertEqual(Path(path), where / "py-s.json")
+            self.assertEqual(json.loads(Path(path).read_text()),
+                             {"suite": "s", "defined": ["a", "b", "c", "d"], "passed": ["a"],
+                              "failed": ["b"], "skipped": [{"name": "c", "reason": "why"}]})
+            self.assertEqual(sorted(p.name for p in where.iterdir()), ["py-s.json"])
+            # the ctest registrations name the report after the ctest entry
+            with mock.patch.dict(os.environ, report_env(where, suite="entry"), clear=True):
+                path = case_report.write("s", ["a"], ["a"], [])
+            self.assertEqual(Path(path), where / "py-entry.json")
+            self.assertEqual(json.loads(Path(path).read_text())["suite"], "entry")
 
 
 if __name__ == "__main__":

@@ -88,7 +88,8 @@ TEST_CASE("keys: wakeup keys round-trip and nothing else parses", "[persistence]
   CHECK_FALSE(keys::parse_wakeup(std::string("\x00\x01\xF0\x01", 4), out));  // empty id
 }
 
-TEST_CASE("keys: a shard's range is [shard_prefix, shard_end)", "[persistence][keys]") {
+TEST_CASE("keys: a shard range starts at shard_prefix and ends before shard_end",
+          "[persistence][keys]") {
   CHECK(keys::shard_end(0x0102) == std::string("\x01\x03", 2));
   CHECK(keys::shard_end(0x01FF) == std::string("\x02\x00", 2));  // carries into the high byte
   CHECK(keys::shard_end(0xFFFE) == keys::shard_prefix(keys::meta_shard));  // meta stays outside

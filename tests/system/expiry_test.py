@@ -53,9 +53,9 @@ def test_expires_while_running():
         c = node.client()
         eq(h.inv(c, "lamp"), (7, 3, 0), "lamp reserved")
         # paid orders never expire
-        o = h.settled(c, c.ok("order.place", {"order_id": "e-paid", "user_id": "dana",
-                                              "items": [{"product_id": "lamp", "quantity": 1}]},
-                              tok), tok)
+        h.settled(c, c.ok("order.place", {"order_id": "e-paid", "user_id": "dana",
+                                          "items": [{"product_id": "lamp", "quantity": 1}]},
+                          tok), tok)
         c.ok("order.pay", {"order_id": "e-paid"}, tok)
         eq(h.inv(c, "lamp"), (6, 3, 1), "one sold")
 

@@ -4,7 +4,6 @@ pipelining, and the same steps through the orderctl binary (exit codes 0 / 1 / 2
 
 import json
 import os
-import socket
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

@@ -2,12 +2,15 @@
 
 A test file builds on three pieces:
   * Session: a temp directory plus every orderd it started; on exit it kills those (by pid,
-    SIGKILL) and removes the directory, whatever happened.
+    SIGKILL), closes its `extras` (an etcd, a proxy: etcd_harness.py) and removes the
+    directory, whatever happened.
   * Node: one orderd on 127.0.0.1 with free ports, a data dir under the session, --pwhash fast,
     a random admin token; start / wait_ready / kill(SIGKILL) / terminate(SIGTERM) / restart.
   * Client: a raw JSON-lines connection, like `nc 127.0.0.1 PORT` would give.
 and a tiny runner, `main(tests)`, that runs test functions, prints PASS/FAIL and the closing line
-"N passed, N failed", and exits 1 on any failure.
+"N passed, N failed", and exits 1 on any failure (or when nothing passed). With
+ORDERMESH_REPORT_DIR set it also writes the per-case report py-<script stem>.json there
+(client/chaos/case_report.py) for scripts/test.sh.
 
 Everything reaches only 127.0.0.1; every loop and wait is bounded.
 """
@@ -349,6 +352,9 @@ class Session:
     def __init__(self, name):
         self.dir = Path(tempfile.mkdtemp(prefix=f"ordermesh-{name}-"))
         self.nodes = []
+        # other things to stop with the session (an etcd, a proxy: etcd_harness.py), each with
+        # close() and optionally dump_logs(); closed after the nodes, before the dir goes
+        self.extras = []
         self.failed = False
 
     def __enter__(self):
@@ -359,6 +365,9 @@ class Session:
             self.failed = True
             for n in self.nodes:
                 n.dump_logs()
+            for x in self.extras:
+                if hasattr(x, "dump_logs"):
+                    x.dump_logs()
         self.close()
         return False
 
@@ -373,6 +382,11 @@ class Session:
                     n.proc.wait(timeout=10)
                 except (OSError, subprocess.SubprocessError):
                     pass
+        for x in reversed(self.extras):
+            try:
+                x.close()  # kills only the pids it started
+            except Exception as ex:  # noqa: B902 - clean up the rest whatever this one did
+                log(f"(cleanup of {x!r} failed: {ex})")
         if ARGS is not None and ARGS.keep:
             log(f"(kept {self.dir})")
         else:
@@ -607,41 +621,59 @@ def parse_args(description):
     return p.parse_args()
 
 
+def _write_report(defined, passed, failed):
+    """The per-case report for scripts/test.sh when ORDERMESH_REPORT_DIR is set
+    (client/chaos/case_report.py): suite = the test script's file stem, e.g. flow_test."""
+    if not os.environ.get("ORDERMESH_REPORT_DIR"):
+        return
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None) or sys.argv[0]
+    if str(REPO) not in sys.path:
+        sys.path.append(str(REPO))  # the writer lives in client/chaos (stdlib only)
+    from client.chaos import case_report
+    case_report.write(Path(main_file).stem, defined, passed, failed)
+
+
 def main(tests, description=""):
     """Runs test functions (each takes no arguments); exit 0 iff all passed."""
     global ARGS
-    ARGS = parse_args(description)
-    for what in ("orderd", "orderctl"):
-        path = Path(getattr(ARGS, what))
-        if not (path.is_file() and os.access(path, os.X_OK)):
-            log(f"error: {what} binary not found at {path} (build first, or pass --{what})")
-            sys.exit(1)
-    signal.signal(signal.SIGALRM, _alarm)
-    # ctest ends a timed-out test with SIGTERM/SIGKILL; on SIGTERM clean up like on failure.
-    signal.signal(signal.SIGTERM, _sigterm)
-    passed = failed = 0
-    for fn in tests:
-        name = fn.__name__
-        if ARGS.only and ARGS.only not in name:
-            continue
-        log(f"=== {name}")
-        t0 = time.monotonic()
-        signal.alarm(ARGS.test_timeout)
-        try:
-            fn()
-            signal.alarm(0)
-            passed += 1
-            log(f"PASS {name} ({time.monotonic() - t0:.1f}s)")
-        except KeyboardInterrupt:
-            signal.alarm(0)
-            log(f"FAIL {name}: interrupted")
-            failed += 1
-            break
-        except BaseException:  # noqa: B902 - report everything, keep going
-            signal.alarm(0)
-            failed += 1
-            traceback.print_exc(file=sys.stdout)
-            log(f"FAIL {name} ({time.monotonic() - t0:.1f}s)")
-    log(f"{passed} passed, {failed} failed")
-    sys.stdout.flush()
-    sys.exit(0 if failed == 0 and passed > 0 else 1)
+    defined = [fn.__name__ for fn in tests]  # every case, whatever -k selects
+    passed, failed = [], []
+    try:
+        ARGS = parse_args(description)
+        for what in ("orderd", "orderctl"):
+            path = Path(getattr(ARGS, what))
+            if not (path.is_file() and os.access(path, os.X_OK)):
+                log(f"error: {what} binary not found at {path} (build first, or pass --{what})")
+                sys.exit(1)
+        signal.signal(signal.SIGALRM, _alarm)
+        # ctest ends a timed-out test with SIGTERM/SIGKILL; on SIGTERM clean up like on failure.
+        signal.signal(signal.SIGTERM, _sigterm)
+        for fn in tests:
+            name = fn.__name__
+            if ARGS.only and ARGS.only not in name:
+                continue
+            log(f"=== {name}")
+            t0 = time.monotonic()
+            signal.alarm(ARGS.test_timeout)
+            try:
+                fn()
+                signal.alarm(0)
+                passed.append(name)
+                log(f"PASS {name} ({time.monotonic() - t0:.1f}s)")
+            except KeyboardInterrupt:
+                signal.alarm(0)
+                log(f"FAIL {name}: interrupted")
+                failed.append(name)
+                break
+            except BaseException:  # noqa: B902 - report everything, keep going
+                signal.alarm(0)
+                failed.append(name)
+                traceback.print_exc(file=sys.stdout)
+                log(f"FAIL {name} ({time.monotonic() - t0:.1f}s)")
+        log(f"{len(passed)} passed, {len(failed)} failed")
+        sys.stdout.flush()
+        sys.exit(0 if not failed and passed else 1)
+    finally:
+        # also when the run ends early (bad arguments, a missing binary, SIGTERM between tests):
+        # the cases that did not run are then in `defined` only
+        _write_report(defined, passed, failed)
