@@ -456,10 +456,24 @@ void render_cluster_status(std::ostream& out, const json& status) {
     return;
   }
   const std::string here = scalar_text(status.value("node_id", json("?")));
-  const std::string coordinator = scalar_text(status.value("coordinator", json("?")));
-  out << "node " << here << " of cluster " << scalar_text(status.value("cluster_id", json("?")))
-      << ", view " << scalar_text(status.value("view_version", json("?"))) << ", coordinator "
-      << coordinator << ", " << scalar_text(status.value("shard_count", json("?"))) << " shards\n";
+  // A cluster coordinated through etcd has a controller and incarnations; one coordinated by
+  // its oldest member (--seeds) has a coordinator and view versions.
+  const bool etcd = status.value("coordination", json("")) == "etcd";
+  const std::string coordinator =
+      scalar_text(status.value(etcd ? "controller" : "coordinator", json("?")));
+  if (etcd) {
+    out << "node " << here << " (incarnation "
+        << scalar_text(status.value("incarnation", json("?"))) << ", lease "
+        << (status.value("lease_valid", false) ? "valid" : "NOT valid")
+        << "), coordinated through etcd, controller "
+        << (coordinator.empty() ? "(none)" : coordinator) << ", "
+        << scalar_text(status.value("shard_count", json("?"))) << " shards\n";
+  } else {
+    out << "node " << here << " of cluster " << scalar_text(status.value("cluster_id", json("?")))
+        << ", view " << scalar_text(status.value("view_version", json("?"))) << ", coordinator "
+        << coordinator << ", " << scalar_text(status.value("shard_count", json("?")))
+        << " shards\n";
+  }
   std::string unreachable;
   for (const auto& id : status.value("unreachable_from_here", json::array())) {
     unreachable += (unreachable.empty() ? "" : ", ") + scalar_text(id);
@@ -482,7 +496,11 @@ void render_cluster_status(std::ostream& out, const json& status) {
       notes += "this node";
     }
     if (id == coordinator) {
-      notes += (notes.empty() ? "" : ", ") + std::string("coordinator");
+      notes += (notes.empty() ? "" : ", ") + std::string(etcd ? "controller" : "coordinator");
+    }
+    if (m.contains("incarnation")) {
+      notes +=
+          (notes.empty() ? "" : ", ") + std::string("incarnation ") + scalar_text(m["incarnation"]);
     }
     rows.push_back({id, scalar_text(m.value("state", json("?"))),
                     scalar_text(m.value("shards_owned", json("?"))),
@@ -541,6 +559,18 @@ void render_cluster_status(std::ostream& out, const json& status) {
     map_rows.push_back({owners[k], std::to_string(owned[k].size()), ranges_text(owned[k])});
   }
   print_table(out, map_rows, "  ");
+  // Moves in progress (etcd): shard -> the node it is being handed to.
+  std::string moving;
+  for (const auto& sh : shards) {
+    if (sh.is_object() && sh.value("target", json("")).is_string() &&
+        !sh.value("target", std::string()).empty()) {
+      moving += (moving.empty() ? "" : ", ") + scalar_text(sh["shard"]) + " -> " +
+                scalar_text(sh["target"]);
+    }
+  }
+  if (!moving.empty()) {
+    out << "\nmoving: " << moving << "\n";
+  }
 }
 
 void render_result(std::ostream& out, const json& result) {

@@ -62,7 +62,7 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
   std::string passivate_settled_after = "30s";
   std::string step_timeout = "5s", restart_window = "10s", quarantine_for = "30s";
   std::string heartbeat_interval = "500ms", failure_timeout = "3s", join_timeout = "30s";
-  std::string handoff_chunk_delay = "0ms";
+  std::string handoff_chunk_delay = "0ms", lease_ttl = "3s";
   uint32_t snapshot_every = c.entities.snapshot_every, restart_limit = c.entities.restart_limit;
   uint32_t client_port = c.client_port, cluster_port = c.cluster_port, shards = c.shards;
   po::options_description opts("orderd options");
@@ -74,6 +74,11 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
       "cluster-host", po::value(&c.cluster_host), "address for node-to-node traffic")(
       "cluster-port", po::value(&cluster_port), "node-to-node port (default 7500)")(
       "seeds", po::value(&seeds), "host:port,... of cluster members to join (empty: single node)")(
+      "etcd", po::value(&c.etcd),
+      "http://host:port,... of etcd: membership and shards decided there (empty: no etcd)")(
+      "cluster", po::value(&c.cluster_name), "cluster name, etcd keys under /ordermesh/NAME/")(
+      "lease-ttl", po::value(&lease_ttl),
+      "membership lease in etcd; a node that cannot renew it stops serving sooner (3s)")(
       "admin-token", po::value(&c.admin_token), "admin token (or env ORDERMESH_ADMIN_TOKEN)")(
       "shards", po::value(&shards), "shard count, fixed when the data dir is created (default 64)")(
       "reservation-ttl", po::value(&reservation_ttl), "unpaid reservations lapse after (15m)")(
@@ -146,6 +151,7 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
       {"--heartbeat-interval", heartbeat_interval, c.heartbeat_interval},
       {"--failure-timeout", failure_timeout, c.failure_timeout},
       {"--join-timeout", join_timeout, c.join_timeout},
+      {"--lease-ttl", lease_ttl, c.lease_ttl},
   };
   for (auto& x : durations) {
     if (!parse_duration(x.text, x.target) || x.target.count() <= 0)
@@ -193,6 +199,12 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
     }
     start = end + 1;
   }
+  if (!c.etcd.empty() && !c.seeds.empty())
+    return fail("--seeds and --etcd exclude each other: with etcd, nodes find each other there");
+  if (!domain::valid_id(c.cluster_name))
+    return fail("--cluster must match [A-Za-z0-9._-]{1,64}");
+  if (c.lease_ttl < std::chrono::seconds(2) || c.lease_ttl > std::chrono::seconds(60))
+    return fail("--lease-ttl must be 2s..60s (etcd's shortest lease is about 2s)");
   if (c.admin_token.empty())
     if (const char* env = std::getenv("ORDERMESH_ADMIN_TOKEN"))
       c.admin_token = env;

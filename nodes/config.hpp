@@ -17,8 +17,12 @@ struct node_config {
   uint16_t client_port = 7400;
   std::string cluster_host = "127.0.0.1";
   uint16_t cluster_port = 7500;
-  std::vector<std::string> seeds;  // host:port; empty: a single node
-  std::string admin_token;         // --admin-token or ORDERMESH_ADMIN_TOKEN; generated if none
+  std::vector<std::string> seeds;  // host:port; empty: a single node (or --etcd)
+  /// etcd client URLs (http://host:port); non-empty: membership and the shard map live in etcd.
+  std::string etcd;
+  std::string cluster_name = "default";  // every etcd key lives under /ordermesh/<name>/
+  std::chrono::milliseconds lease_ttl{3000};
+  std::string admin_token;  // --admin-token or ORDERMESH_ADMIN_TOKEN; generated if none
   uint16_t shards = 64;
   std::string log_level = "info";
   std::string log_file;                // empty: stderr

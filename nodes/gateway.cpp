@@ -1,6 +1,7 @@
 #include "nodes/gateway.hpp"
 
 #include <algorithm>
+#include <map>
 #include <unordered_map>
 
 #include <spdlog/logger.h>
@@ -9,6 +10,7 @@
 #include "actors/errors.hpp"
 #include "actors/messages.hpp"
 #include "cluster/cluster_messages.hpp"
+#include "cluster/member_agent.hpp"
 #include "nodes/protocol.hpp"
 #include "persistence/storage_engine.hpp"
 
@@ -260,15 +262,81 @@ void list_orders(self_ptr self, const protocol::request& req, const domain::prin
           [self, req](caf::error& err) { refuse(self, req, err); });
 }
 
+/// This node's counters, part of every cluster.status.
+json node_counters(const gateway_shared& gs) {
+  auto& ctx = *gs.ctx;
+  auto st = ctx.storage().stats();
+  return json{{"storage",
+               {{"healthy", ctx.storage().health().is_ok()},
+                {"writes", st.writes},
+                {"synced_batches", st.batches},
+                {"events", st.events},
+                {"bytes", st.bytes},
+                {"max_batch", st.max_batch}}},
+              {"entity_restarts", ctx.entity_restarts.load()},
+              {"requests", gs.requests.load()}};
+}
+
+/// cluster.status of a cluster coordinated by a store (etcd): members with their incarnations,
+/// the controller, each shard's primary, epoch, replicas, in-sync set and pending move.
+void member_status(self_ptr self, const protocol::request& req) {
+  auto& g = *self->state.g;
+  self->request(g.agent, g.request_timeout, cluster::member_status_atom::value)
+      .then(
+          [self, req](const cluster::member_status& ms) {
+            auto& gs = *self->state.g;
+            auto& ctx = *gs.ctx;
+            std::map<std::string, size_t> led;
+            for (auto& a : ms.shards)
+              ++led[a.primary];
+            json members = json::array();
+            for (auto& m : ms.members) {
+              json jm = {{"node_id", m.node_id},
+                         {"cluster_address", m.cluster_address},
+                         {"client_address", m.client_address},
+                         {"state", m.leaving ? "leaving" : "up"},
+                         {"incarnation", m.incarnation},
+                         {"shards_owned", led[m.node_id]}};
+              if (m.node_id == ctx.node_id())
+                jm["active_entities"] = ctx.active_entities.load();
+              members.push_back(std::move(jm));
+            }
+            json shards = json::array();
+            for (auto& a : ms.shards)
+              shards.push_back({{"shard", a.shard},
+                                {"primary", a.primary},
+                                {"owner", a.primary},
+                                {"epoch", a.epoch},
+                                {"replicas", a.replicas},
+                                {"isr", a.isr},
+                                {"target", a.target}});
+            json out = {{"node_id", ctx.node_id()},
+                        {"coordination", ms.coordination},
+                        {"controller", ms.controller},
+                        {"incarnation", ms.incarnation},
+                        {"lease_valid", ms.lease_valid},
+                        {"shard_count", ms.shards.size()},
+                        {"unreachable_from_here", ms.unreachable},
+                        {"members", members},
+                        {"shards", shards}};
+            out.update(node_counters(gs));
+            answer(self, req, out);
+          },
+          [self, req](caf::error& err) { refuse(self, req, err); });
+}
+
 /// cluster.status: the agent's view (members, shard map with epochs) plus this node's counters.
 void cluster_status(self_ptr self, const protocol::request& req) {
   auto& g = *self->state.g;
+  if (g.store_coordinated) {
+    member_status(self, req);
+    return;
+  }
   self->request(g.agent, g.request_timeout, cluster::status_atom::value)
       .then(
           [self, req](const cluster::cluster_view& v, const std::vector<std::string>& suspects) {
             auto& gs = *self->state.g;
             auto& ctx = *gs.ctx;
-            auto st = ctx.storage().stats();
             json members = json::array();
             for (auto& m : v.members) {
               auto owned = cluster::shards_of(v, m.node_id);
@@ -286,24 +354,17 @@ void cluster_status(self_ptr self, const protocol::request& req) {
               shards.push_back(
                   {{"shard", i}, {"owner", v.shards[i].node_id}, {"epoch", v.shards[i].epoch}});
             auto c = cluster::coordinator_of(v);
-            answer(self, req,
-                   json{{"node_id", ctx.node_id()},
+            json out = {{"node_id", ctx.node_id()},
+                        {"coordination", "seeds"},
                         {"cluster_id", v.cluster_id},
                         {"view_version", v.version},
                         {"coordinator", c ? *c : std::string{}},
                         {"shard_count", v.shard_count},
                         {"unreachable_from_here", suspects},
                         {"members", members},
-                        {"shards", shards},
-                        {"storage",
-                         {{"healthy", ctx.storage().health().is_ok()},
-                          {"writes", st.writes},
-                          {"synced_batches", st.batches},
-                          {"events", st.events},
-                          {"bytes", st.bytes},
-                          {"max_batch", st.max_batch}}},
-                        {"entity_restarts", ctx.entity_restarts.load()},
-                        {"requests", gs.requests.load()}});
+                        {"shards", shards}};
+            out.update(node_counters(gs));
+            answer(self, req, out);
           },
           [self, req](caf::error& err) { refuse(self, req, err); });
 }

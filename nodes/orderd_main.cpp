@@ -26,6 +26,9 @@
 #include "actors/messages.hpp"
 #include "actors/unavailable_responder.hpp"
 #include "cluster/cluster_messages.hpp"
+#include "cluster/coordination/etcd_session.hpp"
+#include "cluster/etcd/etcd_config.hpp"
+#include "cluster/member_agent.hpp"
 #include "cluster/node_agent.hpp"
 #include "nodes/client_listener.hpp"
 #include "nodes/config.hpp"
@@ -71,6 +74,20 @@ std::string generated_admin_token(const std::string& data_dir, spdlog::logger& l
   umask(old);
   log.warn("no --admin-token given: generated one in {}", path);
   return token;
+}
+
+/// A session with the etcd cluster at --etcd, or nullptr and why.
+std::unique_ptr<om::cluster::coordination::session> open_etcd_session(
+    const om::node::node_config& cfg, std::string* why) {
+  auto endpoints = om::etcd::parse_endpoints(cfg.etcd);
+  if (!endpoints) {
+    *why = endpoints.err().message;
+    return nullptr;
+  }
+  om::cluster::coordination::etcd_session_config ecfg;
+  ecfg.endpoints = std::move(endpoints.value());
+  ecfg.cluster = cfg.cluster_name;
+  return om::cluster::coordination::make_etcd_session(std::move(ecfg));
 }
 
 }  // namespace
@@ -119,6 +136,15 @@ int main(int argc, char** argv) {
   if (!om::node::check_node_meta(*storage, cfg, &why)) {
     log->critical("node={} {}", cfg.node_id, why);
     return 1;
+  }
+  // With --etcd: the session to it (connects on first use, so this never blocks).
+  std::unique_ptr<om::cluster::coordination::session> etcd_session;
+  if (!cfg.etcd.empty()) {
+    etcd_session = open_etcd_session(cfg, &why);
+    if (!etcd_session) {
+      log->critical("node={} --etcd: {}", cfg.node_id, why);
+      return 2;
+    }
   }
 
   int rc = 0;
@@ -169,7 +195,23 @@ int main(int argc, char** argv) {
       if (!left_once.exchange(true))
         left.set_value();
     };
-    auto agent = om::cluster::spawn_node_agent(sys, acfg, *storage, hooks, log);
+    caf::actor agent;
+    if (cfg.etcd.empty()) {
+      agent = om::cluster::spawn_node_agent(sys, acfg, *storage, hooks, log);
+    } else {
+      // Membership, the controller and the shard map live in etcd (docs/COORDINATION.md).
+      om::cluster::member_agent_config mcfg;
+      mcfg.node_id = acfg.node_id;
+      mcfg.cluster_address = acfg.cluster_address;
+      mcfg.client_address = acfg.client_address;
+      mcfg.shard_count = cfg.shards;
+      mcfg.lease_ttl = cfg.lease_ttl;
+      mcfg.max_concurrent_moves = cfg.max_moves;
+      mcfg.chunk_bytes = cfg.handoff_chunk_bytes;
+      mcfg.chunk_delay = cfg.handoff_chunk_delay;
+      agent =
+          om::cluster::spawn_member_agent(sys, mcfg, *storage, hooks, std::move(etcd_session), log);
+    }
     auto published =
         sys.middleman().publish(agent, cfg.cluster_port, cfg.cluster_host.c_str(), true);
     if (!published) {
@@ -186,8 +228,9 @@ int main(int argc, char** argv) {
     if (refused)
       rc = 1;
     if (rc == 0 && !ctx->routes()) {
-      log->critical("node={} could not join the cluster through {} within the join timeout",
-                    cfg.node_id, fmt::join(cfg.seeds, ","));
+      log->critical(
+          "node={} could not join the cluster through {} within the join timeout", cfg.node_id,
+          cfg.etcd.empty() ? fmt::format("{}", fmt::join(cfg.seeds, ",")) : "etcd at " + cfg.etcd);
       rc = 1;
     }
 
@@ -198,6 +241,7 @@ int main(int argc, char** argv) {
     auto shared = std::make_shared<om::node::gateway_shared>(ctx, cfg.admin_token, hasher,
                                                              cfg.request_timeout, cfg.session_ttl);
     shared->agent = agent;
+    shared->store_coordinated = !cfg.etcd.empty();
     om::node::listener_options lopts;
     lopts.host = cfg.client_host;
     lopts.port = cfg.client_port;

@@ -1,0 +1,75 @@
+#pragma once
+// The member agent: this node's part in a cluster coordinated by a consensus store (etcd, or
+// the local store of a node alone). The store decides who is a member, who is the controller
+// and who leads each shard at which epoch; this agent only follows it:
+//   - after every change it runs the shard reconciler (cluster/coordination/shard_reconciler.hpp)
+//     and carries its steps out: own a shard, hand one over (freeze, release, copy in chunks),
+//     receive one and write the flip, abort a failed move, drop what is no longer ours;
+//   - when it is the controller, it bootstraps the shard map and writes move intents from the
+//     placement (cluster/coordination/placement.hpp);
+//   - it routes each shard to its primary's supervisor, and its own shards to `unavailable`
+//     once its lease is not surely valid any more (it may have lost them without knowing);
+//   - it connects to the other members' agents (CAF BASP) for routing and shard copies.
+// It knows shards, not entities. The store talks to it through the coordination driver.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
+#include <caf/fwd.hpp>
+
+#include "cluster/coordination/coordination.hpp"
+#include "cluster/node_agent.hpp"
+
+namespace ordermesh::cluster {
+
+struct member_agent_config {
+  std::string node_id;
+  std::string cluster_address;  // host:port this node's agent is published on
+  std::string client_address;   // host:port of this node's client listener
+  uint16_t shard_count = 64;
+  std::chrono::milliseconds lease_ttl{3000};
+  std::chrono::milliseconds request_timeout{5000};  // one agent-to-agent request
+  /// How long a primary waits for the target's flip after the last chunk before it aborts.
+  std::chrono::milliseconds flip_timeout{15000};
+  /// How long a primary tries to reach a move's target before it aborts the move.
+  std::chrono::milliseconds connect_timeout{10000};
+  size_t max_concurrent_moves = 2;
+  size_t chunk_bytes = 256 * 1024;
+  /// Fault injection only: a pause between chunks, so tests can kill a node mid-copy.
+  std::chrono::milliseconds chunk_delay{0};
+};
+
+/// What cluster.status shows of a store-coordinated cluster.
+struct member_status {
+  std::string coordination;  // the store: "etcd" or "local"
+  std::string controller;    // node id, empty when none
+  int64_t incarnation = 0;   // this node's
+  bool lease_valid = false;  // this node's lease is surely valid now
+  std::vector<coordination::member_record> members;
+  std::vector<coordination::shard_assignment> shards;
+  std::vector<std::string> unreachable;  // members this node has no connection to
+};
+
+/// (member_status_atom) -> member_status
+using member_status_atom = caf::atom_constant<caf::atom("m_status")>;
+
+}  // namespace ordermesh::cluster
+
+// Asked by this node's gateway only: never serialized.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ordermesh::cluster::member_status)
+
+namespace ordermesh::cluster {
+
+/// Starts the agent and its coordination driver (both detached: storage and store calls block).
+/// Routes are published once the store holds a shard map. Returns the agent, to be published on
+/// the cluster port by the caller. Accepts (leave_atom, node_id) -> bool like the node agent.
+caf::actor spawn_member_agent(caf::actor_system& sys, member_agent_config cfg,
+                              persistence::storage_engine& storage, agent_hooks hooks,
+                              std::unique_ptr<coordination::session> session,
+                              std::shared_ptr<spdlog::logger> log);
+
+}  // namespace ordermesh::cluster
