@@ -40,4 +40,11 @@ int64_t node_context::now_ms() const {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
+bool node_context::lease_valid() const {
+  auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                 std::chrono::steady_clock::now().time_since_epoch())
+                 .count();
+  return now < lease_until_ns_.load(std::memory_order_relaxed);
+}
+
 }  // namespace ordermesh::actors

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -72,6 +73,12 @@ class node_context {
   /// Wall clock, ms since the Unix epoch (order timestamps and reservation expiry).
   int64_t now_ms() const;
 
+  /// Until when (steady clock, ns since its epoch) this node's membership lease is surely valid;
+  /// 0: no lease. A node coordinated through a store (etcd) serves no entity past it: it may
+  /// have lost its shards without knowing. Without a store the lease never ends (the default).
+  void set_lease_until(int64_t steady_ns) { lease_until_ns_.store(steady_ns); }
+  bool lease_valid() const;
+
   std::atomic<int64_t> active_entities{0};
   std::atomic<uint64_t> entity_restarts{0};
 
@@ -83,6 +90,7 @@ class node_context {
   std::shared_ptr<spdlog::logger> log_;
   std::vector<caf::actor> supervisors_;
   cluster::routing_ptr routes_;  // read with std::atomic_load: the agent swaps it at any time
+  std::atomic<int64_t> lease_until_ns_{std::numeric_limits<int64_t>::max()};
 };
 
 using context_ptr = std::shared_ptr<node_context>;

@@ -277,6 +277,15 @@ caf::result<caf::message> route(self_ptr self, caf::message_view& xs) {
     s.held.emplace_back(xs.move_content_to_message(), rp);
     return rp;
   }
+  if (!s.ctx->lease_valid()) {
+    // Every request for this shard passes here, also those other nodes forward: the lease
+    // gate must be here, not only in this node's routing.
+    rp.deliver(make_error(domain::errc::unavailable,
+                          "node " + s.ctx->node_id() +
+                              " cannot renew its cluster membership right now (cut off from "
+                              "etcd?), so it does not serve its shards; retry"));
+    return rp;
+  }
   if (s.slots.count(key) == 0 && s.ctx->storage().owned_epoch(s.shard) == 0) {
     rp.deliver(make_error(domain::errc::unavailable,
                           "shard " + std::to_string(s.shard) + " is not served by node " +

@@ -69,7 +69,6 @@ struct agent_state {
   state_ptr state;
   clock_type::time_point lease_until{};
   int64_t incarnation = 0;
-  bool routes_lease_ok = false;  // the lease state the published routes were built with
   std::map<std::string, peer> peers;
   std::vector<co::local_shard> local;
   std::vector<bool> busy;                                     // a step in flight, per shard
@@ -135,8 +134,6 @@ void publish_routes(self_ptr self) {
   auto& s = self->state;
   if (!s.state || s.state->shards.size() != s.cfg.shard_count)
     return;
-  auto ok = lease_ok(self);
-  s.routes_lease_ok = ok;
   auto table = std::make_shared<routing_table>();
   auto n = s.cfg.shard_count;
   table->view_version = static_cast<uint64_t>(s.state->revision);
@@ -150,9 +147,9 @@ void publish_routes(self_ptr self) {
     if (s.outgoing.count(i)) {
       table->route[i] = s.hooks.supervisors[i];  // frozen: it holds requests until the end
     } else if (a.primary == me(self)) {
-      // Ours only while the store's epoch is the one we own and the lease is surely ours: a
-      // node cut off from the store may have been replaced without knowing it.
-      bool serving = ok && s.storage->owned_epoch(i) == a.epoch && !s.refused_shards.count(i);
+      // Ours at the store's epoch. (The lease is checked by the supervisor, for every request
+      // including those other nodes forward: a node cut off from the store serves nothing.)
+      bool serving = s.storage->owned_epoch(i) == a.epoch && !s.refused_shards.count(i);
       table->route[i] = serving ? s.hooks.supervisors[i] : s.hooks.unavailable;
     } else {
       auto p = s.peers.find(a.primary);
@@ -690,11 +687,8 @@ void on_state(self_ptr self, state_ptr st) {
 }
 
 void tick(self_ptr self) {
-  auto& s = self->state;
   connect_members(self);
   reconcile(self);
-  if (lease_ok(self) != s.routes_lease_ok)
-    publish_routes(self);
   controller_round(self);
   maybe_left(self);
   self->delayed_send(self, tick_interval, tick_atom::value);
@@ -757,6 +751,8 @@ caf::behavior member_agent(self_ptr self, member_agent_config cfg,
       [self](coord_lease_atom, int64_t until_ns, int64_t incarnation) {
         auto& st = self->state;
         st.lease_until = clock_type::time_point(std::chrono::nanoseconds(until_ns));
+        if (st.hooks.set_lease_until)
+          st.hooks.set_lease_until(until_ns);
         if (incarnation != st.incarnation)
           st.intents.clear();
         st.incarnation = incarnation;

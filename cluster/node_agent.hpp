@@ -47,6 +47,9 @@ struct agent_hooks {
   caf::actor wakeups;                   // accepts (scan_atom, shard)
   caf::actor unavailable;               // answers every entity message with `unavailable`
   std::function<void(routing_ptr)> publish_routes;
+  /// Until when (steady clock ns; 0: not at all) this node's lease in the store is surely
+  /// valid. Used by the member agent only (the node agent has no lease).
+  std::function<void(int64_t)> set_lease_until;
   std::function<void()> on_left;  // this node handed off everything and left
   /// The cluster refused this node for good (another cluster, another shard count).
   std::function<void(const std::string&)> on_refused;

@@ -185,6 +185,9 @@ int main(int argc, char** argv) {
     hooks.wakeups = layer.wakeups;
     hooks.unavailable = unavailable;
     hooks.publish_routes = [ctx](om::cluster::routing_ptr r) { ctx->set_routes(std::move(r)); };
+    hooks.set_lease_until = [ctx](int64_t until_ns) { ctx->set_lease_until(until_ns); };
+    if (!cfg.etcd.empty())
+      ctx->set_lease_until(0);  // nothing is served before the first lease
     hooks.on_left = [&left, &left_once] {
       if (!left_once.exchange(true))
         left.set_value();

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # The ordermesh demo: builds (scripts/setup.sh), starts a 3-node cluster on 127.0.0.1 with
-# scripts/cluster.sh (n1..n3, client ports 7401-7403, data and logs under var/cluster/), and walks
-# through a small shop across the nodes: the catalog is loaded through n1, an order is placed on
-# n2, paid on n3 and read on n1; one is rejected for stock, one cancelled. It ends with the shard
-# (and so the node) that owns each entity used. The cluster keeps running afterwards.
+# scripts/cluster.sh (etcd on 127.0.0.1:7379 with its data in var/cluster/etcd/, then n1..n3 on
+# client ports 7401-7403, data and logs under var/cluster/), waits until the shard map in etcd is
+# balanced over the three nodes, and walks through a small shop across them: the catalog is loaded
+# through n1, an order is placed on n2, paid on n3 and read on n1; one is rejected for stock, one
+# cancelled. It ends with the shard (and so the node) that owns each entity used. The cluster
+# keeps running afterwards.
 #
 #   scripts/demo.sh          (re)start the cluster and run the demo flow
-#   scripts/demo.sh stop     stop the cluster (scripts/cluster.sh down)
+#   scripts/demo.sh stop     stop the cluster: its nodes, then its etcd (scripts/cluster.sh down)
 #   scripts/demo.sh status   scripts/cluster.sh status
 #
 # Environment: ORDERMESH_ADMIN_TOKEN (else one is generated and kept in var/cluster/admin.token),
 # ORDERMESH_BUILD_DIR (build), ORDERMESH_CLUSTER_PORT_BASE (7400: nK listens on base+K),
+# ORDERMESH_ETCD=http://host:port,... (use that etcd; the demo then starts and stops none),
 # ORDERMESH_SKIP_SETUP=1 (binaries already built: do not run scripts/setup.sh).
 set -euo pipefail
 
@@ -34,7 +37,7 @@ case "${1:-}" in
   stop) exec bash "$CLUSTER" down ;;
   status) exec bash "$CLUSTER" status ;;
   "" | start) ;;
-  -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) die "unknown command: $1 (use: scripts/demo.sh [stop|status])" ;;
 esac
 
@@ -57,6 +60,44 @@ if ((rc != 0)); then
   bash "$CLUSTER" down || true
   exit 1
 fi
+
+# `cluster.sh up` returns once the map is balanced; check it once more from each node's view
+# (bounded), so that the session below really crosses nodes: every shard has its primary and no
+# move pending, and n1, n2 and n3 each lead some shards.
+BALANCED_PY='
+import json, sys
+try:
+    st = json.loads(sys.stdin.read())["result"]
+except Exception:
+    print("no cluster.status"); sys.exit(1)
+shards = st.get("shards", [])
+leads = {}
+for s in shards:
+    leads[s.get("primary", s.get("owner"))] = leads.get(s.get("primary", s.get("owner")), 0) + 1
+pending = sum(1 for s in shards if s.get("target"))
+summary = "controller %s, leads %s, %d move(s) pending" % (
+    st.get("controller"), " ".join("%s=%d" % (n, leads.get(n, 0)) for n in sys.argv[1:]), pending)
+ok = shards and not pending and all(leads.get(n, 0) > 0 for n in sys.argv[1:]) \
+    and sum(leads.get(n, 0) for n in sys.argv[1:]) == len(shards)
+print(summary); sys.exit(0 if ok else 1)
+'
+t0=$SECONDS
+while :; do
+  balanced=1
+  for node in n1 n2 n3; do
+    js="$("$ORDERCTL" --host "$HOST" --port "${PORT[$node]}" --timeout-ms 2000 --json \
+      cluster.status 2>/dev/null || true)"
+    view="$(python3 -c "$BALANCED_PY" n1 n2 n3 <<<"$js")" || { balanced=0; break; }
+  done
+  ((balanced)) && break
+  if ((SECONDS - t0 >= 60)); then
+    say "demo: the shard map is not balanced over n1, n2, n3 after 60 s ($node sees: $view)"
+    say "      the cluster keeps running: scripts/cluster.sh status; scripts/demo.sh stop"
+    exit 1
+  fi
+  sleep 0.5
+done
+say "demo: shard map balanced in etcd, as every node sees it: $view"
 
 if [[ -n "${ORDERMESH_ADMIN_TOKEN:-}" ]]; then
   ADMIN_TOKEN="$ORDERMESH_ADMIN_TOKEN"
@@ -107,8 +148,8 @@ PW_ALICE="alice-pass-$RUN" PW_BOB="bob-pass-$RUN"
 O1="order-1-$RUN" O2="order-2-$RUN" O3="order-3-$RUN"
 A="--token $ADMIN_TOKEN"
 
-step "the cluster: 3 nodes, 64 shards spread over them; any node takes any request" n1 \
-  cluster-status
+step "the cluster: 3 nodes, 64 shards placed by the controller in etcd; any node takes any request" \
+  n1 cluster-status
 # shellcheck disable=SC2086
 {
   step "catalog through n1: 3 products (admin)" n1 $A product.create --product-id "$APPLE" \
@@ -156,7 +197,7 @@ step "alice's wallet on n1 (50.00 - 2x1.20 - 2.50)" n1 --token "$T_ALICE" user.g
 # Which node owns what: shard = stable_hash(kind, id) % shard_count (cluster/sharding.cpp,
 # FNV-1a 64 + splitmix64 finalizer, kinds user=1 product=2 inventory=3 order=4), and the shard's
 # owner from cluster.status.
-printf '\n==> where the entities live (shard = stable hash of kind and id; owner from cluster.status)\n'
+printf '\n==> where the entities live (shard = stable hash of kind and id; owner = its primary in etcd, from cluster.status)\n'
 status="$(on n1 --json cluster.status)"
 python3 - "$status" "user/$ALICE" "user/$BOB" "product/$APPLE" "product/$PEAR" "product/$PLUM" \
   "inventory/$APPLE" "inventory/$PEAR" "inventory/$PLUM" "order/$O1" "order/$O2" "order/$O3" <<'EOF'
@@ -174,7 +215,7 @@ def stable_hash(kind, ident):
     return h
 assert stable_hash(1, "alice") == 0x3E267EEB0256291A  # pinned in tests/cluster/sharding_test.cpp
 st = json.loads(sys.argv[1])["result"]
-owner = {s["shard"]: s["owner"] for s in st["shards"]}
+owner = {s["shard"]: s.get("primary", s.get("owner")) for s in st["shards"]}
 rows = [("ENTITY", "SHARD", "OWNER")]
 count = {}
 for ent in sys.argv[2:]:
@@ -201,15 +242,17 @@ fi
 trap - ERR
 
 B="${BUILD_DIR#"$ROOT"/}"
+ETCD_SHOWN="${ORDERMESH_ETCD:-$HOST:${ORDERMESH_ETCD_PORT:-7379}}"
 cat <<EOF
 
-demo: done. The cluster keeps running: n1, n2, n3 on $HOST:${PORT[n1]}, ${PORT[n2]}, ${PORT[n3]}.
+demo: done. The cluster keeps running: n1, n2, n3 on $HOST:${PORT[n1]}, ${PORT[n2]}, ${PORT[n3]}, etcd on $ETCD_SHOWN.
   the cluster:  scripts/cluster.sh status       (or: $B/client/orderctl --port ${PORT[n2]} cluster-status)
+  etcd:         scripts/cluster.sh etcd-status; scripts/cluster.sh etcd-kill; scripts/cluster.sh etcd-restart
   any node:     $B/client/orderctl --host $HOST:${PORT[n3]},$HOST:${PORT[n1]} inventory.get --product-id $APPLE
                 $B/client/orderctl --port ${PORT[n2]} --token "\$(cat var/cluster/admin.token)" \\
                   order.list --user-id $ALICE
   try:          scripts/cluster.sh kill n2; ... ; scripts/cluster.sh restart n2
                 scripts/cluster.sh add; scripts/cluster.sh leave n3
-  logs:         var/cluster/n1/orderd.log (n2, n3 alike)
-  stop it:      scripts/demo.sh stop
+  logs:         var/cluster/n1/orderd.log (n2, n3 alike), var/cluster/etcd/etcd.log
+  stop it:      scripts/demo.sh stop         (the nodes, then etcd)
 EOF
