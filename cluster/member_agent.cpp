@@ -245,8 +245,11 @@ void own(self_ptr self, uint16_t shard, uint64_t epoch) {
     return;
   }
   bool was_sending = s.outgoing.erase(shard) > 0;
+  // Keep what this node last wrote over: the state it holds may still predate that write.
+  auto written_over = s.local[shard].written_over;
   s.local[shard] = co::local_shard{};
   s.local[shard].owned_epoch = epoch;
+  s.local[shard].written_over = written_over;
   s.log->info("node={} serves shard {} at epoch {}", me(self), shard, epoch);
   publish_routes(self);
   if (was_sending)
@@ -441,17 +444,30 @@ void run_step(self_ptr self, const co::shard_assignment& a, const co::shard_step
     }
     case co::step::abort_move:
       s.log->info("node={} aborts the move of shard {} to {}", me(self), shard, a.target);
-      write_assignment(self, shard, co::aborted(a), a.mod_revision, "abort", [](bool) {});
+      write_assignment(self, shard, co::aborted(a), a.mod_revision, "abort",
+                       [self, shard, from = a.mod_revision](bool written) {
+                         if (!written)
+                           return;  // the target flipped first: the next state says so
+                         // Until a state newer than `from` arrives, ours predates the abort.
+                         self->state.local[shard].written_over = from;
+                         reconcile(self);
+                       });
       break;
     case co::step::flip: {
       auto epoch = step.epoch;
       write_assignment(self, shard, co::flipped(a), a.mod_revision, "flip",
-                       [self, shard, epoch](bool written) {
+                       [self, shard, epoch, from = a.mod_revision](bool written) {
                          if (!written)
                            return;  // the primary aborted first: the next state cancels ours
                          self->state.log->info("node={} flipped shard {} to itself (epoch {})",
                                                me(self), shard, epoch);
+                         // The state we hold still shows the intent ("target = me"): acting on
+                         // it would drop what we just flipped. Wait for a state newer than it.
+                         self->state.local[shard].written_over = from;
                          own(self, shard, epoch);
+                         // At once, not on the next tick: a regression of the guard above then
+                         // loses data on every move, where the system tests see it.
+                         reconcile(self);
                        });
       break;
     }
