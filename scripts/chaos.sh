@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The chaos suite: scripts/chaos.sh [--scenario NAME|all] [--seed N] [--duration S] [--nodes N]
-#                                   [--out DIR] [--clients N] [--allow-skips]
+#   [--out DIR] [--clients N] [--allow-skips] [--coordination seeds|etcd] [--etcd-members 1|3]
 # Runs client/chaos/run.py (docs/CHAOS.md). As root it re-executes itself inside private
 # network and mount namespaces (unshare -n -m, lo brought up); each node then gets a network
 # namespace of its own (10.77.N.2, client/chaos/netns.py), so every address, veth pair,
@@ -9,7 +9,9 @@
 # skipped. As root (CI) every scenario can run, so one that would be skipped (a missing tool,
 # a failed namespace) FAILS instead ("would be skipped as root: <reason>"); --allow-skips keeps
 # such skips as skips even as root (a developer's machine). A trap ends every process it
-# started (by pid). Last line: `chaos: N passed, M failed[, K skipped]`; exit 1 on any failure.
+# started (by pid): nodes, namespace holders and, with --coordination etcd, the etcd members the
+# runner starts (one etcd per scenario; docs/CHAOS.md). Last line:
+# `chaos: N passed, M failed[, K skipped]`; exit 1 on any failure.
 # With ORDERMESH_REPORT_DIR set, the per-scenario report py-chaos.json is written there.
 set -uo pipefail
 
@@ -23,6 +25,8 @@ NODES=3
 CLIENTS=4
 OUT=""
 ALLOW_SKIPS=()
+COORDINATION=seeds
+ETCD_MEMBERS=1
 usage() {
   sed -n '2,3p' "$0" | sed 's/^# //'
   exit 2
@@ -36,12 +40,18 @@ while (($#)); do
     --clients) CLIENTS="${2:?}"; shift 2 ;;
     --out) OUT="${2:?}"; shift 2 ;;
     --allow-skips) ALLOW_SKIPS=(--allow-skips); shift ;;
+    --coordination) COORDINATION="${2:?}"; shift 2 ;;
+    --etcd-members) ETCD_MEMBERS="${2:?}"; shift 2 ;;
     -h | --help) usage ;;
     *) echo "chaos.sh: unknown argument '$1'" >&2; usage ;;
   esac
 done
 [[ "$SEED" =~ ^[0-9]+$ ]] || SEED="${SEED:-$(( (RANDOM << 15 | RANDOM) + 1 ))}"
 [[ "$SEED" =~ ^[0-9]+$ ]] || { echo "chaos.sh: --seed must be an integer" >&2; exit 2; }
+[[ "$COORDINATION" == seeds || "$COORDINATION" == etcd ]] ||
+  { echo "chaos.sh: --coordination must be seeds or etcd" >&2; exit 2; }
+[[ "$ETCD_MEMBERS" == 1 || "$ETCD_MEMBERS" == 3 ]] ||
+  { echo "chaos.sh: --etcd-members must be 1 or 3" >&2; exit 2; }
 [[ -n "$OUT" ]] || OUT="var/chaos/$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$OUT" || exit 2
 OUT="$(cd "$OUT" && pwd)"
@@ -58,7 +68,8 @@ if [[ $(id -u) -eq 0 && -z "${ORDERMESH_CHAOS_NETNS:-}" ]] && command -v unshare
     # shellcheck disable=SC2016
     exec unshare -n -m -- bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" \
       --scenario "$SCENARIO" --seed "$SEED" --duration "$DURATION" --nodes "$NODES" \
-      --clients "$CLIENTS" --out "$OUT" "${ALLOW_SKIPS[@]}"
+      --clients "$CLIENTS" --out "$OUT" --coordination "$COORDINATION" \
+      --etcd-members "$ETCD_MEMBERS" "${ALLOW_SKIPS[@]}"
   fi
   echo "chaos.sh: unshare -n -m failed; running on plain loopback" >&2
 fi
@@ -69,7 +80,8 @@ NETNS=()
 RUNNER=""
 # shellcheck disable=SC2317  # not unreachable: the EXIT trap below calls it
 cleanup() {
-  # end the runner (by pid), then any orderd it started that is still around (pids it recorded)
+  # end the runner (by pid), then any orderd, etcd or holder it started that is still around
+  # (the pids it recorded)
   if [[ -n "$RUNNER" ]] && kill -0 "$RUNNER" 2>/dev/null; then
     kill -TERM "$RUNNER" 2>/dev/null
     for _ in $(seq 1 50); do kill -0 "$RUNNER" 2>/dev/null || break; sleep 0.1; done
@@ -92,7 +104,7 @@ trap 'exit 130' INT TERM
 
 python3 -m client.chaos.run --scenario "$SCENARIO" --seed "$SEED" --duration "$DURATION" \
   --nodes "$NODES" --clients "$CLIENTS" --out "$OUT" --orderd "$ORDERD" "${NETNS[@]}" \
-  "${ALLOW_SKIPS[@]}" &
+  --coordination "$COORDINATION" --etcd-members "$ETCD_MEMBERS" "${ALLOW_SKIPS[@]}" &
 RUNNER=$!
 wait "$RUNNER"
 RC=$?

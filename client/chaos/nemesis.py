@@ -11,8 +11,11 @@ namespaces (netns.py); admin.crash of entities the workload just touched; CPU st
 (stress-ng); fsync failures (fiu-run's POSIX failpoints switched on in a running node with
 fiu-ctrl); disk full (a ballast file filling a node's small tmpfs data dir); clock skew (a node
 restarted under libfaketime, then back); and the planted fault (one node started with
---fault-ack-without-write, killed -9 and restarted). A scenario whose tool or privilege is
-missing is reported by run.py as skipped with the reason, never as passed.
+--fault-ack-without-write, killed -9 and restarted). In `--coordination etcd` mode only
+(ETCD_ONLY, etcd_ctl.py): etcd killed -9 and restarted (every member; down for less, then for
+more, than the lease TTL), etcd paused (SIGSTOP past the lease TTL), one node cut off from etcd
+alone (nft), one etcd member of three killed. A scenario whose tool or privilege is missing is
+reported by run.py as skipped with the reason, never as passed.
 
 A failed fsync or a full disk makes orderd exit with code 3 (fail-stop, docs/ARCHITECTURE.md);
 the window's stop restarts it, and the stop record says how the node ended (`exit_code`).
@@ -24,6 +27,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from client.chaos import etcd_ctl
 from client.chaos.cluster_ctl import StartError, request
 
 FAILURE_TIMEOUT_S = 1.0
@@ -37,6 +41,7 @@ class Nemesis:
         self.rng = rng
         self.open = []      # (fault, nodes, undo) of windows not yet stopped
         self.events = []    # what happened, for the summary
+        self.windows = 0    # etcd faults so far: they alternate within / beyond the lease TTL
 
     # -- windows ----------------------------------------------------------------------------
 
@@ -52,7 +57,7 @@ class Nemesis:
                 err = None
                 try:
                     undo()
-                except StartError as e:
+                except (StartError, etcd_ctl.EtcdError) as e:
                     err = str(e)[:300]
                 extra = {"error": err} if err else {}
                 self.h.nemesis("stop", f, nodes=nodes, **extra)
@@ -225,7 +230,8 @@ class Nemesis:
         def undo():
             def off(n):
                 if n.alive():
-                    _fiu_ctrl(n, [a for fn in FSYNC_FAILPOINTS for a in ("-c", f"disable name={fn}")])
+                    _fiu_ctrl(n, [a for fn in FSYNC_FAILPOINTS
+                                  for a in ("-c", f"disable name={fn}")])
             ended["exit_code"] = self._restart_after_fail_stop(node, off)
 
         self._start(fault, [node.name], undo, probability=probability, armed=ok)
@@ -291,6 +297,107 @@ class Nemesis:
         self._sleep_until(time.monotonic() + self.rng.uniform(3.0, 5.0), deadline + 5)
         self._stop(fault)
 
+    # -- etcd faults (--coordination etcd) ---------------------------------------------------
+
+    def _etcd_hold(self):
+        """Alternately longer than the lease TTL (TTL + 1.5-3 s: a lease that could not be
+        renewed expires) and shorter (1.5-2.5 s: leases survive). The long one comes first, so
+        that a short run (--duration 10) sees it, and its recovery, inside the workload."""
+        self.windows += 1
+        if self.windows % 2:
+            return "beyond", etcd_ctl.LEASE_TTL_S + self.rng.uniform(1.5, 3.0)
+        return "within", self.rng.uniform(1.5, 2.5)
+
+    def etcd_kill(self, deadline):
+        """kill -9 of every etcd member, restarted (same data dirs) after the hold."""
+        etcd = self.cluster.etcd
+        if etcd is None:
+            return
+        kind, hold = self._etcd_hold()
+        fault = f"etcd kill ({kind} the lease TTL)"
+        for m in etcd.members:
+            m.kill()
+        self._start(fault, [], etcd.start, hold_s=round(hold, 2),
+                    lease_ttl_s=etcd_ctl.LEASE_TTL_S)
+        self._sleep_until(time.monotonic() + hold, deadline + 8)
+        self._stop(fault)
+        self.events.append(f"  {fault}: down {hold:.1f} s")
+
+    def etcd_pause(self, deadline):
+        """SIGSTOP of every etcd member for longer than the lease TTL, then SIGCONT."""
+        etcd = self.cluster.etcd
+        if etcd is None:
+            return
+        hold = etcd_ctl.LEASE_TTL_S + self.rng.uniform(1.0, 3.0)
+        fault = "etcd pause"
+        for m in etcd.members:
+            m.pause()
+
+        def undo():
+            for m in etcd.members:
+                m.resume()
+
+        self._start(fault, [], undo, hold_s=round(hold, 2), lease_ttl_s=etcd_ctl.LEASE_TTL_S)
+        self._sleep_until(time.monotonic() + hold, deadline + 8)
+        self._stop(fault)
+        self.events.append(f"  {fault}: stopped {hold:.1f} s")
+
+    def etcd_cut_node(self, deadline):
+        """One node cut off from etcd alone (nft in the chaos namespace, where etcd runs); its
+        peers and the clients still reach it. Alternately within and beyond the lease TTL."""
+        etcd, fw = self.cluster.etcd, self.cluster.firewall
+        live = [n for n in self.cluster.nodes if n.alive() and n.net is not None]
+        if etcd is None or fw is None or not live:
+            return
+        node = self.rng.choice(live)
+        kind, hold = self._etcd_hold()
+        fault = f"cut {node.name} from etcd ({kind} the lease TTL)"
+        fw.cut_etcd(node.net, etcd.hosts())
+        self._start(fault, [node.name], fw.heal, hold_s=round(hold, 2),
+                    lease_ttl_s=etcd_ctl.LEASE_TTL_S)
+        self._sleep_until(time.monotonic() + hold, deadline + 8)
+        self._stop(fault)
+        self.events.append(f"  {fault}: {hold:.1f} s")
+
+    def etcd_kill_member(self, deadline):
+        """kill -9 of one etcd member (of three: the others keep a quorum), restarted 2-4 s
+        later."""
+        etcd = self.cluster.etcd
+        live = [m for m in etcd.members if m.alive()] if etcd is not None else []
+        if len(live) < 2:
+            return
+        member = self.rng.choice(live)
+        hold = self.rng.uniform(2.0, 4.0)
+        fault = f"etcd kill member {member.name}"
+        member.kill()
+        self._start(fault, [], lambda: etcd.restart(member), member=member.name,
+                    hold_s=round(hold, 2))
+        self._sleep_until(time.monotonic() + hold, deadline + 5)
+        self._stop(fault)
+
+    def leave_rejoin(self, deadline):
+        """A live node leaves (cluster.leave: the controller moves every shard it leads to the
+        others while the workload runs), exits once it leads nothing, then starts again on its
+        data dir and gets its share back: shard moves in both directions under load. Every
+        acknowledged write must survive both; requests to a moving shard wait or answer
+        `unavailable` meanwhile."""
+        live = [n for n in self.cluster.nodes if n.alive() and not n.paused]
+        if len(live) < 2:
+            return
+        node = self.rng.choice(live)
+        fault = f"{node.name} leaves and rejoins"
+        reply = request(node.host, node.port, "cluster.leave", {"node_id": node.name},
+                        token=self.cluster.admin_token, timeout=5.0)
+        if not reply or "result" not in reply:
+            self.events.append(f"  {fault}: refused ({reply})")
+            return
+        self._start(fault, [node.name], lambda: self.cluster.restart(node))
+        t_end = min(time.monotonic() + 30.0, deadline + 20.0)
+        while node.alive() and time.monotonic() < t_end:  # bounded: it exits once it left
+            time.sleep(0.1)
+        self.events.append(f"  {fault}: {'left' if not node.alive() else 'still running'}")
+        self._stop(fault)
+
     # -- schedules (one per scenario) -------------------------------------------------------
 
     def run(self, scenario, deadline):
@@ -316,6 +423,16 @@ class Nemesis:
             self._loop(deadline, self.disk_full, gap=(1.5, 3.0))
         elif kind == "skew":
             self._loop(deadline, self.clock_skew)
+        elif kind == "etcd-kill":
+            self._loop(deadline, self.etcd_kill)
+        elif kind == "etcd-pause":
+            self._loop(deadline, self.etcd_pause)
+        elif kind == "etcd-cut":
+            self._loop(deadline, self.etcd_cut_node)
+        elif kind == "etcd-kill-member":
+            self._loop(deadline, self.etcd_kill_member)
+        elif kind == "rebalance":
+            self._loop(deadline, self.leave_rejoin, gap=(0.5, 1.5))
         elif kind == "mixed":
             def one(dl):
                 self.rng.choice([self.kill_restart, self.pause_resume, self.crash_entities])(dl)
@@ -407,6 +524,17 @@ def _skew_skip(ctx):
     return None if os.path.exists(FAKETIME_LIB) else f"{FAKETIME_LIB} missing (package faketime)"
 
 
+def _etcd_skip(ctx):
+    """Every scenario in etcd mode needs the etcd binary."""
+    return etcd_ctl.missing() if ctx.get("coordination") == "etcd" else None
+
+
+def _etcd_only_skip(ctx):
+    if ctx.get("coordination") != "etcd":
+        return "needs --coordination etcd"
+    return None
+
+
 def _disk_skip(ctx):
     if not ctx["netns"]:
         return "needs root and a private mount namespace for its tmpfs (run as root)"
@@ -455,9 +583,40 @@ SCENARIOS = {
     "planted-loss": {"kind": "planted", "expect_violation": True,
                      "doc": f"{PLANTED_NODE} runs with {PLANTED_FLAG} (acks deposits without "
                             "writing them), then kill -9 + restart: the checker must catch it"},
+    # --coordination etcd only (ETCD_ONLY): not in `all` in seeds mode
+    "etcd-kill": {"kind": "etcd-kill", "etcd_only": True,
+                  "doc": "kill -9 of etcd (every member), restarted on its data after TTL + "
+                         f"1.5-3 s (beyond the {etcd_ctl.LEASE_TTL_S} s lease TTL), then "
+                         "after 1.5-2.5 s (within it), alternately"},
+    "etcd-pause": {"kind": "etcd-pause", "etcd_only": True,
+                   "doc": "SIGSTOP of etcd (every member) for TTL + 1-3 s, then SIGCONT"},
+    "etcd-cut-node": {"kind": "etcd-cut", "etcd_only": True,
+                      "doc": "one node cut off from etcd alone (nft on the node<->etcd "
+                             "addresses), alternately beyond and within the lease TTL; its "
+                             "peers and the clients still reach it",
+                      "needs": lambda ctx: _ns_skip(ctx) or _need_tools("nft")},
+    "rebalance": {"kind": "rebalance", "etcd_only": True,
+                  "doc": "a node leaves (its shards move away under load), then rejoins and "
+                         "gets its share back: moves both ways while the workload runs"},
+    "etcd-kill-member": {"kind": "etcd-kill-member", "etcd_only": True, "etcd_members": 3,
+                         "doc": "a 3-member etcd; kill -9 of one member, restarted 2-4 s later "
+                                "(the other two keep a quorum)"},
 }
+
+ETCD_ONLY = [n for n, s in SCENARIOS.items() if s.get("etcd_only")]
+
+
+def applicable(name, coordination):
+    """Whether a scenario belongs to a run in this coordination mode (`all` lists only these):
+    the etcd nemeses only with --coordination etcd; every other scenario in both modes."""
+    return coordination == "etcd" or not SCENARIOS[name].get("etcd_only")
 
 
 def skip_reason(name, ctx):
-    needs = SCENARIOS[name].get("needs")
-    return needs(ctx) if needs else None
+    spec = SCENARIOS[name]
+    reason = _etcd_skip(ctx)
+    if not reason and spec.get("etcd_only"):
+        reason = _etcd_only_skip(ctx)
+    if not reason and spec.get("needs"):
+        reason = spec["needs"](ctx)
+    return reason

@@ -11,14 +11,17 @@ pair links it to the chaos namespace, which routes between hosts:
 
 Node-to-node packets cross the chaos namespace's `forward` hook, where partitions and packet
 loss are nft rules in one table of ours; clients (the driver, in the chaos namespace) reach a
-host directly, so only packet loss touches them. Everything here dies with the namespaces:
-the holders are ours (by pid) and scripts/chaos.sh's trap kills them.
+host directly, so only packet loss touches them. In etcd mode etcd runs in the chaos namespace
+(etcd_ctl.py): node-to-etcd packets take `input`/`output`, not `forward`. Everything here
+dies with the namespaces: the holders are ours (by pid) and scripts/chaos.sh's trap kills them.
 """
 
 import os
 import shutil
 import subprocess
 import time
+
+from client.chaos import etcd_ctl
 
 TABLE = "ordermesh_chaos"
 SUBNET = "10.77"
@@ -120,6 +123,12 @@ class Firewall:
         self._rule("forward", f"oifname {host.iface} numgen random mod 100 < {p} drop")
         self._rule("input", f"iifname {host.iface} numgen random mod 100 < {p} drop")
         self._rule("output", f"oifname {host.iface} numgen random mod 100 < {p} drop")
+
+    def cut_etcd(self, host, etcd_addresses):
+        """Cuts `host` off from etcd alone (etcd runs in this namespace: etcd_ctl.cut_rules);
+        its traffic to other hosts and to clients is untouched."""
+        for chain, text in etcd_ctl.cut_rules(host.address, etcd_addresses):
+            self._rule(chain, text)
 
     def heal(self):
         for chain in ("forward", "input", "output"):

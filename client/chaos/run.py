@@ -1,5 +1,11 @@
 """The chaos suite runner: python3 -m client.chaos.run --scenario NAME|all --seed N
     --duration S --nodes N --out DIR [--netns] [--orderd PATH] [--clients N] [--allow-skips]
+    [--coordination seeds|etcd] [--etcd-members 1|3]
+
+--coordination etcd runs every scenario on an etcd-coordinated cluster (etcd_ctl.py: one etcd
+per scenario, nodes with --etcd instead of --seeds) and adds the etcd nemeses (etcd-kill,
+etcd-pause, etcd-cut-node, etcd-kill-member); in seeds mode (the default) those are not part of
+`all` and naming them is a usage error.
 
 Per scenario: start a balanced cluster, run the workload (driver.py) and the seeded nemesis
 schedule (nemesis.py), heal everything and restart what is down, let the cluster settle (until
@@ -234,7 +240,10 @@ def run_scenario(name, args, ctx, sha):
     cluster = None
     try:
         cluster = Cluster(out / "nodes", args.orderd, args.nodes, netns=ctx["netns"],
-                          node_args=node_args, pid_file=Path(args.out) / "pids")
+                          node_args=node_args, pid_file=Path(args.out) / "pids",
+                          coordination=args.coordination,
+                          etcd_members=spec.get("etcd_members") or args.etcd_members,
+                          etcd_dir=out / "etcd")
         nemesis.prepare(name, cluster, out / "nodes")
     except (RuntimeError, OSError, subprocess.SubprocessError) as e:
         entry.update(status="failed", reason=f"cluster setup: {e}"[:500])
@@ -242,8 +251,10 @@ def run_scenario(name, args, ctx, sha):
         if cluster is not None:
             cluster.stop_all()
         return entry, None
-    log(f"[{name}] seed {args.seed}; starting {args.nodes} nodes "
-        f"({'a namespace each, 10.77.N.2' if ctx['netns'] else 'loopback 127.0.0.1'})")
+    where = "a namespace each, 10.77.N.2" if ctx["netns"] else "loopback 127.0.0.1"
+    if cluster.etcd is not None:
+        where += f"; etcd {','.join(cluster.etcd.urls())}"
+    log(f"[{name}] seed {args.seed}; starting {args.nodes} nodes ({where})")
     try:
         try:
             if cluster.start(balance_timeout=60.0) is None:
@@ -282,10 +293,12 @@ def run_scenario(name, args, ctx, sha):
                 driver.join(timeout=30.0)
             t_heal = time.monotonic()
             balanced = cluster.wait_balanced(timeout=30.0) is not None
+            balance_s = round(time.monotonic() - t_heal, 2) if balanced else None
             rng = random.Random(f"{seed}-final")
             settled = settle(cluster, driver.placed, rng)
             final_reads(h, cluster, driver, rng)
         entry.update(ops=driver.ops, driver_errors=driver.errors, balanced_after_heal=balanced,
+                     balance_s=balance_s,
                      settle_s=settled, heal_to_final_s=round(time.monotonic() - t_heal, 2),
                      nemesis=nem.events, history=str(hist_path),
                      node_starts={n.name: n.starts for n in cluster.nodes})
@@ -368,6 +381,11 @@ def _main(argv, names, entries):
     p.add_argument("--netns", action="store_true",
                    help="we run inside a private network namespace (set by scripts/chaos.sh)")
     p.add_argument("--orderd", default=str(REPO / "build/nodes/orderd"))
+    p.add_argument("--coordination", choices=("seeds", "etcd"), default="seeds",
+                   help="how the nodes coordinate: --seeds (default) or an etcd the runner "
+                        "starts per scenario (adds the etcd nemeses)")
+    p.add_argument("--etcd-members", type=int, choices=(1, 3), default=1,
+                   help="etcd members in etcd mode (etcd-kill-member always runs 3)")
     p.add_argument("--allow-skips", action="store_true",
                    help="as root, report scenarios this machine cannot run as skipped, not "
                         "failed (a developer's machine; CI must not use it)")
@@ -376,20 +394,30 @@ def _main(argv, names, entries):
         args.seed = random.SystemRandom().randrange(1, 2 ** 31)
     if args.out is None:
         args.out = str(REPO / "var/chaos" / time.strftime("%Y%m%d-%H%M%S"))
-    names += ORDER if args.scenario == "all" else args.scenario.split(",")
-    unknown = [n for n in names if n not in nemesis.SCENARIOS]
+    known = [n for n in ORDER if nemesis.applicable(n, args.coordination)]
+    asked = known if args.scenario == "all" else args.scenario.split(",")
+    unknown = [n for n in asked if n not in nemesis.SCENARIOS]
     if unknown:
         p.error(f"unknown scenario(s) {unknown}; known: {', '.join(ORDER)}")
+    wrong = [n for n in asked if not nemesis.applicable(n, args.coordination)]
+    if wrong:
+        p.error(f"{', '.join(wrong)}: etcd nemeses, only with --coordination etcd")
+    names += asked
     if not 1 <= args.nodes <= 9 or args.duration <= 0:
         p.error("--nodes must be 1..9 and --duration > 0")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, _terminated)  # run the finally blocks: nodes are killed
-    ctx = {"netns": args.netns, "root": os.geteuid() == 0, "allow_skips": args.allow_skips}
+    ctx = {"netns": args.netns, "root": os.geteuid() == 0, "allow_skips": args.allow_skips,
+           "coordination": args.coordination}
     if args.netns:
         ctx["hosts_unsupported"] = netns.supported()
     sha = commit()
+    mode = "" if args.coordination == "seeds" else f" --coordination {args.coordination}"
+    if args.etcd_members != 1:
+        mode += f" --etcd-members {args.etcd_members}"
     log(f"chaos: seed {args.seed} (replay: scripts/chaos.sh --scenario {args.scenario} "
-        f"--seed {args.seed} --duration {args.duration:g} --nodes {args.nodes}); out {args.out}")
+        f"--seed {args.seed} --duration {args.duration:g} --nodes {args.nodes}{mode}); "
+        f"out {args.out}")
     if journal_tool(args.orderd) is None:
         log("chaos: no ordermesh-journal next to orderd (nor env ORDERMESH_JOURNAL): the "
             "one-writer journal audit is skipped")
@@ -400,7 +428,9 @@ def _main(argv, names, entries):
         entries.append(entry)
         if hist is not None:
             runs.append((entry, hist))
-    results = {"seed": args.seed, "commit": sha, "netns": args.netns, "scenarios": entries}
+    results = {"seed": args.seed, "commit": sha, "netns": args.netns,
+               "coordination": args.coordination, "etcd_members": args.etcd_members,
+               "scenarios": entries}
     text = ""
     if runs:
         try:
@@ -422,7 +452,8 @@ def _main(argv, names, entries):
     results["total"] = {"passed": passed, "failed": failed, "skipped": skipped,
                         "seconds": round(time.monotonic() - t0, 1)}
     lines = [text, "", f"chaos scenarios (seed {args.seed}, commit {sha or '?'}, "
-                       f"{'private netns' if args.netns else 'plain loopback'}):"]
+                       f"{'private netns' if args.netns else 'plain loopback'}, "
+                       f"coordination {args.coordination}):"]
     for e in entries:
         extra = ""
         if e["status"] != "skipped" and "ops" in e:

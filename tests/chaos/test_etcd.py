@@ -1,0 +1,219 @@
+"""The etcd mode's pure parts (nothing started): etcd's command line, orderd's flags, the nft
+rules of etcd-cut-node, the settled/balanced check on the etcd status shape, which scenarios
+belong to which mode, and the runner refusing etcd nemeses in seeds mode."""
+
+import contextlib
+import io
+import tempfile
+import unittest
+from pathlib import Path
+from unittest import mock
+
+from client.chaos import cluster_ctl, etcd_ctl, nemesis, run
+from client.chaos.cluster_ctl import balanced_view
+
+
+def member(node_id, state="up"):
+    return {"node_id": node_id, "state": state, "incarnation": 2, "shards_owned": 0}
+
+
+def etcd_status(me, primaries, controller="n1", members=None, lease_valid=True, targets=None,
+                unreachable=()):
+    """A cluster.status answer of the etcd mode: `primaries` the primary of shard i."""
+    targets = targets or {}
+    shards = [{"shard": i, "primary": p, "owner": p, "epoch": 1, "replicas": [p], "isr": [p],
+               "target": targets.get(i, "")} for i, p in enumerate(primaries)]
+    return {"node_id": me, "coordination": "etcd", "controller": controller, "incarnation": 3,
+            "lease_valid": lease_valid, "shard_count": len(primaries),
+            "unreachable_from_here": list(unreachable),
+            "members": [member(m) for m in (members or ["n1", "n2", "n3"])], "shards": shards}
+
+
+SPREAD = ["n1", "n2", "n3", "n1", "n2", "n3"]
+
+
+class EtcdCommandLine(unittest.TestCase):
+    def test_member_command_names_every_url(self):
+        cmd = etcd_ctl.member_command("/usr/bin/etcd", "e1", "/d/e1", "10.77.0.1", 2379, 2380,
+                                      "e1=http://10.77.0.1:2380", "tok")
+        self.assertEqual(cmd[0], "/usr/bin/etcd")
+        args = dict(zip(cmd[1::2], cmd[2::2]))
+        self.assertEqual(args["--name"], "e1")
+        self.assertEqual(args["--data-dir"], "/d/e1")
+        self.assertEqual(args["--listen-client-urls"], "http://10.77.0.1:2379")
+        self.assertEqual(args["--advertise-client-urls"], "http://10.77.0.1:2379")
+        self.assertEqual(args["--listen-peer-urls"], "http://10.77.0.1:2380")
+        self.assertEqual(args["--initial-advertise-peer-urls"], "http://10.77.0.1:2380")
+        self.assertEqual(args["--initial-cluster"], "e1=http://10.77.0.1:2380")
+        self.assertEqual(args["--initial-cluster-token"], "tok")
+        self.assertIn("--unsafe-no-fsync", cmd)
+        # default timings: no --heartbeat-interval / --election-timeout (ENGINEERING.md 5)
+        self.assertNotIn("--heartbeat-interval", cmd)
+        self.assertNotIn("--election-timeout", cmd)
+
+    def test_initial_cluster_of_three(self):
+        self.assertEqual(
+            etcd_ctl.initial_cluster([("e1", "10.77.0.1", 2380), ("e2", "10.77.0.2", 2380),
+                                      ("e3", "10.77.0.3", 2380)]),
+            "e1=http://10.77.0.1:2380,e2=http://10.77.0.2:2380,e3=http://10.77.0.3:2380")
+
+    def test_addresses_in_the_namespace_and_on_loopback(self):
+        self.assertEqual(etcd_ctl.addresses(3, True),
+                         [("10.77.0.1", 2379, 2380), ("10.77.0.2", 2379, 2380),
+                          ("10.77.0.3", 2379, 2380)])
+        self.assertEqual(etcd_ctl.addresses(1, False), [("127.0.0.1", None, None)])
+
+    def test_node_flags_replace_seeds(self):
+        self.assertEqual(etcd_ctl.node_flags(["http://10.77.0.1:2379", "http://10.77.0.2:2379"]),
+                         ["--etcd", "http://10.77.0.1:2379,http://10.77.0.2:2379",
+                          "--cluster", "chaos", "--lease-ttl", "3s"])
+
+    def test_orderd_command_in_etcd_mode_has_etcd_and_no_seeds(self):
+        with tempfile.TemporaryDirectory() as d:
+            c = cluster_ctl.Cluster(Path(d) / "nodes", "/bin/orderd", 2, coordination="etcd")
+            cmd = c.nodes[1].command(seeds=[c.nodes[0]])
+            self.assertNotIn("--seeds", cmd)
+            i = cmd.index("--etcd")
+            self.assertEqual(cmd[i + 1], c.etcd.urls()[0])
+            self.assertTrue(cmd[i + 1].startswith("http://127.0.0.1:"))
+            self.assertEqual(len(c.etcd.members), 1)
+            self.assertEqual(c.etcd.dir, Path(d) / "etcd")
+            seeds = cluster_ctl.Cluster(Path(d) / "s", "/bin/orderd", 2)
+            self.assertIsNone(seeds.etcd)
+            self.assertIn("--seeds", seeds.nodes[1].command(seeds=[seeds.nodes[0]]))
+
+    def test_loopback_members_get_distinct_ports(self):
+        with tempfile.TemporaryDirectory() as d:
+            e = etcd_ctl.Etcd(d, members=3, netns=False)
+            ports = [p for m in e.members for p in (m.client_port, m.peer_port)]
+            self.assertEqual(len(set(ports)), 6)
+            self.assertEqual(len(e.urls()), 3)
+            self.assertEqual(e.initial_cluster().count("=http://127.0.0.1:"), 3)
+
+
+class CutRules(unittest.TestCase):
+    def test_cut_node_rules_take_input_and_output_only(self):
+        rules = etcd_ctl.cut_rules("10.77.2.2", ["10.77.0.1", "10.77.0.2"])
+        self.assertEqual(rules, [
+            ("input", "ip saddr 10.77.2.2 ip daddr 10.77.0.1 drop"),
+            ("output", "ip saddr 10.77.0.1 ip daddr 10.77.2.2 drop"),
+            ("input", "ip saddr 10.77.2.2 ip daddr 10.77.0.2 drop"),
+            ("output", "ip saddr 10.77.0.2 ip daddr 10.77.2.2 drop")])
+        # node-to-node traffic crosses `forward`: never touched by this fault
+        self.assertFalse([r for r in rules if r[0] == "forward"])
+
+    def test_etcd_addresses_are_outside_every_host_subnet(self):
+        hosts = {f"10.77.{k}." for k in range(1, 10)}
+        for host, _, _ in etcd_ctl.addresses(3, True):
+            self.assertFalse(any(host.startswith(h) for h in hosts))
+
+
+class BalancedEtcd(unittest.TestCase):
+    def view(self, statuses, want=("n1", "n2", "n3")):
+        return balanced_view(statuses, list(want), "etcd")
+
+    def test_settled(self):
+        sts = [etcd_status(n, SPREAD) for n in ("n1", "n2", "n3")]
+        self.assertIs(self.view(sts), sts[0])
+
+    def test_a_pending_move_is_not_settled(self):
+        sts = [etcd_status(n, SPREAD, targets={2: "n1"}) for n in ("n1", "n2", "n3")]
+        self.assertIsNone(self.view(sts))
+
+    def test_every_member_must_lead_shards(self):
+        primaries = ["n1", "n2", "n1", "n2", "n1", "n2"]
+        self.assertIsNone(self.view([etcd_status(n, primaries) for n in ("n1", "n2", "n3")]))
+
+    def test_between_two_moves_is_not_settled(self):
+        # no target anywhere and every member leads a shard, but the controller is still
+        # moving shards to n3 (its next intent not yet written): counts differ by more than one
+        primaries = ["n1", "n1", "n1", "n2", "n2", "n3"]
+        self.assertIsNone(self.view([etcd_status(n, primaries) for n in ("n1", "n2", "n3")]))
+        primaries = ["n1"] * 32 + ["n2"] * 30 + ["n3"] * 2
+        self.assertIsNone(self.view([etcd_status(n, primaries) for n in ("n1", "n2", "n3")]))
+
+    def test_counts_within_one_are_settled(self):
+        primaries = ["n1"] * 22 + ["n2"] * 21 + ["n3"] * 21
+        self.assertIsNotNone(self.view([etcd_status(n, primaries) for n in ("n1", "n2", "n3")]))
+
+    def test_one_controller_all_agree_on(self):
+        sts = [etcd_status("n1", SPREAD), etcd_status("n2", SPREAD, controller="n2"),
+               etcd_status("n3", SPREAD)]
+        self.assertIsNone(self.view(sts))
+        self.assertIsNone(self.view([etcd_status(n, SPREAD, controller="")
+                                     for n in ("n1", "n2", "n3")]))
+        self.assertIsNone(self.view([etcd_status(n, SPREAD, controller="n9")
+                                     for n in ("n1", "n2", "n3")]))
+
+    def test_lease_must_be_valid(self):
+        sts = [etcd_status(n, SPREAD, lease_valid=(n != "n2")) for n in ("n1", "n2", "n3")]
+        self.assertIsNone(self.view(sts))
+
+    def test_members_must_match_the_running_nodes(self):
+        sts = [etcd_status(n, SPREAD, members=["n1", "n3"]) for n in ("n1", "n2", "n3")]
+        self.assertIsNone(self.view(sts))
+        sts = [etcd_status(n, SPREAD) for n in ("n1", "n2", "n3")]
+        sts[1]["members"][0]["state"] = "leaving"
+        self.assertIsNone(self.view(sts))
+
+    def test_views_must_agree_and_see_every_peer(self):
+        other = ["n2", "n1", "n3", "n1", "n2", "n3"]
+        sts = [etcd_status("n1", SPREAD), etcd_status("n2", other), etcd_status("n3", SPREAD)]
+        self.assertIsNone(self.view(sts))
+        sts = [etcd_status(n, SPREAD, unreachable=["n2"] if n == "n1" else ())
+               for n in ("n1", "n2", "n3")]
+        self.assertIsNone(self.view(sts))
+
+    def test_a_node_without_an_answer_is_not_settled(self):
+        self.assertIsNone(self.view([etcd_status("n1", SPREAD), None, etcd_status("n3", SPREAD)]))
+        self.assertIsNone(self.view([etcd_status("n1", SPREAD)]))
+
+    def test_a_seeds_status_does_not_pass_as_etcd(self):
+        sts = [etcd_status(n, SPREAD) for n in ("n1", "n2", "n3")]
+        for st in sts:
+            st["coordination"] = "seeds"
+        self.assertIsNone(self.view(sts))
+
+    def test_seeds_mode_keeps_its_share_rule(self):
+        primaries = ["n1", "n1", "n1", "n1", "n2", "n3"]
+        sts = [etcd_status(n, primaries) for n in ("n1", "n2", "n3")]
+        self.assertIsNone(balanced_view(sts, ["n1", "n2", "n3"], "seeds"))
+        sts = [etcd_status(n, SPREAD) for n in ("n1", "n2", "n3")]
+        self.assertIsNotNone(balanced_view(sts, ["n1", "n2", "n3"], "seeds"))
+
+
+class Modes(unittest.TestCase):
+    ETCD = ("etcd-kill", "etcd-pause", "etcd-cut-node", "etcd-kill-member", "rebalance")
+
+    def test_etcd_nemeses_belong_to_the_etcd_mode_only(self):
+        self.assertEqual(sorted(nemesis.ETCD_ONLY), sorted(self.ETCD))
+        for name in nemesis.SCENARIOS:
+            self.assertTrue(nemesis.applicable(name, "etcd"))
+            self.assertEqual(nemesis.applicable(name, "seeds"), name not in self.ETCD)
+
+    def test_skip_reasons_in_etcd_mode(self):
+        ctx = {"netns": True, "root": True, "coordination": "etcd"}
+        with mock.patch.object(etcd_ctl, "missing", return_value=None):
+            for name in ("etcd-kill", "etcd-pause", "etcd-kill-member", "kill", "baseline"):
+                self.assertIsNone(nemesis.skip_reason(name, ctx))
+            self.assertIn("namespace", nemesis.skip_reason(
+                "etcd-cut-node", {"netns": False, "root": False, "coordination": "etcd"}))
+        with mock.patch.object(etcd_ctl, "missing", return_value="etcd not installed"):
+            self.assertEqual(nemesis.skip_reason("kill", ctx), "etcd not installed")
+        seeds = {"netns": True, "root": True, "coordination": "seeds"}
+        self.assertIn("--coordination etcd", nemesis.skip_reason("etcd-kill", seeds))
+
+    def test_kill_member_always_runs_three_members(self):
+        self.assertEqual(nemesis.SCENARIOS["etcd-kill-member"]["etcd_members"], 3)
+
+    def test_runner_refuses_etcd_nemeses_in_seeds_mode(self):
+        with tempfile.TemporaryDirectory() as d:
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err), self.assertRaises(SystemExit) as cm:
+                run.main(["--scenario", "kill,etcd-kill", "--out", d, "--seed", "1"])
+            self.assertEqual(cm.exception.code, 2)
+            self.assertIn("only with --coordination etcd", err.getvalue())
+
+
+if __name__ == "__main__":
+    unittest.main()
