@@ -498,6 +498,8 @@ void reconcile(self_ptr self) {
     s.local[i].owned_epoch = s.storage->owned_epoch(i);  // the disk is the truth here
   auto steps = co::reconcile(*s.state, me(self), s.local);
   for (const auto& step : steps) {
+    if (step.what != co::step::send)
+      s.waiting_target.erase(step.shard);  // the wait for a target's connection is per move
     if (step.what != s.last_step[step.shard]) {
       const auto& l = s.local[step.shard];
       s.log->debug(
@@ -633,9 +635,19 @@ void controller_round(self_ptr self) {
       continue;  // asked already from this very state
     s.intents[m.shard] = a.mod_revision;
     s.log->info("node={} moves shard {} from {} to {}", me(self), m.shard, m.from, m.to);
+    auto shard = m.shard;
+    auto revision = a.mod_revision;
     self->request(s.driver, s.cfg.request_timeout, coord_write_atom::value, co::with_target(st, m),
-                  a.mod_revision)
-        .then([](bool) {}, [](caf::error&) {});
+                  revision)
+        .then([](bool) {},
+              [self, shard, revision](caf::error&) {
+                // Not written (or unknown): ask again next round. Placement is deterministic,
+                // so a shard skipped for good would stall every move after it.
+                auto& intents = self->state.intents;
+                auto asked = intents.find(shard);
+                if (asked != intents.end() && asked->second == revision)
+                  intents.erase(asked);
+              });
   }
 }
 

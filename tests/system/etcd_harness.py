@@ -547,9 +547,11 @@ class EtcdCluster(h.Cluster):
 
     def balanced(self, names=None):
         """The status of the first node when every node in `names` (default: every running
-        node) answers in etcd mode, lists exactly those as members (all up), names the same
-        controller among them, has no move in flight, and all agree on a shard map in which
-        every one of them leads between floor and ceil(shards / len(names)) shards; else None."""
+        node) answers in etcd mode, lists exactly those as members (all up), is connected to
+        every other member (`unreachable_from_here` empty: until then it answers `unavailable`
+        for what it would forward), names the same controller among them, has no move in
+        flight, and all agree on a shard map in which every one of them leads between floor
+        and ceil(shards / len(names)) shards; else None."""
         live = [n for n in self.nodes if n.alive()] if names is None else \
             [self.node(x) for x in names]
         want = sorted(n.name for n in live)
@@ -562,6 +564,8 @@ class EtcdCluster(h.Cluster):
             if sorted(ms) != want or any(m.get("state") != "up" for m in ms.values()):
                 return None
             if st.get("controller") not in want or self.moving(st):
+                return None
+            if st.get("unreachable_from_here"):
                 return None
             counts = self.counts(st)
             total = st["shard_count"]
