@@ -184,6 +184,18 @@ void etcd_process::restart() {
 void etcd_process::pause() {
   REQUIRE(pid_ > 0);
   REQUIRE(::kill(pid_, SIGSTOP) == 0);
+  // SIGSTOP is asynchronous: until every thread has stopped, etcd may still answer a request
+  // (seen in CI on a loaded machine). etcd is our child, so waitpid reports the stop.
+  // Bounded: 5 s.
+  for (int i = 0; i < 500; ++i) {
+    int status = 0;
+    pid_t r = ::waitpid(pid_, &status, WUNTRACED | WNOHANG);
+    if (r == pid_ && WIFSTOPPED(status))
+      return;
+    REQUIRE(r == 0);  // not stopped yet (an exit or an error here is a broken fixture)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  FAIL("etcd (pid " << pid_ << ") did not stop within 5 s of SIGSTOP");
 }
 
 void etcd_process::resume() {
