@@ -456,24 +456,17 @@ void render_cluster_status(std::ostream& out, const json& status) {
     return;
   }
   const std::string here = scalar_text(status.value("node_id", json("?")));
-  // A cluster coordinated through etcd has a controller and incarnations; one coordinated by
-  // its oldest member (--seeds) has a coordinator and view versions.
-  const bool etcd = status.value("coordination", json("")) == "etcd";
-  const std::string coordinator =
-      scalar_text(status.value(etcd ? "controller" : "coordinator", json("?")));
-  if (etcd) {
-    out << "node " << here << " (incarnation "
-        << scalar_text(status.value("incarnation", json("?"))) << ", lease "
-        << (status.value("lease_valid", false) ? "valid" : "NOT valid")
-        << "), coordinated through etcd, controller "
-        << (coordinator.empty() ? "(none)" : coordinator) << ", "
-        << scalar_text(status.value("shard_count", json("?"))) << " shards\n";
-  } else {
-    out << "node " << here << " of cluster " << scalar_text(status.value("cluster_id", json("?")))
-        << ", view " << scalar_text(status.value("view_version", json("?"))) << ", coordinator "
-        << coordinator << ", " << scalar_text(status.value("shard_count", json("?")))
-        << " shards\n";
-  }
+  // Coordinated through etcd, or locally (a node alone): a controller, incarnations, a lease.
+  const std::string kind = scalar_text(status.value("coordination", json("?")));
+  const std::string coordinator = scalar_text(status.value("controller", json("")));
+  out << "node " << here << " of cluster " << scalar_text(status.value("cluster_id", json("?")))
+      << " (incarnation " << scalar_text(status.value("incarnation", json("?"))) << ", lease "
+      << (status.value("lease_valid", false) ? "valid" : "NOT valid") << "), "
+      << (kind == "etcd"    ? "coordinated through etcd"
+          : kind == "local" ? "alone (local coordination)"
+                            : "coordinated by " + kind)
+      << ", controller " << (coordinator.empty() ? "(none)" : coordinator) << ", "
+      << scalar_text(status.value("shard_count", json("?"))) << " shards\n";
   std::string unreachable;
   for (const auto& id : status.value("unreachable_from_here", json::array())) {
     unreachable += (unreachable.empty() ? "" : ", ") + scalar_text(id);
@@ -496,7 +489,7 @@ void render_cluster_status(std::ostream& out, const json& status) {
       notes += "this node";
     }
     if (id == coordinator) {
-      notes += (notes.empty() ? "" : ", ") + std::string(etcd ? "controller" : "coordinator");
+      notes += (notes.empty() ? "" : ", ") + std::string("controller");
     }
     if (m.contains("incarnation")) {
       notes +=

@@ -1,5 +1,5 @@
 #pragma once
-// Messages between node agents (over CAF's BASP on --cluster-port) and between the agent and its
+// Messages between member agents (over CAF's BASP on --cluster-port) and between the agent and its
 // own node's shard supervisors. Nothing here knows what an order is: shards are numbers, their
 // data is key/value records, and supervisors are actor handles.
 #include <cstdint>
@@ -11,22 +11,7 @@
 #include <caf/atom.hpp>
 #include <caf/fwd.hpp>
 
-#include "cluster/cluster_view.hpp"
-
 namespace ordermesh::cluster {
-
-/// A node asking to join (or to rejoin under its old id).
-struct join_request {
-  std::string node_id;
-  std::string cluster_address;
-  std::string client_address;
-  std::string cluster_id;  // empty for a new node; a returning node must match
-  uint16_t shard_count = 0;
-};
-template <class Inspector>
-auto inspect(Inspector& f, join_request& x) {
-  return f(x.node_id, x.cluster_address, x.client_address, x.cluster_id, x.shard_count);
-}
 
 /// What a node tells a peer about itself when they connect.
 struct peer_info {
@@ -59,20 +44,11 @@ struct routing_table {
 };
 using routing_ptr = std::shared_ptr<const routing_table>;
 
-// ---- agent <-> agent ----
-using join_atom = caf::atom_constant<caf::atom("c_join")>;        // (join_request) -> cluster_view
-using view_atom = caf::atom_constant<caf::atom("c_view")>;        // (cluster_view) async
-using hello_atom = caf::atom_constant<caf::atom("c_hello")>;      // (caller node id) -> peer_info
-using heartbeat_atom = caf::atom_constant<caf::atom("c_hbeat")>;  // (node_id, version) async
-using handoff_atom = caf::atom_constant<caf::atom("c_handoff")>;  // (shard, to, epoch) -> bool
-using chunk_atom =
-    caf::atom_constant<caf::atom("c_chunk")>;  // (shard, epoch, first, records, done)
-using leave_atom = caf::atom_constant<caf::atom("c_leave")>;    // (node_id) -> bool
-using left_atom = caf::atom_constant<caf::atom("c_left")>;      // () async: you may exit now
-using status_atom = caf::atom_constant<caf::atom("c_status")>;  // () -> cluster_view, suspects
-using tick_atom = caf::atom_constant<caf::atom("c_tick")>;
-using connected_atom = caf::atom_constant<caf::atom("c_conn")>;
-using connect_atom = caf::atom_constant<caf::atom("c_connect")>;
+// ---- agent <-> agent (BASP) ----
+using hello_atom = caf::atom_constant<caf::atom("c_hello")>;  // (caller node id) -> peer_info
+using leave_atom = caf::atom_constant<caf::atom("c_leave")>;  // (node_id) -> bool
+// ---- agent -> a connector actor of its own ----
+using connect_atom = caf::atom_constant<caf::atom("c_connect")>;  // (host, port) -> actor
 // ---- agent -> its own shard supervisors / wakeup scheduler ----
 using freeze_atom = caf::atom_constant<caf::atom("s_freeze")>;  // () -> bool, all entities stopped
 using thaw_atom = caf::atom_constant<caf::atom("s_thaw")>;      // () async: route what waited

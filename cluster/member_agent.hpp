@@ -13,6 +13,7 @@
 // It knows shards, not entities. The store talks to it through the coordination driver.
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,10 +22,31 @@
 #include <caf/atom.hpp>
 #include <caf/fwd.hpp>
 
+#include "cluster/cluster_messages.hpp"
 #include "cluster/coordination/coordination.hpp"
-#include "cluster/node_agent.hpp"
+
+namespace spdlog {
+class logger;
+}
+namespace ordermesh::persistence {
+class storage_engine;
+}
 
 namespace ordermesh::cluster {
+
+/// What the agent needs from the rest of its node.
+struct agent_hooks {
+  std::vector<caf::actor> supervisors;  // this node's, index = shard (accept freeze/thaw)
+  caf::actor wakeups;                   // accepts (scan_atom, shard)
+  caf::actor unavailable;               // answers every entity message with `unavailable`
+  std::function<void(routing_ptr)> publish_routes;
+  /// Until when (steady clock ns; 0: not at all) this node's lease in the store is surely
+  /// valid. Unset: the node does not gate on its lease (a node alone).
+  std::function<void(int64_t)> set_lease_until;
+  std::function<void()> on_left;  // this node handed off everything and left
+  /// The store refused this node for good (another cluster's data dir).
+  std::function<void(const std::string&)> on_refused;
+};
 
 struct member_agent_config {
   std::string node_id;
@@ -46,6 +68,7 @@ struct member_agent_config {
 /// What cluster.status shows of a store-coordinated cluster.
 struct member_status {
   std::string coordination;  // the store: "etcd" or "local"
+  std::string cluster_id;    // empty before the store holds a config
   std::string controller;    // node id, empty when none
   int64_t incarnation = 0;   // this node's
   bool lease_valid = false;  // this node's lease is surely valid now

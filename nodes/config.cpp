@@ -37,31 +37,12 @@ bool parse_duration(const std::string& text, std::chrono::milliseconds& out) {
   return true;
 }
 
-namespace {
-
-bool split_host_port(const std::string& s, std::string& host, uint16_t& port) {
-  auto colon = s.rfind(':');
-  if (colon == std::string::npos || colon == 0)
-    return false;
-  host = s.substr(0, colon);
-  auto p = s.substr(colon + 1);
-  if (p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos)
-    return false;
-  auto v = std::stoul(p);
-  if (v == 0 || v > 65535)
-    return false;
-  port = static_cast<uint16_t>(v);
-  return true;
-}
-
-}  // namespace
-
 std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
   node_config c;
-  std::string seeds, reservation_ttl = "15m", passivate_after = "5m", request_timeout = "10s";
+  std::string reservation_ttl = "15m", passivate_after = "5m", request_timeout = "10s";
   std::string passivate_settled_after = "30s";
   std::string step_timeout = "5s", restart_window = "10s", quarantine_for = "30s";
-  std::string heartbeat_interval = "500ms", failure_timeout = "3s", join_timeout = "30s";
+  std::string heartbeat_interval = "500ms", join_timeout = "30s";
   std::string handoff_chunk_delay = "0ms", lease_ttl = "3s";
   uint32_t snapshot_every = c.entities.snapshot_every, restart_limit = c.entities.restart_limit;
   uint32_t client_port = c.client_port, cluster_port = c.cluster_port, shards = c.shards;
@@ -73,7 +54,6 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
       "client-port", po::value(&client_port), "client protocol port (default 7400)")(
       "cluster-host", po::value(&c.cluster_host), "address for node-to-node traffic")(
       "cluster-port", po::value(&cluster_port), "node-to-node port (default 7500)")(
-      "seeds", po::value(&seeds), "host:port,... of cluster members to join (empty: single node)")(
       "etcd", po::value(&c.etcd),
       "http://host:port,... of etcd: membership and shards decided there (empty: no etcd)")(
       "cluster", po::value(&c.cluster_name), "cluster name, etcd keys under /ordermesh/NAME/")(
@@ -96,9 +76,10 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
       "log-file", po::value(&c.log_file), "log to this file instead of stderr")(
       "pwhash", po::value(&c.pwhash), "interactive (default) or fast (tests, benchmarks)")(
       "threads", po::value(&c.scheduler_threads), "actor scheduler threads (0: one per core)")(
-      "heartbeat-interval", po::value(&heartbeat_interval), "cluster heartbeats every (500ms)")(
-      "failure-timeout", po::value(&failure_timeout), "unheard this long: unreachable (3s)")(
-      "join-timeout", po::value(&join_timeout), "a new node gives up joining after (30s)")(
+      "heartbeat-interval", po::value(&heartbeat_interval),
+      "node-to-node keep-alive on idle connections (500ms)")(
+      "join-timeout", po::value(&join_timeout),
+      "give up when the shard map is not known after (30s)")(
       "max-moves", po::value(&c.max_moves), "shards moved at a time when rebalancing (2)")(
       "drain", po::bool_switch(&c.drain), "on SIGTERM, hand off every shard, then exit")(
       "fault-ack-without-write", po::bool_switch(&c.entities.fault_ack_without_write),
@@ -111,11 +92,18 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
     *exit_code = 2;
     return std::nullopt;
   };
+  // Flags of the removed --seeds mode: accepted only to say what replaced them (not in --help).
+  std::vector<std::string> removed_seeds, removed_failure_timeout;
+  po::options_description removed;
+  removed.add_options()("seeds", po::value(&removed_seeds)->composing(), "")(
+      "failure-timeout", po::value(&removed_failure_timeout)->composing(), "");
+  po::options_description all;
+  all.add(opts).add(removed);
   po::variables_map vm;
   try {
     // No positional arguments: a stray word is a mistake, not something to ignore.
     po::positional_options_description none;
-    po::store(po::command_line_parser(argc, argv).options(opts).positional(none).run(), vm);
+    po::store(po::command_line_parser(argc, argv).options(all).positional(none).run(), vm);
     po::notify(vm);
   } catch (const std::exception& e) {
     return fail(e.what());
@@ -125,6 +113,15 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
     *exit_code = 0;
     return std::nullopt;
   }
+  if (vm.count("seeds"))
+    return fail(
+        "--seeds is gone: nodes find each other in etcd now. Start etcd (scripts/cluster.sh "
+        "does) and give every node --etcd http://HOST:PORT (and the same --cluster NAME); "
+        "without --etcd a node runs alone");
+  if (vm.count("failure-timeout"))
+    return fail(
+        "--failure-timeout is gone: a member is gone when its lease in etcd expires "
+        "(--lease-ttl)");
   if (!domain::valid_id(c.node_id))
     return fail("--node-id is required and must match [A-Za-z0-9._-]{1,64}");
   if (c.data_dir.empty())
@@ -149,7 +146,6 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
       {"--restart-window", restart_window, c.entities.restart_window},
       {"--quarantine-for", quarantine_for, c.entities.quarantine_for},
       {"--heartbeat-interval", heartbeat_interval, c.heartbeat_interval},
-      {"--failure-timeout", failure_timeout, c.failure_timeout},
       {"--join-timeout", join_timeout, c.join_timeout},
       {"--lease-ttl", lease_ttl, c.lease_ttl},
   };
@@ -180,27 +176,8 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
     return fail("--handoff-chunk-bytes must be 256..67108864");
   if (c.max_moves == 0 || c.max_moves > 64)
     return fail("--max-moves must be 1..64");
-  if (c.failure_timeout <= c.heartbeat_interval)
-    return fail("--failure-timeout must be longer than --heartbeat-interval");
   if (c.scheduler_threads > 64)
     return fail("--threads must be 0..64");
-  size_t start = 0;
-  while (start < seeds.size()) {
-    auto end = seeds.find(',', start);
-    if (end == std::string::npos)
-      end = seeds.size();
-    auto seed = seeds.substr(start, end - start);
-    std::string h;
-    uint16_t p;
-    if (!seed.empty()) {
-      if (!split_host_port(seed, h, p))
-        return fail("--seeds: '" + seed + "' is not host:port");
-      c.seeds.push_back(seed);
-    }
-    start = end + 1;
-  }
-  if (!c.etcd.empty() && !c.seeds.empty())
-    return fail("--seeds and --etcd exclude each other: with etcd, nodes find each other there");
   if (!domain::valid_id(c.cluster_name))
     return fail("--cluster must match [A-Za-z0-9._-]{1,64}");
   if (c.lease_ttl < std::chrono::seconds(2) || c.lease_ttl > std::chrono::seconds(60))

@@ -17,8 +17,8 @@ struct node_config {
   uint16_t client_port = 7400;
   std::string cluster_host = "127.0.0.1";
   uint16_t cluster_port = 7500;
-  std::vector<std::string> seeds;  // host:port; empty: a single node (or --etcd)
-  /// etcd client URLs (http://host:port); non-empty: membership and the shard map live in etcd.
+  /// etcd client URLs (http://host:port); non-empty: membership and the shard map live in etcd,
+  /// empty: a node alone, coordinated by a local store seeded from its disk.
   std::string etcd;
   std::string cluster_name = "default";  // every etcd key lives under /ordermesh/<name>/
   std::chrono::milliseconds lease_ttl{3000};
@@ -33,9 +33,8 @@ struct node_config {
   size_t max_in_flight_per_connection = 256;
   size_t scheduler_threads = 0;  // 0: one per core
   std::chrono::milliseconds heartbeat_interval{500};
-  std::chrono::milliseconds failure_timeout{3000};
   std::chrono::milliseconds join_timeout{30000};  // a new node waits this long to join
-  size_t max_moves = 2;                           // shards the coordinator moves at a time
+  size_t max_moves = 2;                           // shards the controller moves at a time
   bool drain = false;                             // SIGTERM hands off every shard before exiting
   size_t handoff_chunk_bytes = 256 * 1024;
   std::chrono::milliseconds handoff_chunk_delay{0};  // fault injection only

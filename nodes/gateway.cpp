@@ -277,9 +277,10 @@ json node_counters(const gateway_shared& gs) {
               {"requests", gs.requests.load()}};
 }
 
-/// cluster.status of a cluster coordinated by a store (etcd): members with their incarnations,
-/// the controller, each shard's primary, epoch, replicas, in-sync set and pending move.
-void member_status(self_ptr self, const protocol::request& req) {
+/// cluster.status: what the coordination store holds (etcd, or the local store of a node alone):
+/// members with their incarnations, the controller, each shard's primary, epoch, replicas,
+/// in-sync set and pending move; plus this node's counters.
+void cluster_status(self_ptr self, const protocol::request& req) {
   auto& g = *self->state.g;
   self->request(g.agent, g.request_timeout, cluster::member_status_atom::value)
       .then(
@@ -312,55 +313,12 @@ void member_status(self_ptr self, const protocol::request& req) {
                                 {"target", a.target}});
             json out = {{"node_id", ctx.node_id()},
                         {"coordination", ms.coordination},
+                        {"cluster_id", ms.cluster_id},
                         {"controller", ms.controller},
                         {"incarnation", ms.incarnation},
                         {"lease_valid", ms.lease_valid},
                         {"shard_count", ms.shards.size()},
                         {"unreachable_from_here", ms.unreachable},
-                        {"members", members},
-                        {"shards", shards}};
-            out.update(node_counters(gs));
-            answer(self, req, out);
-          },
-          [self, req](caf::error& err) { refuse(self, req, err); });
-}
-
-/// cluster.status: the agent's view (members, shard map with epochs) plus this node's counters.
-void cluster_status(self_ptr self, const protocol::request& req) {
-  auto& g = *self->state.g;
-  if (g.store_coordinated) {
-    member_status(self, req);
-    return;
-  }
-  self->request(g.agent, g.request_timeout, cluster::status_atom::value)
-      .then(
-          [self, req](const cluster::cluster_view& v, const std::vector<std::string>& suspects) {
-            auto& gs = *self->state.g;
-            auto& ctx = *gs.ctx;
-            json members = json::array();
-            for (auto& m : v.members) {
-              auto owned = cluster::shards_of(v, m.node_id);
-              json jm = {{"node_id", m.node_id},
-                         {"cluster_address", m.cluster_address},
-                         {"client_address", m.client_address},
-                         {"state", cluster::to_string(cluster::member_state(m.state))},
-                         {"shards_owned", owned.size()}};
-              if (m.node_id == ctx.node_id())
-                jm["active_entities"] = ctx.active_entities.load();
-              members.push_back(std::move(jm));
-            }
-            json shards = json::array();
-            for (size_t i = 0; i < v.shards.size(); ++i)
-              shards.push_back(
-                  {{"shard", i}, {"owner", v.shards[i].node_id}, {"epoch", v.shards[i].epoch}});
-            auto c = cluster::coordinator_of(v);
-            json out = {{"node_id", ctx.node_id()},
-                        {"coordination", "seeds"},
-                        {"cluster_id", v.cluster_id},
-                        {"view_version", v.version},
-                        {"coordinator", c ? *c : std::string{}},
-                        {"shard_count", v.shard_count},
-                        {"unreachable_from_here", suspects},
                         {"members", members},
                         {"shards", shards}};
             out.update(node_counters(gs));

@@ -37,7 +37,6 @@ struct gateway_shared {
   std::chrono::milliseconds session_ttl;
   std::string client_address;         // host:port clients use, for cluster.status
   caf::actor agent;                   // the node agent: cluster.status, cluster.leave
-  bool store_coordinated = false;     // agent is a member agent (etcd): its own status shape
   std::atomic<bool> draining{false};  // SIGTERM: refuse new requests
   std::atomic<int64_t> in_flight{0};  // requests accepted and not yet answered
   std::atomic<uint64_t> requests{0};  // requests answered since start

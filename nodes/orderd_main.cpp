@@ -1,7 +1,6 @@
 // orderd: one ordermesh node. Wires storage, the entity layer and the client listener, then
 // serves until SIGTERM/SIGINT, when it stops taking requests, finishes what is in flight and
 // exits 0 with everything acknowledged on disk.
-#include <spdlog/fmt/ranges.h>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -26,12 +25,10 @@
 #include "actors/messages.hpp"
 #include "actors/unavailable_responder.hpp"
 #include "cluster/cluster_messages.hpp"
-#include "cluster/coordination/etcd_session.hpp"
-#include "cluster/etcd/etcd_config.hpp"
 #include "cluster/member_agent.hpp"
-#include "cluster/node_agent.hpp"
 #include "nodes/client_listener.hpp"
 #include "nodes/config.hpp"
+#include "nodes/coordination_session.hpp"
 #include "nodes/gateway.hpp"
 #include "nodes/node_meta.hpp"
 #include "nodes/password_hasher.hpp"
@@ -74,20 +71,6 @@ std::string generated_admin_token(const std::string& data_dir, spdlog::logger& l
   umask(old);
   log.warn("no --admin-token given: generated one in {}", path);
   return token;
-}
-
-/// A session with the etcd cluster at --etcd, or nullptr and why.
-std::unique_ptr<om::cluster::coordination::session> open_etcd_session(
-    const om::node::node_config& cfg, std::string* why) {
-  auto endpoints = om::etcd::parse_endpoints(cfg.etcd);
-  if (!endpoints) {
-    *why = endpoints.err().message;
-    return nullptr;
-  }
-  om::cluster::coordination::etcd_session_config ecfg;
-  ecfg.endpoints = std::move(endpoints.value());
-  ecfg.cluster = cfg.cluster_name;
-  return om::cluster::coordination::make_etcd_session(std::move(ecfg));
 }
 
 }  // namespace
@@ -137,14 +120,11 @@ int main(int argc, char** argv) {
     log->critical("node={} {}", cfg.node_id, why);
     return 1;
   }
-  // With --etcd: the session to it (connects on first use, so this never blocks).
-  std::unique_ptr<om::cluster::coordination::session> etcd_session;
-  if (!cfg.etcd.empty()) {
-    etcd_session = open_etcd_session(cfg, &why);
-    if (!etcd_session) {
-      log->critical("node={} --etcd: {}", cfg.node_id, why);
-      return 2;
-    }
+  // The store that decides membership and the shard map: etcd, or a local one for a node alone.
+  auto coordination = om::node::open_coordination(*storage, cfg, &why);
+  if (!coordination) {
+    log->critical("node={} {}", cfg.node_id, why);
+    return 2;
   }
 
   int rc = 0;
@@ -153,8 +133,8 @@ int main(int argc, char** argv) {
     om::actors::add_message_types(caf_cfg);
     om::cluster::add_message_types(caf_cfg);
     caf_cfg.load<caf::io::middleman>();
-    // BASP's own keep-alive, so a silent peer is noticed even without traffic; the agent's
-    // heartbeats are the failure detector that decides.
+    // BASP's own keep-alive, so a silent peer's connection is noticed and dropped even without
+    // traffic (its shards then route to `unavailable`). Who is a member is etcd's to say.
     caf_cfg.set("middleman.heartbeat-interval", caf::timespan{cfg.heartbeat_interval});
     if (cfg.scheduler_threads > 0)
       caf_cfg.set("scheduler.max-threads", cfg.scheduler_threads);
@@ -165,29 +145,30 @@ int main(int argc, char** argv) {
     auto layer = om::actors::start_entity_layer(sys, ctx);
     auto unavailable = om::actors::spawn_unavailable_responder(sys);
 
-    // The cluster: found it, restore it from disk, or join it through the seeds.
+    // The member agent follows the store: it owns, hands over and routes shards.
     std::promise<void> left;
     auto left_future = left.get_future();
     std::atomic<bool> left_once{false};
-    om::cluster::agent_config acfg;
-    acfg.node_id = cfg.node_id;
-    acfg.cluster_address = cfg.cluster_host + ":" + std::to_string(cfg.cluster_port);
-    acfg.client_address = cfg.client_host + ":" + std::to_string(cfg.client_port);
-    acfg.seeds = cfg.seeds;
-    acfg.shard_count = cfg.shards;
-    acfg.heartbeat_interval = cfg.heartbeat_interval;
-    acfg.failure_timeout = cfg.failure_timeout;
-    acfg.max_concurrent_moves = cfg.max_moves;
-    acfg.chunk_bytes = cfg.handoff_chunk_bytes;
-    acfg.chunk_delay = cfg.handoff_chunk_delay;
+    om::cluster::member_agent_config mcfg;
+    mcfg.node_id = cfg.node_id;
+    mcfg.cluster_address = cfg.cluster_host + ":" + std::to_string(cfg.cluster_port);
+    mcfg.client_address = cfg.client_host + ":" + std::to_string(cfg.client_port);
+    mcfg.shard_count = cfg.shards;
+    mcfg.lease_ttl = cfg.lease_ttl;
+    mcfg.max_concurrent_moves = cfg.max_moves;
+    mcfg.chunk_bytes = cfg.handoff_chunk_bytes;
+    mcfg.chunk_delay = cfg.handoff_chunk_delay;
     om::cluster::agent_hooks hooks;
     hooks.supervisors = layer.supervisors;
     hooks.wakeups = layer.wakeups;
     hooks.unavailable = unavailable;
     hooks.publish_routes = [ctx](om::cluster::routing_ptr r) { ctx->set_routes(std::move(r)); };
-    hooks.set_lease_until = [ctx](int64_t until_ns) { ctx->set_lease_until(until_ns); };
-    if (!cfg.etcd.empty())
-      ctx->set_lease_until(0);  // nothing is served before the first lease
+    if (!cfg.etcd.empty()) {
+      // In a cluster nothing is served before the first lease, nor past the last one. A node
+      // alone has nobody to lose its shards to: it does not gate on its (local) lease.
+      ctx->set_lease_until(0);
+      hooks.set_lease_until = [ctx](int64_t until_ns) { ctx->set_lease_until(until_ns); };
+    }
     hooks.on_left = [&left, &left_once] {
       if (!left_once.exchange(true))
         left.set_value();
@@ -198,32 +179,16 @@ int main(int argc, char** argv) {
       if (!left_once.exchange(true))
         left.set_value();
     };
-    caf::actor agent;
-    if (cfg.etcd.empty()) {
-      agent = om::cluster::spawn_node_agent(sys, acfg, *storage, hooks, log);
-    } else {
-      // Membership, the controller and the shard map live in etcd (docs/COORDINATION.md).
-      om::cluster::member_agent_config mcfg;
-      mcfg.node_id = acfg.node_id;
-      mcfg.cluster_address = acfg.cluster_address;
-      mcfg.client_address = acfg.client_address;
-      mcfg.shard_count = cfg.shards;
-      mcfg.lease_ttl = cfg.lease_ttl;
-      mcfg.max_concurrent_moves = cfg.max_moves;
-      mcfg.chunk_bytes = cfg.handoff_chunk_bytes;
-      mcfg.chunk_delay = cfg.handoff_chunk_delay;
-      agent =
-          om::cluster::spawn_member_agent(sys, mcfg, *storage, hooks, std::move(etcd_session), log);
-    }
+    auto agent =
+        om::cluster::spawn_member_agent(sys, mcfg, *storage, hooks, std::move(coordination), log);
     auto published =
         sys.middleman().publish(agent, cfg.cluster_port, cfg.cluster_host.c_str(), true);
     if (!published) {
       log->critical("node={} cannot listen for cluster traffic on {}: {}", cfg.node_id,
-                    acfg.cluster_address, sys.render(published.error()));
+                    mcfg.cluster_address, sys.render(published.error()));
       rc = 1;
     }
-    // Serve clients only once this node knows the shard map (at once after a restart; after
-    // joining for a new node).
+    // Serve clients only once this node knows the shard map (at once for a node alone).
     auto join_deadline = std::chrono::steady_clock::now() + cfg.join_timeout;
     while (rc == 0 && !ctx->routes() && !refused &&
            std::chrono::steady_clock::now() < join_deadline)
@@ -231,9 +196,8 @@ int main(int argc, char** argv) {
     if (refused)
       rc = 1;
     if (rc == 0 && !ctx->routes()) {
-      log->critical(
-          "node={} could not join the cluster through {} within the join timeout", cfg.node_id,
-          cfg.etcd.empty() ? fmt::format("{}", fmt::join(cfg.seeds, ",")) : "etcd at " + cfg.etcd);
+      log->critical("node={} could not join the cluster through {} within the join timeout",
+                    cfg.node_id, cfg.etcd.empty() ? "its local store" : "etcd at " + cfg.etcd);
       rc = 1;
     }
 
@@ -244,7 +208,6 @@ int main(int argc, char** argv) {
     auto shared = std::make_shared<om::node::gateway_shared>(ctx, cfg.admin_token, hasher,
                                                              cfg.request_timeout, cfg.session_ttl);
     shared->agent = agent;
-    shared->store_coordinated = !cfg.etcd.empty();
     om::node::listener_options lopts;
     lopts.host = cfg.client_host;
     lopts.port = cfg.client_port;

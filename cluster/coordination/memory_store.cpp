@@ -238,6 +238,22 @@ int64_t memory_store::revision() {
   return revision_;
 }
 
+bool memory_store::preload(const cluster_config& config, std::vector<shard_assignment> shards) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (config_ || config.shard_count == 0 || shards.size() != config.shard_count)
+    return false;
+  for (size_t i = 0; i < shards.size(); ++i)
+    if (shards[i].shard != i || shards[i].epoch == 0 || shards[i].primary.empty())
+      return false;
+  int64_t rev = ++revision_;  // as bootstrap: config and every shard at one revision
+  config_ = config;
+  shards_ = std::move(shards);
+  for (auto& a : shards_)
+    a.mod_revision = rev;
+  changed_.notify_all();
+  return true;
+}
+
 void memory_store::expire_due_locked() {
   auto now = clock_();
   std::vector<int64_t> due;
@@ -274,32 +290,44 @@ bool memory_store::current_locked(const std::string& node_id, int64_t incarnatio
   return it != members_.end() && it->second.record.incarnation == incarnation;
 }
 
+namespace {
+
+/// The store and its one member's handle in one object: the store outlives the handle.
+struct local_session final : session {
+  memory_store store;
+  std::unique_ptr<session> inner = store.connect("local");
+  std::string_view kind() const override { return inner->kind(); }
+  result<member_record> join(const member_info& me, std::chrono::milliseconds ttl) override {
+    return inner->join(me, ttl);
+  }
+  result<member_record> update(const member_info& me) override { return inner->update(me); }
+  result<std::chrono::milliseconds> keepalive() override { return inner->keepalive(); }
+  result<bool> leave() override { return inner->leave(); }
+  result<member_record> campaign() override { return inner->campaign(); }
+  result<cluster_state> read() override { return inner->read(); }
+  result<bool> bootstrap(const cluster_config& c, const std::vector<shard_assignment>& s) override {
+    return inner->bootstrap(c, s);
+  }
+  result<bool> write_shard(const shard_assignment& next, int64_t expected) override {
+    return inner->write_shard(next, expected);
+  }
+  result<int64_t> wait_change(int64_t after, std::chrono::milliseconds timeout) override {
+    return inner->wait_change(after, timeout);
+  }
+};
+
+}  // namespace
+
 std::unique_ptr<session> make_local_coordination() {
-  // The store outlives the handle: both live in one object.
-  struct local final : session {
-    memory_store store;
-    std::unique_ptr<session> inner = store.connect("local");
-    std::string_view kind() const override { return inner->kind(); }
-    result<member_record> join(const member_info& me, std::chrono::milliseconds ttl) override {
-      return inner->join(me, ttl);
-    }
-    result<member_record> update(const member_info& me) override { return inner->update(me); }
-    result<std::chrono::milliseconds> keepalive() override { return inner->keepalive(); }
-    result<bool> leave() override { return inner->leave(); }
-    result<member_record> campaign() override { return inner->campaign(); }
-    result<cluster_state> read() override { return inner->read(); }
-    result<bool> bootstrap(const cluster_config& c,
-                           const std::vector<shard_assignment>& s) override {
-      return inner->bootstrap(c, s);
-    }
-    result<bool> write_shard(const shard_assignment& next, int64_t expected) override {
-      return inner->write_shard(next, expected);
-    }
-    result<int64_t> wait_change(int64_t after, std::chrono::milliseconds timeout) override {
-      return inner->wait_change(after, timeout);
-    }
-  };
-  return std::make_unique<local>();
+  return std::make_unique<local_session>();
+}
+
+std::unique_ptr<session> make_local_coordination(const cluster_config& config,
+                                                 std::vector<shard_assignment> shards) {
+  auto s = std::make_unique<local_session>();
+  if (!s->store.preload(config, std::move(shards)))
+    return nullptr;
+  return s;
 }
 
 }  // namespace ordermesh::cluster::coordination

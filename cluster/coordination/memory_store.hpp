@@ -12,8 +12,10 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "cluster/coordination/coordination.hpp"
 
@@ -38,6 +40,10 @@ class memory_store {
   void expire_due();
   /// The current revision.
   int64_t revision();
+  /// Starts the store bootstrapped: `config` and `shards` written at one revision, as a
+  /// session's bootstrap() would, without a member. False (nothing changed) if it already holds
+  /// a config or the shards do not fit it.
+  bool preload(const cluster_config& config, std::vector<shard_assignment> shards);
 
  private:
   friend class memory_session;
@@ -74,7 +80,10 @@ class memory_store {
 
 /// The coordination of a node without etcd: a private in-memory store of which it is the only
 /// member (kind "local"). Fast, nothing to run; it cannot survive the process, and needs not:
-/// the node's own view on disk is the truth for a node alone.
+/// it starts from what the node's disk holds (`config` and `shards`, see local_seed.hpp).
+/// Without them it starts empty (the contract tests). nullptr if they do not fit each other.
 std::unique_ptr<session> make_local_coordination();
+std::unique_ptr<session> make_local_coordination(const cluster_config& config,
+                                                 std::vector<shard_assignment> shards);
 
 }  // namespace ordermesh::cluster::coordination

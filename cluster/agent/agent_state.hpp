@@ -1,0 +1,146 @@
+#pragma once
+// The member agent's state and the roles that act on it, one file each (cluster/agent/):
+//   member_agent.cpp       the actor: its messages, membership (cluster id, leave), status
+//   shard_routes.cpp       where each shard's messages go on this node
+//   peer_links.cpp         connections to the other members' agents (CAF BASP)
+//   shard_steps.cpp        runs the shard reconciler and carries out its steps
+//   shard_copy.cpp         both ends of a handoff's copy, chunk by chunk
+//   controller_duties.cpp  on the controller: bootstrap the shard map, write move intents
+// The decisions are pure functions elsewhere (cluster/coordination/shard_reconciler.hpp,
+// placement.hpp); these files only carry them out. Internal to ordermesh_cluster.
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/atom.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/response_promise.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "cluster/coordination/shard_reconciler.hpp"
+#include "cluster/coordination_driver.hpp"
+#include "cluster/member_agent.hpp"
+
+namespace ordermesh::cluster::agent {
+
+namespace co = coordination;
+using clock_type = std::chrono::steady_clock;
+using handoff = co::local_shard::handoff;
+
+// ---- agent <-> agent (BASP) ----
+/// (shard, move_revision, first, records, done) -> bool: one chunk of a shard's copy.
+using copy_atom = caf::atom_constant<caf::atom("m_copy")>;
+// ---- to itself ----
+using next_chunk_atom = caf::atom_constant<caf::atom("m_next")>;    // (shard, after_key)
+using imported_atom = caf::atom_constant<caf::atom("m_imported")>;  // (import id, ok)
+using tick_atom = caf::atom_constant<caf::atom("m_tick")>;
+
+constexpr size_t max_peers = 1024;
+constexpr std::chrono::milliseconds tick_interval{500};
+constexpr std::chrono::milliseconds campaign_interval{1000};
+
+struct peer {
+  caf::actor agent;
+  std::vector<caf::actor> supervisors;
+  bool connecting = false;
+  uint32_t failures = 0;  // connection attempts failed in a row; logged first and every 20th
+};
+
+/// A handoff this node runs as the shard's primary.
+struct outgoing_copy {
+  std::string to;
+  int64_t move_revision = 0;
+  clock_type::time_point since;  // sending started, or (once sent) the last chunk was acked
+};
+
+/// A chunk waiting for its synced import.
+struct pending_import {
+  caf::response_promise rp;
+  uint16_t shard = 0;
+  int64_t move_revision = 0;
+  bool done = false;
+};
+
+struct agent_state {
+  member_agent_config cfg;
+  persistence::storage_engine* storage = nullptr;
+  agent_hooks hooks;
+  std::shared_ptr<spdlog::logger> log;
+  std::string store_kind;
+  caf::actor driver;
+  state_ptr state;
+  clock_type::time_point lease_until{};
+  int64_t incarnation = 0;
+  std::map<std::string, peer> peers;
+  std::vector<co::local_shard> local;
+  std::vector<bool> busy;                                     // a step in flight, per shard
+  std::map<uint16_t, clock_type::time_point> waiting_target;  // send waiting for a connection
+  std::map<uint16_t, outgoing_copy> outgoing;
+  std::map<uint64_t, pending_import> imports;
+  uint64_t next_import = 0;
+  std::map<uint16_t, int64_t> intents;  // controller: shard -> revision its intent was based on
+  bool campaigning = false;
+  clock_type::time_point last_campaign{};
+  bool bootstrapping = false;
+  bool leaving = false;
+  bool leave_sent = false;
+  bool refused = false;
+  std::set<uint16_t> refused_shards;
+  std::vector<co::step> last_step;  // per shard, for the debug log of decisions
+  static inline const char* name = "ordermesh.member_agent";
+};
+using self_ptr = caf::stateful_actor<agent_state>*;
+
+inline const std::string& me(self_ptr self) {
+  return self->state.cfg.node_id;
+}
+
+inline bool lease_ok(self_ptr self) {
+  return clock_type::now() < self->state.lease_until;
+}
+
+/// True if `node_id` is a member in the latest state read from the store.
+bool is_member(self_ptr self, const std::string& node_id);
+
+// ---- shard_routes.cpp ----
+/// Rebuilds where each shard's messages go and hands it to the node. Nothing is published
+/// before the store holds a shard map.
+void publish_routes(self_ptr self);
+
+// ---- peer_links.cpp ----
+/// Connects to every member not connected yet (bounded by max_peers).
+void connect_members(self_ptr self);
+/// A member's agent reached us: remember it (once) and answer who we are.
+peer_info answer_hello(self_ptr self, const std::string& from);
+/// A connection ended (a down message from a peer's agent): its shards become unreachable.
+void peer_down(self_ptr self, const caf::actor_addr& source);
+
+// ---- shard_steps.cpp ----
+/// Runs the reconciler over the latest state and carries out every step not already in flight.
+void reconcile(self_ptr self);
+
+// ---- shard_copy.cpp ----
+/// The primary's end: freeze the shard, release it (synced), copy it to step.peer in chunks.
+void start_copy(self_ptr self, const co::shard_step& step);
+/// Sends the shard's records after `after_key`, one chunk per round trip.
+void send_chunk(self_ptr self, uint16_t shard, std::string after_key);
+/// The copy of `shard` failed: the reconciler's next step aborts the move.
+void fail_copy(self_ptr self, uint16_t shard, const std::string& why);
+/// The target's end: one chunk arrives; answered once it is synced.
+caf::result<bool> receive_copy(self_ptr self, uint16_t shard, int64_t revision, bool first,
+                               std::vector<shard_record>& records, bool done);
+/// A chunk's import finished (synced if ok).
+void imported(self_ptr self, uint64_t import_id, bool ok);
+/// A copy arriving for a move that no longer exists: discard it.
+void cancel_receive(self_ptr self, uint16_t shard);
+
+// ---- controller_duties.cpp ----
+/// One round of the controller's work (or a campaign when there is no controller).
+void controller_round(self_ptr self);
+
+}  // namespace ordermesh::cluster::agent

@@ -1,0 +1,195 @@
+// The member agent's actor: its messages, its membership (the cluster id its disk remembers, a
+// leave) and what cluster.status shows. Everything else is one role per file (agent_state.hpp).
+#include "cluster/member_agent.hpp"
+
+#include <spdlog/logger.h>
+#include <caf/all.hpp>
+
+#include "cluster/agent/agent_state.hpp"
+#include "cluster/coordination/local_seed.hpp"
+#include "persistence/storage_engine.hpp"
+
+namespace ordermesh::cluster {
+
+namespace agent {
+namespace {
+
+/// The store's cluster is the one this disk belongs to; a disk never used remembers it.
+bool check_cluster_id(self_ptr self) {
+  auto& s = self->state;
+  if (!s.state->config)
+    return true;
+  std::string mine;
+  if (!s.storage->get_meta(co::cluster_id_meta, &mine)) {
+    auto st = s.storage->put_meta(co::cluster_id_meta, s.state->config->cluster_id);
+    if (!st)
+      s.log->error("node={} cannot record the cluster id: {}", me(self), st.to_string());
+    return true;
+  }
+  if (mine == s.state->config->cluster_id)
+    return true;
+  std::string kind;
+  bool lone =
+      s.store_kind != "local" && s.storage->get_meta(co::store_kind_meta, &kind) && kind == "local";
+  auto why = lone ? "this data dir is a node alone's (cluster " + mine +
+                        ", started without --etcd): it cannot join the cluster in " + s.store_kind
+                  : "this data dir belongs to cluster " + mine + ", the store holds cluster " +
+                        s.state->config->cluster_id + " (a wiped or different store?)";
+  s.log->critical("node={} {}", me(self), why);
+  s.refused = true;
+  if (s.hooks.on_refused)
+    s.hooks.on_refused(why);
+  return false;
+}
+
+/// A leaving member that leads nothing and receives nothing is done.
+void maybe_left(self_ptr self) {
+  auto& s = self->state;
+  if (!s.leaving || s.leave_sent || !s.state || !s.state->config)
+    return;
+  for (const auto& a : s.state->shards)
+    if (a.primary == me(self) || a.target == me(self))
+      return;
+  if (!s.outgoing.empty())
+    return;
+  s.leave_sent = true;
+  self->request(s.driver, s.cfg.request_timeout, coord_leave_atom::value)
+      .then(
+          [self](bool) {
+            self->state.log->info("node={} left the cluster", me(self));
+            if (self->state.hooks.on_left)
+              self->state.hooks.on_left();
+          },
+          [self](caf::error& err) {
+            self->state.leave_sent = false;
+            self->state.log->warn("node={} leave: {}", me(self), caf::to_string(err));
+          });
+}
+
+void on_state(self_ptr self, state_ptr st) {
+  auto& s = self->state;
+  if (s.state && st->revision < s.state->revision)
+    return;  // an older read overtaken by a newer one
+  s.state = std::move(st);
+  if (!check_cluster_id(self))
+    return;
+  connect_members(self);
+  reconcile(self);
+  publish_routes(self);
+  controller_round(self);
+  maybe_left(self);
+}
+
+void tick(self_ptr self) {
+  connect_members(self);
+  reconcile(self);
+  controller_round(self);
+  maybe_left(self);
+  self->delayed_send(self, tick_interval, tick_atom::value);
+}
+
+member_status status_of(self_ptr self) {
+  auto& s = self->state;
+  member_status r;
+  r.coordination = s.store_kind;
+  if (s.state && s.state->config)
+    r.cluster_id = s.state->config->cluster_id;
+  r.incarnation = s.incarnation;
+  r.lease_valid = lease_ok(self);
+  if (s.state) {
+    if (s.state->controller)
+      r.controller = s.state->controller->node_id;
+    r.members = s.state->members;
+    r.shards = s.state->shards;
+    for (const auto& m : s.state->members) {
+      auto p = s.peers.find(m.node_id);
+      if (m.node_id != me(self) && (p == s.peers.end() || !p->second.agent))
+        r.unreachable.push_back(m.node_id);
+    }
+  }
+  return r;
+}
+
+caf::behavior member_agent(self_ptr self, member_agent_config cfg,
+                           persistence::storage_engine* storage, agent_hooks hooks,
+                           std::unique_ptr<co::session>* session,
+                           std::shared_ptr<spdlog::logger> log) {
+  auto& s = self->state;
+  s.cfg = std::move(cfg);
+  s.storage = storage;
+  s.hooks = std::move(hooks);
+  s.log = std::move(log);
+  s.local.resize(s.cfg.shard_count);
+  s.busy.assign(s.cfg.shard_count, false);
+  s.last_step.assign(s.cfg.shard_count, co::step::serve);
+  s.store_kind = std::string((*session)->kind());
+  driver_config dcfg;
+  dcfg.me = co::member_info{s.cfg.node_id, s.cfg.cluster_address, s.cfg.client_address, false};
+  dcfg.lease_ttl = s.cfg.lease_ttl;
+  s.driver = spawn_coordination_driver(self->system(), std::move(*session), dcfg,
+                                       caf::actor_cast<caf::actor>(self), s.log);
+  delete session;
+  self->link_to(s.driver);
+  self->set_down_handler([self](caf::down_msg& dm) { peer_down(self, dm.source); });
+  self->send(self, tick_atom::value);
+  return {
+      [self](coord_state_atom, state_ptr& st) { on_state(self, std::move(st)); },
+      [self](coord_lease_atom, int64_t until_ns, int64_t incarnation) {
+        auto& st = self->state;
+        st.lease_until = clock_type::time_point(std::chrono::nanoseconds(until_ns));
+        if (st.hooks.set_lease_until)
+          st.hooks.set_lease_until(until_ns);
+        if (incarnation != st.incarnation)
+          st.intents.clear();
+        st.incarnation = incarnation;
+        publish_routes(self);
+      },
+      [self](tick_atom) { tick(self); },
+      [self](hello_atom, const std::string& from) { return answer_hello(self, from); },
+      [self](copy_atom, uint16_t shard, int64_t revision, bool first,
+             std::vector<shard_record>& records,
+             bool done) { return receive_copy(self, shard, revision, first, records, done); },
+      [self](next_chunk_atom, uint16_t shard, const std::string& after_key) {
+        send_chunk(self, shard, after_key);
+      },
+      [self](imported_atom, uint64_t id, bool ok) { imported(self, id, ok); },
+      [self](leave_atom, const std::string& node_id) -> caf::result<bool> {
+        auto& st = self->state;
+        if (node_id != me(self)) {
+          auto p = st.peers.find(node_id);
+          if (p == st.peers.end() || !p->second.agent)
+            return caf::make_error(caf::sec::request_receiver_down,
+                                   "no connection to " + node_id + "; ask it directly");
+          auto rp = self->make_response_promise();
+          rp.delegate(p->second.agent, leave_atom::value, node_id);
+          return rp;
+        }
+        st.leaving = true;
+        auto rp = self->make_response_promise();
+        self->request(st.driver, st.cfg.request_timeout, coord_update_atom::value, true)
+            .then(
+                [self, rp](bool) mutable {
+                  self->state.log->info("node={} is leaving", me(self));
+                  rp.deliver(true);
+                },
+                [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+        return rp;
+      },
+      [self](member_status_atom) { return status_of(self); },
+  };
+}
+
+}  // namespace
+}  // namespace agent
+
+caf::actor spawn_member_agent(caf::actor_system& sys, member_agent_config cfg,
+                              persistence::storage_engine& storage, agent_hooks hooks,
+                              std::unique_ptr<coordination::session> session,
+                              std::shared_ptr<spdlog::logger> log) {
+  // CAF copies spawn arguments: the session travels as a raw pointer the agent takes over.
+  auto* owned = new std::unique_ptr<coordination::session>(std::move(session));
+  return sys.spawn<caf::detached>(agent::member_agent, std::move(cfg), &storage, std::move(hooks),
+                                  owned, std::move(log));
+}
+
+}  // namespace ordermesh::cluster

@@ -1,0 +1,121 @@
+// Connections to the other members' agents over CAF's BASP: one per member, made by whichever
+// side gets there first and reused by the other. A peer answers hello with its supervisors,
+// which is all routing needs.
+#include <spdlog/logger.h>
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include "cluster/agent/agent_state.hpp"
+
+namespace ordermesh::cluster::agent {
+
+namespace {
+
+bool split_host_port(const std::string& s, std::string& host, uint16_t& port) {
+  auto colon = s.rfind(':');
+  if (colon == std::string::npos)
+    return false;
+  host = s.substr(0, colon);
+  try {
+    port = static_cast<uint16_t>(std::stoul(s.substr(colon + 1)));
+  } catch (...) {
+    return false;
+  }
+  return port != 0;
+}
+
+void greet(self_ptr self, const std::string& node_id, caf::actor agent) {
+  auto& s = self->state;
+  self->monitor(agent);
+  self->request(agent, s.cfg.request_timeout, hello_atom::value, s.cfg.node_id)
+      .then(
+          [self, node_id, agent](const peer_info& info) {
+            auto& p = self->state.peers[node_id];
+            p.agent = agent;
+            p.supervisors = info.supervisors;
+            p.connecting = false;
+            p.failures = 0;
+            self->state.log->info("node={} connected to {}", me(self), node_id);
+            publish_routes(self);
+          },
+          [self, node_id](caf::error&) { self->state.peers[node_id].connecting = false; });
+}
+
+/// remote_actor blocks until connected or failed: a short-lived detached actor does it.
+caf::actor spawn_connector(self_ptr self) {
+  // The unused int: CAF 0.17 dereferences a null tuple when a function actor takes no
+  // arguments (UBSan reports it in init_fun_factory.hpp), so never spawn one without any.
+  return self->spawn<caf::detached>(
+      [](caf::event_based_actor* h, int) -> caf::behavior {
+        return {
+            [h](connect_atom, const std::string& host, uint16_t port) -> caf::result<caf::actor> {
+              auto res = h->system().middleman().remote_actor(host, port);
+              h->quit();
+              if (!res)
+                return res.error();
+              return *res;
+            }};
+      },
+      0);
+}
+
+void connect_peer(self_ptr self, const co::member_record& m) {
+  auto& s = self->state;
+  auto& p = s.peers[m.node_id];
+  if (p.connecting || (p.agent && !p.supervisors.empty()))
+    return;
+  std::string host;
+  uint16_t port;
+  if (!split_host_port(m.cluster_address, host, port))
+    return;
+  p.connecting = true;
+  auto node_id = m.node_id;
+  auto address = m.cluster_address;
+  self->request(spawn_connector(self), s.cfg.request_timeout * 2, connect_atom::value, host, port)
+      .then([self, node_id](const caf::actor& agent) { greet(self, node_id, agent); },
+            [self, node_id, address](caf::error& err) {
+              auto& peer = self->state.peers[node_id];
+              peer.connecting = false;
+              if (peer.failures++ % 20 == 0)
+                self->state.log->warn("node={} cannot connect to {} at {} ({} attempts): {}",
+                                      me(self), node_id, address, peer.failures,
+                                      caf::to_string(err));
+            });
+}
+
+}  // namespace
+
+void connect_members(self_ptr self) {
+  auto& s = self->state;
+  if (!s.state)
+    return;
+  for (const auto& m : s.state->members)
+    if (m.node_id != me(self) && (s.peers.count(m.node_id) || s.peers.size() < max_peers))
+      connect_peer(self, m);
+}
+
+peer_info answer_hello(self_ptr self, const std::string& from) {
+  // The caller reached us: reach it back over the same connection, not a new one of ours.
+  auto& st = self->state;
+  auto caller = caf::actor_cast<caf::actor>(self->current_sender());
+  auto p = st.peers.find(from);
+  bool known = p != st.peers.end() && p->second.agent && !p->second.supervisors.empty();
+  if (caller && !known && !from.empty() && from.size() <= 64 && from != me(self) &&
+      (p != st.peers.end() || st.peers.size() < max_peers))
+    greet(self, from, caller);
+  return peer_info{st.cfg.node_id, st.hooks.supervisors};
+}
+
+void peer_down(self_ptr self, const caf::actor_addr& source) {
+  auto& st = self->state;
+  for (auto& [id, p] : st.peers)
+    if (p.agent && p.agent.address() == source) {
+      st.log->warn("node={} lost the connection to {}", me(self), id);
+      p.agent = nullptr;
+      p.supervisors.clear();
+      p.connecting = false;
+    }
+  publish_routes(self);
+}
+
+}  // namespace ordermesh::cluster::agent

@@ -1,0 +1,70 @@
+#include "nodes/coordination_session.hpp"
+
+#include "cluster/coordination/etcd_session.hpp"
+#include "cluster/coordination/local_seed.hpp"
+#include "cluster/coordination/memory_store.hpp"
+#include "cluster/etcd/etcd_config.hpp"
+#include "persistence/storage_engine.hpp"
+
+namespace ordermesh::node {
+
+namespace co = cluster::coordination;
+
+namespace {
+
+std::unique_ptr<co::session> open_etcd(const node_config& cfg, std::string* why) {
+  auto endpoints = etcd::parse_endpoints(cfg.etcd);
+  if (!endpoints) {
+    *why = "--etcd: " + endpoints.err().message;
+    return nullptr;
+  }
+  co::etcd_session_config ecfg;
+  ecfg.endpoints = std::move(endpoints.value());
+  ecfg.cluster = cfg.cluster_name;
+  return co::make_etcd_session(std::move(ecfg));
+}
+
+std::optional<std::string> meta(persistence::storage_engine& storage, const char* name) {
+  std::string value;
+  if (storage.get_meta(name, &value))
+    return value;
+  return std::nullopt;
+}
+
+std::unique_ptr<co::session> open_local(persistence::storage_engine& storage,
+                                        const node_config& cfg, std::string* why) {
+  co::disk_facts facts;
+  facts.cluster_id = meta(storage, co::cluster_id_meta);
+  facts.store_kind = meta(storage, co::store_kind_meta);
+  facts.has_seeds_view = meta(storage, co::seeds_view_meta).has_value();
+  facts.owned_epochs.resize(cfg.shards);
+  for (uint16_t i = 0; i < cfg.shards; ++i)
+    facts.owned_epochs[i] = storage.owned_epoch(i);
+  auto seed = co::seed_from_disk(facts, cfg.node_id, co::new_cluster_id());
+  if (!seed) {
+    *why = seed.err().message;
+    return nullptr;
+  }
+  if (!facts.store_kind) {
+    // Before the cluster id is (the agent writes it on the first state it reads): a disk with
+    // an id but no kind is an etcd member's.
+    auto st = storage.put_meta(co::store_kind_meta, "local");
+    if (!st) {
+      *why = "cannot record the coordination kind: " + st.to_string();
+      return nullptr;
+    }
+  }
+  auto session = co::make_local_coordination(seed.value().config, std::move(seed.value().shards));
+  if (!session)
+    *why = "the shard map read from the disk does not fit its shard count";
+  return session;
+}
+
+}  // namespace
+
+std::unique_ptr<co::session> open_coordination(persistence::storage_engine& storage,
+                                               const node_config& cfg, std::string* why) {
+  return cfg.etcd.empty() ? open_local(storage, cfg, why) : open_etcd(cfg, why);
+}
+
+}  // namespace ordermesh::node

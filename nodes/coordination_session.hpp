@@ -1,0 +1,22 @@
+#pragma once
+// Which consensus store this node follows, opened from its flags: etcd (--etcd), or, for a node
+// alone, the local store seeded from its disk (cluster/coordination/local_seed.hpp).
+#include <memory>
+#include <string>
+
+#include "cluster/coordination/coordination.hpp"
+#include "nodes/config.hpp"
+
+namespace ordermesh::persistence {
+class storage_engine;
+}
+
+namespace ordermesh::node {
+
+/// The session, or nullptr and why: bad --etcd endpoints, or a disk a node alone must not
+/// serve from (an etcd member's, or one node's part of a multi-node cluster). Never blocks on
+/// the network (an etcd session connects on first use).
+std::unique_ptr<cluster::coordination::session> open_coordination(
+    persistence::storage_engine& storage, const node_config& cfg, std::string* why);
+
+}  // namespace ordermesh::node
