@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The chaos suite: scripts/chaos.sh [--scenario NAME|all] [--seed N] [--duration S] [--nodes N]
 #   [--out DIR] [--clients N] [--allow-skips] [--coordination seeds|etcd] [--etcd-members 1|3]
-# Runs client/chaos/run.py (docs/CHAOS.md). As root it re-executes itself inside private
+# Runs chaos/run.py (docs/CHAOS.md). As root it re-executes itself inside private
 # network and mount namespaces (unshare -n -m, lo brought up); each node then gets a network
-# namespace of its own (10.77.N.2, client/chaos/netns.py), so every address, veth pair,
+# namespace of its own (10.77.N.2, chaos/netns.py), so every address, veth pair,
 # firewall rule and tmpfs lives in namespaces that disappear with it. Without root it runs on
 # plain loopback and reports namespace-only scenarios (and those whose tool is missing) as
 # skipped. As root (CI) every scenario can run, so one that would be skipped (a missing tool,
@@ -102,7 +102,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-python3 -m client.chaos.run --scenario "$SCENARIO" --seed "$SEED" --duration "$DURATION" \
+python3 -m chaos.run --scenario "$SCENARIO" --seed "$SEED" --duration "$DURATION" \
   --nodes "$NODES" --clients "$CLIENTS" --out "$OUT" --orderd "$ORDERD" "${NETNS[@]}" \
   --coordination "$COORDINATION" --etcd-members "$ETCD_MEMBERS" "${ALLOW_SKIPS[@]}" &
 RUNNER=$!

@@ -9,8 +9,8 @@ import unittest
 from pathlib import Path
 from unittest import mock
 
-from client.chaos import cluster_ctl, etcd_ctl, nemesis, run
-from client.chaos.cluster_ctl import balanced_view
+from chaos import cluster_ctl, etcd_ctl, nemesis, run
+from chaos.cluster_ctl import balanced_view
 
 
 def member(node_id, state="up"):

@@ -12,7 +12,7 @@ from contextlib import redirect_stdout
 from pathlib import Path
 from unittest import mock
 
-from client.chaos import case_report, nemesis, run
+from chaos import case_report, nemesis, run
 
 
 def fake_orderd(directory, script):

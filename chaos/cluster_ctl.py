@@ -27,8 +27,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from client.chaos import etcd_ctl
-from client.chaos.netns import Firewall, Host
+from chaos import etcd_ctl
+from chaos.netns import Firewall, Host
 
 # A short quarantine: the crash scenario trips the restart budget on purpose, and the run must
 # settle (every order terminal) within its bounded settle time afterwards.

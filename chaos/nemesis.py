@@ -27,8 +27,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from client.chaos import etcd_ctl
-from client.chaos.cluster_ctl import StartError, request
+from chaos import etcd_ctl
+from chaos.cluster_ctl import StartError, request
 
 FAILURE_TIMEOUT_S = 1.0
 

@@ -1,4 +1,4 @@
-"""The chaos suite runner: python3 -m client.chaos.run --scenario NAME|all --seed N
+"""The chaos suite runner: python3 -m chaos.run --scenario NAME|all --seed N
     --duration S --nodes N --out DIR [--netns] [--orderd PATH] [--clients N] [--allow-skips]
     [--coordination seeds|etcd] [--etcd-members 1|3]
 
@@ -37,13 +37,13 @@ import sys
 import time
 from pathlib import Path
 
-from client.chaos import case_report, checker, journal_audit, nemesis, netns
-from client.chaos.cluster_ctl import RESERVATION_TTL_MS, Cluster, StartError, request
-from client.chaos.driver import Driver
-from client.chaos.history import HistoryWriter, load
-from client.chaos.report import render
+from chaos import case_report, checker, journal_audit, nemesis, netns
+from chaos.cluster_ctl import RESERVATION_TTL_MS, Cluster, StartError, request
+from chaos.driver import Driver
+from chaos.history import HistoryWriter, load
+from chaos.report import render
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 SETTLE_S = 30.0
 ORDER = list(nemesis.SCENARIOS)
 
@@ -369,7 +369,7 @@ def main(argv=None):
 
 
 def _main(argv, names, entries):
-    p = argparse.ArgumentParser(prog="python3 -m client.chaos.run")
+    p = argparse.ArgumentParser(prog="python3 -m chaos.run")
     p.add_argument("--scenario", default="all",
                    help="a scenario name, a comma list, or all: " + ", ".join(ORDER))
     p.add_argument("--seed", type=int, default=None)

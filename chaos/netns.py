@@ -21,7 +21,7 @@ import shutil
 import subprocess
 import time
 
-from client.chaos import etcd_ctl
+from chaos import etcd_ctl
 
 TABLE = "ordermesh_chaos"
 SUBNET = "10.77"
