@@ -664,14 +664,15 @@ def write_doc(path, args, mach, disk, summary, ratio_rows, half_rate, argv, elap
     s.append("- One op = one place+pay pair (two requests for ordermesh, two transactions "
              "for PostgreSQL). ops/s counts successful pairs only.")
     s.append("- CPU ms/order: server processes' utime+stime (/proc/<pid>/stat: every orderd, "
-             "and the 3-node cluster's etcd; postgres and its children, exited backends through the postmaster's cutime) over "
-             "the whole run including warmup, divided by the pairs completed. Client CPU: "
-             "orderbench or pgbench.")
+             "and the 3-node cluster's etcd; postgres and its children, exited backends through "
+             "the postmaster's cutime) over the whole run including warmup, divided by the "
+             "pairs completed. Client CPU: orderbench or pgbench.")
     s.append("- synced/order: ordermesh `storage.synced_batches` of cluster.status (RocksDB "
              "synced write batches, all nodes); PostgreSQL `pg_stat_wal.wal_sync`.")
     s.append("- bytes/order: ordermesh: /proc/<pid>/io `write_bytes` of the orderd processes "
-             "(WAL, memtable flushes, compaction) and of the 3-node cluster's etcd; PostgreSQL: `pg_stat_wal.wal_bytes` (WAL "
-             "only; data pages are written at checkpoints, outside the run).\n")
+             "(WAL, memtable flushes, compaction) and of the 3-node cluster's etcd; PostgreSQL: "
+             "`pg_stat_wal.wal_bytes` (WAL only; data pages are written at checkpoints, "
+             "outside the run).\n")
     db = [(k, v) for k, v in summary.items() if k[0].startswith("db_bench")]
     if db:
         s.append("### db_bench (the disk's limit for synced writes)\n")
