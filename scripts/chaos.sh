@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # The chaos suite: scripts/chaos.sh [--scenario NAME|all] [--seed N] [--duration S] [--nodes N]
-#   [--out DIR] [--clients N] [--allow-skips] [--coordination seeds|etcd] [--etcd-members 1|3]
-# Runs client/chaos/run.py (docs/CHAOS.md). As root it re-executes itself inside private
+#   [--out DIR] [--clients N] [--allow-skips] [--etcd-members 1|3]
+# Runs chaos/run.py (docs/CHAOS.md). Every scenario runs on a cluster coordinated through an
+# etcd the runner starts for it (Debian's /usr/bin/etcd, or env ORDERMESH_ETCD_BIN); there is no
+# other mode (`--coordination` is refused). As root it re-executes itself inside private
 # network and mount namespaces (unshare -n -m, lo brought up); each node then gets a network
-# namespace of its own (10.77.N.2, client/chaos/netns.py), so every address, veth pair,
+# namespace of its own (10.77.N.2, chaos/netns.py), so every address, veth pair,
 # firewall rule and tmpfs lives in namespaces that disappear with it. Without root it runs on
 # plain loopback and reports namespace-only scenarios (and those whose tool is missing) as
 # skipped. As root (CI) every scenario can run, so one that would be skipped (a missing tool,
 # a failed namespace) FAILS instead ("would be skipped as root: <reason>"); --allow-skips keeps
 # such skips as skips even as root (a developer's machine). A trap ends every process it
-# started (by pid): nodes, namespace holders and, with --coordination etcd, the etcd members the
-# runner starts (one etcd per scenario; docs/CHAOS.md). Last line:
+# started (by pid): nodes, namespace holders and the etcd members the runner starts (one etcd
+# per scenario; docs/CHAOS.md). Last line:
 # `chaos: N passed, M failed[, K skipped]`; exit 1 on any failure.
-# With ORDERMESH_REPORT_DIR set, the per-scenario report py-chaos.json is written there.
+# With ORDERMESH_REPORT_DIR set, the per-scenario report py-chaos.json is written there
+# (py-$ORDERMESH_REPORT_SUITE.json when that is set; ctest: py-chaos_suite.json).
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,7 +28,6 @@ NODES=3
 CLIENTS=4
 OUT=""
 ALLOW_SKIPS=()
-COORDINATION=seeds
 ETCD_MEMBERS=1
 usage() {
   sed -n '2,3p' "$0" | sed 's/^# //'
@@ -40,7 +42,10 @@ while (($#)); do
     --clients) CLIENTS="${2:?}"; shift 2 ;;
     --out) OUT="${2:?}"; shift 2 ;;
     --allow-skips) ALLOW_SKIPS=(--allow-skips); shift ;;
-    --coordination) COORDINATION="${2:?}"; shift 2 ;;
+    --coordination | --coordination=*)
+      echo "chaos.sh: --coordination is gone: chaos always runs on etcd (one etcd per" \
+        "scenario, started by the runner; --etcd-members 1|3 picks its size)" >&2
+      exit 2 ;;
     --etcd-members) ETCD_MEMBERS="${2:?}"; shift 2 ;;
     -h | --help) usage ;;
     *) echo "chaos.sh: unknown argument '$1'" >&2; usage ;;
@@ -48,8 +53,6 @@ while (($#)); do
 done
 [[ "$SEED" =~ ^[0-9]+$ ]] || SEED="${SEED:-$(( (RANDOM << 15 | RANDOM) + 1 ))}"
 [[ "$SEED" =~ ^[0-9]+$ ]] || { echo "chaos.sh: --seed must be an integer" >&2; exit 2; }
-[[ "$COORDINATION" == seeds || "$COORDINATION" == etcd ]] ||
-  { echo "chaos.sh: --coordination must be seeds or etcd" >&2; exit 2; }
 [[ "$ETCD_MEMBERS" == 1 || "$ETCD_MEMBERS" == 3 ]] ||
   { echo "chaos.sh: --etcd-members must be 1 or 3" >&2; exit 2; }
 [[ -n "$OUT" ]] || OUT="var/chaos/$(date +%Y%m%d-%H%M%S)"
@@ -68,8 +71,7 @@ if [[ $(id -u) -eq 0 && -z "${ORDERMESH_CHAOS_NETNS:-}" ]] && command -v unshare
     # shellcheck disable=SC2016
     exec unshare -n -m -- bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" \
       --scenario "$SCENARIO" --seed "$SEED" --duration "$DURATION" --nodes "$NODES" \
-      --clients "$CLIENTS" --out "$OUT" --coordination "$COORDINATION" \
-      --etcd-members "$ETCD_MEMBERS" "${ALLOW_SKIPS[@]}"
+      --clients "$CLIENTS" --out "$OUT" --etcd-members "$ETCD_MEMBERS" "${ALLOW_SKIPS[@]}"
   fi
   echo "chaos.sh: unshare -n -m failed; running on plain loopback" >&2
 fi
@@ -102,9 +104,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-python3 -m client.chaos.run --scenario "$SCENARIO" --seed "$SEED" --duration "$DURATION" \
+python3 -m chaos.run --scenario "$SCENARIO" --seed "$SEED" --duration "$DURATION" \
   --nodes "$NODES" --clients "$CLIENTS" --out "$OUT" --orderd "$ORDERD" "${NETNS[@]}" \
-  --coordination "$COORDINATION" --etcd-members "$ETCD_MEMBERS" "${ALLOW_SKIPS[@]}" &
+  --etcd-members "$ETCD_MEMBERS" "${ALLOW_SKIPS[@]}" &
 RUNNER=$!
 wait "$RUNNER"
 RC=$?

@@ -5,7 +5,9 @@ everywhere; runs alternate between systems and repeat; medians, ratios, CPU / sy
 bytes per order; a plain-text table on stdout and docs/BENCHMARKS.md.
 
 Everything it starts runs on 127.0.0.1 with free ports and data under one temp directory; it
-stops exactly the processes it started (by pid) on exit, error or signal."""
+stops exactly the processes it started (by pid) on exit, error or signal. The 3-node cluster is
+coordinated through a private etcd it starts for it (Debian's /usr/bin/etcd, env
+ORDERMESH_ETCD_BIN; fsync on, as everything measured here); one node runs alone (no etcd)."""
 
 import argparse
 import atexit
@@ -24,12 +26,15 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 HOST = "127.0.0.1"
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+ETCD_BIN = os.environ.get("ORDERMESH_ETCD_BIN") or shutil.which("etcd") or "/usr/bin/etcd"
+LEASE_TTL = "3s"  # orderd --lease-ttl (its default)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 PROCS = []  # every Popen we started, stopped in reverse order by cleanup()
@@ -72,6 +77,14 @@ def on_signal(signum, frame):
     log(f"signal {signum}: stopping what was started")
     cleanup()
     sys.exit(128 + signum)
+
+
+def free_ports(count):
+    """`count` distinct free ports on HOST."""
+    ports = set()
+    while len(ports) < count:
+        ports.add(free_port())
+    return sorted(ports)
 
 
 def start(cmd, logfile, stop_signal=signal.SIGTERM, env=None):
@@ -181,37 +194,90 @@ def status_between_runs(port, attempts=3, timeout=30.0):
     die(f"port {port}: no cluster.status answer in {attempts} attempts of {timeout:g} s")
 
 
+class Etcd:
+    """One private etcd member on 127.0.0.1 (free client and peer ports), data in `directory`,
+    started like any other process here (PROCS: stopped by pid, SIGTERM, at the end). Default
+    fsync: no --unsafe-no-fsync, the benchmark claims durability everywhere. Etcd's own defaults
+    otherwise (100 ms heartbeat, 1 s election)."""
+
+    def __init__(self, directory):
+        self.dir = Path(directory)
+        self.proc = None
+        self.url = None
+
+    def start(self, limit=30):
+        if not os.access(ETCD_BIN, os.X_OK):
+            die(f"etcd not installed ({ETCD_BIN}; package etcd-server, or env ORDERMESH_ETCD_BIN)")
+        self.dir.mkdir(parents=True)
+        cport, pport = free_ports(2)
+        self.url, peer = f"http://{HOST}:{cport}", f"http://{HOST}:{pport}"
+        cmd = [ETCD_BIN, "--name", "e1", "--data-dir", str(self.dir / "data"),
+               "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
+               "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+               "--initial-cluster", f"e1={peer}",
+               "--initial-cluster-token", "ordermesh-bench-" + secrets.token_hex(6),
+               "--initial-cluster-state", "new", "--logger", "zap", "--log-outputs", "stderr"]
+        # etcd reads ETCD_* from the environment: none of the caller's
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD")}
+        self.proc = start(cmd, self.dir / "etcd.log", env=env)
+        # /health answers {"health":"true"} once the member has a leader; urllib must not use
+        # an http_proxy of the environment for 127.0.0.1
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < limit:
+            if self.proc.poll() is not None:
+                die(f"etcd exited while starting (exit {self.proc.returncode}, see "
+                    f"{self.dir}/etcd.log)")
+            try:
+                with opener.open(self.url + "/health", timeout=2) as r:
+                    if json.loads(r.read().decode()).get("health") == "true":
+                        log(f"etcd: up, pid {self.proc.pid}, {self.url}")
+                        return
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.2)
+        die(f"etcd did not answer at {self.url} within {limit}s (see {self.dir}/etcd.log)")
+
+
 class Ordermesh:
-    """n orderd on loopback, one data dir each, joined through n1."""
+    """n orderd on loopback, one data dir each. One node runs alone (local coordination, no
+    etcd); more nodes form a cluster through a private etcd (Etcd, under the cluster's dir):
+    `--etcd URL --cluster bench-<random> --lease-ttl 3s`, all started at once."""
 
     def __init__(self, args, root, n):
         self.args, self.n = args, n
         self.name = f"ordermesh-{n}"
         self.dir = root / self.name
         self.token = "bench-" + secrets.token_hex(16)
+        self.cluster = "bench-" + secrets.token_hex(4)
+        self.etcd = Etcd(self.dir / "etcd") if n > 1 else None
         self.nodes = []  # (proc, client port)
 
     def start(self):
         self.dir.mkdir(parents=True)
-        seeds = None
+        if self.etcd is not None:
+            self.etcd.start()
+        ports = free_ports(2 * self.n)  # all at once: distinct, whoever binds first
         for i in range(1, self.n + 1):
-            cport, kport = free_port(), free_port()
+            cport, kport = ports[2 * i - 2], ports[2 * i - 1]
             d = self.dir / f"n{i}"
             d.mkdir()
             cmd = [self.args.orderd, "--node-id", f"n{i}", "--data-dir", str(d / "data"),
                    "--client-host", HOST, "--client-port", str(cport), "--cluster-host", HOST,
                    "--cluster-port", str(kport), "--pwhash", "fast", "--log-file",
                    str(d / "orderd.log")]
-            if seeds:
-                cmd += ["--seeds", seeds]
+            if self.etcd is not None:
+                cmd += ["--etcd", self.etcd.url, "--cluster", self.cluster,
+                        "--lease-ttl", LEASE_TTL]
             env = dict(os.environ, ORDERMESH_ADMIN_TOKEN=self.token)
             p = start(cmd, d / "orderd.stderr", env=env)
             self.nodes.append((p, cport))
+        for p, cport in self.nodes:
             self.wait_answers(p, cport)
-            seeds = seeds or f"{HOST}:{kport}"
         self.wait_balanced()
         log(f"{self.name}: up, pids {' '.join(str(p.pid) for p, _ in self.nodes)}, client ports "
-            f"{' '.join(str(c) for _, c in self.nodes)}")
+            f"{' '.join(str(c) for _, c in self.nodes)}"
+            + (f", cluster {self.cluster} on etcd {self.etcd.url}" if self.etcd else ""))
 
     def wait_answers(self, p, port, limit=60):
         t0 = time.monotonic()
@@ -226,24 +292,36 @@ class Ordermesh:
             time.sleep(0.2)
         die(f"{self.name}: orderd on port {port} did not answer within {limit}s")
 
-    def wait_balanced(self, limit=180):
+    def settled(self, st):
+        """Whether one node's cluster.status shows the cluster settled: every node an `up`
+        member, every shard led by one of them. Through etcd also: the node's lease valid, a
+        controller among them, no shard move pending, every node leading shards and the counts
+        within one of each other (the controller's fixed point). Alone: the node owns all."""
         want = {f"n{i}" for i in range(1, self.n + 1)}
+        up = {m["node_id"] for m in st["members"] if m.get("state") == "up"}
+        counts = {}
+        for s in st["shards"]:
+            o = s.get("owner") or s.get("primary")
+            counts[o] = counts.get(o, 0) + 1
+        if up != want or set(counts) != want or sum(counts.values()) != st["shard_count"]:
+            return False
+        if self.etcd is None:
+            return True
+        return (st.get("coordination") == "etcd" and bool(st.get("lease_valid")) and
+                st.get("controller") in want and not any(s.get("target") for s in st["shards"])
+                and max(counts.values()) - min(counts.values()) <= 1)
+
+    def wait_balanced(self, limit=180):
         t0 = time.monotonic()
         while time.monotonic() - t0 < limit:
             ok = True
             for _, port in self.nodes:
                 try:
                     st = om_request(port, "cluster.status", timeout=3)["result"]
-                except (OSError, ValueError, KeyError, ConnectionError):
+                    ok = self.settled(st)
+                except (OSError, ValueError, KeyError, TypeError, ConnectionError):
                     ok = False
-                    break
-                up = {m["node_id"] for m in st["members"] if m.get("state") == "up"}
-                counts = {}
-                for s in st["shards"]:
-                    counts[s["owner"]] = counts.get(s["owner"], 0) + 1
-                cap = -(-st["shard_count"] // self.n)
-                if up != want or set(counts) != want or max(counts.values()) > cap:
-                    ok = False
+                if not ok:
                     break
             if ok:
                 return
@@ -256,6 +334,9 @@ class Ordermesh:
     def counters(self):
         c = {"cpu_s": 0.0, "proc_write_bytes": 0, "synced_batches": 0, "writes": 0,
              "storage_bytes": 0}
+        if self.etcd is not None:  # the cluster's coordination is part of its cost
+            c["cpu_s"] += cpu_seconds(self.etcd.proc.pid)
+            c["proc_write_bytes"] += write_bytes(self.etcd.proc.pid)
         for p, port in self.nodes:
             c["cpu_s"] += cpu_seconds(p.pid)
             c["proc_write_bytes"] += write_bytes(p.pid)
@@ -582,15 +663,16 @@ def write_doc(path, args, mach, disk, summary, ratio_rows, half_rate, argv, elap
              "pgbench `-R`), so queueing is not hidden. Other rates: open loop at that rate.")
     s.append("- One op = one place+pay pair (two requests for ordermesh, two transactions "
              "for PostgreSQL). ops/s counts successful pairs only.")
-    s.append("- CPU ms/order: server processes' utime+stime (/proc/<pid>/stat: every orderd; "
-             "postgres and its children, exited backends through the postmaster's cutime) over "
-             "the whole run including warmup, divided by the pairs completed. Client CPU: "
-             "orderbench or pgbench.")
+    s.append("- CPU ms/order: server processes' utime+stime (/proc/<pid>/stat: every orderd, "
+             "and the 3-node cluster's etcd; postgres and its children, exited backends through "
+             "the postmaster's cutime) over the whole run including warmup, divided by the "
+             "pairs completed. Client CPU: orderbench or pgbench.")
     s.append("- synced/order: ordermesh `storage.synced_batches` of cluster.status (RocksDB "
              "synced write batches, all nodes); PostgreSQL `pg_stat_wal.wal_sync`.")
     s.append("- bytes/order: ordermesh: /proc/<pid>/io `write_bytes` of the orderd processes "
-             "(WAL, memtable flushes, compaction); PostgreSQL: `pg_stat_wal.wal_bytes` (WAL "
-             "only; data pages are written at checkpoints, outside the run).\n")
+             "(WAL, memtable flushes, compaction) and of the 3-node cluster's etcd; PostgreSQL: "
+             "`pg_stat_wal.wal_bytes` (WAL only; data pages are written at checkpoints, "
+             "outside the run).\n")
     db = [(k, v) for k, v in summary.items() if k[0].startswith("db_bench")]
     if db:
         s.append("### db_bench (the disk's limit for synced writes)\n")
@@ -634,8 +716,20 @@ scripts/bench.sh           # the full run: longer runs, 5 repeats, more rates
 It installs `postgresql-15` and `rocksdb-tools` with apt-get when missing, builds `orderd`,
 `orderctl` and `orderbench` in Release into `build-bench/`, starts everything on 127.0.0.1 with
 free ports and data in a temp directory (`ORDERMESH_BENCH_DIR`, default /var/tmp), and stops what
-it started on exit. PostgreSQL runs as `nobody` (it refuses root). Nothing here is part of the
-tests: the numbers depend on the machine.
+it started on exit, by pid. PostgreSQL runs as `nobody` (it refuses root). Nothing here is part
+of the tests: the numbers depend on the machine.
+
+How the ordermesh clusters are started (`scripts/bench/run.py`, class `Ordermesh`):
+
+- `ordermesh-1`: one `orderd`, alone (no `--etcd`: a single node with local coordination).
+- `ordermesh-3`: first a private etcd (Debian's `/usr/bin/etcd`, or env `ORDERMESH_ETCD_BIN`;
+  one member on 127.0.0.1 with free client and peer ports, its data dir under the run's temp
+  directory, **default fsync**: no `--unsafe-no-fsync`, since the benchmark claims durability
+  everywhere), then the three nodes at once with `--etcd http://127.0.0.1:PORT --cluster
+  bench-<random> --lease-ttl 3s`; the run starts once every node reports the cluster settled
+  (valid lease, one controller, no shard move pending, shards spread within one). etcd is
+  stopped by its pid after the nodes. Its CPU and written bytes count in the cluster's
+  per-order figures (in steady state it only renews the nodes' leases).
 
 `orderbench` alone (see README.md, "orderbench"):
 

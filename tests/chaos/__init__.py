@@ -1,1 +1,1 @@
-"""Unit tests of the chaos checker (client/chaos), on hand-made histories."""
+"""Unit tests of the chaos checker (chaos), on hand-made histories."""

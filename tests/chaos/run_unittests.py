@@ -6,7 +6,7 @@
   * exits 1 if any case failed (a failure, an error, an unexpected success, a module that did
     not import) or if none passed: a run that tests nothing must not pass;
   * with ORDERMESH_REPORT_DIR set, writes the per-case report py-chaos_checker.json there
-    (client/chaos/case_report.py), cases named module.Class.method.
+    (chaos/case_report.py), cases named module.Class.method.
 
 Run from anywhere: python3 tests/chaos/run_unittests.py (ctest: entry chaos_checker).
 """
@@ -17,9 +17,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-sys.path.insert(0, str(ROOT))  # the tests import client.chaos; discovery's top level is ROOT
+sys.path.insert(0, str(ROOT))  # the tests import chaos; discovery's top level is ROOT
 
-from client.chaos import case_report  # noqa: E402
+from chaos import case_report  # noqa: E402
 
 SUITE = "chaos_checker"
 

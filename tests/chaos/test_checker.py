@@ -9,8 +9,8 @@ import tempfile
 import unittest
 from contextlib import redirect_stdout
 
-from client.chaos import checker
-from client.chaos.checker import check
+from chaos import checker
+from chaos.checker import check
 from tests.chaos.builder import TTL, Builder, base, inventory, order, place_args, user
 
 ALL = list(checker.ORDER)

@@ -1,16 +1,20 @@
-"""The etcd mode's pure parts (nothing started): etcd's command line, orderd's flags, the nft
-rules of etcd-cut-node, the settled/balanced check on the etcd status shape, which scenarios
-belong to which mode, and the runner refusing etcd nemeses in seeds mode."""
+"""The runner's etcd parts (nothing started): etcd's command line, orderd's flags, the nft rules
+of etcd-cut-node, the settled/balanced check on the etcd status shape, the etcd scenarios being
+ordinary members of `all`, and the runner refusing the old `--coordination` option."""
 
 import contextlib
 import io
+import os
+import subprocess
 import tempfile
 import unittest
 from pathlib import Path
 from unittest import mock
 
-from client.chaos import cluster_ctl, etcd_ctl, nemesis, run
-from client.chaos.cluster_ctl import balanced_view
+from chaos import cluster_ctl, etcd_ctl, nemesis, run
+from chaos.cluster_ctl import balanced_view
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def member(node_id, state="up"):
@@ -63,24 +67,29 @@ class EtcdCommandLine(unittest.TestCase):
                           ("10.77.0.3", 2379, 2380)])
         self.assertEqual(etcd_ctl.addresses(1, False), [("127.0.0.1", None, None)])
 
-    def test_node_flags_replace_seeds(self):
+    def test_node_flags(self):
         self.assertEqual(etcd_ctl.node_flags(["http://10.77.0.1:2379", "http://10.77.0.2:2379"]),
                          ["--etcd", "http://10.77.0.1:2379,http://10.77.0.2:2379",
                           "--cluster", "chaos", "--lease-ttl", "3s"])
 
-    def test_orderd_command_in_etcd_mode_has_etcd_and_no_seeds(self):
+    def test_every_orderd_command_has_etcd_and_no_seeds(self):
         with tempfile.TemporaryDirectory() as d:
-            c = cluster_ctl.Cluster(Path(d) / "nodes", "/bin/orderd", 2, coordination="etcd")
-            cmd = c.nodes[1].command(seeds=[c.nodes[0]])
-            self.assertNotIn("--seeds", cmd)
-            i = cmd.index("--etcd")
-            self.assertEqual(cmd[i + 1], c.etcd.urls()[0])
-            self.assertTrue(cmd[i + 1].startswith("http://127.0.0.1:"))
+            c = cluster_ctl.Cluster(Path(d) / "nodes", "/bin/orderd", 3)
             self.assertEqual(len(c.etcd.members), 1)
             self.assertEqual(c.etcd.dir, Path(d) / "etcd")
-            seeds = cluster_ctl.Cluster(Path(d) / "s", "/bin/orderd", 2)
-            self.assertIsNone(seeds.etcd)
-            self.assertIn("--seeds", seeds.nodes[1].command(seeds=[seeds.nodes[0]]))
+            for node in c.nodes:
+                cmd = node.command()
+                self.assertNotIn("--seeds", cmd)
+                i = cmd.index("--etcd")
+                self.assertEqual(cmd[i + 1], c.etcd.urls()[0])
+                self.assertTrue(cmd[i + 1].startswith("http://127.0.0.1:"))
+                self.assertEqual(cmd[cmd.index("--cluster") + 1], "chaos")
+                self.assertEqual(cmd[cmd.index("--lease-ttl") + 1], "3s")
+                self.assertEqual(cmd[cmd.index("--node-id") + 1], node.name)
+            three = cluster_ctl.Cluster(Path(d) / "t", "/bin/orderd", 2, etcd_members=3)
+            urls = three.nodes[0].command()[three.nodes[0].command().index("--etcd") + 1]
+            self.assertEqual(urls.split(","), three.etcd.urls())
+            self.assertEqual(len(set(three.etcd.urls())), 3)
 
     def test_loopback_members_get_distinct_ports(self):
         with tempfile.TemporaryDirectory() as d:
@@ -110,7 +119,7 @@ class CutRules(unittest.TestCase):
 
 class BalancedEtcd(unittest.TestCase):
     def view(self, statuses, want=("n1", "n2", "n3")):
-        return balanced_view(statuses, list(want), "etcd")
+        return balanced_view(statuses, list(want))
 
     def test_settled(self):
         sts = [etcd_status(n, SPREAD) for n in ("n1", "n2", "n3")]
@@ -168,51 +177,65 @@ class BalancedEtcd(unittest.TestCase):
         self.assertIsNone(self.view([etcd_status("n1", SPREAD), None, etcd_status("n3", SPREAD)]))
         self.assertIsNone(self.view([etcd_status("n1", SPREAD)]))
 
-    def test_a_seeds_status_does_not_pass_as_etcd(self):
+    def test_a_status_of_another_coordination_is_never_settled(self):
+        # a node that came up without --etcd (a lone node, or an old --seeds build) must not
+        # pass for part of the etcd cluster, however balanced its shards look
+        for other in ("seeds", "local", None):
+            sts = [etcd_status(n, SPREAD) for n in ("n1", "n2", "n3")]
+            for st in sts:
+                st["coordination"] = other
+            self.assertIsNone(self.view(sts), other)
         sts = [etcd_status(n, SPREAD) for n in ("n1", "n2", "n3")]
-        for st in sts:
-            st["coordination"] = "seeds"
+        del sts[2]["coordination"]
         self.assertIsNone(self.view(sts))
 
-    def test_seeds_mode_keeps_its_share_rule(self):
-        primaries = ["n1", "n1", "n1", "n1", "n2", "n3"]
-        sts = [etcd_status(n, primaries) for n in ("n1", "n2", "n3")]
-        self.assertIsNone(balanced_view(sts, ["n1", "n2", "n3"], "seeds"))
-        sts = [etcd_status(n, SPREAD) for n in ("n1", "n2", "n3")]
-        self.assertIsNotNone(balanced_view(sts, ["n1", "n2", "n3"], "seeds"))
 
-
-class Modes(unittest.TestCase):
+class Scenarios(unittest.TestCase):
     ETCD = ("etcd-kill", "etcd-pause", "etcd-cut-node", "etcd-kill-member", "rebalance")
 
-    def test_etcd_nemeses_belong_to_the_etcd_mode_only(self):
-        self.assertEqual(sorted(nemesis.ETCD_ONLY), sorted(self.ETCD))
-        for name in nemesis.SCENARIOS:
-            self.assertTrue(nemesis.applicable(name, "etcd"))
-            self.assertEqual(nemesis.applicable(name, "seeds"), name not in self.ETCD)
+    def test_etcd_scenarios_are_ordinary_members_of_all(self):
+        for name in self.ETCD:
+            self.assertIn(name, run.ORDER)
+        self.assertEqual(run.ORDER, list(nemesis.SCENARIOS))
+        self.assertEqual(len(run.ORDER), 19)
+        # nothing marks a scenario as belonging to one mode any more
+        self.assertFalse([n for n, s in nemesis.SCENARIOS.items() if "etcd_only" in s])
+        self.assertFalse(hasattr(nemesis, "ETCD_ONLY") or hasattr(nemesis, "applicable"))
 
-    def test_skip_reasons_in_etcd_mode(self):
-        ctx = {"netns": True, "root": True, "coordination": "etcd"}
+    def test_skip_reasons(self):
+        ctx = {"netns": True, "root": True}
         with mock.patch.object(etcd_ctl, "missing", return_value=None):
-            for name in ("etcd-kill", "etcd-pause", "etcd-kill-member", "kill", "baseline"):
+            for name in ("etcd-kill", "etcd-pause", "etcd-kill-member", "rebalance", "kill",
+                         "baseline"):
                 self.assertIsNone(nemesis.skip_reason(name, ctx))
             self.assertIn("namespace", nemesis.skip_reason(
-                "etcd-cut-node", {"netns": False, "root": False, "coordination": "etcd"}))
+                "etcd-cut-node", {"netns": False, "root": False}))
         with mock.patch.object(etcd_ctl, "missing", return_value="etcd not installed"):
-            self.assertEqual(nemesis.skip_reason("kill", ctx), "etcd not installed")
-        seeds = {"netns": True, "root": True, "coordination": "seeds"}
-        self.assertIn("--coordination etcd", nemesis.skip_reason("etcd-kill", seeds))
+            for name in nemesis.SCENARIOS:  # every scenario needs etcd
+                self.assertEqual(nemesis.skip_reason(name, ctx), "etcd not installed")
 
     def test_kill_member_always_runs_three_members(self):
         self.assertEqual(nemesis.SCENARIOS["etcd-kill-member"]["etcd_members"], 3)
 
-    def test_runner_refuses_etcd_nemeses_in_seeds_mode(self):
-        with tempfile.TemporaryDirectory() as d:
-            err = io.StringIO()
-            with contextlib.redirect_stderr(err), self.assertRaises(SystemExit) as cm:
-                run.main(["--scenario", "kill,etcd-kill", "--out", d, "--seed", "1"])
-            self.assertEqual(cm.exception.code, 2)
-            self.assertIn("only with --coordination etcd", err.getvalue())
+    def test_runner_refuses_coordination(self):
+        for value in ("seeds", "etcd"):
+            with tempfile.TemporaryDirectory() as d:
+                err = io.StringIO()
+                with contextlib.redirect_stderr(err), self.assertRaises(SystemExit) as cm:
+                    run.main(["--coordination", value, "--scenario", "kill", "--out", d,
+                              "--seed", "1"])
+                self.assertEqual(cm.exception.code, 2)
+                self.assertIn("chaos always runs on etcd", err.getvalue())
+                self.assertEqual(list(Path(d).iterdir()), [])  # nothing ran
+
+    def test_chaos_sh_refuses_coordination(self):
+        # refused while parsing its arguments: before the orderd check and any namespace
+        for extra in (["--coordination", "seeds"], ["--coordination", "etcd"], ["--coordination"]):
+            p = subprocess.run(["bash", str(REPO / "scripts/chaos.sh"), "--scenario", "kill"]
+                               + extra, capture_output=True, text=True, timeout=30,
+                               env=dict(os.environ, ORDERD="/nonexistent/orderd"))
+            self.assertEqual(p.returncode, 2, p.stderr)
+            self.assertIn("chaos always runs on etcd", p.stderr)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import tempfile
 import threading
 import unittest
 
-from client.chaos.history import HistoryError, HistoryWriter, load, outcome_of_reply, parse
+from chaos.history import HistoryError, HistoryWriter, load, outcome_of_reply, parse
 
 
 def records_of(*lines):

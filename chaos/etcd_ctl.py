@@ -1,4 +1,4 @@
-"""The etcd of a chaos run in `--coordination etcd` mode (Python 3 stdlib only).
+"""The etcd of a chaos run (Python 3 stdlib only): every chaos cluster coordinates through it.
 
 One etcd (1 member, or 3 with --etcd-members 3) per scenario, started before the nodes and kept
 across node restarts; every node runs with `--etcd <every member's client URL>`. Where it lives:
@@ -79,7 +79,7 @@ def initial_cluster(members):
 
 
 def node_flags(urls, lease_ttl_s=LEASE_TTL_S, cluster=CLUSTER_NAME):
-    """orderd's flags for the etcd mode (in place of --seeds)."""
+    """orderd's coordination flags: every member's client URL, the cluster name, the TTL."""
     return ["--etcd", ",".join(urls), "--cluster", cluster, "--lease-ttl", f"{lease_ttl_s}s"]
 
 

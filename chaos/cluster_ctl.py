@@ -7,10 +7,9 @@ whole run (a restart reuses them):
     host namespace of its own (netns.py) at 10.77.(i+1).2, client port 7400 and cluster port
     7500, so partitions and packet loss are nft rules on its address and interface;
   * plain loopback: every node on 127.0.0.1 with distinct free ports.
-Coordination: `seeds` (n1 founds, the others join with --seeds) or `etcd` (etcd_ctl.py: one
-etcd per scenario, started first and kept across node restarts; every node runs with --etcd
-and no --seeds). The admin token reaches orderd through the environment
-(ORDERMESH_ADMIN_TOKEN), never argv.
+Coordination is always etcd (etcd_ctl.py): one etcd per scenario, started first and kept
+across node restarts; every node runs with --etcd, --cluster and --lease-ttl. The admin token
+reaches orderd through the environment (ORDERMESH_ADMIN_TOKEN), never argv.
 
 Processes are launched through `setpriv --pdeathsig KILL` when available so that they die with
 the runner. PR_SET_PDEATHSIG fires when the *thread* that forked exits, so start nodes from a
@@ -27,8 +26,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from client.chaos import etcd_ctl
-from client.chaos.netns import Firewall, Host
+from chaos import etcd_ctl
+from chaos.netns import Firewall, Host
 
 # A short quarantine: the crash scenario trips the restart budget on purpose, and the run must
 # settle (every order terminal) within its bounded settle time afterwards.
@@ -109,17 +108,14 @@ class Node:
         self.fiu_fifo = None  # libfiu's control fifo prefix when started under fiu-run
         self.disk = None      # the tmpfs its data dir is on (disk-full scenario)
 
-    def command(self, seeds):
+    def command(self):
         cmd = [str(self.cluster.orderd), "--node-id", self.name, "--data-dir", str(self.data_dir),
                "--client-host", self.host, "--client-port", str(self.port),
                "--cluster-host", self.host, "--cluster-port", str(self.cluster_port),
                "--log-level", "info",
                "--log-file", str(self.cluster.dir / self.name / f"orderd.{self.starts}.log")]
         cmd += CLUSTER_FLAGS + self.extra_args
-        if self.cluster.etcd is not None:
-            cmd += etcd_ctl.node_flags(self.cluster.etcd.urls())
-        elif seeds:
-            cmd += ["--seeds", ",".join(f"{s.host}:{s.cluster_port}" for s in seeds)]
+        cmd += etcd_ctl.node_flags(self.cluster.etcd.urls())
         return cmd
 
     def alive(self):
@@ -130,13 +126,13 @@ class Node:
             self.last_exit = code
         return code is None
 
-    def start(self, seeds=(), timeout=30.0):
+    def start(self, timeout=30.0):
         if self.alive():
             return
-        self.launch(seeds)
+        self.launch()
         self.await_ready(timeout)
 
-    def launch(self, seeds=()):
+    def launch(self):
         """Starts the process (not waiting for it to answer)."""
         if self.alive():
             return
@@ -147,7 +143,7 @@ class Node:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERMESH_")}
         env["ORDERMESH_ADMIN_TOKEN"] = self.cluster.admin_token
         env.update(self.env)
-        cmd = self.prefix + self.command(seeds)
+        cmd = self.prefix + self.command()
         if self.net:
             cmd = self.net.wrap(cmd)
         with open(self.stderr_file, "wb") as err:
@@ -224,14 +220,13 @@ class Node:
 
 
 class Cluster:
-    """The nodes of one scenario. `netns`: True when running in a private namespace.
-    `coordination`: "seeds" or "etcd" (then an etcd of `etcd_members` members, its files in
-    `etcd_dir`, default next to the nodes' dir)."""
+    """The nodes of one scenario and their etcd. `netns`: True when running in a private
+    namespace. The etcd has `etcd_members` members, its files in `etcd_dir` (default next to
+    the nodes' dir)."""
 
     def __init__(self, out_dir, orderd, n, netns=False, admin_token=None, node_args=None,
-                 pid_file=None, coordination="seeds", etcd_members=1, etcd_dir=None):
+                 pid_file=None, etcd_members=1, etcd_dir=None):
         self.dir = Path(out_dir)
-        self.coordination = coordination
         self.pid_file = pid_file
         self.dir.mkdir(parents=True, exist_ok=True)
         self.orderd = orderd
@@ -242,10 +237,8 @@ class Cluster:
         self.nodes = []
         self.firewall = None
         self.mounts = []  # tmpfs mounts (disk-full), unmounted by stop_all
-        self.etcd = None
-        if coordination == "etcd":
-            self.etcd = etcd_ctl.Etcd(etcd_dir or self.dir.parent / "etcd", etcd_members,
-                                      netns, self.launcher, self.remember_pid)
+        self.etcd = etcd_ctl.Etcd(etcd_dir or self.dir.parent / "etcd", etcd_members, netns,
+                                  self.launcher, self.remember_pid)
         node_args = node_args or {}
         used = set()
         if netns:
@@ -278,35 +271,28 @@ class Cluster:
         return [n.name for n in self.nodes]
 
     def start(self, balance_timeout=90.0):
-        """seeds: n1 founds, each next node joins through the running ones. etcd: etcd first,
-        then every node at once (the first controller maps the shards over the members present,
-        then moves shards to the later ones). Waits until balanced."""
-        if self.etcd is not None:
-            try:
-                self.etcd.start()
-            except etcd_ctl.EtcdError as e:
-                raise StartError(str(e)) from e
-            for node in self.nodes:
-                node.launch()
-            for node in self.nodes:
-                node.await_ready()
-        else:
-            for i, node in enumerate(self.nodes):
-                node.start(seeds=[m for m in self.nodes[:i] if m.alive()])
+        """etcd first, then every node at once (the first controller maps the shards over the
+        members present, then moves shards to the later ones). Waits until balanced."""
+        try:
+            self.etcd.start()
+        except etcd_ctl.EtcdError as e:
+            raise StartError(str(e)) from e
+        for node in self.nodes:
+            node.launch()
+        for node in self.nodes:
+            node.await_ready()
         return self.wait_balanced(balance_timeout)
 
     def restart(self, node, timeout=30.0):
-        """Starts a node that is down again (same ports, same data dir), seeded by the others
-        (etcd mode: the same etcd)."""
+        """Starts a node that is down again (same ports, same data dir, the same etcd)."""
         if node.alive():
             node.resume()
             return
-        node.start(seeds=[m for m in self.nodes if m is not node and m.alive()], timeout=timeout)
+        node.start(timeout=timeout)
 
     def heal_processes(self):
         """Resumes every paused node (and etcd member) and restarts every one that is down."""
-        if self.etcd is not None:
-            self.etcd.heal()
+        self.etcd.heal()
         for n in self.nodes:
             if n.paused:
                 n.resume()
@@ -325,7 +311,7 @@ class Cluster:
             if st is None:
                 return None
             statuses.append(st)
-        return balanced_view(statuses, [n.name for n in live], self.coordination)
+        return balanced_view(statuses, [n.name for n in live])
 
     def wait_balanced(self, timeout=90.0):
         deadline = time.monotonic() + timeout
@@ -351,8 +337,7 @@ class Cluster:
                 n.kill()
         if before_unmount is not None:
             before_unmount()
-        if self.etcd is not None:
-            self.etcd.stop()
+        self.etcd.stop()
         if self.firewall:
             self.firewall.close()
         for m in self.mounts:
@@ -363,17 +348,17 @@ class Cluster:
                 n.net.close()
 
 
-def balanced_view(statuses, want, coordination="seeds"):
+def balanced_view(statuses, want):
     """The first status if the cluster.status answers of every running node (`statuses`, one per
-    name in `want`) show a settled, balanced cluster, else None. Both modes: every wanted node is
-    an `up` member and no other is, no node misses a peer (`unreachable_from_here`), every shard
-    has an owner among them, and all answers show the same owners. seeds: no node owns more than
-    its share (ceil(shards / nodes)). etcd (the status has `coordination` "etcd", `controller`,
-    `lease_valid`, shards with `primary` and `target`): no move pending (no shard has a
-    `target`), every member leads at least one shard and the counts differ by at most one (the
-    fixed point of the controller's plan_moves: without it, the instant between one move's flip
-    and the next move's intent looks settled), every node's lease is valid, and all agree on
-    one controller, a member."""
+    name in `want`) show a settled, balanced cluster, else None: every wanted node is an `up`
+    member and no other is, no node misses a peer (`unreachable_from_here`), every shard has a
+    primary among them, and all answers show the same primaries; on the etcd status (it has
+    `coordination` "etcd", `controller`, `lease_valid`, shards with `primary` and `target`): no
+    move pending (no shard has a `target`), every member leads at least one shard and the counts
+    differ by at most one (the fixed point of the controller's plan_moves: without it, the
+    instant between one move's flip and the next move's intent looks settled), every node's
+    lease is valid, and all agree on one controller, a member. A status of any other
+    coordination is never settled."""
     want = sorted(want)
     if not want or len(statuses) != len(want):
         return None
@@ -384,29 +369,25 @@ def balanced_view(statuses, want, coordination="seeds"):
         up = sorted(m["node_id"] for m in st.get("members", []) if m.get("state") == "up")
         if up != want or st.get("unreachable_from_here"):
             return None
+        if st.get("coordination") != "etcd" or not st.get("lease_valid"):
+            return None
         shards = st.get("shards", [])
         owners = {s["shard"]: s.get("owner") or s.get("primary") for s in shards}
         counts = {}
         for o in owners.values():
             counts[o] = counts.get(o, 0) + 1
-        if not owners or len(owners) != st.get("shard_count") or set(counts) - set(want):
+        if not owners or len(owners) != st.get("shard_count") or set(counts) != set(want):
             return None
-        if coordination == "etcd":
-            if st.get("coordination") != "etcd" or not st.get("lease_valid"):
-                return None
-            if any(s.get("target") for s in shards) or set(counts) != set(want):
-                return None
-            if max(counts.values()) - min(counts.values()) > 1:
-                return None
-            if st.get("controller") not in want:
-                return None
-            if first is not None and st.get("controller") != first.get("controller"):
-                return None
-        elif max(counts.values()) > -(-st["shard_count"] // len(want)):
+        if any(s.get("target") for s in shards):
+            return None
+        if max(counts.values()) - min(counts.values()) > 1:
+            return None
+        if st.get("controller") not in want:
             return None
         if first is None:
             first = st
-        elif {s["shard"]: s.get("owner") or s.get("primary")
-              for s in first.get("shards", [])} != owners:
+        elif st.get("controller") != first.get("controller") or \
+                {s["shard"]: s.get("owner") or s.get("primary")
+                 for s in first.get("shards", [])} != owners:
             return None
     return first

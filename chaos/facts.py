@@ -10,7 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from client.chaos.history import ADMIN
+from chaos.history import ADMIN
 
 STATUSES = ("PENDING", "RESERVED", "PAID", "CANCELLED", "REJECTED")
 TERMINAL = frozenset({"PAID", "CANCELLED", "REJECTED"})

@@ -3,7 +3,7 @@
 ctest counts entries, and one entry runs many cases; scripts/test.sh counts CASES, and a case
 that is defined but did not run is how a silently empty run shows. So when the environment
 variable ORDERMESH_REPORT_DIR is set, every Python test runner (tests/system/harness.py,
-tests/chaos/run_unittests.py, client/chaos/run.py) writes one file when it finishes, also on
+tests/chaos/run_unittests.py, chaos/run.py) writes one file when it finishes, also on
 failure: `$ORDERMESH_REPORT_DIR/py-<suite>.json`
 
     {"suite": "flow_test",

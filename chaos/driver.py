@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 
-from client.chaos.history import ADMIN, outcome_of_reply
+from chaos.history import ADMIN, outcome_of_reply
 
 REQUEST_TIMEOUT = 3.0
 MAX_ATTEMPTS = 4          # attempts per logical request whose outcome is unknown

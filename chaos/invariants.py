@@ -21,8 +21,8 @@ The rules, in the order of the issue (the README states each precisely):
 import math
 from collections import defaultdict
 
-from client.chaos.amounts import PossibleTotals
-from client.chaos.facts import (STATUS_SUCCESSORS, TERMINAL, identity_conflict, is_admin,
+from chaos.amounts import PossibleTotals
+from chaos.facts import (STATUS_SUCCESSORS, TERMINAL, identity_conflict, is_admin,
                                 norm_items, order_identity, record_wall_ms)
 
 LISTED = 1000  # entity lists in the report are cut here (their counts are kept)

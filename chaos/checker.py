@@ -1,6 +1,6 @@
 """The chaos checker: judges a history (history.py) against ordermesh's invariants.
 
-    python3 -m client.chaos.checker HISTORY.jsonl [HISTORY.jsonl ...] [--out results.json]
+    python3 -m chaos.checker HISTORY.jsonl [HISTORY.jsonl ...] [--out results.json]
         [--summary summary.txt] [--journal-audit JOURNAL.json ...]
         [--max-violations N] [--max-witnesses N]
 
@@ -21,12 +21,12 @@ import json
 import sys
 from collections import Counter
 
-from client.chaos import journal_audit as journal
-from client.chaos import metrics
-from client.chaos.facts import Facts
-from client.chaos.history import History, HistoryError, load, parse
-from client.chaos.invariants import RULES, Finding
-from client.chaos.report import render
+from chaos import journal_audit as journal
+from chaos import metrics
+from chaos.facts import Facts
+from chaos.history import History, HistoryError, load, parse
+from chaos.invariants import RULES, Finding
+from chaos.report import render
 
 @contextlib.contextmanager
 def _without_gc():
@@ -144,7 +144,7 @@ def _total(reports, latencies):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python3 -m client.chaos.checker",
+    p = argparse.ArgumentParser(prog="python3 -m chaos.checker",
                                 description="Check chaos histories against the invariants.")
     p.add_argument("histories", nargs="+", metavar="HISTORY.jsonl")
     p.add_argument("--out", help="write the full report (JSON) here, e.g. results.json")

@@ -11,11 +11,11 @@ namespaces (netns.py); admin.crash of entities the workload just touched; CPU st
 (stress-ng); fsync failures (fiu-run's POSIX failpoints switched on in a running node with
 fiu-ctrl); disk full (a ballast file filling a node's small tmpfs data dir); clock skew (a node
 restarted under libfaketime, then back); and the planted fault (one node started with
---fault-ack-without-write, killed -9 and restarted). In `--coordination etcd` mode only
-(ETCD_ONLY, etcd_ctl.py): etcd killed -9 and restarted (every member; down for less, then for
-more, than the lease TTL), etcd paused (SIGSTOP past the lease TTL), one node cut off from etcd
-alone (nft), one etcd member of three killed. A scenario whose tool or privilege is missing is
-reported by run.py as skipped with the reason, never as passed.
+--fault-ack-without-write, killed -9 and restarted). On the cluster's etcd (etcd_ctl.py): etcd
+killed -9 and restarted (every member; down for less, then for more, than the lease TTL), etcd
+paused (SIGSTOP past the lease TTL), one node cut off from etcd alone (nft), one etcd member of
+three killed; and shard moves under load (a node leaves and rejoins). A scenario whose tool or
+privilege is missing is reported by run.py as skipped with the reason, never as passed.
 
 A failed fsync or a full disk makes orderd exit with code 3 (fail-stop, docs/ARCHITECTURE.md);
 the window's stop restarts it, and the stop record says how the node ended (`exit_code`).
@@ -27,8 +27,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from client.chaos import etcd_ctl
-from client.chaos.cluster_ctl import StartError, request
+from chaos import etcd_ctl
+from chaos.cluster_ctl import StartError, request
 
 FAILURE_TIMEOUT_S = 1.0
 
@@ -297,7 +297,7 @@ class Nemesis:
         self._sleep_until(time.monotonic() + self.rng.uniform(3.0, 5.0), deadline + 5)
         self._stop(fault)
 
-    # -- etcd faults (--coordination etcd) ---------------------------------------------------
+    # -- etcd faults ---------------------------------------------------------------------------
 
     def _etcd_hold(self):
         """Alternately longer than the lease TTL (TTL + 1.5-3 s: a lease that could not be
@@ -311,8 +311,6 @@ class Nemesis:
     def etcd_kill(self, deadline):
         """kill -9 of every etcd member, restarted (same data dirs) after the hold."""
         etcd = self.cluster.etcd
-        if etcd is None:
-            return
         kind, hold = self._etcd_hold()
         fault = f"etcd kill ({kind} the lease TTL)"
         for m in etcd.members:
@@ -326,8 +324,6 @@ class Nemesis:
     def etcd_pause(self, deadline):
         """SIGSTOP of every etcd member for longer than the lease TTL, then SIGCONT."""
         etcd = self.cluster.etcd
-        if etcd is None:
-            return
         hold = etcd_ctl.LEASE_TTL_S + self.rng.uniform(1.0, 3.0)
         fault = "etcd pause"
         for m in etcd.members:
@@ -347,7 +343,7 @@ class Nemesis:
         peers and the clients still reach it. Alternately within and beyond the lease TTL."""
         etcd, fw = self.cluster.etcd, self.cluster.firewall
         live = [n for n in self.cluster.nodes if n.alive() and n.net is not None]
-        if etcd is None or fw is None or not live:
+        if fw is None or not live:
             return
         node = self.rng.choice(live)
         kind, hold = self._etcd_hold()
@@ -363,7 +359,7 @@ class Nemesis:
         """kill -9 of one etcd member (of three: the others keep a quorum), restarted 2-4 s
         later."""
         etcd = self.cluster.etcd
-        live = [m for m in etcd.members if m.alive()] if etcd is not None else []
+        live = [m for m in etcd.members if m.alive()]
         if len(live) < 2:
             return
         member = self.rng.choice(live)
@@ -525,14 +521,8 @@ def _skew_skip(ctx):
 
 
 def _etcd_skip(ctx):
-    """Every scenario in etcd mode needs the etcd binary."""
-    return etcd_ctl.missing() if ctx.get("coordination") == "etcd" else None
-
-
-def _etcd_only_skip(ctx):
-    if ctx.get("coordination") != "etcd":
-        return "needs --coordination etcd"
-    return None
+    """Every scenario needs the etcd binary (every cluster is coordinated through etcd)."""
+    return etcd_ctl.missing()
 
 
 def _disk_skip(ctx):
@@ -583,40 +573,29 @@ SCENARIOS = {
     "planted-loss": {"kind": "planted", "expect_violation": True,
                      "doc": f"{PLANTED_NODE} runs with {PLANTED_FLAG} (acks deposits without "
                             "writing them), then kill -9 + restart: the checker must catch it"},
-    # --coordination etcd only (ETCD_ONLY): not in `all` in seeds mode
-    "etcd-kill": {"kind": "etcd-kill", "etcd_only": True,
+    # faults of the etcd itself, and shard moves through it
+    "etcd-kill": {"kind": "etcd-kill",
                   "doc": "kill -9 of etcd (every member), restarted on its data after TTL + "
                          f"1.5-3 s (beyond the {etcd_ctl.LEASE_TTL_S} s lease TTL), then "
                          "after 1.5-2.5 s (within it), alternately"},
-    "etcd-pause": {"kind": "etcd-pause", "etcd_only": True,
+    "etcd-pause": {"kind": "etcd-pause",
                    "doc": "SIGSTOP of etcd (every member) for TTL + 1-3 s, then SIGCONT"},
-    "etcd-cut-node": {"kind": "etcd-cut", "etcd_only": True,
+    "etcd-cut-node": {"kind": "etcd-cut",
                       "doc": "one node cut off from etcd alone (nft on the node<->etcd "
                              "addresses), alternately beyond and within the lease TTL; its "
                              "peers and the clients still reach it",
                       "needs": lambda ctx: _ns_skip(ctx) or _need_tools("nft")},
-    "rebalance": {"kind": "rebalance", "etcd_only": True,
+    "rebalance": {"kind": "rebalance",
                   "doc": "a node leaves (its shards move away under load), then rejoins and "
                          "gets its share back: moves both ways while the workload runs"},
-    "etcd-kill-member": {"kind": "etcd-kill-member", "etcd_only": True, "etcd_members": 3,
+    "etcd-kill-member": {"kind": "etcd-kill-member", "etcd_members": 3,
                          "doc": "a 3-member etcd; kill -9 of one member, restarted 2-4 s later "
                                 "(the other two keep a quorum)"},
 }
 
-ETCD_ONLY = [n for n, s in SCENARIOS.items() if s.get("etcd_only")]
-
-
-def applicable(name, coordination):
-    """Whether a scenario belongs to a run in this coordination mode (`all` lists only these):
-    the etcd nemeses only with --coordination etcd; every other scenario in both modes."""
-    return coordination == "etcd" or not SCENARIOS[name].get("etcd_only")
-
-
 def skip_reason(name, ctx):
     spec = SCENARIOS[name]
     reason = _etcd_skip(ctx)
-    if not reason and spec.get("etcd_only"):
-        reason = _etcd_only_skip(ctx)
     if not reason and spec.get("needs"):
         reason = spec["needs"](ctx)
     return reason

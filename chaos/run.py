@@ -1,13 +1,12 @@
-"""The chaos suite runner: python3 -m client.chaos.run --scenario NAME|all --seed N
+"""The chaos suite runner: python3 -m chaos.run --scenario NAME|all --seed N
     --duration S --nodes N --out DIR [--netns] [--orderd PATH] [--clients N] [--allow-skips]
-    [--coordination seeds|etcd] [--etcd-members 1|3]
+    [--etcd-members 1|3]
 
---coordination etcd runs every scenario on an etcd-coordinated cluster (etcd_ctl.py: one etcd
-per scenario, nodes with --etcd instead of --seeds) and adds the etcd nemeses (etcd-kill,
-etcd-pause, etcd-cut-node, etcd-kill-member); in seeds mode (the default) those are not part of
-`all` and naming them is a usage error.
+Every scenario runs on an etcd-coordinated cluster (etcd_ctl.py: one etcd per scenario, 1 member
+or 3 with --etcd-members 3, started before the nodes; nodes run with --etcd, --cluster chaos,
+--lease-ttl 3s). There is no other cluster mode: `--coordination` is refused (exit 2).
 
-Per scenario: start a balanced cluster, run the workload (driver.py) and the seeded nemesis
+Per scenario: start etcd and a balanced cluster, run the workload (driver.py) and the seeded nemesis
 schedule (nemesis.py), heal everything and restart what is down, let the cluster settle (until
 no order the history touched is PENDING, at most SETTLE_S), read the final state of every
 touched entity (`final` records), stop the nodes and dump every node's journal with
@@ -37,15 +36,17 @@ import sys
 import time
 from pathlib import Path
 
-from client.chaos import case_report, checker, journal_audit, nemesis, netns
-from client.chaos.cluster_ctl import RESERVATION_TTL_MS, Cluster, StartError, request
-from client.chaos.driver import Driver
-from client.chaos.history import HistoryWriter, load
-from client.chaos.report import render
+from chaos import case_report, checker, journal_audit, nemesis, netns
+from chaos.cluster_ctl import RESERVATION_TTL_MS, Cluster, StartError, request
+from chaos.driver import Driver
+from chaos.history import HistoryWriter, load
+from chaos.report import render
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 SETTLE_S = 30.0
 ORDER = list(nemesis.SCENARIOS)
+COORDINATION_GONE = ("--coordination is gone: chaos always runs on etcd (one etcd per "
+                     "scenario; --etcd-members 1|3 picks its size)")
 
 
 def commit():
@@ -241,7 +242,6 @@ def run_scenario(name, args, ctx, sha):
     try:
         cluster = Cluster(out / "nodes", args.orderd, args.nodes, netns=ctx["netns"],
                           node_args=node_args, pid_file=Path(args.out) / "pids",
-                          coordination=args.coordination,
                           etcd_members=spec.get("etcd_members") or args.etcd_members,
                           etcd_dir=out / "etcd")
         nemesis.prepare(name, cluster, out / "nodes")
@@ -252,8 +252,7 @@ def run_scenario(name, args, ctx, sha):
             cluster.stop_all()
         return entry, None
     where = "a namespace each, 10.77.N.2" if ctx["netns"] else "loopback 127.0.0.1"
-    if cluster.etcd is not None:
-        where += f"; etcd {','.join(cluster.etcd.urls())}"
+    where += f"; etcd {','.join(cluster.etcd.urls())}"
     log(f"[{name}] seed {args.seed}; starting {args.nodes} nodes ({where})")
     try:
         try:
@@ -369,7 +368,7 @@ def main(argv=None):
 
 
 def _main(argv, names, entries):
-    p = argparse.ArgumentParser(prog="python3 -m client.chaos.run")
+    p = argparse.ArgumentParser(prog="python3 -m chaos.run")
     p.add_argument("--scenario", default="all",
                    help="a scenario name, a comma list, or all: " + ", ".join(ORDER))
     p.add_argument("--seed", type=int, default=None)
@@ -381,40 +380,34 @@ def _main(argv, names, entries):
     p.add_argument("--netns", action="store_true",
                    help="we run inside a private network namespace (set by scripts/chaos.sh)")
     p.add_argument("--orderd", default=str(REPO / "build/nodes/orderd"))
-    p.add_argument("--coordination", choices=("seeds", "etcd"), default="seeds",
-                   help="how the nodes coordinate: --seeds (default) or an etcd the runner "
-                        "starts per scenario (adds the etcd nemeses)")
+    p.add_argument("--coordination", default=None, help=argparse.SUPPRESS)  # refused below
     p.add_argument("--etcd-members", type=int, choices=(1, 3), default=1,
-                   help="etcd members in etcd mode (etcd-kill-member always runs 3)")
+                   help="members of the etcd the runner starts per scenario (etcd-kill-member "
+                        "always runs 3)")
     p.add_argument("--allow-skips", action="store_true",
                    help="as root, report scenarios this machine cannot run as skipped, not "
                         "failed (a developer's machine; CI must not use it)")
     args = p.parse_args(argv)
+    if args.coordination is not None:
+        p.error(COORDINATION_GONE)
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1, 2 ** 31)
     if args.out is None:
         args.out = str(REPO / "var/chaos" / time.strftime("%Y%m%d-%H%M%S"))
-    known = [n for n in ORDER if nemesis.applicable(n, args.coordination)]
-    asked = known if args.scenario == "all" else args.scenario.split(",")
+    asked = ORDER if args.scenario == "all" else args.scenario.split(",")
     unknown = [n for n in asked if n not in nemesis.SCENARIOS]
     if unknown:
         p.error(f"unknown scenario(s) {unknown}; known: {', '.join(ORDER)}")
-    wrong = [n for n in asked if not nemesis.applicable(n, args.coordination)]
-    if wrong:
-        p.error(f"{', '.join(wrong)}: etcd nemeses, only with --coordination etcd")
     names += asked
     if not 1 <= args.nodes <= 9 or args.duration <= 0:
         p.error("--nodes must be 1..9 and --duration > 0")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, _terminated)  # run the finally blocks: nodes are killed
-    ctx = {"netns": args.netns, "root": os.geteuid() == 0, "allow_skips": args.allow_skips,
-           "coordination": args.coordination}
+    ctx = {"netns": args.netns, "root": os.geteuid() == 0, "allow_skips": args.allow_skips}
     if args.netns:
         ctx["hosts_unsupported"] = netns.supported()
     sha = commit()
-    mode = "" if args.coordination == "seeds" else f" --coordination {args.coordination}"
-    if args.etcd_members != 1:
-        mode += f" --etcd-members {args.etcd_members}"
+    mode = f" --etcd-members {args.etcd_members}" if args.etcd_members != 1 else ""
     log(f"chaos: seed {args.seed} (replay: scripts/chaos.sh --scenario {args.scenario} "
         f"--seed {args.seed} --duration {args.duration:g} --nodes {args.nodes}{mode}); "
         f"out {args.out}")
@@ -429,7 +422,7 @@ def _main(argv, names, entries):
         if hist is not None:
             runs.append((entry, hist))
     results = {"seed": args.seed, "commit": sha, "netns": args.netns,
-               "coordination": args.coordination, "etcd_members": args.etcd_members,
+               "etcd_members": args.etcd_members,
                "scenarios": entries}
     text = ""
     if runs:
@@ -453,7 +446,7 @@ def _main(argv, names, entries):
                         "seconds": round(time.monotonic() - t0, 1)}
     lines = [text, "", f"chaos scenarios (seed {args.seed}, commit {sha or '?'}, "
                        f"{'private netns' if args.netns else 'plain loopback'}, "
-                       f"coordination {args.coordination}):"]
+                       f"etcd members {args.etcd_members}):"]
     for e in entries:
         extra = ""
         if e["status"] != "skipped" and "ops" in e:

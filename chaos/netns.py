@@ -11,7 +11,7 @@ pair links it to the chaos namespace, which routes between hosts:
 
 Node-to-node packets cross the chaos namespace's `forward` hook, where partitions and packet
 loss are nft rules in one table of ours; clients (the driver, in the chaos namespace) reach a
-host directly, so only packet loss touches them. In etcd mode etcd runs in the chaos namespace
+host directly, so only packet loss touches them. etcd runs in the chaos namespace itself
 (etcd_ctl.py): node-to-etcd packets take `input`/`output`, not `forward`. Everything here
 dies with the namespaces: the holders are ours (by pid) and scripts/chaos.sh's trap kills them.
 """
@@ -21,7 +21,7 @@ import shutil
 import subprocess
 import time
 
-from client.chaos import etcd_ctl
+from chaos import etcd_ctl
 
 TABLE = "ordermesh_chaos"
 SUBNET = "10.77"

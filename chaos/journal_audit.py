@@ -45,8 +45,8 @@ Rules (rule names in the violations):
 import json
 from collections import defaultdict
 
-from client.chaos.facts import STATUS_SUCCESSORS, norm_items
-from client.chaos.invariants import Finding
+from chaos.facts import STATUS_SUCCESSORS, norm_items
+from chaos.invariants import Finding
 
 NAME = "one_writer_per_entity"
 DESCRIPTION = ("one writer per entity: journal seqs contiguous, shard epochs never going back, "
