@@ -12,7 +12,23 @@ namespace co = cluster::coordination;
 
 namespace {
 
-std::unique_ptr<co::session> open_etcd(const node_config& cfg, std::string* why) {
+std::optional<std::string> meta(persistence::storage_engine& storage, const char* name) {
+  std::string value;
+  if (storage.get_meta(name, &value))
+    return value;
+  return std::nullopt;
+}
+
+std::unique_ptr<co::session> open_etcd(persistence::storage_engine& storage, const node_config& cfg,
+                                       std::string* why) {
+  // Refused before etcd hears of it: as a member it could be elected controller and bootstrap
+  // a shard map around a node that then leaves for good.
+  if (meta(storage, co::store_kind_meta).value_or("") == "local") {
+    *why = "this data dir is a node alone's (cluster " +
+           meta(storage, co::cluster_id_meta).value_or("?") +
+           ", started without --etcd): it cannot join an etcd cluster";
+    return nullptr;
+  }
   auto endpoints = etcd::parse_endpoints(cfg.etcd);
   if (!endpoints) {
     *why = "--etcd: " + endpoints.err().message;
@@ -22,13 +38,6 @@ std::unique_ptr<co::session> open_etcd(const node_config& cfg, std::string* why)
   ecfg.endpoints = std::move(endpoints.value());
   ecfg.cluster = cfg.cluster_name;
   return co::make_etcd_session(std::move(ecfg));
-}
-
-std::optional<std::string> meta(persistence::storage_engine& storage, const char* name) {
-  std::string value;
-  if (storage.get_meta(name, &value))
-    return value;
-  return std::nullopt;
 }
 
 std::unique_ptr<co::session> open_local(persistence::storage_engine& storage,
@@ -64,7 +73,7 @@ std::unique_ptr<co::session> open_local(persistence::storage_engine& storage,
 
 std::unique_ptr<co::session> open_coordination(persistence::storage_engine& storage,
                                                const node_config& cfg, std::string* why) {
-  return cfg.etcd.empty() ? open_local(storage, cfg, why) : open_etcd(cfg, why);
+  return cfg.etcd.empty() ? open_local(storage, cfg, why) : open_etcd(storage, cfg, why);
 }
 
 }  // namespace ordermesh::node

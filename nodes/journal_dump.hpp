@@ -1,6 +1,6 @@
 #pragma once
 // ordermesh-journal: dumps a stopped node's journal for the chaos checker's one-writer audit
-// (client/chaos/journal_audit.py, whose docstring defines the format).
+// (chaos/journal_audit.py, whose docstring defines the format).
 //
 // What it reads. The node's RocksDB (`<data-dir>/db`), opened with rocksdb::DB::OpenForReadOnly:
 // the write-ahead log of a killed node is replayed in memory only, no file of the data dir is

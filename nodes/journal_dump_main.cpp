@@ -19,7 +19,7 @@ constexpr const char* usage_text =
     "\n"
     "Prints one JSON object: every journal event and snapshot of the stopped node whose\n"
     "--data-dir is DIR (opened read-only, never written), its shard ownership records and the\n"
-    "state replaying each entity's journal gives (client/chaos/journal_audit.py reads it).\n"
+    "state replaying each entity's journal gives (chaos/journal_audit.py reads it).\n"
     "\n"
     "  --data-dir DIR     the node's data dir (its RocksDB is DIR/db)\n"
     "  --node-id N        the node's id (must match the id recorded in DIR)\n"

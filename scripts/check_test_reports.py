@@ -8,7 +8,7 @@ After `ctest --output-junit FILE [-L L]` in DIR, it reads:
   * each Catch2 binary's own list of cases (`BINARY --list-test-names-only`), and the XML report
     every case wrote (tests/discover_catch_cases.cmake registers `-r xml -o DIR/<i>.xml`);
   * each other entry's per-case report, DIR/test-reports/py-<ctest name>.json, written by the
-    Python runners (tests/system/harness.py, tests/chaos/run_unittests.py, client/chaos/run.py):
+    Python runners (tests/system/harness.py, tests/chaos/run_unittests.py, chaos/run.py):
     {"suite", "defined", "passed", "failed", "skipped": [{"name", "reason"}]};
   * ctest's JUnit file, for how each entry ended.
 

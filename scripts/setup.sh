@@ -40,7 +40,7 @@ PACKAGES=(
   shellcheck pyflakes3
   # the consensus store of a cluster (docs/ARCHITECTURE.md): etcd and etcdctl
   etcd-server etcd-client
-  # the chaos suite's namespaces and nemeses (client/chaos, docs/CHAOS.md)
+  # the chaos suite's namespaces and nemeses (chaos/, docs/CHAOS.md)
   iproute2 util-linux nftables stress-ng fiu-utils faketime
 )
 
