@@ -71,8 +71,8 @@ void join(self_ptr self) {
   s.incarnation = r.value().incarnation;
   s.force_read = true;
   s.next_renewal = t0 + s.cfg.lease_ttl / 3;
-  s.log->info("node={} joined the cluster through {} as incarnation {}", s.cfg.me.node_id,
-              s.session->kind(), s.incarnation);
+  s.log->info("node={} joined the {} store as incarnation {}", s.cfg.me.node_id, s.session->kind(),
+              s.incarnation);
   publish_lease(self, t0 + s.cfg.lease_ttl - lease_margin(s.cfg.lease_ttl));
 }
 

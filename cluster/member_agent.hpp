@@ -10,7 +10,8 @@
 //   - it routes each shard to its primary's supervisor, and its own shards to `unavailable`
 //     once its lease is not surely valid any more (it may have lost them without knowing);
 //   - it connects to the other members' agents (CAF BASP) for routing and shard copies.
-// It knows shards, not entities. The store talks to it through the coordination driver.
+// It knows shards, not entities. The store talks to it through the coordination driver. The
+// implementation is one file per role in cluster/agent/ (agent_state.hpp lists them).
 #include <chrono>
 #include <cstdint>
 #include <functional>

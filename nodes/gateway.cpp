@@ -431,6 +431,11 @@ void handle(self_ptr self, protocol::request req) {
         refuse(self, req, errc::forbidden, "cluster.leave needs the admin token");
         return;
       }
+      if (g.alone) {
+        refuse(self, req, errc::invalid_state,
+               "a node alone (no --etcd) has nobody to hand its shards to: stop it with SIGTERM");
+        return;
+      }
       self->request(g.agent, g.request_timeout, cluster::leave_atom::value, req.node_id)
           .then(
               [self, req](bool ok) {

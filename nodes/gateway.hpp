@@ -36,7 +36,8 @@ struct gateway_shared {
   std::chrono::milliseconds request_timeout;
   std::chrono::milliseconds session_ttl;
   std::string client_address;         // host:port clients use, for cluster.status
-  caf::actor agent;                   // the node agent: cluster.status, cluster.leave
+  caf::actor agent;                   // the member agent: cluster.status, cluster.leave
+  bool alone = false;                 // no --etcd: nobody to hand shards to on cluster.leave
   std::atomic<bool> draining{false};  // SIGTERM: refuse new requests
   std::atomic<int64_t> in_flight{0};  // requests accepted and not yet answered
   std::atomic<uint64_t> requests{0};  // requests answered since start

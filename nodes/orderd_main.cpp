@@ -208,6 +208,7 @@ int main(int argc, char** argv) {
     auto shared = std::make_shared<om::node::gateway_shared>(ctx, cfg.admin_token, hasher,
                                                              cfg.request_timeout, cfg.session_ttl);
     shared->agent = agent;
+    shared->alone = cfg.etcd.empty();
     om::node::listener_options lopts;
     lopts.host = cfg.client_host;
     lopts.port = cfg.client_port;
@@ -244,7 +245,9 @@ int main(int argc, char** argv) {
         if (left_future.wait_for(std::chrono::seconds(0)) == std::future_status::ready)
           break;
       }
-      if (sig > 0 && cfg.drain &&
+      if (sig > 0 && cfg.drain && cfg.etcd.empty())
+        log->info("node={} --drain: a node alone has nobody to hand its shards to", cfg.node_id);
+      if (sig > 0 && cfg.drain && !cfg.etcd.empty() &&
           left_future.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
         // --drain: hand every shard to the other members first (bounded), then stop.
         log->info("node={} signal {}: handing off its shards before leaving", cfg.node_id, sig);

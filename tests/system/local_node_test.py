@@ -76,6 +76,10 @@ def test_alone_leads_every_shard_and_keeps_its_cluster():
               "epochs or primaries changed over a restart")
         for i in range(20):
             check(user_exists(n, f"u{i}"), f"u{i} lost over a restart")
+        # Nobody could take its shards: cluster.leave is refused and changes nothing.
+        with n.admin() as c:
+            c.err("cluster.leave", {"node_id": "n1"}, code="invalid_state")
+        eq(status(n)["members"][0]["state"], "up", "n1's state after a refused leave")
         # kill -9 too: the seed comes from the disk, not from a clean shutdown
         n.kill()
         n.start()
