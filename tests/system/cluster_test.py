@@ -698,12 +698,16 @@ def paused_node(tag, controller):
 
 
 def test_paused_node():
-    """paused_node() with a node that is not the controller."""
+    """A node that is not the controller is SIGSTOPped under a stream of deposits until its
+    lease is gone: the others keep serving their users, nobody takes its shards; resumed, it
+    rejoins with a higher incarnation and every deposit counts once (see paused_node)."""
     paused_node("pause", controller=False)
 
 
 def test_paused_controller():
-    """paused_node() with the controller: the other two choose a new one while it is paused."""
+    """The controller is SIGSTOPped under a stream of deposits until its lease is gone: the
+    other two choose a new controller among themselves and keep serving, nobody takes its
+    shards; resumed, it rejoins and every deposit counts once (see paused_node)."""
     paused_node("pause-ctl", controller=True)
 
 
