@@ -597,9 +597,25 @@ class EtcdCluster:
             node.start(timeout)
         return node
 
-    def start(self, n, balance_timeout=90.0):
-        for _ in range(n):
-            self.add()
+    def start(self, n, balance_timeout=90.0, timeout=45.0):
+        """n new nodes launched together, each then waited for (one that exited while
+        starting, e.g. because a port was taken meanwhile, is started again on fresh ports);
+        returns the status once the cluster is balanced."""
+        new = [self.add(start=False) for _ in range(n)]
+        taken = set()
+        for node in new:
+            while node.port is None or {node.port, node.cluster_port} & taken or \
+                    node.port == node.cluster_port:
+                node.port, node.cluster_port = h.free_port(), h.free_port()
+            taken |= {node.port, node.cluster_port}
+            node._launch()
+        for node in new:
+            if node.wait_ready(timeout):
+                continue
+            if node.alive():
+                node.dump_logs()
+                raise AssertionError(f"orderd {node.name} did not answer within {timeout:.0f}s")
+            node.start(timeout)
         return self.wait_balanced(timeout=balance_timeout)
 
     def node(self, name):
