@@ -114,6 +114,19 @@ def rejoined(c, node, above, timeout=BACK_TIMEOUT):
                         f"incarnation above {above}")
 
 
+def per_node(c, st, kind, prefix, k):
+    """k ids (prefix + number) of `kind` led by each node in the shard map of `st`."""
+    got = {n.name: [] for n in c.nodes}
+    for i in range(10000):
+        ident = f"{prefix}{i}"
+        mine = got.get(c.owner_of(st, kind, ident))
+        if mine is not None and len(mine) < k:
+            mine.append(ident)
+        if all(len(v) == k for v in got.values()):
+            break
+    return sorted((x for v in got.values() for x in v), key=lambda x: int(x[len(prefix):]))
+
+
 def spread(c, st, kind, ids):
     """owner -> number of the ids (of `kind`) it owns."""
     out = {}
@@ -575,7 +588,7 @@ def paused_node(tag, controller):
             [n for n in c.nodes if n.name != st["controller"]][0]
         others = [n for n in c.nodes if n is not victim]
         inc = incarnation(st, victim.name)
-        users = [f"pu{i}" for i in range(9)]
+        users = per_node(c, st, "user", "pu", 3)
         make_users(c, users, 0)
         on_victim = {u for u in users if c.owner_of(st, "user", u) == victim.name}
         check(0 < len(on_victim) < len(users), f"{victim.name} leads some but not all users: "
