@@ -31,8 +31,8 @@ from chaos.netns import Firewall, Host
 
 # A short quarantine: the crash scenario trips the restart budget on purpose, and the run must
 # settle (every order terminal) within its bounded settle time afterwards.
-CLUSTER_FLAGS = ["--pwhash", "fast", "--heartbeat-interval", "200ms", "--failure-timeout", "1s",
-                 "--enable-fault-injection", "--reservation-ttl", "20s", "--quarantine-for", "3s"]
+CLUSTER_FLAGS = ["--pwhash", "fast", "--heartbeat-interval", "200ms", "--enable-fault-injection",
+                 "--reservation-ttl", "20s", "--quarantine-for", "3s"]
 RESERVATION_TTL_MS = 20000
 
 

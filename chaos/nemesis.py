@@ -5,7 +5,7 @@ fault, hold, heal, repeated until the workload's deadline. The schedule runs in 
 main thread (node restarts must come from a long-lived thread, see cluster_ctl.py). Every loop
 is bounded by the deadline; every window is closed (nemesis stop) by heal_all() at the latest.
 
-Faults: kill -9 + restart; SIGSTOP/SIGCONT longer than the failure timeout; partitions (one
+Faults: kill -9 + restart; SIGSTOP/SIGCONT around the lease TTL; partitions (one
 node isolated, a one-way cut, two halves) and packet loss as nft rules between the per-node
 namespaces (netns.py); admin.crash of entities the workload just touched; CPU starvation
 (stress-ng); fsync failures (fiu-run's POSIX failpoints switched on in a running node with
@@ -30,7 +30,10 @@ from pathlib import Path
 from chaos import etcd_ctl
 from chaos.cluster_ctl import StartError, request
 
-FAILURE_TIMEOUT_S = 1.0
+# Every pause and partition lasts at least this plus a random part: pauses of 2-3.5 s straddle
+# the nodes' 3 s lease (a paused node's lease may or may not lapse, and its self-gate at TTL
+# minus the margin may or may not close), partitions 2.5-5 s.
+MIN_FAULT_S = 1.0
 
 
 class Nemesis:
@@ -107,8 +110,8 @@ class Nemesis:
         fault = f"pause {node.name}"
         node.pause()
         self._start(fault, [node.name], node.resume)
-        # longer than the failure timeout, so the others suspect it
-        self._sleep_until(time.monotonic() + FAILURE_TIMEOUT_S + self.rng.uniform(1.0, 2.5),
+        # around the lease TTL (MIN_FAULT_S): sometimes the node outlives its lease, sometimes not
+        self._sleep_until(time.monotonic() + MIN_FAULT_S + self.rng.uniform(1.0, 2.5),
                           deadline + 5)
         self._stop(fault)
 
@@ -138,8 +141,8 @@ class Nemesis:
         self.events.append(f"  admin.crash: {sum(replies)}/{len(replies)} acknowledged")
 
     def partition(self, deadline, shape):
-        """Cuts node-to-node traffic (clients still reach every node), holds it for longer than
-        the failure timeout, heals. `shape`: isolate, oneway or halves."""
+        """Cuts node-to-node traffic (clients still reach every node), holds it for 2.5-5 s,
+        heals. `shape`: isolate, oneway or halves."""
         fw = self.cluster.firewall
         nodes = list(self.cluster.nodes)
         if fw is None or len(nodes) < 2:
@@ -164,7 +167,7 @@ class Nemesis:
                      ",".join(n.name for n in right))
             named = [n.name for n in nodes]
         self._start(fault, named, fw.heal)
-        self._sleep_until(time.monotonic() + FAILURE_TIMEOUT_S + self.rng.uniform(1.5, 4.0),
+        self._sleep_until(time.monotonic() + MIN_FAULT_S + self.rng.uniform(1.5, 4.0),
                           deadline + 5)
         self._stop(fault)
 
@@ -536,7 +539,7 @@ SCENARIOS = {
     "baseline": {"kind": "none", "doc": "no faults: the workload alone"},
     "kill": {"kind": "kill", "doc": "kill -9 of a random node, restarted 1.5-3.5 s later"},
     "pause": {"kind": "pause",
-              "doc": "SIGSTOP of a random node for 2-3.5 s (> --failure-timeout 1s), SIGCONT"},
+              "doc": "SIGSTOP of a random node for 2-3.5 s (around the 3 s lease), SIGCONT"},
     "crash": {"kind": "crash",
               "doc": "admin.crash of 2-5 entities the workload just touched, in bursts"},
     "mixed": {"kind": "mixed", "doc": "kill, pause and crash drawn at random"},

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""System tests of orderd's etcd coordination mode: real orderd processes and a private etcd.
+"""System tests of orderd's etcd coordination mode: real orderd processes and private etcds.
 
-Every test starts its own etcd (etcd_harness.Etcd: /usr/bin/etcd on 127.0.0.1, free ports,
---unsafe-no-fsync) and its own nodes (etcd_harness.EtcdCluster: --etcd URL --cluster t
---lease-ttl 3s, no --seeds, --heartbeat-interval 200ms --failure-timeout 1s, --pwhash fast) and
-ends only the pids it started. Which node leads an entity's shard is predicted with the pinned
+The tests share one etcd (etcd_harness.SharedEtcd: /usr/bin/etcd on 127.0.0.1, free ports,
+--unsafe-no-fsync), each test under a --cluster name of its own; a test that kills, pauses or
+restarts etcd, or reads every key in it, starts a private one (etcd_harness.Etcd). Every test
+starts its own nodes (etcd_harness.EtcdCluster: --etcd URL --cluster NAME --lease-ttl 2s (3s
+where leases must outlive etcd's death), --heartbeat-interval 200ms,
+--pwhash fast) and ends only the pids it started. Which node leads an entity's shard is predicted with the pinned
 stable hash (harness.shard_of) and the shard map from cluster.status, so the tests know which
 requests must answer `unavailable` while a node is gone. Every test ends by stopping its nodes
-and auditing their journals (ordermesh-journal dump + client/chaos/journal_audit.py: one owner
+and auditing their journals (ordermesh-journal dump + chaos/journal_audit.py: one owner
 per shard at the highest epoch, no forked entity, contiguous seqs; and the owner's replay of
 every entity equals what the cluster served last): no shard ever had two writers.
 
@@ -27,7 +29,8 @@ every entity equals what the cluster served last): no shard ever had two writers
   * one node cut off from etcd (a TcpProxy): once its lease is surely gone it answers
     `unavailable` for its shards and the others drop it; healed, it rejoins (higher
     incarnation) and serves again
-  * --seeds with --etcd is refused (exit 2); two clusters share one etcd without mixing
+  * --seeds is refused, alone and with --etcd (exit 2 within 10 s, stderr names --etcd); two
+    clusters share one etcd without mixing
   * joins, kills, a controller kill and a leave under a steady stream of deposits: every
     deposit counted once, the journals show one writer per shard
 
@@ -51,9 +54,10 @@ import harness as h  # noqa: E402
 from harness import check, eq, log  # noqa: E402
 
 sys.path.insert(0, str(h.REPO))
-from client.chaos import journal_audit  # noqa: E402
+from chaos import journal_audit  # noqa: E402
 
-LEASE_TTL = "3s"
+LEASE_TTL = "2s"         # orderd's minimum: lapsed members are noticed soonest
+SURE_LEASE_TTL = "3s"    # where requests right after etcd dies must still find valid leases
 GONE_TIMEOUT = 30.0      # a lapsed member must be gone from the members list by then
 BACK_TIMEOUT = 45.0      # a restarted / reconnected node must be listed and serving by then
 BALANCE_TIMEOUT = 120.0
@@ -68,10 +72,18 @@ SLOW_HANDOFF = ["--enable-fault-injection", "--handoff-chunk-bytes", "256",
 # helpers: cluster
 
 
-def etcd_cluster(s, n=3, name="t", extra_args=()):
-    """A private etcd and a balanced cluster of n nodes on it: (etcd, cluster, status)."""
-    etcd = eh.Etcd(s).start()
-    c = eh.EtcdCluster(s, etcd, name=name, lease_ttl=LEASE_TTL, extra_args=extra_args)
+SHARED = eh.SharedEtcd("etcd-shared")
+
+
+def etcd_cluster(s, n=3, tag="t", extra_args=(), own_etcd=False, lease_ttl=LEASE_TTL):
+    """A balanced cluster of n nodes: (etcd, cluster, status). On the file's shared etcd under
+    a --cluster name of its own (<tag>-<k>), or, with own_etcd (a test that stops or pauses
+    etcd, or reads every key in it), on a private etcd under --cluster <tag>."""
+    if own_etcd:
+        etcd, name = eh.Etcd(s).start(), tag
+    else:
+        etcd, name = SHARED.get(s), SHARED.cluster_name(tag)
+    c = eh.EtcdCluster(s, etcd, name=name, lease_ttl=lease_ttl, extra_args=extra_args)
     t0 = time.monotonic()
     st = c.start(n, balance_timeout=BALANCE_TIMEOUT)
     log(f"{n} nodes balanced in {time.monotonic() - t0:.1f}s: {sorted(c.counts(st).items())}, "
@@ -298,7 +310,7 @@ def stop_and_audit(c, ents=(), via=None):
 
 def test_three_nodes_balanced():
     with h.Session("etcd-three") as s:
-        etcd, c, st = etcd_cluster(s)
+        etcd, c, st = etcd_cluster(s, own_etcd=True)
         names = sorted(n.name for n in c.nodes)
         for n in c.nodes:
             sn = c.status(n)
@@ -369,7 +381,7 @@ def test_three_nodes_balanced():
 
 def test_fourth_node_joins():
     with h.Session("etcd-join") as s:
-        _, c, st = etcd_cluster(s)
+        _, c, st = etcd_cluster(s, tag="join")
         shop = Shop(c, c.nodes, tag="j")
         before = snapshot(c, c.nodes[0], shop.entities())
         epochs = {x["shard"]: x["epoch"] for x in st["shards"]}
@@ -401,7 +413,7 @@ def test_fourth_node_joins():
 
 def test_node_leaves():
     with h.Session("etcd-leave") as s:
-        _, c, st = etcd_cluster(s)
+        _, c, st = etcd_cluster(s, tag="leave")
         ctl = c.node(st["controller"])
         leaver = [n for n in c.nodes if n is not ctl][-1]
         other = next(n for n in c.nodes if n not in (ctl, leaver))
@@ -451,7 +463,7 @@ def test_node_leaves():
 
 def test_kill9_non_controller():
     with h.Session("etcd-kill") as s:
-        _, c, st = etcd_cluster(s)
+        _, c, st = etcd_cluster(s, tag="kill")
         victim = [n for n in c.nodes if n.name != st["controller"]][0]
         rest = [n for n in c.nodes if n is not victim]
         inc = incarnation(st, victim.name)
@@ -502,7 +514,7 @@ def test_kill9_non_controller():
 
 def test_controller_killed():
     with h.Session("etcd-ctl") as s:
-        _, c, st = etcd_cluster(s)
+        _, c, st = etcd_cluster(s, tag="ctl")
         ctl = c.node(st["controller"])
         rest = [n for n in c.nodes if n is not ctl]
         inc = incarnation(st, ctl.name)
@@ -544,7 +556,7 @@ def test_controller_killed():
 
 def test_controller_killed_during_a_move():
     with h.Session("etcd-ctl-move") as s:
-        _, c, st = etcd_cluster(s, extra_args=SLOW_HANDOFF)
+        _, c, st = etcd_cluster(s, tag="ctl-move", extra_args=SLOW_HANDOFF)
         ctl = c.node(st["controller"])
         shop = Shop(c, c.nodes, tag="m", products=60, users=30, orders=15)
         before = snapshot(c, c.nodes[0], shop.entities())
@@ -597,7 +609,7 @@ def test_controller_killed_during_a_move():
 
 def test_etcd_restarted():
     with h.Session("etcd-restart") as s:
-        etcd, c, st = etcd_cluster(s)
+        etcd, c, st = etcd_cluster(s, own_etcd=True, lease_ttl=SURE_LEASE_TTL)
         shop = Shop(c, c.nodes, tag="r")
         ents = shop.entities()
         before = snapshot(c, c.nodes[0], ents)
@@ -647,7 +659,7 @@ def test_etcd_restarted():
 
 def test_etcd_paused_beyond_the_lease():
     with h.Session("etcd-pause") as s:
-        etcd, c, st = etcd_cluster(s)
+        etcd, c, st = etcd_cluster(s, own_etcd=True)
         shop = Shop(c, c.nodes, tag="z")
         ents = shop.entities()
         before = snapshot(c, c.nodes[0], ents)
@@ -675,9 +687,9 @@ def test_etcd_paused_beyond_the_lease():
 
 def test_node_cut_off_from_etcd():
     with h.Session("etcd-cut") as s:
-        etcd = eh.Etcd(s).start()
+        etcd = SHARED.get(s)
         proxy = eh.TcpProxy(s, etcd.client_port)
-        c = eh.EtcdCluster(s, etcd, lease_ttl=LEASE_TTL)
+        c = eh.EtcdCluster(s, etcd, name=SHARED.cluster_name("cut"), lease_ttl=LEASE_TTL)
         n1, n2 = c.add(), c.add()
         n3 = c.add(etcd_url=proxy.url)
         st = c.wait_balanced(timeout=BALANCE_TIMEOUT)
@@ -717,21 +729,42 @@ def test_node_cut_off_from_etcd():
         stop_and_audit(c, ents)
 
 
-def test_seeds_with_etcd_is_refused():
+def test_seeds_is_refused():
+    """--seeds (the removed cluster mode) is refused, alone and next to --etcd: orderd exits 2
+    within 10 s and its stderr names --etcd, the way to run a cluster now."""
     eh.require_etcd_mode()
     with h.Session("etcd-seeds") as s:
-        cmd = [str(h.ARGS.orderd), "--node-id", "n1", "--data-dir", str(s.dir / "n1-data"),
-               "--client-host", h.HOST, "--client-port", str(h.free_port()),
-               "--cluster-host", h.HOST, "--cluster-port", str(h.free_port()),
-               "--admin-token", "adm-x", "--pwhash", "fast",
-               "--etcd", f"http://{h.HOST}:{h.free_port()}",
-               "--seeds", f"{h.HOST}:{h.free_port()}"]
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=30,
-                           stdin=subprocess.DEVNULL, env=h.clean_env())
-        out = (p.stdout + p.stderr).strip()
-        log(f"orderd --etcd ... --seeds ...: exit {p.returncode}: {out[:300]}")
-        eq(p.returncode, 2, "exit code of orderd with --seeds and --etcd")
-        check("seeds" in out, "the error names --seeds")
+        wrong = []
+        for with_etcd in (False, True):
+            what = "--seeds with --etcd" if with_etcd else "--seeds alone"
+            cmd = [str(h.ARGS.orderd), "--node-id", "n1", "--data-dir", str(s.dir / "n1-data"),
+                   "--client-host", h.HOST, "--client-port", str(h.free_port()),
+                   "--cluster-host", h.HOST, "--cluster-port", str(h.free_port()),
+                   "--admin-token", "adm-" + "0" * 24, "--pwhash", "fast",
+                   "--seeds", f"{h.HOST}:{h.free_port()}"]
+            if with_etcd:
+                cmd += ["--etcd", f"http://{h.HOST}:{h.free_port()}", "--cluster", "t"]
+            # Popen, not run(timeout=): an orderd that accepts --seeds runs on; end it by pid
+            proc = subprocess.Popen(h._launcher() + cmd, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    env=h.clean_env())
+            try:
+                out, err = proc.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, err = proc.communicate(timeout=10)
+                wrong.append(f"{what}: still running 10 s after the start (killed)")
+                continue
+            finally:
+                if proc.poll() is None:  # interrupted (the test's time limit): end it by pid
+                    proc.kill()
+                    proc.wait(timeout=10)
+            log(f"orderd {what}: exit {proc.returncode}: {(out + err).strip()[:300]}")
+            if proc.returncode != 2:
+                wrong.append(f"{what}: exit code {proc.returncode}, expected 2")
+            if "--etcd" not in err:
+                wrong.append(f"{what}: stderr does not name --etcd: {err.strip()[:200]!r}")
+        eq(wrong, [], "orderd refusing --seeds")
 
 
 def test_two_clusters_share_one_etcd():
@@ -833,7 +866,7 @@ class Depositor:
 
 def test_no_shard_had_two_writers():
     with h.Session("etcd-writers") as s:
-        _, c, st = etcd_cluster(s)
+        _, c, st = etcd_cluster(s, tag="writers")
         shop = Shop(c, c.nodes, tag="w", products=12, users=16, orders=6)
         ents = shop.entities()
         before = snapshot(c, c.nodes[0], ents)
@@ -877,9 +910,10 @@ def test_no_shard_had_two_writers():
 
 
 if __name__ == "__main__":
-    h.main([test_three_nodes_balanced, test_fourth_node_joins, test_node_leaves,
-            test_kill9_non_controller, test_controller_killed,
-            test_controller_killed_during_a_move, test_etcd_restarted,
-            test_etcd_paused_beyond_the_lease, test_node_cut_off_from_etcd,
-            test_seeds_with_etcd_is_refused, test_two_clusters_share_one_etcd,
-            test_no_shard_had_two_writers], __doc__)
+    with SHARED:  # ends the shared etcd (by pid) however the run ends
+        h.main([test_three_nodes_balanced, test_fourth_node_joins, test_node_leaves,
+                test_kill9_non_controller, test_controller_killed,
+                test_controller_killed_during_a_move, test_etcd_restarted,
+                test_etcd_paused_beyond_the_lease, test_node_cut_off_from_etcd,
+                test_seeds_is_refused, test_two_clusters_share_one_etcd,
+                test_no_shard_had_two_writers], __doc__)

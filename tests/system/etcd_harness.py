@@ -1,19 +1,23 @@
 """Helpers for the system tests of orderd's etcd coordination mode (Python 3 stdlib only).
 
-Builds on harness.py (Session, ClusterNode, Cluster, wait_until, ...):
+Builds on harness.py (Session, Node, wait_until, shard_of, ...):
   * Etcd: a private etcd (/usr/bin/etcd, Debian's etcd-server; env ORDERMESH_ETCD_BIN overrides)
     on 127.0.0.1 with free client and peer ports, its data dir under the session's temp dir,
     --unsafe-no-fsync and the default timings. start / kill (SIGKILL) / pause (SIGSTOP) /
     resume (SIGCONT) / restart (same data dir and ports) / stop (SIGTERM). Registered with the
     Session (session.extras), which ends it by pid whatever happens. A missing etcd binary is an
     error, never a skip.
+  * SharedEtcd: one Etcd for every test of a test file that does not stop, pause or cut it;
+    each test runs its cluster under its own --cluster name, so clusters never mix. Started on
+    first use, ended (by pid) when the file's run ends.
   * TcpProxy: forwards a local port on 127.0.0.1 to etcd's client port (threads, stdlib
     sockets); cut() closes every connection and refuses new ones (or, with blackhole=True,
     accepts and holds them without forwarding a byte); heal() forwards again. Start one node
     with --etcd pointing at the proxy to cut that node alone off from etcd.
-  * EtcdCluster: harness.Cluster for the etcd mode: every node started with --etcd URL
-    --cluster NAME --lease-ttl TTL and no --seeds; balanced() / members() / counts() read the
-    etcd mode's cluster.status (primary, controller, incarnation, target).
+  * ClusterNode / EtcdCluster: nodes started with --cluster-host 127.0.0.1 --etcd URL
+    --cluster NAME --lease-ttl TTL (and a fast --heartbeat-interval), one
+    admin token; balanced() / members() / counts() read the etcd mode's cluster.status
+    (primary, controller, incarnation, target).
   * gateway(), etcd_range(), ordermesh_keys(): etcd's v3 JSON gateway (base64 keys and values),
     to look at what orderd stored under /ordermesh/<cluster>/.
 
@@ -264,6 +268,69 @@ class Etcd:
                 log("  " + line[:300])
 
 
+class SharedEtcd:
+    """One private etcd for the tests of one file (those that leave etcd itself alone): saves
+    starting an etcd per test. Use as a context manager around harness.main(); get() starts it
+    on first use (again if it died) and cluster_name() hands out a fresh --cluster name per
+    test, so each test sees only its own keys under /ordermesh/<name>/. The etcd runs in a
+    Session of its own, which ends it by pid (SIGKILL) on close()."""
+
+    def __init__(self, name="shared-etcd"):
+        self.name = name
+        self.session = None
+        self.etcd = None
+        self.used = 0
+
+    def get(self, session=None):
+        """The running shared etcd. With `session` (a test's), its log is dumped with the
+        test's logs if that test fails; the test's end does not stop it."""
+        if self.etcd is None or not self.etcd.alive() or self.etcd.paused:
+            if self.session is None:
+                self.session = h.Session(self.name)
+            if self.etcd is None:
+                self.etcd = Etcd(self.session)
+                self.etcd.start()
+            else:
+                self.etcd.restart()
+        if session is not None:
+            session.extras.append(_Borrowed(self.etcd))
+        return self.etcd
+
+    def cluster_name(self, tag):
+        """A --cluster name used by no earlier test of this file: <tag>-<k>."""
+        self.used += 1
+        return f"{tag}-{self.used}"
+
+    def close(self):
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+            self.etcd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+class _Borrowed:
+    """A shared etcd in a test's Session.extras: logs dumped on failure, never closed there."""
+
+    def __init__(self, etcd):
+        self.etcd = etcd
+
+    def __repr__(self):
+        return f"shared {self.etcd!r}"
+
+    def dump_logs(self, lines=30):
+        self.etcd.dump_logs(lines)
+
+    def close(self):
+        pass
+
+
 # ---------------------------------------------------------------------------------------------
 # TcpProxy
 
@@ -478,16 +545,42 @@ def require_etcd_mode(orderd=None):
 
 
 
-class EtcdCluster(h.Cluster):
-    """ClusterNodes started with --etcd URL --cluster NAME --lease-ttl TTL (no --seeds) and one
-    admin token. A node may get its own --etcd URL (a TcpProxy's) through add(etcd_url=...)."""
+class ClusterNode(h.Node):
+    """An orderd of a cluster coordinated through etcd: --cluster-host 127.0.0.1 plus the
+    cluster's flags (--etcd URL --cluster NAME --lease-ttl TTL, the timing flags and any
+    extra ones)."""
 
-    def __init__(self, session, etcd, name="t", lease_ttl="3s", extra_args=(), **kw):
+    def __init__(self, session, name, cluster_args=(), **kw):
+        super().__init__(session, name=name, **kw)
+        self.cluster_args = list(cluster_args)
+
+    def command(self):
+        return super().command() + ["--cluster-host", HOST] + self.cluster_args
+
+    def log_text(self):
+        """This node's log file of its current (latest) start."""
+        return Path(self.log_file).read_text(errors="replace") if self.log_file else ""
+
+    def all_logs(self):
+        """The log files of every start of this node, oldest first."""
+        return [self.session.dir / f"{self.name}.{i}.log" for i in range(1, self.starts + 1)]
+
+
+class EtcdCluster:
+    """ClusterNodes started with --etcd URL --cluster NAME --lease-ttl TTL and one admin token;
+    default --heartbeat-interval 200ms (a dead peer's connection is dropped fast in tests). A
+    node may get its own --etcd URL (a TcpProxy's) through add(etcd_url=...)."""
+
+    def __init__(self, session, etcd, name="t", lease_ttl="3s", extra_args=(),
+                 heartbeat="200ms"):
         require_etcd_mode()
-        super().__init__(session, extra_args=extra_args, **kw)
+        self.session = session
         self.etcd = etcd
         self.name = name
         self.lease_ttl = lease_ttl
+        self.admin_token = "adm-" + secrets.token_hex(12)
+        self.cluster_args = ["--heartbeat-interval", heartbeat] + list(extra_args)
+        self.nodes = []
 
     def etcd_args(self, url=None):
         return ["--etcd", url or self.etcd.url, "--cluster", self.name,
@@ -495,18 +588,49 @@ class EtcdCluster(h.Cluster):
 
     def add(self, start=True, timeout=45.0, etcd_url=None, extra_args=(), name=None):
         """A new node (n<k+1> unless named) joining by itself through etcd."""
-        node = h.ClusterNode(self.session, name or f"n{len(self.nodes) + 1}", seeds=(),
-                             cluster_args=self.cluster_args + self.etcd_args(etcd_url)
-                             + list(extra_args), admin_token=self.admin_token)
+        node = ClusterNode(self.session, name or f"n{len(self.nodes) + 1}",
+                           cluster_args=self.cluster_args + self.etcd_args(etcd_url)
+                           + list(extra_args), admin_token=self.admin_token)
         self.nodes.append(node)
         if start:
             node.start(timeout)
         return node
 
-    def start(self, n, balance_timeout=90.0):
-        for _ in range(n):
-            self.add()
+    def start(self, n, balance_timeout=90.0, timeout=45.0):
+        """n new nodes launched together, each then waited for (one that exited while
+        starting, e.g. because a port was taken meanwhile, is started again on fresh ports);
+        returns the status once the cluster is balanced."""
+        new = [self.add(start=False) for _ in range(n)]
+        taken = set()
+        for node in new:
+            while node.port is None or {node.port, node.cluster_port} & taken or \
+                    node.port == node.cluster_port:
+                node.port, node.cluster_port = h.free_port(), h.free_port()
+            taken |= {node.port, node.cluster_port}
+            node._launch()
+        for node in new:
+            if node.wait_ready(timeout):
+                continue
+            if node.alive():
+                node.dump_logs()
+                raise AssertionError(f"orderd {node.name} did not answer within {timeout:.0f}s")
+            node.start(timeout)
         return self.wait_balanced(timeout=balance_timeout)
+
+    def node(self, name):
+        return next(n for n in self.nodes if n.name == name)
+
+    def admin(self, node, timeout=15.0):
+        return h.Client(node.port, timeout=timeout, token=self.admin_token)
+
+    def status(self, node, timeout=5.0):
+        """cluster.status of `node` (its result), or None if it does not answer in time."""
+        try:
+            with h.Client(node.port, timeout=timeout) as c:
+                r = c.request("cluster.status", {})
+                return r.get("result") if r.get("ok") else None
+        except (OSError, ConnectionError, AssertionError, ValueError):
+            return None
 
     # -- reading cluster.status in etcd mode ----------------------------------------------
 
@@ -579,6 +703,10 @@ class EtcdCluster(h.Cluster):
                     first.get("controller") != st.get("controller"):
                 return None
         return first
+
+    def wait_balanced(self, names=None, timeout=90.0):
+        return h.wait_until(lambda: self.balanced(names), timeout, 0.2,
+                            f"the cluster {names or ''} to be balanced")
 
     def wait_members(self, observers, want, timeout=30.0, what=None):
         """Until every observer (nodes) lists exactly the members `want` (names); returns

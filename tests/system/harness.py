@@ -10,7 +10,7 @@ A test file builds on three pieces:
 and a tiny runner, `main(tests)`, that runs test functions, prints PASS/FAIL and the closing line
 "N passed, N failed", and exits 1 on any failure (or when nothing passed). With
 ORDERMESH_REPORT_DIR set it also writes the per-case report py-<script stem>.json there
-(client/chaos/case_report.py) for scripts/test.sh.
+(chaos/case_report.py) for scripts/test.sh.
 
 Everything reaches only 127.0.0.1; every loop and wait is bounded.
 """
@@ -394,7 +394,7 @@ class Session:
 
 
 # ---------------------------------------------------------------------------------------------
-# Clusters: several orderd joined through seeds
+# Sharding: which shard holds an entity (the clusters themselves: etcd_harness.py)
 
 
 KINDS = {"user": 1, "product": 2, "inventory": 3, "order": 4}  # domain/types.hpp entity_kind
@@ -422,120 +422,6 @@ def shard_of(kind, ident, shard_count=64):
 
 
 assert stable_hash(1, "alice") == 0x3E267EEB0256291A and shard_of("user", "alice") == 26
-
-
-class ClusterNode(Node):
-    """An orderd that is part of a cluster: --cluster-host, --seeds (the cluster ports of the
-    given nodes, read when it is launched) and the cluster timing flags."""
-
-    def __init__(self, session, name, seeds=(), cluster_args=(), **kw):
-        super().__init__(session, name=name, **kw)
-        self.seeds = list(seeds)
-        self.cluster_args = list(cluster_args)
-
-    def command(self):
-        cmd = super().command() + ["--cluster-host", HOST] + self.cluster_args
-        if self.seeds:
-            cmd += ["--seeds", ",".join(f"{HOST}:{s.cluster_port}" for s in self.seeds)]
-        return cmd
-
-    def log_text(self):
-        """This node's log file of its current (latest) start."""
-        return Path(self.log_file).read_text(errors="replace") if self.log_file else ""
-
-    def all_logs(self):
-        """The log files of every start of this node, oldest first."""
-        return [self.session.dir / f"{self.name}.{i}.log" for i in range(1, self.starts + 1)]
-
-
-class Cluster:
-    """N ClusterNodes with one admin token: n1 founds, the others join through the running ones.
-    Defaults: --heartbeat-interval 200ms --failure-timeout 1s (fast detection for tests)."""
-
-    def __init__(self, session, heartbeat="200ms", failure_timeout="1s", extra_args=()):
-        self.session = session
-        self.admin_token = "adm-" + secrets.token_hex(12)
-        self.cluster_args = ["--heartbeat-interval", heartbeat, "--failure-timeout",
-                             failure_timeout] + list(extra_args)
-        self.nodes = []
-
-    def add(self, start=True, timeout=45.0, seeds=None):
-        """A new node n<k+1> joining through `seeds` (default: every node running now)."""
-        if seeds is None:
-            seeds = [n for n in self.nodes if n.alive()]
-        node = ClusterNode(self.session, f"n{len(self.nodes) + 1}", seeds=seeds,
-                           cluster_args=self.cluster_args, admin_token=self.admin_token)
-        self.nodes.append(node)
-        if start:
-            node.start(timeout)
-        return node
-
-    def start(self, n, balance_timeout=90.0):
-        for _ in range(n):
-            self.add()
-        return self.wait_balanced(timeout=balance_timeout)
-
-    def node(self, name):
-        return next(n for n in self.nodes if n.name == name)
-
-    def status(self, node, timeout=5.0):
-        """cluster.status of `node` (its result), or None if it does not answer in time."""
-        try:
-            with Client(node.port, timeout=timeout) as c:
-                r = c.request("cluster.status", {})
-                return r.get("result") if r.get("ok") else None
-        except (OSError, ConnectionError, AssertionError, ValueError):
-            return None
-
-    @staticmethod
-    def owners(status):
-        """shard -> owner from a cluster.status result."""
-        return {s["shard"]: s.get("owner") for s in status.get("shards", [])}
-
-    @staticmethod
-    def counts(status):
-        c = {}
-        for owner in Cluster.owners(status).values():
-            c[owner] = c.get(owner, 0) + 1
-        return c
-
-    def balanced(self, names=None):
-        """The status of the first node when every node in `names` (default: every running node)
-        answers, sees exactly those as up, and all agree on a shard map in which no member owns
-        more than ceil(shards / len(names)) and only they own shards; else None."""
-        live = [n for n in self.nodes if n.alive()] if names is None else \
-            [self.node(x) for x in names]
-        want = sorted(n.name for n in live)
-        first = None
-        for n in live:
-            st = self.status(n)
-            if st is None:
-                return None
-            up = sorted(m["node_id"] for m in st.get("members", []) if m.get("state") == "up")
-            if up != want or st.get("unreachable_from_here"):
-                return None
-            owners = self.owners(st)
-            counts = self.counts(st)
-            cap = -(-st["shard_count"] // len(want))
-            if len(owners) != st["shard_count"] or set(counts) - set(want) or \
-                    max(counts.values()) > cap:
-                return None
-            if first is None:
-                first = st
-            elif self.owners(first) != owners:
-                return None
-        return first
-
-    def wait_balanced(self, names=None, timeout=90.0):
-        st = wait_until(lambda: self.balanced(names), timeout, 0.2,
-                        f"the cluster {names or ''} to be balanced")
-        return st
-
-    def owner_of(self, status, kind, ident):
-        return self.owners(status).get(shard_of(kind, ident, status["shard_count"]))
-
-    def admin(self, node, timeout=15.0):
-        return Client(node.port, timeout=timeout, token=self.admin_token)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -623,13 +509,13 @@ def parse_args(description):
 
 def _write_report(defined, passed, failed):
     """The per-case report for scripts/test.sh when ORDERMESH_REPORT_DIR is set
-    (client/chaos/case_report.py): suite = the test script's file stem, e.g. flow_test."""
+    (chaos/case_report.py): suite = the test script's file stem, e.g. flow_test."""
     if not os.environ.get("ORDERMESH_REPORT_DIR"):
         return
     main_file = getattr(sys.modules.get("__main__"), "__file__", None) or sys.argv[0]
     if str(REPO) not in sys.path:
-        sys.path.append(str(REPO))  # the writer lives in client/chaos (stdlib only)
-    from client.chaos import case_report
+        sys.path.append(str(REPO))  # the writer lives in chaos/ (stdlib only)
+    from chaos import case_report
     case_report.write(Path(main_file).stem, defined, passed, failed)
 
 
