@@ -90,6 +90,7 @@ struct agent_state {
   bool leaving = false;
   bool leave_sent = false;
   bool refused = false;
+  bool disk_checked = false;  // the disk's cluster id matched the store's, or was recorded
   std::set<uint16_t> refused_shards;
   std::vector<co::step> last_step;  // per shard, for the debug log of decisions
   static inline const char* name = "ordermesh.member_agent";

@@ -14,16 +14,58 @@ namespace ordermesh::cluster {
 namespace agent {
 namespace {
 
+/// A disk with no cluster id that the store already names as a shard's primary: it was wiped
+/// (or the node id is a dead member's). It holds none of those shards' data, so owning them
+/// would serve empty entities in place of acknowledged ones: they are refused (unavailable,
+/// never written) until an operator settles them. Returns how many were refused.
+size_t refuse_lost_shards(self_ptr self) {
+  auto& s = self->state;
+  std::vector<uint16_t> lost;
+  for (const auto& a : s.state->shards)
+    if (a.primary == me(self) && s.storage->owned_epoch(a.shard) == 0 &&
+        !s.refused_shards.count(a.shard))
+      lost.push_back(a.shard);
+  if (lost.empty())
+    return 0;
+  for (auto shard : lost)
+    s.refused_shards.insert(shard);
+  s.log->critical(
+      "node={} the store says this node leads {} shard(s) (first: {}) since before it joined, "
+      "but this data dir has never been part of the cluster (wiped, or another node's id): "
+      "not serving them; their acknowledged data is not here",
+      me(self), lost.size(), lost.front());
+  publish_routes(self);
+  return lost.size();
+}
+
 /// The store's cluster is the one this disk belongs to; a disk never used remembers it.
+/// Nothing is reconciled before this passed once (disk_checked).
 bool check_cluster_id(self_ptr self) {
   auto& s = self->state;
   if (!s.state->config)
     return true;
   std::string mine;
   if (!s.storage->get_meta(co::cluster_id_meta, &mine)) {
+    if (s.store_kind != "local") {
+      if (s.incarnation == 0)
+        return true;  // wait for the lease: the check needs this life's incarnation
+      // A cluster bootstrapped before this node joined, that already counts on this node for
+      // a shard: this disk lost it. The id stays unrecorded, so every restart checks again.
+      if (s.state->config_revision < s.incarnation && refuse_lost_shards(self) > 0) {
+        s.disk_checked = true;
+        return true;
+      }
+    }
     auto st = s.storage->put_meta(co::cluster_id_meta, s.state->config->cluster_id);
-    if (!st)
+    if (!st) {
       s.log->error("node={} cannot record the cluster id: {}", me(self), st.to_string());
+      return true;  // try again with the next state
+    }
+    s.disk_checked = true;
+    return true;
+  }
+  if (mine == s.state->config->cluster_id) {
+    s.disk_checked = true;
     return true;
   }
   if (mine == s.state->config->cluster_id)
@@ -81,6 +123,9 @@ void on_state(self_ptr self, state_ptr st) {
 }
 
 void tick(self_ptr self) {
+  auto& s = self->state;
+  if (s.state && !s.disk_checked && !s.refused && !check_cluster_id(self))
+    return;
   connect_members(self);
   reconcile(self);
   controller_round(self);

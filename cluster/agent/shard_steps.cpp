@@ -146,7 +146,7 @@ void run_step(self_ptr self, const co::shard_assignment& a, const co::shard_step
 
 void reconcile(self_ptr self) {
   auto& s = self->state;
-  if (!s.state || s.refused || s.state->shards.size() != s.cfg.shard_count)
+  if (!s.state || s.refused || !s.disk_checked || s.state->shards.size() != s.cfg.shard_count)
     return;
   for (uint16_t i = 0; i < s.cfg.shard_count; ++i)
     s.local[i].owned_epoch = s.storage->owned_epoch(i);  // the disk is the truth here
@@ -164,7 +164,9 @@ void reconcile(self_ptr self) {
           s.busy[step.shard] ? ", busy" : "");
       s.last_step[step.shard] = step.what;
     }
-    if (!s.busy[step.shard])
+    // A refused shard is left exactly as it is (its disk copy may be the only one, or it has
+    // none): no step runs for it until an operator settles it.
+    if (!s.busy[step.shard] && !s.refused_shards.count(step.shard))
       run_step(self, s.state->shards[step.shard], step);
   }
 }

@@ -95,7 +95,10 @@ struct cluster_config {
 struct cluster_state {
   int64_t revision = 0;
   std::optional<cluster_config> config;  // nullopt until bootstrap
-  std::vector<member_record> members;    // ordered by node id
+  /// The store revision that created the config (the bootstrap); 0 before it. A member whose
+  /// incarnation is newer joined an existing cluster.
+  int64_t config_revision = 0;
+  std::vector<member_record> members;  // ordered by node id
   std::optional<member_record> controller;
   std::vector<shard_assignment> shards;  // index = shard; empty until bootstrap
 };

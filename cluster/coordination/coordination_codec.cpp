@@ -353,6 +353,7 @@ result<cluster_state> decode_state(const key_layout& keys, int64_t revision,
         if (!c)
           return bad_key(kv.key, c.err().message);
         st.config = std::move(c.value());
+        st.config_revision = kv.create_revision;
         break;
       }
       case key_layout::kind::controller: {

@@ -109,6 +109,7 @@ class memory_session final : public session {
     cluster_state s;
     s.revision = store_.revision_;
     s.config = store_.config_;
+    s.config_revision = store_.config_revision_;
     for (const auto& [id, m] : store_.members_)
       s.members.push_back(m.record);
     if (store_.controller_)
@@ -137,6 +138,7 @@ class memory_session final : public session {
     }
     int64_t rev = ++store_.revision_;  // one txn: config and every shard at one revision
     store_.config_ = config;
+    store_.config_revision_ = rev;
     store_.shards_ = shards;
     for (auto& s : store_.shards_)
       s.mod_revision = rev;
@@ -247,6 +249,7 @@ bool memory_store::preload(const cluster_config& config, std::vector<shard_assig
       return false;
   int64_t rev = ++revision_;  // as bootstrap: config and every shard at one revision
   config_ = config;
+  config_revision_ = rev;
   shards_ = std::move(shards);
   for (auto& a : shards_)
     a.mod_revision = rev;

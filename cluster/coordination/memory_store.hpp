@@ -74,6 +74,7 @@ class memory_store {
   std::map<std::string, member_entry> members_;
   std::optional<controller_entry> controller_;
   std::optional<cluster_config> config_;
+  int64_t config_revision_ = 0;
   std::vector<shard_assignment> shards_;
   std::set<std::string> unreachable_;
 };

@@ -92,6 +92,14 @@ void bootstrap_once(contract_fixture& fx) {
   REQUIRE(st.shards.size() == 8);
   CHECK(st.shards[3].primary == "n2");
   CHECK(st.shards[3].replicas == std::vector<std::string>{"n2", "n1"});  // rf 3, only 2 members
+  // The bootstrap's revision: after both members' incarnations, before a later member's.
+  auto n2_incarnation = st.members.back().incarnation;
+  CHECK(st.config_revision > n2_incarnation);
+  auto n3 = fx.connect();
+  auto joined = n3->join(info("n3"), 3s);
+  REQUIRE(joined);
+  CHECK(joined.value().incarnation > st.config_revision);
+  CHECK(n3->read().value().config_revision == st.config_revision);
 
   // Malformed first assignments are refused and write nothing.
   auto n = fx.connect_other_cluster();

@@ -39,6 +39,7 @@ tests fail (never skip).
 """
 
 import json
+import shutil
 import os
 import subprocess
 import sys
@@ -512,6 +513,43 @@ def test_kill9_non_controller():
         stop_and_audit(c, ents)
 
 
+def test_wiped_data_dir_serves_none_of_what_it_lost():
+    """A node killed, its data dir wiped, restarted under the same id: the store still names it
+    primary of its shards, but its disk never saw them. It must not own them empty (that would
+    answer `not_found` or zero stock for entities that exist): they answer `unavailable`, the
+    other nodes' entities are served, and the node says why in its log."""
+    with h.Session("etcd-wiped") as s:
+        _, c, st = etcd_cluster(s, tag="wiped")
+        victim = [n for n in c.nodes if n.name != st["controller"]][0]
+        rest = [n for n in c.nodes if n is not victim]
+        inc = incarnation(st, victim.name)
+        shop = Shop(c, c.nodes, tag="w")
+        ents = shop.entities()
+        on_victim, elsewhere = split(c, st, ents, victim.name)
+        check(on_victim and elsewhere, "the victim leads some but not all entities")
+        victim.kill()
+        shutil.rmtree(victim.data_dir)
+        log(f"killed {victim.name} and wiped {victim.data_dir}")
+        victim.start()
+        rejoined(c, c.nodes, victim, inc)
+        expected = {e: "unavailable" for e in on_victim}
+        expected.update({e: "ok" for e in elsewhere})
+        wait_codes(c, c.nodes, expected, what=f"the entities {victim.name} lost to answer "
+                   "unavailable through every node, the others to be served")
+        text = "".join(Path(f).read_text(errors="replace") for f in victim.all_logs()
+                       if Path(f).exists())
+        check("never been part of the cluster" in text,
+              f"{victim.name} does not say why it refuses its shards")
+        after = c.status(victim)
+        eq(c.owners(after), c.owners(st), "shard primaries after the wiped node came back")
+        with c.admin(rest[0]) as adm:
+            for kind, ident in on_victim:
+                if kind == "user":
+                    r = adm.request("user.deposit", {"user_id": ident, "amount_cents": 5,
+                                                     "request_id": "after-wipe"})
+                    eq(code_of(r), "unavailable", f"deposit to {ident} led by the wiped node")
+
+
 def test_controller_killed():
     with h.Session("etcd-ctl") as s:
         _, c, st = etcd_cluster(s, tag="ctl")
@@ -912,7 +950,8 @@ def test_no_shard_had_two_writers():
 if __name__ == "__main__":
     with SHARED:  # ends the shared etcd (by pid) however the run ends
         h.main([test_three_nodes_balanced, test_fourth_node_joins, test_node_leaves,
-                test_kill9_non_controller, test_controller_killed,
+                test_kill9_non_controller, test_wiped_data_dir_serves_none_of_what_it_lost,
+                test_controller_killed,
                 test_controller_killed_during_a_move, test_etcd_restarted,
                 test_etcd_paused_beyond_the_lease, test_node_cut_off_from_etcd,
                 test_seeds_is_refused, test_two_clusters_share_one_etcd,
