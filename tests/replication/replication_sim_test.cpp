@@ -4,7 +4,8 @@
 // drops, ISR changes by txn whose outcome reaches the primary late, crashes (with and without a
 // wiped disk), pauses longer than the lease (zombie primaries), lease expiry and failover, and
 // reads through the read barrier. Time is injected (100 ms a step). After every step it checks:
-//  - every committed position is, with the same contents, on every ISR member that etcd lists
+//  - every committed position is on at least min_insync disks when it commits, and, with the
+//    same contents, on every ISR member that etcd lists
 //    at the incarnation the member still has (so any failover finds it on the promoted node);
 //  - a position once committed is never committed with other contents (nothing acknowledged
 //    goes back), and the node promoted by a failover holds every committed position;
@@ -79,6 +80,8 @@ struct simulation {
   std::vector<epoch_number> committed;
   std::map<epoch_number, size_t> committer;  // epoch -> the one node that commits in it
   std::deque<message> net;
+  std::vector<std::vector<epoch_number>> wiped_logs;  // the logs wiped disks held (bounded by
+                                                      // the number of wipes)
   size_t writes = 0, commits = 0, failovers = 0, shrinks = 0, expands = 0, crashes = 0, wipes = 0,
          truncations = 0, reads = 0, zombie_refusals = 0;
 
@@ -156,6 +159,16 @@ struct simulation {
     for (position p = committed.size() + 1; p <= c; ++p) {
       committed.push_back(x.log[p - 1]);
       ++commits;
+      // A disk wiped after it acknowledged still counts: the primary cannot know of the wipe
+      // before the node's new life answers (the wiped node is no failover choice meanwhile:
+      // its ISR entry names its old incarnation).
+      size_t disks = 0;
+      for (const auto& y : nodes)
+        disks += y.log.size() >= p && y.log[p - 1] == committed[p - 1];
+      for (const auto& lost : wiped_logs)
+        disks += lost.size() >= p && lost[p - 1] == committed[p - 1];
+      INFO("position " << p << " acknowledged on " << disks << " disks");
+      REQUIRE(disks >= config.min_insync);
       auto [it, fresh] = committer.emplace(e, i);
       INFO("two primaries committed at epoch " << e);
       REQUIRE(it->second == i);
@@ -417,6 +430,7 @@ struct simulation {
     x.paused_until = 0;
     x.incarnation = next_incarnation++;
     if (pick(5) == 0) {  // the disk was wiped: nothing survives, not even the seen epoch
+      wiped_logs.push_back(std::move(x.log));
       x.log.clear();
       x.replica = follower_log{};
       ++wipes;
@@ -436,6 +450,23 @@ struct simulation {
     shard() = d.next;
     ++version;
     ++failovers;
+  }
+
+  /// Clients talk to whichever node believes it leads (a zombie too), else to node `i`.
+  void client(size_t i) {
+    std::vector<size_t> leaders;
+    for (size_t k = 0; k < nodes.size(); ++k) {
+      if (running(nodes[k]) && nodes[k].primary)
+        leaders.push_back(k);
+    }
+    if (!leaders.empty())
+      i = leaders[pick(leaders.size())];
+    if (pick(3) == 0) {
+      begin_read(i);
+      return;
+    }
+    for (size_t n = 1 + pick(3); n > 0; --n)
+      client_write(i);
   }
 
   void begin_read(size_t i) {
@@ -492,23 +523,29 @@ struct simulation {
       } else if (dice < 2) {
         crash(i);
       } else if (dice < 5) {
-        x.paused_until = step + 5 + pick(50);  // up to 5.5 s: longer than the lease
+        // Up to 20 s: often longer than the lease. Primaries most of all: the zombie case.
+        auto& who = pick(2) == 0 && index_of(shard().primary) < nodes.size()
+                        ? nodes[index_of(shard().primary)]
+                        : x;
+        if (running(who))
+          who.paused_until = step + 5 + pick(200);
       } else if (dice < 60) {
         controller();
       } else if (dice < 160) {
         read_store(i);
-      } else if (dice < 330) {
-        client_write(i);
-      } else if (dice < 480) {
-        replicate(i);
+      } else if (dice < 380) {
+        client(i);
       } else if (dice < 520) {
-        begin_read(i);
+        replicate(i);
       } else if (dice < 540 && !net.empty()) {
         net.erase(net.begin() + static_cast<std::ptrdiff_t>(pick(net.size())));  // lost
       } else {
         deliver_one();
       }
       for (size_t k = 0; k < nodes.size(); ++k) {
+        // A primary woken from a pause finds its clients still there (SIGCONT on a zombie).
+        if (nodes[k].alive && nodes[k].paused_until == step)
+          begin_read(k);
         if (running(nodes[k]))
           serve_reads(k);
       }
