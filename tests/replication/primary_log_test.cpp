@@ -26,6 +26,15 @@ primary_log three(uint16_t min_insync = 2) {
   return primary_log("a", 2, {"a", "b", "c"}, {"a", "b", "c"}, 0, 0, config(min_insync), t0);
 }
 
+/// three() with 1..20 durable on a and b, c at 5: behind by 15 > max_lag_positions.
+primary_log c_lags() {
+  auto p = three();
+  p.local_durable(20, t0);
+  p.ack("b", 1, 2, 20, 1, t0);
+  p.ack("c", 1, 2, 5, 1, t0);
+  return p;
+}
+
 }  // namespace
 
 TEST_CASE("primary: a position commits once durable on the primary and on every ISR member") {
@@ -61,10 +70,7 @@ TEST_CASE("primary: nothing commits and writes are unavailable below min_insync"
 }
 
 TEST_CASE("primary: a removal from the ISR counts only after its txn landed") {
-  auto p = three();
-  p.local_durable(20, t0);
-  p.ack("b", 1, 2, 20, 1, t0);
-  p.ack("c", 1, 2, 5, 1, t0);  // c lags by 15 > 10
+  auto p = c_lags();
   CHECK(p.committed() == 5);
   auto change = p.propose(t0);
   REQUIRE(change.has_value());
@@ -81,17 +87,14 @@ TEST_CASE("primary: a removal from the ISR counts only after its txn landed") {
 }
 
 TEST_CASE("primary: a refused removal changes nothing") {
-  auto p = three();
-  p.local_durable(20, t0);
-  p.ack("b", 1, 2, 20, 1, t0);
-  p.ack("c", 1, 2, 5, 1, t0);
+  auto p = c_lags();
   REQUIRE(p.propose(t0).has_value());
   p.isr_changed(false);
   CHECK(p.isr().size() == 3);
   CHECK(p.committed() == 5);
 }
 
-TEST_CASE("primary: a member caught up for too long is removed by time - not by position") {
+TEST_CASE("primary: a member not caught up for too long is removed by time - not by position") {
   auto p = three();
   p.local_durable(1, t0);
   p.ack("b", 1, 2, 1, 1, t0);
@@ -188,4 +191,19 @@ TEST_CASE("primary: a late ack of an older round does not undo a newer one") {
   p.ack("b", 1, 2, 2, 3, t0);  // delayed
   p.ack("c", 1, 2, 5, 4, t0);
   CHECK(p.committed() == 5);
+}
+
+TEST_CASE("primary: a new life of a replica replaces what its old life acknowledged") {
+  primary_log p("a", 2, {"a", "b", "c"}, {"a", "b"}, 0, 0, config(2), t0);
+  p.local_durable(5, t0);
+  p.ack("c", 1, 2, 5, 1, t0);
+  p.ack("c", 7, 2, 0, 1, t0);  // c restarted with a wiped disk and synced again: it holds 0
+  p.ack("b", 1, 2, 5, 1, t0);
+  CHECK(p.committed() == 5);
+  CHECK_FALSE(p.propose(t0).has_value());  // c lacks committed 5: no re-entry yet
+  p.ack("c", 7, 2, 5, 2, t0);
+  auto change = p.propose(t0);
+  REQUIRE(change.has_value());
+  CHECK(change->member == "c");
+  CHECK(change->incarnation == 7);  // its entry names the life that holds the data
 }
