@@ -1,0 +1,113 @@
+#include "cluster/replication/replica_moves.hpp"
+
+#include <algorithm>
+
+#include "cluster/replication/failover.hpp"
+
+namespace ordermesh::cluster::replication {
+
+std::string_view to_string(replica_step_kind k) {
+  switch (k) {
+    case replica_step_kind::done:
+      return "done";
+    case replica_step_kind::add_replica:
+      return "add_replica";
+    case replica_step_kind::wait_catch_up:
+      return "wait_catch_up";
+    case replica_step_kind::move_primary:
+      return "move_primary";
+    case replica_step_kind::drop_replica:
+      return "drop_replica";
+    case replica_step_kind::blocked:
+      return "blocked";
+  }
+  return "unknown";
+}
+
+namespace {
+
+bool contains(const std::vector<std::string>& v, const std::string& x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
+
+replica_step blocked(std::string reason) {
+  replica_step s;
+  s.reason = std::move(reason);
+  return s;
+}
+
+}  // namespace
+
+replica_step next_replica_step(const coord::cluster_state& state, uint16_t shard,
+                               const std::vector<std::string>& desired) {
+  if (shard >= state.shards.size() || !state.config || desired.empty())
+    return blocked("no such shard, no config, or no desired replica");
+  const auto& a = state.shards[shard];
+  auto failover = choose_failover(state, shard);
+  if (failover.outcome != failover_outcome::none)
+    return blocked("the primary has failed or the ISR is unreadable: failover first");
+  uint16_t min_insync = state.config->min_insync;
+  auto is_member = [&](const std::string& id) {
+    return std::any_of(state.members.begin(), state.members.end(),
+                       [&](const auto& m) { return m.node_id == id; });
+  };
+
+  replica_step s;
+  s.next = a;
+  for (const auto& d : desired) {  // 1. add, one at a time
+    if (!contains(a.replicas, d) && is_member(d)) {
+      s.what = replica_step_kind::add_replica;
+      s.node = d;
+      s.next.replicas.push_back(d);
+      return s;
+    }
+  }
+  for (const auto& d : desired) {  // 2. every new one in the ISR before anything goes
+    if (contains(a.replicas, d) && !contains(a.isr, d)) {
+      s.what = replica_step_kind::wait_catch_up;
+      s.node = d;
+      return s;
+    }
+  }
+  if (!contains(desired, a.primary)) {  // 3. the primary to an ISR member that stays
+    for (const auto& d : desired) {
+      auto it = std::find(a.isr.begin(), a.isr.end(), d);
+      if (it == a.isr.end())
+        continue;
+      auto i = static_cast<size_t>(it - a.isr.begin());
+      s.what = replica_step_kind::move_primary;
+      s.node = d;
+      s.next.epoch = a.epoch + 1;
+      s.next.primary = d;
+      s.next.target.clear();
+      // The new primary first; everyone else (the old primary too) keeps its entry.
+      std::rotate(s.next.isr.begin(), s.next.isr.begin() + static_cast<std::ptrdiff_t>(i),
+                  s.next.isr.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+      std::rotate(s.next.isr_incarnations.begin(),
+                  s.next.isr_incarnations.begin() + static_cast<std::ptrdiff_t>(i),
+                  s.next.isr_incarnations.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+      return s;
+    }
+    return blocked("no desired replica is in the ISR to lead");
+  }
+  for (const auto& r : a.replicas) {  // 4. drop, never below min_insync
+    if (contains(desired, r))
+      continue;
+    auto it = std::find(a.isr.begin(), a.isr.end(), r);
+    if (it != a.isr.end()) {
+      if (a.isr.size() - 1 < min_insync)
+        return blocked("dropping " + r + " would leave fewer than min_insync in the ISR");
+      auto i = it - a.isr.begin();
+      s.next.isr.erase(s.next.isr.begin() + i);
+      s.next.isr_incarnations.erase(s.next.isr_incarnations.begin() + i);
+    }
+    s.what = replica_step_kind::drop_replica;
+    s.node = r;
+    s.next.replicas.erase(std::find(s.next.replicas.begin(), s.next.replicas.end(), r));
+    return s;
+  }
+  s.what = replica_step_kind::done;
+  return s;
+}
+
+}  // namespace ordermesh::cluster::replication

@@ -1,0 +1,49 @@
+#pragma once
+// Moving a shard's replicas (join, leave, rebalance) without any moment where an ack relies on
+// fewer than min_insync disks, as a pure planner: from what etcd holds and the replica set the
+// shard should have, the one next step. The controller runs it again after every change, as it
+// runs placement; which replica set a shard should have is placement's to decide (not built yet).
+//
+// The order, and who writes each step (every write a compare-and-set on the shard key):
+//   1. add_replica    (controller, same epoch): the new node joins `replicas`, not the ISR;
+//   2. wait_catch_up  (nobody writes): the primary streams the log to it; once it holds every
+//                     committed position, the primary proposes its ISR entry (primary_log);
+//   3. move_primary   (controller, epoch + 1): if the primary is to go, an ISR member that stays
+//                     leads; the old primary stays in the ISR (it holds everything committed);
+//   4. drop_replica   (controller, same epoch): a replica that is to go leaves `replicas` and
+//                     the ISR, only if the ISR keeps min_insync members without it.
+// Only the primary ever adds to the ISR within an epoch; others only remove from it. A removal
+// the primary has not read yet only makes it wait for one more ack, never for one fewer.
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cluster/coordination/coordination.hpp"
+
+namespace ordermesh::cluster::replication {
+
+enum class replica_step_kind : uint8_t {
+  done,           // the replicas are the desired ones
+  add_replica,    // write `next`
+  wait_catch_up,  // `node` is a replica, not yet in the ISR: the primary brings it in
+  move_primary,   // write `next` (epoch + 1, `node` leads)
+  drop_replica,   // write `next` (`node` leaves)
+  blocked,        // nothing may happen now (`reason`): a failed primary, or min_insync
+};
+std::string_view to_string(replica_step_kind k);
+
+struct replica_step {
+  replica_step_kind what = replica_step_kind::blocked;
+  std::string node;
+  ::ordermesh::cluster::coordination::shard_assignment next;
+  std::string reason;
+};
+
+/// The next step towards `desired` (node ids; order is preference for the primary) for `shard`.
+/// Nodes that are not members are never added. The primary must be a member at the
+/// incarnation its ISR entry records (otherwise failover comes first: blocked).
+replica_step next_replica_step(const ::ordermesh::cluster::coordination::cluster_state& state,
+                               uint16_t shard, const std::vector<std::string>& desired);
+
+}  // namespace ordermesh::cluster::replication
