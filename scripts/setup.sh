@@ -9,6 +9,7 @@
 #   ORDERMESH_BUILD_DIR   build directory (default build/, or build-asan/ when sanitizing)
 #   ORDERMESH_SANITIZE=1  AddressSanitizer + UBSan build (-DORDERMESH_SANITIZE=ON)
 #   ORDERMESH_JOBS        parallel compile jobs (default 2)
+#   ORDERMESH_BUILD_TARGET  build only this target (default: all)
 #
 # Safe to run again: packages already installed are not touched (no apt-get update either), and
 # an unchanged tree rebuilds in seconds.
@@ -103,5 +104,5 @@ cmake "${cmake_args[@]}" || die "cmake configure failed"
 
 log "building $BUILD_DIR with $JOBS jobs"
 start=$SECONDS
-cmake --build "$BUILD_DIR" --parallel "$JOBS"
+cmake --build "$BUILD_DIR" --parallel "$JOBS" ${ORDERMESH_BUILD_TARGET:+--target "$ORDERMESH_BUILD_TARGET"}
 log "build done in $((SECONDS - start)) s"

@@ -136,7 +136,9 @@ if [[ "${ORDERMESH_SKIP_ASAN:-0}" == 1 ]]; then
 else
   banner "setup + build with ASan/UBSan (build-asan/)"
   ASAN_DIR="${ORDERMESH_ASAN_BUILD_DIR:-build-asan}"
-  if ORDERMESH_SANITIZE=1 ORDERMESH_BUILD_DIR="$ASAN_DIR" bash scripts/setup.sh; then
+  # Only the unit test binaries: nothing else runs in this stage.
+  if ORDERMESH_SANITIZE=1 ORDERMESH_BUILD_DIR="$ASAN_DIR" ORDERMESH_BUILD_TARGET=unit_tests \
+    bash scripts/setup.sh; then
     stage asan-build ok
     banner "ctest unit tests under ASan/UBSan"
     # Every unit case (label unit) runs here; process-level tests (system, chaos) do not.
