@@ -187,7 +187,9 @@ group_commit::staged_replica& group_commit::stage(uint16_t shard) {
   if (index == 0) {
     staged_replica s;
     s.shard = shard;
-    s.state = replica(shard);
+    // No lock: only this thread changes replicas_, and reading beside other readers is safe.
+    auto it = replicas_.find(shard);
+    s.state = it == replicas_.end() ? replica_state{} : it->second;
     staged_.push_back(std::move(s));
     index = static_cast<uint32_t>(staged_.size());
   }

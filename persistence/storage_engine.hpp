@@ -42,8 +42,11 @@
 // of the same shard answered ok is truthful: followers take positions only in order, so it
 // implies the earlier one is on them too. At most max_unacked_batches batches are held; then the
 // writer takes nothing but replica operations until the oldest is answered, so the write queue
-// fills and submit() answers overloaded: every queue stays bounded. Without a sink nothing is
-// captured or held, and a batch costs one small meta put per shard written more than before.
+// fills and submit() answers overloaded: every queue stays bounded. The blocking calls in the
+// main queue (put_meta, own_shard, release_shard, delete_shard, reset_replica) return only once
+// every earlier batch is answered: the sink's answers must never wait for one of them on this
+// node. Without a sink nothing is captured or held, and a batch costs one small meta put per
+// shard written more than before.
 //
 // Apply (follower). apply_replicated writes a delta with its position and epoch in one synced
 // batch, only in order (position = replica_position + 1) and never below the fence: the highest
@@ -239,7 +242,9 @@ class storage_engine {
  public:
   /// Opens (creating if missing). On failure returns nullptr and sets *err.
   static std::unique_ptr<storage_engine> open(const storage_options& opts, status* err);
-  /// Drains the queue (each queued write is committed and its callback run), then closes.
+  /// Drains the queue (each queued write is committed and its callback run), then closes. With a
+  /// replication sink it first waits for the sink's answer to every batch handed to it: a sink
+  /// that is shutting down must still answer (an error will do).
   ~storage_engine();
 
   storage_engine(const storage_engine&) = delete;
@@ -252,10 +257,11 @@ class storage_engine {
                      std::vector<stored_event>& out) const;
 
   /// Queues a durable write. The callback runs exactly once, on the writer thread, after the
-  /// synced write (or with the error). Returns false without queuing (and without running the
-  /// callback) when the queue is full or the engine failed or is closing; *why says which.
-  /// A malformed request (see keys::valid, seqs start at 1, wakeup set and erased) is refused
-  /// the same way with status invalid, so it cannot fail the batch it would have joined.
+  /// synced write (or with the error); with a replication sink, only once the sink answered for
+  /// its batch and every earlier one (see "Capture"). Returns false without queuing (and without
+  /// running the callback) when the queue is full or the engine failed or is closing; *why says
+  /// which. A malformed request (see keys::valid, seqs start at 1, wakeup set and erased) is
+  /// refused the same way with status invalid, so it cannot fail the batch it would have joined.
   /// With check_shard_epochs, a write with events, a snapshot or a wakeup change whose
   /// shard_epoch is not owned_epoch(key.shard) is refused too (status invalid); if the shard is
   /// released after submit() but before the commit, the write is not written and its callback
