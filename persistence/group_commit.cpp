@@ -1,19 +1,27 @@
 #include "persistence/group_commit.hpp"
 
+#include <algorithm>
 #include <exception>
 
 #include <spdlog/spdlog.h>
 
+#include "persistence/replica_meta.hpp"
+
 namespace ordermesh::persistence::detail {
 
-group_commit::group_commit(rocksdb::DB& db, const shard_table& shards, const storage_options& opts)
+group_commit::group_commit(rocksdb::DB& db, const shard_table& shards, const storage_options& opts,
+                           std::unordered_map<uint16_t, replica_state> replicas)
     : db_(db),
       shards_(shards),
       check_epochs_(opts.check_shard_epochs),
       sync_(opts.sync),
       max_batch_writes_(opts.max_batch_writes == 0 ? 1 : opts.max_batch_writes),
       fail_writes_after_(opts.fail_writes_after),
-      queue_(opts.max_queued_writes),
+      sink_(opts.replication),
+      max_held_(opts.max_unacked_batches == 0 ? 1 : opts.max_unacked_batches),
+      queue_(std::make_shared<write_queue>(opts.max_queued_writes)),
+      replicas_(std::move(replicas)),
+      staged_index_(0x10000, 0),
       thread_([this] { run(); }) {}
 
 group_commit::~group_commit() {
@@ -21,11 +29,18 @@ group_commit::~group_commit() {
 }
 
 bool group_commit::submit(pending_write& w, bool bounded, status* why) {
-  status invalid = w.meta ? status::ok() : w.shard ? validate(*w.shard) : validate(w.req);
+  status invalid = w.meta      ? status::ok()
+                   : w.shard   ? validate(*w.shard)
+                   : w.replica ? validate(*w.replica)
+                               : validate(w.req);
   if (invalid.is_ok()) {
     invalid = check_shard(w);
   }
-  if (invalid.is_ok() && queue_.push(w, bounded, why)) {
+  // A reset stays in the main lane: it must follow the imports it completes.
+  const bool replica_lane = w.replica && w.replica->what != replica_op::kind::reset;
+  if (invalid.is_ok() &&
+      queue_->push(w, bounded, why,
+                   replica_lane ? write_queue::lane::replica : write_queue::lane::main)) {
     return true;
   }
   if (!invalid.is_ok() && why != nullptr) {
@@ -36,7 +51,7 @@ bool group_commit::submit(pending_write& w, bool bounded, status* why) {
 }
 
 void group_commit::stop() {
-  queue_.close();
+  queue_->close();
   if (thread_.joinable()) {
     thread_.join();
   }
@@ -54,14 +69,30 @@ storage_stats group_commit::stats() const {
   s.events = events_.load(std::memory_order_relaxed);
   s.bytes = bytes_.load(std::memory_order_relaxed);
   s.max_batch = max_batch_.load(std::memory_order_relaxed);
-  s.queued = queue_.size();
+  s.queued = queue_->size();
   s.refused = refused_.load(std::memory_order_relaxed);
   s.refused_at_commit = refused_at_commit_.load(std::memory_order_relaxed);
+  s.unacked = held_count_.load(std::memory_order_relaxed);
+  s.replicated = replicated_.load(std::memory_order_relaxed);
+  s.replication_errors = replication_errors_.load(std::memory_order_relaxed);
+  s.applied = applied_.load(std::memory_order_relaxed);
   return s;
 }
 
 bool group_commit::on_writer_thread() const {
   return std::this_thread::get_id() == thread_.get_id();
+}
+
+replica_state group_commit::replica(uint16_t shard) const {
+  std::lock_guard<std::mutex> lock(replica_mutex_);
+  auto it = replicas_.find(shard);
+  return it == replicas_.end() ? replica_state{} : it->second;
+}
+
+void group_commit::raise_fence(uint16_t shard, uint64_t epoch) {
+  std::lock_guard<std::mutex> lock(replica_mutex_);
+  replica_state& s = replicas_[shard];
+  s.fence = std::max(s.fence, epoch);
 }
 
 status group_commit::check_shard(const pending_write& w) const {
@@ -72,6 +103,11 @@ status group_commit::check_shard(const pending_write& w) const {
     // Regardless of check_epochs_: an owned shard has a writer, and it is this node.
     return shards_.check_not_owned(w.shard->shard, w.shard->drop ? "delete_shard" : "import");
   }
+  if (w.replica) {
+    // A replica operation on an owned shard would be a second writer (or a deposed primary
+    // taking orders from its successor without stepping down first).
+    return shards_.check_not_owned(w.replica->delta.shard, "replica operation");
+  }
   if (!check_epochs_ || is_barrier(w.req)) {
     return status::ok();
   }
@@ -79,65 +115,177 @@ status group_commit::check_shard(const pending_write& w) const {
 }
 
 void group_commit::run() {
-  std::vector<pending_write> batch;
+  std::vector<pending_write> replica_batch;
+  std::vector<pending_write> main_batch;
   status failure;  // writer's own copy of health_, read without the lock
   while (true) {
-    batch.clear();
-    if (!queue_.pop_batch(max_batch_writes_, batch)) {
-      return;  // closed and drained
+    replica_batch.clear();
+    main_batch.clear();
+    if (!queue_->take(max_batch_writes_, held_.size() < max_held_, !held_.empty(), replica_batch,
+                      main_batch)) {
+      return;  // closed, drained, every held batch answered
     }
-    // Checked again here, after the pop: release_shard changes the table before it queues its
-    // own record, so an entry checked ok now is committed before that record, i.e. before
-    // release_shard returns, and one queued before the release but checked after it is refused.
-    status exposed_refused = status::ok();
-    for (pending_write& w : batch) {
-      w.refusal = check_shard(w);
-      if (!w.refusal.is_ok()) {
-        refused_at_commit_.fetch_add(1, std::memory_order_relaxed);
-        if (w.req.exposed && exposed_refused.is_ok()) {
-          exposed_refused = status::io_error(
-              "a write others had already acted on was refused at commit (" +
-              w.refusal.to_string() + "); the journal would no longer be a prefix");
-        }
+    release_answered();
+    if (!replica_batch.empty()) {
+      // Never held: a follower answers its primary whatever its own batches wait for.
+      const status result = commit(replica_batch, failure);
+      notify(replica_batch, result);
+    }
+    if (!main_batch.empty()) {
+      const status result = commit(main_batch, failure);
+      hold_or_notify(main_batch, result);
+    }
+    release_answered();
+  }
+}
+
+status group_commit::commit(std::vector<pending_write>& batch, status& failure) {
+  deltas_.clear();
+  // Checked again here, after the take: release_shard changes the table before it queues its
+  // own record, so an entry checked ok now is committed before that record, i.e. before
+  // release_shard returns, and one queued before the release but checked after it is refused.
+  status exposed_refused = status::ok();
+  for (pending_write& w : batch) {
+    w.refusal = check_shard(w);
+    if (!w.refusal.is_ok()) {
+      refused_at_commit_.fetch_add(1, std::memory_order_relaxed);
+      if (w.req.exposed && !w.meta && !w.shard && !w.replica && exposed_refused.is_ok()) {
+        exposed_refused =
+            status::io_error("a write others had already acted on was refused at commit (" +
+                             w.refusal.to_string() + "); the journal would no longer be a prefix");
       }
     }
-    // After a failed write nothing more is written: a later write acknowledged after a lost one
-    // would leave a hole the entity cannot detect. Entries queued before the failure get its error.
-    status result = !failure.is_ok()           ? failure
-                    : !exposed_refused.is_ok() ? exposed_refused
-                                               : write(batch);
-    if (!result.is_ok() && failure.is_ok()) {
+  }
+  // After a failed write nothing more is written: a later write acknowledged after a lost one
+  // would leave a hole the entity cannot detect. Entries queued before the failure get its error.
+  status result = !failure.is_ok()           ? failure
+                  : !exposed_refused.is_ok() ? exposed_refused
+                                             : write(batch);
+  if (!result.is_ok()) {
+    deltas_.clear();
+    if (failure.is_ok()) {
       failure = result;
       spdlog::error("storage: write failed, refusing all further writes: {}", result.to_string());
       {
         std::lock_guard<std::mutex> lock(health_mutex_);
         health_ = result;
       }
-      queue_.fail(result);
+      queue_->fail(result);
     }
-    notify(batch, result);
+    return result;
   }
+  for (pending_write& w : batch) {
+    if (w.refusal.is_ok() && w.on_commit) {
+      w.on_commit();
+    }
+  }
+  return result;
 }
 
-status group_commit::write(const std::vector<pending_write>& batch) {
+group_commit::staged_replica& group_commit::stage(uint16_t shard) {
+  uint32_t& index = staged_index_[shard];
+  if (index == 0) {
+    staged_replica s;
+    s.shard = shard;
+    // No lock: only this thread changes replicas_, and reading beside other readers is safe.
+    auto it = replicas_.find(shard);
+    s.state = it == replicas_.end() ? replica_state{} : it->second;
+    staged_.push_back(std::move(s));
+    index = static_cast<uint32_t>(staged_.size());
+  }
+  return staged_[index - 1];
+}
+
+status group_commit::write(std::vector<pending_write>& batch) {
   rocksdb::WriteBatch wb;
   append_counts counts;
   bool must_sync = false;
   uint64_t written = 0;
-  for (const pending_write& w : batch) {
+  uint64_t applied = 0;
+  // Clears the staging of this batch on every path out, so the next batch starts from the
+  // committed states.
+  struct unstage {
+    group_commit& g;
+    ~unstage() {
+      for (const staged_replica& s : g.staged_) {
+        g.staged_index_[s.shard] = 0;
+      }
+      g.staged_.clear();
+    }
+  } cleanup{*this};
+  for (pending_write& w : batch) {
     if (!w.refusal.is_ok()) {
       continue;  // refused at commit time: not written, not counted
     }
-    rocksdb::Status s = append(w, wb, counts);
+    rocksdb::Status s;
+    if (w.replica) {
+      const shard_delta& d = w.replica->delta;
+      staged_replica& st = stage(d.shard);
+      switch (w.replica->what) {
+        case replica_op::kind::apply:
+          // Against the staged state: two deltas of one shard in one batch apply in order.
+          w.refusal = check_apply(st.state, d);
+          if (!w.refusal.is_ok()) {
+            continue;  // an answer to its caller, not a failure of the batch
+          }
+          st.state = replica_state{d.position, d.epoch, std::max(st.state.fence, d.epoch)};
+          ++applied;
+          break;
+        case replica_op::kind::fence:
+          if (d.epoch <= st.state.fence) {
+            continue;  // already fenced at least that high: nothing to write, ok
+          }
+          st.state.fence = d.epoch;
+          break;
+        case replica_op::kind::reset:
+          st.state = replica_state{d.position, d.epoch, std::max(st.state.fence, d.epoch)};
+          break;
+      }
+      st.dirty = true;
+      s = append(w, wb, counts);
+    } else if (w.shard && w.shard->drop) {
+      // The range goes, so does the position that described it; the fence stays (it protects
+      // against deposed primaries, whatever this node holds).
+      staged_replica& st = stage(w.shard->shard);
+      st.state.position = 0;
+      st.state.epoch = 0;
+      st.dirty = true;
+      st.advanced = false;
+      st.records.clear();
+      s = append(w, wb, counts);
+    } else if (writes_entity(w)) {
+      staged_replica& st = stage(w.req.key.shard);
+      if (!st.advanced) {
+        // One step per batch, whatever the number of writes of the shard in it.
+        st.advanced = true;
+        st.dirty = true;
+        st.prev_epoch = st.state.epoch;
+        st.state.position += 1;
+        st.state.epoch = shards_.owned(w.req.key.shard);
+        st.state.fence = std::max(st.state.fence, st.state.epoch);
+      }
+      s = sink_ ? append_captured(w.req, wb, st.records, counts) : append(w, wb, counts);
+    } else {
+      s = append(w, wb, counts);
+    }
     if (!s.ok()) {
       return status::io_error("building write batch: " + s.ToString());
     }
     ++written;
-    // Meta puts and shard operations promise a synced write even in no-sync test mode.
-    must_sync = must_sync || w.meta.has_value() || w.shard.has_value();
+    // Meta puts, shard and replica operations promise a synced write even in no-sync test mode.
+    must_sync = must_sync || w.meta.has_value() || w.shard.has_value() || w.replica.has_value();
   }
-  if (written == 0) {
-    return status::ok();  // every entry was refused: nothing to write (callbacks get refusals)
+  for (const staged_replica& st : staged_) {
+    if (!st.dirty) {
+      continue;
+    }
+    rocksdb::Status s = wb.Put(keys::meta(replica_meta_name(st.shard)), encode_replica(st.state));
+    if (!s.ok()) {
+      return status::io_error("building write batch: " + s.ToString());
+    }
+  }
+  if (written == 0 && wb.Count() == 0) {
+    return status::ok();  // every entry was refused or a no-op: nothing to write
   }
 
   const uint64_t attempt = attempted_batches_++;
@@ -151,15 +299,93 @@ status group_commit::write(const std::vector<pending_write>& batch) {
     return status::io_error(s.ToString());
   }
 
+  {
+    std::lock_guard<std::mutex> lock(replica_mutex_);
+    for (const staged_replica& st : staged_) {
+      if (st.dirty) {
+        replicas_[st.shard] = st.state;
+      }
+    }
+  }
+  if (sink_) {
+    for (staged_replica& st : staged_) {
+      if (st.advanced) {
+        deltas_.push_back(shard_delta{st.shard, st.state.epoch, st.state.position, st.prev_epoch,
+                                      std::move(st.records)});
+      }
+    }
+    std::sort(deltas_.begin(), deltas_.end(),
+              [](const shard_delta& a, const shard_delta& b) { return a.shard < b.shard; });
+  }
+
   // Stats before callbacks, so whoever is woken by a callback sees its write counted.
   writes_.fetch_add(written, std::memory_order_relaxed);
   batches_.fetch_add(1, std::memory_order_relaxed);
   events_.fetch_add(counts.events, std::memory_order_relaxed);
   bytes_.fetch_add(counts.bytes, std::memory_order_relaxed);
+  applied_.fetch_add(applied, std::memory_order_relaxed);
   if (written > max_batch_.load(std::memory_order_relaxed)) {
     max_batch_.store(written, std::memory_order_relaxed);  // single writer: no CAS needed
   }
   return status::ok();
+}
+
+void group_commit::hold_or_notify(std::vector<pending_write>& batch, const status& result) {
+  if (deltas_.empty()) {
+    if (held_.empty()) {
+      notify(batch, result);  // the path of every batch without a sink
+      return;
+    }
+    // Nothing to wait for itself, but callbacks keep submission order.
+    held_.push_back(held_batch{std::move(batch), result, nullptr});
+    held_count_.store(held_.size(), std::memory_order_relaxed);
+    return;
+  }
+  auto slot = std::make_shared<ack_slot>();
+  held_.push_back(held_batch{std::move(batch), result, slot});
+  held_count_.store(held_.size(), std::memory_order_relaxed);
+  replicated_.fetch_add(1, std::memory_order_relaxed);
+  // The callback keeps the queue alive: a sink may answer after the engine has moved on.
+  std::function<void(status)> done = [queue = queue_, slot](status s) {
+    if (!queue->post_ack(*slot, std::move(s))) {
+      spdlog::error("storage: replication sink answered a batch twice; the second is ignored");
+    }
+  };
+  try {
+    sink_->replicate(std::move(deltas_), done);
+  } catch (const std::exception& e) {
+    queue_->post_ack(*slot,
+                     status::unavailable(std::string("replication sink threw: ") + e.what()));
+  } catch (...) {
+    queue_->post_ack(*slot, status::unavailable("replication sink threw a non-exception"));
+  }
+  deltas_.clear();
+}
+
+void group_commit::release_answered() {
+  while (!held_.empty()) {
+    held_batch& front = held_.front();
+    status result = front.result;
+    if (front.ack) {
+      status answer;
+      if (!queue_->answered(*front.ack, &answer)) {
+        return;  // the oldest waits: so do all later ones
+      }
+      if (!answer.is_ok()) {
+        replication_errors_.fetch_add(1, std::memory_order_relaxed);
+        if (result.is_ok()) {
+          // On this disk, not acknowledged: never reported as ok (see storage_engine.hpp).
+          result = status::unavailable("written here but not acknowledged by the replicas: " +
+                                       answer.to_string());
+        }
+      }
+    }
+    // Out of the window before the callbacks, so whoever they wake sees it gone (stats first).
+    std::vector<pending_write> entries = std::move(front.entries);
+    held_.pop_front();
+    held_count_.store(held_.size(), std::memory_order_relaxed);
+    notify(entries, result);
+  }
 }
 
 void group_commit::notify(std::vector<pending_write>& batch, const status& result) {

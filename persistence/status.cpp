@@ -19,6 +19,14 @@ const char* code_name(status::code c) {
       return "closed";
     case status::code::invalid:
       return "invalid";
+    case status::code::unavailable:
+      return "unavailable";
+    case status::code::out_of_order:
+      return "out_of_order";
+    case status::code::duplicate:
+      return "duplicate";
+    case status::code::diverged:
+      return "diverged";
   }
   return "unknown";
 }

@@ -1,10 +1,11 @@
 #include "persistence/storage_engine.hpp"
 
-#include <charconv>
+#include <algorithm>
 #include <future>
 #include <limits>
 #include <map>
 #include <mutex>
+#include <unordered_map>
 #include <utility>
 
 #include <rocksdb/cache.h>
@@ -15,7 +16,9 @@
 #include <spdlog/spdlog.h>
 
 #include "persistence/big_endian.hpp"
+#include "persistence/decimal.hpp"
 #include "persistence/group_commit.hpp"
+#include "persistence/replica_meta.hpp"
 #include "persistence/shard_table.hpp"
 
 namespace ordermesh::persistence {
@@ -89,16 +92,6 @@ std::string shard_epoch_value(uint64_t epoch, bool owned) {
   return std::string(owned ? owned_word : released_word) + std::to_string(epoch);
 }
 
-/// Whole of `text` as a decimal number, nothing else (no sign, no spaces).
-template <class T>
-bool parse_decimal(std::string_view text, T& out) {
-  if (text.empty()) {
-    return false;
-  }
-  const auto r = std::from_chars(text.data(), text.data() + text.size(), out);
-  return r.ec == std::errc() && r.ptr == text.data() + text.size();
-}
-
 /// What the durable record says about one shard.
 struct shard_record {
   uint64_t epoch = 0;  // last recorded epoch, owned or released
@@ -108,14 +101,14 @@ struct shard_record {
 bool parse_shard_record(std::string_view name, std::string_view value, uint16_t& shard,
                         shard_record& out) {
   uint32_t n = 0;
-  if (!parse_decimal(name, n) || n >= keys::meta_shard) {
+  if (!detail::parse_decimal(name, n) || n >= keys::meta_shard) {
     return false;
   }
   shard = static_cast<uint16_t>(n);
   for (const auto& [word, owned] : {std::pair{owned_word, true}, std::pair{released_word, false}}) {
     if (value.substr(0, word.size()) == word) {
       out.owned = owned;
-      return parse_decimal(value.substr(word.size()), out.epoch) && out.epoch != 0;
+      return detail::parse_decimal(value.substr(word.size()), out.epoch) && out.epoch != 0;
     }
   }
   return false;
@@ -132,10 +125,19 @@ struct storage_engine::impl {
   std::unique_ptr<detail::group_commit> writer;  // destroyed (drained) before db
 
   /// Queues `w` and waits for its callback. `on_ok`, if set, runs on the writer thread right after
-  /// the successful commit, before any later batch is checked against the shard table.
+  /// the successful commit, before any later batch is checked against the shard table (and
+  /// before the callback, which replication may hold).
   status write_and_wait(detail::pending_write w, bool bounded, std::function<void()> on_ok = {});
   /// Reads every ownership record into `records` and the shard table (at open).
   status load_shard_records();
+  /// Reads every replica record, with each fence raised to the shard's ownership epoch (at open,
+  /// after load_shard_records).
+  status load_replica_records(std::unordered_map<uint16_t, replica_state>& out) const;
+  /// Reads one shard's replica record as seen by `ro`; all zero when there is none.
+  status read_replica(uint16_t shard, const rocksdb::ReadOptions& ro, replica_state& out) const;
+  /// Reads one shard's chunk and replica record from the view of `ro` (its snapshot set).
+  status read_chunk(uint16_t shard, const std::string& after_key, size_t max_bytes,
+                    const rocksdb::ReadOptions& ro, shard_chunk& out) const;
 };
 
 status storage_engine::impl::write_and_wait(detail::pending_write w, bool bounded,
@@ -146,12 +148,8 @@ status storage_engine::impl::write_and_wait(detail::pending_write w, bool bounde
   }
   auto promise = std::make_shared<std::promise<status>>();
   std::future<status> result = promise->get_future();
-  w.done = [promise, on_ok = std::move(on_ok)](const status& s) {
-    if (s.is_ok() && on_ok) {
-      on_ok();
-    }
-    promise->set_value(s);
-  };
+  w.on_commit = std::move(on_ok);
+  w.done = [promise](const status& s) { promise->set_value(s); };
   status why;
   if (!writer->submit(w, bounded, &why)) {
     return why;
@@ -175,6 +173,33 @@ status storage_engine::impl::load_shard_records() {
     shards->set_owned(shard, record.owned ? record.epoch : 0);
   }
   return from_rocksdb(it->status());
+}
+
+status storage_engine::impl::load_replica_records(
+    std::unordered_map<uint16_t, replica_state>& out) const {
+  const std::string prefix = keys::meta(detail::replica_meta);
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && starts_with(it->key(), prefix); it->Next()) {
+    const std::string_view name = view(it->key()).substr(prefix.size());
+    uint16_t shard = 0;
+    replica_state state;
+    // Refuse to open rather than guess: a lost fence could let a deposed primary collect acks.
+    if (!detail::parse_replica(name, view(it->value()), shard, state)) {
+      return status::corruption("malformed replica record '" + std::string(name) + "' = '" +
+                                it->value().ToString() + "'");
+    }
+    out[shard] = state;
+  }
+  if (!it->status().ok()) {
+    return from_rocksdb(it->status());
+  }
+  // Having owned a shard at epoch E is having seen E: the fence covers it (own_shard raises the
+  // in-memory fence the same way, the ownership record is what persists it).
+  for (const auto& [shard, record] : records) {
+    replica_state& state = out[shard];
+    state.fence = std::max(state.fence, record.epoch);
+  }
+  return status::ok();
 }
 
 storage_engine::storage_engine() : impl_(std::make_unique<impl>()) {}
@@ -204,7 +229,11 @@ std::unique_ptr<storage_engine> storage_engine::open(const storage_options& opts
   if (status loaded = in.load_shard_records(); !loaded.is_ok()) {
     return fail(std::move(loaded));  // the engine's destructor closes the database
   }
-  in.writer = std::make_unique<detail::group_commit>(*raw, *in.shards, opts);
+  std::unordered_map<uint16_t, replica_state> replicas;
+  if (status loaded = in.load_replica_records(replicas); !loaded.is_ok()) {
+    return fail(std::move(loaded));
+  }
+  in.writer = std::make_unique<detail::group_commit>(*raw, *in.shards, opts, std::move(replicas));
   spdlog::info("storage: opened '{}' (sync={}, check_shard_epochs={}, owned shards={})", opts.path,
                opts.sync, opts.check_shard_epochs, engine->owned_shards().size());
   if (err != nullptr) {
@@ -363,6 +392,10 @@ status storage_engine::put_meta(const std::string& name, const std::string& valu
     // table would no longer match the disk.
     return status::invalid("meta name '" + name + "' is reserved for shard ownership");
   }
+  if (std::string_view(name).substr(0, detail::replica_meta.size()) == detail::replica_meta) {
+    // Positions and fences change only with the batches they describe.
+    return status::invalid("meta name '" + name + "' is reserved for replication");
+  }
   // Through the writer queue: never reordered with entity writes, and synced in order with them.
   detail::pending_write w;
   w.meta = detail::meta_put{name, value};
@@ -386,13 +419,23 @@ status storage_engine::own_shard(uint16_t shard, uint64_t epoch) {
   if (record.owned && record.epoch == epoch) {
     return status::ok();  // already owned under this epoch, and durably so
   }
+  if (const uint64_t fence = impl_->writer->replica(shard).fence; epoch < fence) {
+    // A follower that took deltas of epoch F knows a primary of F existed: owning below it would
+    // make this node a primary older than one it has already obeyed.
+    return status::invalid("shard " + std::to_string(shard) + ": epoch " + std::to_string(epoch) +
+                           " is older than the replica fence " + std::to_string(fence));
+  }
   detail::pending_write w;
   w.meta = detail::meta_put{shard_epoch_name(shard), shard_epoch_value(epoch, true)};
   // The table changes only once the record is synced, and on the writer thread, so that every
   // write committed under the new epoch is committed after the record that allows it.
   detail::shard_table& table = *impl_->shards;
-  status st = impl_->write_and_wait(std::move(w), /*bounded=*/false,
-                                    [&table, shard, epoch] { table.set_owned(shard, epoch); });
+  detail::group_commit& writer = *impl_->writer;
+  status st =
+      impl_->write_and_wait(std::move(w), /*bounded=*/false, [&table, &writer, shard, epoch] {
+        table.set_owned(shard, epoch);
+        writer.raise_fence(shard, epoch);
+      });
   if (st.is_ok()) {
     record = shard_record{epoch, true};
   } else if (record.epoch == 0) {
@@ -443,8 +486,27 @@ std::vector<std::pair<uint16_t, uint64_t>> storage_engine::owned_shards() const 
   return out;
 }
 
-status storage_engine::export_shard(uint16_t shard, const std::string& after_key, size_t max_bytes,
-                                    shard_chunk& out) const {
+status storage_engine::impl::read_replica(uint16_t shard, const rocksdb::ReadOptions& ro,
+                                          replica_state& out) const {
+  out = replica_state{};
+  std::string value;
+  rocksdb::Status got = db->Get(ro, keys::meta(detail::replica_meta_name(shard)), &value);
+  if (got.IsNotFound()) {
+    return status::ok();  // nothing was ever committed for the shard
+  }
+  if (!got.ok()) {
+    return from_rocksdb(got);
+  }
+  uint16_t parsed = 0;
+  if (!detail::parse_replica(std::to_string(shard), value, parsed, out)) {
+    return status::corruption("malformed replica record of shard " + std::to_string(shard));
+  }
+  return status::ok();
+}
+
+status storage_engine::impl::read_chunk(uint16_t shard, const std::string& after_key,
+                                        size_t max_bytes, const rocksdb::ReadOptions& base,
+                                        shard_chunk& out) const {
   out = shard_chunk{};
   out.shard = shard;
   out.last_key = after_key;
@@ -454,12 +516,20 @@ status storage_engine::export_shard(uint16_t shard, const std::string& after_key
   if (!after_key.empty() && !keys::in_shard(after_key, shard)) {
     return status::invalid("after_key is not in shard " + std::to_string(shard));
   }
+  // The position from the same snapshot as the records: both are written in one batch, so the
+  // copy is the shard exactly as of that position.
+  replica_state state;
+  if (status st = read_replica(shard, base, state); !st.is_ok()) {
+    return st;
+  }
+  out.position = state.position;
+  out.epoch = state.epoch;
   // The upper bound keeps the iterator inside the shard: no key of a neighbour is ever read.
   const std::string upper = keys::shard_end(shard);
   rocksdb::Slice upper_slice(upper);
-  rocksdb::ReadOptions ro;
+  rocksdb::ReadOptions ro = base;
   ro.iterate_upper_bound = &upper_slice;
-  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro));
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
   it->Seek(after_key.empty() ? keys::shard_prefix(shard) : after_key);
   if (!after_key.empty() && it->Valid() && view(it->key()) == after_key) {
     it->Next();  // strictly after
@@ -485,6 +555,94 @@ status storage_engine::export_shard(uint16_t shard, const std::string& after_key
   return status::ok();
 }
 
+status storage_engine::export_shard(uint16_t shard, const std::string& after_key, size_t max_bytes,
+                                    shard_chunk& out) const {
+  // One snapshot for the chunk and the position that goes with it.
+  const rocksdb::Snapshot* snap = impl_->db->GetSnapshot();
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snap;
+  status st = impl_->read_chunk(shard, after_key, max_bytes, ro, out);
+  impl_->db->ReleaseSnapshot(snap);
+  return st;
+}
+
+struct shard_export::impl {
+  rocksdb::DB* db = nullptr;
+  const storage_engine::impl* engine = nullptr;
+  const rocksdb::Snapshot* snapshot = nullptr;
+  uint16_t shard = 0;
+  uint64_t position = 0;
+  uint64_t epoch = 0;
+  std::string after_key;
+  bool done = false;
+};
+
+shard_export::shard_export() : impl_(std::make_unique<impl>()) {}
+
+shard_export::~shard_export() {
+  if (impl_->snapshot != nullptr) {
+    impl_->db->ReleaseSnapshot(impl_->snapshot);
+  }
+}
+
+uint64_t shard_export::position() const {
+  return impl_->position;
+}
+
+uint64_t shard_export::epoch() const {
+  return impl_->epoch;
+}
+
+status shard_export::next(size_t max_bytes, shard_chunk& out) {
+  if (impl_->done) {
+    out = shard_chunk{};
+    out.shard = impl_->shard;
+    out.last_key = impl_->after_key;
+    out.done = true;
+    out.position = impl_->position;
+    out.epoch = impl_->epoch;
+    return status::ok();
+  }
+  rocksdb::ReadOptions ro;
+  ro.snapshot = impl_->snapshot;
+  status st = impl_->engine->read_chunk(impl_->shard, impl_->after_key, max_bytes, ro, out);
+  if (st.is_ok()) {
+    impl_->after_key = out.last_key;
+    impl_->done = out.done;
+  }
+  return st;
+}
+
+std::unique_ptr<shard_export> storage_engine::begin_export(uint16_t shard, status* err) const {
+  if (shard == keys::meta_shard) {
+    if (err != nullptr) {
+      *err = status::invalid("shard 65535 is the meta range, not an entity shard");
+    }
+    return nullptr;
+  }
+  std::unique_ptr<shard_export> out(new shard_export());
+  shard_export::impl& in = *out->impl_;
+  in.db = impl_->db.get();
+  in.engine = impl_.get();
+  in.snapshot = in.db->GetSnapshot();
+  in.shard = shard;
+  rocksdb::ReadOptions ro;
+  ro.snapshot = in.snapshot;
+  replica_state state;
+  if (status st = impl_->read_replica(shard, ro, state); !st.is_ok()) {
+    if (err != nullptr) {
+      *err = std::move(st);
+    }
+    return nullptr;  // the destructor releases the snapshot
+  }
+  in.position = state.position;
+  in.epoch = state.epoch;
+  if (err != nullptr) {
+    *err = status::ok();
+  }
+  return out;
+}
+
 bool storage_engine::submit_import(uint16_t shard, shard_records records, write_callback done,
                                    status* why) {
   detail::pending_write w;
@@ -497,6 +655,35 @@ bool storage_engine::submit_import(uint16_t shard, shard_records records, write_
 status storage_engine::delete_shard(uint16_t shard) {
   detail::pending_write w;
   w.shard = detail::shard_op{shard, {}, true};
+  return impl_->write_and_wait(std::move(w), /*bounded=*/false);
+}
+
+uint64_t storage_engine::replica_position(uint16_t shard) const {
+  return impl_->writer->replica(shard).position;
+}
+
+replica_state storage_engine::replica(uint16_t shard) const {
+  return impl_->writer->replica(shard);
+}
+
+status storage_engine::apply_replicated(const shard_delta& d) {
+  detail::pending_write w;
+  w.replica = detail::replica_op{detail::replica_op::kind::apply, d};
+  // Bounded: a follower under load answers overloaded and the primary retries.
+  return impl_->write_and_wait(std::move(w), /*bounded=*/true);
+}
+
+status storage_engine::fence_replica(uint16_t shard, uint64_t epoch) {
+  detail::pending_write w;
+  w.replica =
+      detail::replica_op{detail::replica_op::kind::fence, shard_delta{shard, epoch, 0, 0, {}}};
+  return impl_->write_and_wait(std::move(w), /*bounded=*/false);
+}
+
+status storage_engine::reset_replica(uint16_t shard, uint64_t epoch, uint64_t position) {
+  detail::pending_write w;
+  w.replica = detail::replica_op{detail::replica_op::kind::reset,
+                                 shard_delta{shard, epoch, position, 0, {}}};
   return impl_->write_and_wait(std::move(w), /*bounded=*/false);
 }
 

@@ -17,6 +17,53 @@
 // released in between; a write refused there fails alone (its callback gets status invalid) and
 // does not fail the engine: only RocksDB I/O errors do that. Handoff moves a shard's range with
 // export_shard (old owner, after release_shard) and submit_import (new owner, before own_shard).
+//
+// Replication (issue 12: a primary and followers per shard, PacificA / Kafka ISR). The engine's
+// part is storage only; the protocol (who is primary, the ISR, etcd) lives with its caller.
+//
+// Position. Every committed batch that writes entity records of shard S advances S's replica
+// position by one (1, 2, ...; contiguous per shard) and records it, with the epoch under which
+// the shard was owned at the commit, in the same RocksDB batch (meta "replica/<S>"): after a
+// crash the position on disk is exactly that of the last committed batch. Imports do not advance
+// it (reset_replica sets it after a full copy); delete_shard sets it to 0 with the range.
+//
+// Capture (primary). With storage_options::replication, each synced batch that wrote entity
+// records is handed to the sink as one shard_delta per shard: the puts and deletes exactly as
+// written, as (op, key, value) records rather than a RocksDB WriteBatch rep, so the wire format
+// does not depend on RocksDB's internal encoding, a follower can check every key against the
+// shard's range before writing anything, and the caller can serialize it without RocksDB. The
+// batch's callbacks, and those of every later batch (submission order), run only once the sink
+// called done for it. done(ok): they get ok. done(error): they get status unavailable, and the
+// engine does not pretend otherwise: the writes stay on this disk (load() returns them, the
+// position counts them) but were not acknowledged, so the owner's in-memory state is ahead of
+// what was acknowledged. The owner must then stop acknowledging on the shard: step down
+// (release_shard) or reload the shard's entities from disk once it is primary again under a new
+// epoch; whether those writes survive is decided by the next primary (see Apply). A later batch
+// of the same shard answered ok is truthful: followers take positions only in order, so it
+// implies the earlier one is on them too. At most max_unacked_batches batches are held; then the
+// writer takes nothing but replica operations until the oldest is answered, so the write queue
+// fills and submit() answers overloaded: every queue stays bounded. The blocking calls in the
+// main queue (put_meta, own_shard, release_shard, delete_shard, reset_replica) return only once
+// every earlier batch is answered: the sink's answers must never wait for one of them on this
+// node. Without a sink nothing is captured or held, and a batch costs one small meta put per
+// shard written more than before.
+//
+// Apply (follower). apply_replicated writes a delta with its position and epoch in one synced
+// batch, only in order (position = replica_position + 1) and never below the fence: the highest
+// epoch the node has seen for the shard (applied deltas, fence_replica, its own ownership),
+// persisted, so a deposed primary can never collect acks from it again. Each delta also names
+// the epoch of the batch before it (prev_epoch); with one primary per epoch and positions never
+// reused, the same (position, epoch) on two nodes then means the same history (Raft's log
+// matching), so a follower detects that it holds batches the current primary does not have.
+// No truncate: the records are key/value states, not operations, so a batch cannot be undone
+// from its position (the value it overwrote is gone). A follower whose log is ahead of the new
+// primary's at the epoch boundary (the deposed primary's unacknowledged tail) answers diverged
+// and is re-seeded by a full copy: delete_shard, every chunk of the new primary's
+// begin_export (one RocksDB snapshot, with the position and epoch at it) through submit_import,
+// then reset_replica(shard, export epoch, export position); the primary's deltas after that
+// position then apply. A crash in the middle of a re-seed leaves position 0 over part of the
+// range: start it again from delete_shard. Promotion: own_shard(S, E+1) keeps the position, the
+// new primary's batches continue from it; own_shard below the fence is refused.
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -81,6 +128,49 @@ struct shard_chunk {
   /// Key of the last record, to pass as `after_key` for the next chunk (unchanged if none).
   std::string last_key;
   bool done = false;  // true: no record of the shard follows this chunk
+  /// The shard's replica position and the epoch of that batch, read from the same view as the
+  /// records: a copy of every chunk of one shard_export is the shard exactly as of `position`.
+  uint64_t position = 0;
+  uint64_t epoch = 0;
+};
+
+/// One put or delete of a replicated batch, byte for byte as the primary wrote it.
+struct replica_record {
+  enum class op : uint8_t { put, erase };
+  op kind = op::put;
+  std::string key;    // in the delta's shard range
+  std::string value;  // empty for erase
+};
+
+/// What one committed batch wrote to one shard: the unit of replication.
+struct shard_delta {
+  uint16_t shard = 0;
+  uint64_t epoch = 0;       // epoch under which the primary owned the shard at the commit
+  uint64_t position = 0;    // the shard's position after this batch: 1, 2, ... (contiguous)
+  uint64_t prev_epoch = 0;  // epoch of the shard's batch at position - 1 (0 for position 1)
+  std::vector<replica_record> records;  // in write order: applied in this order, one batch
+};
+
+/// A shard's replication state on this node (engine meta "replica/<shard>", synced with every
+/// batch that changes it).
+struct replica_state {
+  uint64_t position = 0;  // number of the shard's last committed batch; 0: none
+  uint64_t epoch = 0;     // epoch of that batch
+  /// Highest epoch this node has seen for the shard (own_shard, applied deltas, fence_replica,
+  /// reset_replica): deltas below it are refused forever, and own_shard below it too.
+  uint64_t fence = 0;
+};
+
+/// Where the primary hands each synced batch to its followers. Implemented by the caller.
+class replication_sink {
+ public:
+  virtual ~replication_sink() = default;
+  /// Called on the writer thread after each synced batch that wrote entity records, with one
+  /// delta per shard written (shard ascending). Must not block: send, and return. `done` must be
+  /// called exactly once, from any thread (also from inside replicate), with ok when every
+  /// required replica has the deltas on disk, or with an error when they cannot be acknowledged
+  /// (see storage_engine.hpp, "Capture"). The engine waits for it when it is destroyed.
+  virtual void replicate(std::vector<shard_delta> deltas, std::function<void(status)> done) = 0;
 };
 
 struct storage_options {
@@ -97,6 +187,13 @@ struct storage_options {
   /// this node owns the shard (see own_shard). Off: single-node mode, writes are not checked
   /// (ownership is still recorded, and imports and deletes still refuse owned shards).
   bool check_shard_epochs = false;
+  /// Primary side of replication (see the header comment). Null: no capture, callbacks run right
+  /// after the fsync as they always did.
+  std::shared_ptr<replication_sink> replication;
+  /// Batches whose callbacks are held (waiting for the sink's done, or behind one that is) at
+  /// most; then the writer stops taking writes until the oldest is answered, so the write queue
+  /// fills and submit() refuses (overloaded). Replica operations still pass (see apply_replicated).
+  size_t max_unacked_batches = 32;
 };
 
 struct storage_stats {
@@ -110,13 +207,44 @@ struct storage_stats {
   /// Writes accepted by submit() but refused on the writer thread, not written: their shard was
   /// released (or, for imports and deletes, owned) in between. Their callback got the reason.
   uint64_t refused_at_commit = 0;
+  uint64_t unacked = 0;             // batches whose callbacks are held now (replication)
+  uint64_t replicated = 0;          // batches handed to the replication sink
+  uint64_t replication_errors = 0;  // of those, answered with an error
+  uint64_t applied = 0;             // deltas written by apply_replicated
+};
+
+class storage_engine;
+
+/// A consistent copy source for one shard: every chunk is read from one RocksDB snapshot taken
+/// by storage_engine::begin_export, so the owner may keep writing while the shard is copied.
+/// Must be destroyed before the engine it came from.
+class shard_export {
+ public:
+  ~shard_export();
+  shard_export(const shard_export&) = delete;
+  shard_export& operator=(const shard_export&) = delete;
+
+  /// The shard's replica position (and its batch's epoch) at the snapshot.
+  uint64_t position() const;
+  uint64_t epoch() const;
+  /// The next chunk (the first on the first call); as export_shard, with `out.done` on the last.
+  /// After the last chunk, returns empty chunks with done set.
+  status next(size_t max_bytes, shard_chunk& out);
+
+ private:
+  friend class storage_engine;
+  shard_export();
+  struct impl;
+  std::unique_ptr<impl> impl_;
 };
 
 class storage_engine {
  public:
   /// Opens (creating if missing). On failure returns nullptr and sets *err.
   static std::unique_ptr<storage_engine> open(const storage_options& opts, status* err);
-  /// Drains the queue (each queued write is committed and its callback run), then closes.
+  /// Drains the queue (each queued write is committed and its callback run), then closes. With a
+  /// replication sink it first waits for the sink's answer to every batch handed to it: a sink
+  /// that is shutting down must still answer (an error will do).
   ~storage_engine();
 
   storage_engine(const storage_engine&) = delete;
@@ -129,10 +257,11 @@ class storage_engine {
                      std::vector<stored_event>& out) const;
 
   /// Queues a durable write. The callback runs exactly once, on the writer thread, after the
-  /// synced write (or with the error). Returns false without queuing (and without running the
-  /// callback) when the queue is full or the engine failed or is closing; *why says which.
-  /// A malformed request (see keys::valid, seqs start at 1, wakeup set and erased) is refused
-  /// the same way with status invalid, so it cannot fail the batch it would have joined.
+  /// synced write (or with the error); with a replication sink, only once the sink answered for
+  /// its batch and every earlier one (see "Capture"). Returns false without queuing (and without
+  /// running the callback) when the queue is full or the engine failed or is closing; *why says
+  /// which. A malformed request (see keys::valid, seqs start at 1, wakeup set and erased) is
+  /// refused the same way with status invalid, so it cannot fail the batch it would have joined.
   /// With check_shard_epochs, a write with events, a snapshot or a wakeup change whose
   /// shard_epoch is not owned_epoch(key.shard) is refused too (status invalid); if the shard is
   /// released after submit() but before the commit, the write is not written and its callback
@@ -183,15 +312,52 @@ class storage_engine {
   bool submit_import(uint16_t shard, shard_records records, write_callback done,
                      status* why = nullptr);
   /// Removes `shard`'s whole key range (synced before it returns), e.g. after handing it off or
-  /// before importing it again. The ownership record stays. Refused (status invalid) if this node
-  /// owns the shard, and for shard 0xFFFF. Blocking: refused from a write callback.
+  /// before importing it again. The ownership record stays. The replica position (and its epoch)
+  /// go to 0 in the same batch, as the data they described is gone; the fence stays. Refused
+  /// (status invalid) if this node owns the shard, and for shard 0xFFFF. Blocking: refused from a
+  /// write callback.
   status delete_shard(uint16_t shard);
+  /// Takes a RocksDB snapshot and returns a reader of `shard`'s range and replica position in it
+  /// (null and *err set for shard 0xFFFF).
+  std::unique_ptr<shard_export> begin_export(uint16_t shard, status* err = nullptr) const;
+
+  /// The shard's replica position: the number of its last committed batch (0: none yet).
+  uint64_t replica_position(uint16_t shard) const;
+  /// Position, epoch of that batch and fence of `shard` as last committed.
+  replica_state replica(uint16_t shard) const;
+  /// Follower: writes a primary's delta, with the new position and epoch, in one synced batch.
+  /// Returns ok once synced. Refused, nothing written:
+  ///  - invalid: this node owns the shard, d.epoch is below the fence, shard 0xFFFF, position 0,
+  ///    or a key outside the shard's range;
+  ///  - duplicate: d.position <= replica_position and d.epoch is the epoch of this node's last
+  ///    batch of the shard: already on disk, the caller may acknowledge it again;
+  ///  - out_of_order: d.position > replica_position + 1: catch up from replica_position + 1;
+  ///  - diverged: this node holds batches that are not the primary's (d.epoch is newer than its
+  ///    last batch but d.position <= replica_position, or d.prev_epoch is not the epoch of its
+  ///    last batch): re-seed by a full copy (see "Apply", reset_replica).
+  /// Runs on the writer thread but is never held behind this node's own unacknowledged batches,
+  /// and is taken even when max_unacked_batches are held: two nodes that are each other's
+  /// followers would otherwise wait for each other. Blocking: refused from a write callback.
+  status apply_replicated(const shard_delta& d);
+  /// Follower: records that `epoch` has been seen for `shard` (synced), so that every delta with
+  /// a lower epoch is refused from now on, before the new primary's first delta arrives. Refused
+  /// (invalid) if this node owns the shard, for epoch 0 and shard 0xFFFF. Lower than the fence:
+  /// ok, nothing changes. Never held, like apply_replicated.
+  status fence_replica(uint16_t shard, uint64_t epoch);
+  /// Follower, after a full copy (delete_shard, submit_import of every chunk of a shard_export,
+  /// each import acknowledged): sets the position and its epoch to the export's, so that the
+  /// primary's next delta (position + 1) applies. The fence becomes max(fence, epoch): a copy
+  /// from a primary whose last batch predates the fence is accepted, its later deltas are not.
+  /// Refused (invalid) if this node owns the shard, and for shard 0xFFFF. Ordered with imports
+  /// (it goes through the same queue). Blocking: refused from a write callback.
+  status reset_replica(uint16_t shard, uint64_t epoch, uint64_t position);
 
   /// ok until a write failed; then the first error, for good.
   status health() const;
   storage_stats stats() const;
 
  private:
+  friend class shard_export;
   storage_engine();
   struct impl;
   std::unique_ptr<impl> impl_;

@@ -49,11 +49,113 @@ status validate(const shard_op& op) {
   return status::ok();
 }
 
+status validate(const replica_op& op) {
+  const shard_delta& d = op.delta;
+  if (d.shard == keys::meta_shard) {
+    return status::invalid("shard 65535 is the meta range, not an entity shard");
+  }
+  if (op.what == replica_op::kind::fence && d.epoch == 0) {
+    return status::invalid("fence at epoch 0: epochs start at 1");
+  }
+  if (op.what != replica_op::kind::apply) {
+    return status::ok();
+  }
+  if (d.position == 0) {
+    return status::invalid("delta at position 0: positions start at 1");
+  }
+  for (const replica_record& r : d.records) {
+    if (!keys::in_shard(r.key, d.shard)) {
+      return status::invalid("delta for shard " + std::to_string(d.shard) +
+                             " has a key outside its range");
+    }
+  }
+  return status::ok();
+}
+
 uint64_t snapshot_seq(const write_request& req) {
   return req.first_seq + req.events.size() - 1;  // wraps only for invalid requests
 }
 
+namespace {
+
+/// Where an entity write's puts and deletes go: the batch alone (no replication) ...
+struct batch_out {
+  rocksdb::WriteBatch& batch;
+  rocksdb::Status put(std::string key, const std::string& value) { return batch.Put(key, value); }
+  rocksdb::Status erase(std::string key) { return batch.Delete(key); }
+};
+
+/// ... or the batch and a copy for the replicas (only with a replication sink: the copy costs).
+struct captured_out {
+  rocksdb::WriteBatch& batch;
+  std::vector<replica_record>& records;
+  rocksdb::Status put(std::string key, const std::string& value) {
+    rocksdb::Status s = batch.Put(key, value);
+    if (s.ok()) {
+      records.push_back(replica_record{replica_record::op::put, std::move(key), value});
+    }
+    return s;
+  }
+  rocksdb::Status erase(std::string key) {
+    rocksdb::Status s = batch.Delete(key);
+    if (s.ok()) {
+      records.push_back(replica_record{replica_record::op::erase, std::move(key), {}});
+    }
+    return s;
+  }
+};
+
+template <class Out>
+rocksdb::Status append_request(const write_request& req, Out& out, append_counts& counts) {
+  uint64_t seq = req.first_seq;
+  for (const std::string& ev : req.events) {
+    rocksdb::Status s = out.put(keys::event(req.key, seq++), ev);
+    if (!s.ok()) {
+      return s;
+    }
+    counts.bytes += ev.size();
+  }
+  counts.events += req.events.size();
+  if (req.snapshot) {
+    rocksdb::Status s = out.put(keys::snapshot(req.key, snapshot_seq(req)), *req.snapshot);
+    if (!s.ok()) {
+      return s;
+    }
+    counts.bytes += req.snapshot->size();
+  }
+  if (req.erase_wakeup) {
+    return out.erase(keys::wakeup(req.key));
+  }
+  if (req.wakeup_due_ms) {
+    return out.put(keys::wakeup(req.key), encode_i64(*req.wakeup_due_ms));
+  }
+  return rocksdb::Status::OK();
+}
+
+}  // namespace
+
+rocksdb::Status append_captured(const write_request& req, rocksdb::WriteBatch& batch,
+                                std::vector<replica_record>& records, append_counts& counts) {
+  captured_out out{batch, records};
+  return append_request(req, out, counts);
+}
+
 rocksdb::Status append(const pending_write& w, rocksdb::WriteBatch& batch, append_counts& counts) {
+  if (w.replica) {
+    // Fence and reset write only the replica record, which the writer adds per shard.
+    if (w.replica->what != replica_op::kind::apply) {
+      return rocksdb::Status::OK();
+    }
+    for (const replica_record& r : w.replica->delta.records) {
+      rocksdb::Status s =
+          r.kind == replica_record::op::put ? batch.Put(r.key, r.value) : batch.Delete(r.key);
+      if (!s.ok()) {
+        return s;
+      }
+      counts.bytes += r.value.size();
+    }
+    return rocksdb::Status::OK();
+  }
   if (w.meta) {
     counts.bytes += w.meta->value.size();
     return batch.Put(keys::meta(w.meta->name), w.meta->value);
@@ -72,30 +174,8 @@ rocksdb::Status append(const pending_write& w, rocksdb::WriteBatch& batch, appen
     }
     return rocksdb::Status::OK();
   }
-  const write_request& req = w.req;
-  uint64_t seq = req.first_seq;
-  for (const std::string& ev : req.events) {
-    rocksdb::Status s = batch.Put(keys::event(req.key, seq++), ev);
-    if (!s.ok()) {
-      return s;
-    }
-    counts.bytes += ev.size();
-  }
-  counts.events += req.events.size();
-  if (req.snapshot) {
-    rocksdb::Status s = batch.Put(keys::snapshot(req.key, snapshot_seq(req)), *req.snapshot);
-    if (!s.ok()) {
-      return s;
-    }
-    counts.bytes += req.snapshot->size();
-  }
-  if (req.erase_wakeup) {
-    return batch.Delete(keys::wakeup(req.key));
-  }
-  if (req.wakeup_due_ms) {
-    return batch.Put(keys::wakeup(req.key), encode_i64(*req.wakeup_due_ms));
-  }
-  return rocksdb::Status::OK();
+  batch_out out{batch};
+  return append_request(w.req, out, counts);
 }
 
 }  // namespace ordermesh::persistence::detail

@@ -22,17 +22,6 @@ using namespace ordermesh::persistence::test;
 
 namespace {
 
-storage_options checked_options(const temp_dir& dir) {
-  storage_options o = options_for(dir);
-  o.check_shard_epochs = true;
-  return o;
-}
-
-write_request at_epoch(write_request r, uint64_t epoch) {
-  r.shard_epoch = epoch;
-  return r;
-}
-
 write_request snapshot_only(entity_key k, uint64_t first_seq, std::string state, uint64_t epoch) {
   write_request r;
   r.key = std::move(k);
@@ -127,18 +116,6 @@ shard_records flatten(const std::vector<shard_chunk>& chunks) {
     out.insert(out.end(), c.records.begin(), c.records.end());
   }
   return out;
-}
-
-/// Imports records and waits for the callback.
-status import_sync(storage_engine& engine, uint16_t shard, shard_records records) {
-  auto done = std::make_shared<std::promise<status>>();
-  auto result = done->get_future();
-  status why;
-  if (!engine.submit_import(
-          shard, std::move(records), [done](const status& s) { done->set_value(s); }, &why)) {
-    return why;
-  }
-  return result.get();
 }
 
 /// Entities of one shard with journals, snapshots and wakeups (one set, one erased).

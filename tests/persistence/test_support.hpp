@@ -45,6 +45,18 @@ inline storage_options options_for(const temp_dir& dir) {
   return o;
 }
 
+/// Cluster mode: every write must carry the shard's owned epoch.
+inline storage_options checked_options(const temp_dir& dir) {
+  storage_options o = options_for(dir);
+  o.check_shard_epochs = true;
+  return o;
+}
+
+inline write_request at_epoch(write_request r, uint64_t epoch) {
+  r.shard_epoch = epoch;
+  return r;
+}
+
 inline std::unique_ptr<storage_engine> open_engine(const storage_options& o) {
   status st;
   auto engine = storage_engine::open(o, &st);
@@ -139,6 +151,18 @@ inline status write_sync(storage_engine& engine, write_request req) {
   status why;
   if (!engine.submit(
           std::move(req), [done](const status& s) { done->set_value(s); }, &why)) {
+    return why;
+  }
+  return result.get();
+}
+
+/// Imports records and waits for the callback.
+inline status import_sync(storage_engine& engine, uint16_t shard, shard_records records) {
+  auto done = std::make_shared<std::promise<status>>();
+  auto result = done->get_future();
+  status why;
+  if (!engine.submit_import(
+          shard, std::move(records), [done](const status& s) { done->set_value(s); }, &why)) {
     return why;
   }
   return result.get();
