@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -233,9 +234,13 @@ def run_scenario(name, args, ctx, sha):
         return entry, None
     out = Path(args.out) / name
     out.mkdir(parents=True, exist_ok=True)
+    # A scenario starts from nothing: an earlier run's data dirs and etcd in the same --out
+    # would otherwise carry its entities (and its cluster) into this one.
+    for child in ("nodes", "etcd"):
+        shutil.rmtree(out / child, ignore_errors=True)
+    for child in ("history.jsonl", "journal.json"):
+        (out / child).unlink(missing_ok=True)
     hist_path = out / "history.jsonl"
-    if hist_path.exists():
-        hist_path.unlink()
     t0 = time.monotonic()
     seed = f"{args.seed}-{name}"
     cluster = None
