@@ -73,8 +73,8 @@ struct shard_assignment {
   std::vector<std::string> isr;       // in-sync replicas, primary included
   /// isr_incarnations[i] is the incarnation isr[i] had when it entered the ISR (failover promotes
   /// only a member still at it: a restarted node may have lost its disk). Parallel to `isr`;
-  /// empty in values written before replication. Not encoded by coordination_codec yet: the
-  /// value shape is proposed in docs/REPLICATION.md and lands with the wiring (issue 12).
+  /// empty in values written before replication (and until the wiring fills it, issue 12).
+  /// Stored as decimal strings (docs/REPLICATION.md).
   std::vector<int64_t> isr_incarnations;
   /// A move in progress: the node the controller asked the primary to hand the shard to, at
   /// epoch + 1. Empty when no move is pending. The target ends the move by writing itself as

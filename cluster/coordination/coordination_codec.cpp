@@ -1,6 +1,7 @@
 #include "cluster/coordination/coordination_codec.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <exception>
 #include <limits>
 #include <map>
@@ -300,12 +301,17 @@ result<cluster_config> decode_config(std::string_view text) {
 }
 
 std::string encode_shard(const shard_assignment& s) {
-  return dump(json{{"shard", s.shard},
-                   {"epoch", s.epoch},
-                   {"primary", s.primary},
-                   {"replicas", s.replicas},
-                   {"isr", s.isr},
-                   {"target", s.target}});
+  json j{{"shard", s.shard},       {"epoch", s.epoch}, {"primary", s.primary},
+         {"replicas", s.replicas}, {"isr", s.isr},     {"target", s.target}};
+  // Decimal strings, like the gateway's own int64 fields (docs/REPLICATION.md); left out when
+  // empty, so values written before replication read back the same.
+  if (!s.isr_incarnations.empty()) {
+    json incarnations = json::array();
+    for (auto i : s.isr_incarnations)
+      incarnations.push_back(std::to_string(i));
+    j["isr_incarnations"] = std::move(incarnations);
+  }
+  return dump(j);
 }
 
 result<shard_assignment> decode_shard(std::string_view text) {
@@ -316,11 +322,27 @@ result<shard_assignment> decode_shard(std::string_view text) {
     s.primary = r.text("primary", true);
     s.replicas = r.texts("replicas");
     s.isr = r.texts("isr");
+    for (const auto& decimal : r.texts("isr_incarnations")) {
+      int64_t i = 0;
+      auto [end, ec] = std::from_chars(decimal.data(), decimal.data() + decimal.size(), i);
+      if (ec != std::errc() || end != decimal.data() + decimal.size() || i <= 0)
+        i = 0;  // refused below
+      s.isr_incarnations.push_back(i);
+    }
     s.target = r.text("target", false);
     return s;
   });
   if (out && out.value().primary.empty())
     return invalid("shard: field \"primary\" is empty");
+  if (out) {
+    const auto& a = out.value();
+    if (!a.isr_incarnations.empty() && a.isr_incarnations.size() != a.isr.size())
+      return invalid("shard: field \"isr_incarnations\" does not match \"isr\"");
+    for (auto i : a.isr_incarnations)
+      if (i <= 0)
+        return invalid(
+            "shard: field \"isr_incarnations\" holds a non-positive or non-decimal value");
+  }
   return out;
 }
 

@@ -98,8 +98,11 @@ TEST_CASE("coordination codec: member, controller, config and shard values round
   s.primary = "n1";
   s.replicas = {"n1", "n2", "n3"};
   s.isr = {"n1", "n3"};
+  s.isr_incarnations = {9007199254740993, 12};  // above 2^53: must not pass through a double
   s.target = "n2";
   s.mod_revision = 77;
+  CHECK(codec::encode_shard(s).find(R"("isr_incarnations":["9007199254740993","12"])") !=
+        std::string::npos);
   auto sd = codec::decode_shard(codec::encode_shard(s));
   REQUIRE(sd);
   CHECK(sd.value().shard == 65535);
@@ -107,6 +110,7 @@ TEST_CASE("coordination codec: member, controller, config and shard values round
   CHECK(sd.value().primary == "n1");
   CHECK(sd.value().replicas == s.replicas);
   CHECK(sd.value().isr == s.isr);
+  CHECK(sd.value().isr_incarnations == s.isr_incarnations);
   CHECK(sd.value().target == "n2");
   CHECK(sd.value().mod_revision == 0);  // the key's mod revision, not in the value
 
@@ -114,6 +118,14 @@ TEST_CASE("coordination codec: member, controller, config and shard values round
   auto minimal = codec::decode_shard(R"({"shard":1,"epoch":2,"primary":"a","later":[1]})");
   REQUIRE(minimal);
   CHECK(minimal.value().replicas.empty());
+  CHECK(minimal.value().isr_incarnations.empty());
+  // Without incarnations the field is left out: values from before replication stay as they were.
+  shard_assignment plain;
+  plain.shard = 1;
+  plain.epoch = 2;
+  plain.primary = "a";
+  plain.isr = {"a"};
+  CHECK(codec::encode_shard(plain).find("isr_incarnations") == std::string::npos);
   CHECK(minimal.value().target.empty());
   auto bare = codec::decode_member(R"({"node_id":"n3"})");
   REQUIRE(bare);
@@ -190,7 +202,16 @@ TEST_CASE("coordination codec: malformed values are invalid, never a throw") {
       R"({"epoch":1,"primary":"a"})",
       R"({"shard":1,"epoch":1,"primary":"a","replicas":"a"})",
       R"({"shard":1,"epoch":1,"primary":"a","isr":[1]})",
-      R"({"shard":1,"epoch":1,"primary":"a","target":false})"};
+      R"({"shard":1,"epoch":1,"primary":"a","target":false})",
+      R"({"shard":1,"epoch":1,"primary":"a","isr":["a","b"],"isr_incarnations":["3"]})",
+      R"({"shard":1,"epoch":1,"primary":"a","isr":["a"],"isr_incarnations":[3]})",
+      R"({"shard":1,"epoch":1,"primary":"a","isr":["a"],"isr_incarnations":["0"]})",
+      R"({"shard":1,"epoch":1,"primary":"a","isr":["a"],"isr_incarnations":["-4"]})",
+      R"({"shard":1,"epoch":1,"primary":"a","isr":["a"],"isr_incarnations":["4x"]})",
+      R"({"shard":1,"epoch":1,"primary":"a","isr":["a"],"isr_incarnations":[""]})",
+      R"({"shard":1,"epoch":1,"primary":"a","isr":["a"],"isr_incarnations":"4"})",
+      R"({"shard":1,"epoch":1,"primary":"a","isr":["a"],
+          "isr_incarnations":["99999999999999999999"]})"};
   for (const auto& v : bad_shards) {
     INFO(v);
     CHECK_FALSE(codec::decode_shard(v));
