@@ -161,12 +161,23 @@ void when_durable(entity_actor<Traits>* self, durable_callback f) {
 /// change) as one atomic write; `done` runs once that write is synced, or with the failure.
 /// `exposed`: the caller will let other entities of this node act on the change before it is
 /// durable (see write_request::exposed). False when the storage refused it at once: `done` has
-/// run with the error and the entity is stopping.
+/// run with the error, and the entity is stopping unless the shard's writes were paused (then
+/// nothing was applied and it goes on).
 template <class Traits>
 bool persist(entity_actor<Traits>* self, const std::vector<typename Traits::event>& events,
              durable_callback done, bool exposed = false) {
   auto& s = self->state;
   auto& ctx = *s.ctx;
+  if (ctx.storage().writes_paused(s.key.shard)) {
+    // Replication cannot acknowledge this shard's writes now (too few in-sync replicas):
+    // refused before the state changes, so the entity keeps running (no restart, and no
+    // quarantine for a client that retries).
+    done(domain::failure{domain::errc::unavailable,
+                         "shard " + std::to_string(s.key.shard) +
+                             " cannot acknowledge writes right now (too few in-sync replicas); "
+                             "retry"});
+    return false;
+  }
   persistence::write_request req;
   req.key = s.key;
   req.shard_epoch = s.shard_epoch;  // refused by storage if the shard changed owner since

@@ -35,7 +35,10 @@ Rules (rule names in the violations):
                  (a copy made by a handoff has the same digest)
   ownership      per shard, across nodes: exactly one node holds an owned record, and its epoch
                  is the highest any node recorded for the shard (no other node owns or released
-                 it at a later epoch)
+                 it at a later epoch). With deposed_ok (replicated clusters), a node that still
+                 owns the shard at a lower epoch is a deposed primary that has not heard of its
+                 successor (killed before it could step down): storage fences its writes by the
+                 epoch, so only two owners at the top epoch are two writers
   replay         the state replaying the journal of the shard's owner gives differs from the
                  final read of that entity, beyond what can legitimately happen after the read
                  (see _replay_explained); or a snapshot differs from replaying all its events
@@ -58,12 +61,14 @@ def load(path):
         return json.load(f)
 
 
-def audit(journal, facts, **limits):
+def audit(journal, facts, deposed_ok=False, **limits):
     """The Finding of the audit; skipped (ok, with a reason) when no journal is given."""
     out = Finding(NAME, DESCRIPTION, **limits)
     if journal is None:
         out.skipped = "no journal_audit given"
         return out
+    # A replicated cluster's dump says so: a killed primary's stale ownership is then expected.
+    deposed_ok = deposed_ok or (journal.get("replication_factor") or 1) > 1
     for err in journal.get("errors") or ():
         out.add(f"journal dump: {err}", [{"error": err}], rule="dump")
     entries = []
@@ -81,12 +86,12 @@ def audit(journal, facts, **limits):
                     out.add(f"node {node} shard {shard}: epoch went back from {a} to {b}",
                             [{"node": node, "shard": shard, "epochs": epochs}], rule="epochs")
                     break
-    _ownership(journal.get("owned"), out)
+    _ownership(journal.get("owned"), out, deposed_ok)
     _replay(journal.get("replayed") or (), facts, out)
     return out
 
 
-def _ownership(owned, out):
+def _ownership(owned, out, deposed_ok=False):
     """Across nodes, per shard: one owner, at the highest epoch recorded anywhere."""
     by_shard = defaultdict(list)
     for node, shards in sorted((owned or {}).items()):
@@ -100,6 +105,8 @@ def _ownership(owned, out):
     for shard, recs in sorted(by_shard.items(), key=lambda kv: (len(kv[0]), kv[0])):
         owners = [r for r in recs if r["owned"]]
         top = max(r["epoch"] for r in recs)
+        if deposed_ok and any(r["epoch"] == top for r in owners):
+            owners = [r for r in owners if r["epoch"] == top]
         if len(owners) > 1:
             out.add(f"shard {shard}: owned by {len(owners)} nodes at once ("
                     + ", ".join(f"{r['node']} at epoch {r['epoch']}" for r in owners)

@@ -180,12 +180,13 @@ def journal_tool(orderd):
     return path if os.path.isfile(path) and os.access(path, os.X_OK) else None
 
 
-def dump_journals(tool, cluster, path, timeout=120.0):
+def dump_journals(tool, cluster, path, timeout=120.0, replication_factor=1):
     """Runs `ordermesh-journal dump` on every (stopped) node's data dir and merges the dumps
     into one journal (journal_audit.py's format), written to `path`. A node that cannot be
     dumped is listed in `errors` (the audit reports it). Returns the journal."""
     merged = {"version": 1, "nodes": [], "entries": [], "shard_epochs": {}, "owned": {},
-              "replayed": [], "unowned_data": {}, "stats": {}, "errors": []}
+              "replayed": [], "unowned_data": {}, "stats": {}, "errors": [],
+              "replication_factor": replication_factor}
     for n in cluster.nodes:
         cmd = [tool, "dump", "--data-dir", str(n.data_dir), "--node-id", n.name]
         try:
@@ -227,6 +228,10 @@ def run_scenario(name, args, ctx, sha):
     if spec["kind"] == "planted":
         reason = reason or probe_planted(args.orderd)
         node_args = {nemesis.PLANTED_NODE: [nemesis.PLANTED_FLAG]}
+    if args.replication_factor > 1:
+        rf = ["--replication-factor", str(args.replication_factor), "--min-insync", "2"]
+        node_args = {f"n{i + 1}": list(node_args.get(f"n{i + 1}", ())) + rf
+                     for i in range(args.nodes)}
     if reason:
         status, reason = skip_verdict(reason, ctx["root"], ctx["allow_skips"])
         entry.update(status=status, reason=reason)
@@ -312,7 +317,8 @@ def run_scenario(name, args, ctx, sha):
             if tool is None or "history" not in entry:
                 return
             try:
-                j = dump_journals(tool, cluster, out / "journal.json")
+                j = dump_journals(tool, cluster, out / "journal.json",
+                                  replication_factor=args.replication_factor)
                 entry["journal"] = str(out / "journal.json")
                 log(f"[{name}] journal: {len(j['entries'])} records of {len(j['nodes'])} "
                     f"nodes dumped" + (f", {len(j['errors'])} errors" if j["errors"] else ""))
@@ -380,6 +386,8 @@ def _main(argv, names, entries):
     p.add_argument("--duration", type=float, default=20.0, help="workload seconds per scenario")
     p.add_argument("--nodes", type=int, default=3)
     p.add_argument("--clients", type=int, default=4)
+    p.add_argument("--replication-factor", type=int, default=1,
+                   help="start the cluster with this replication factor (--min-insync 2 above 1)")
     p.add_argument("--max-ops", type=int, default=20000)
     p.add_argument("--out", default=None)
     p.add_argument("--netns", action="store_true",
@@ -406,6 +414,8 @@ def _main(argv, names, entries):
     names += asked
     if not 1 <= args.nodes <= 9 or args.duration <= 0:
         p.error("--nodes must be 1..9 and --duration > 0")
+    if not 1 <= args.replication_factor <= args.nodes:
+        p.error("--replication-factor must be 1..--nodes")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, _terminated)  # run the finally blocks: nodes are killed
     ctx = {"netns": args.netns, "root": os.geteuid() == 0, "allow_skips": args.allow_skips}
@@ -413,6 +423,8 @@ def _main(argv, names, entries):
         ctx["hosts_unsupported"] = netns.supported()
     sha = commit()
     mode = f" --etcd-members {args.etcd_members}" if args.etcd_members != 1 else ""
+    if args.replication_factor != 1:
+        mode += f" --replication-factor {args.replication_factor}"
     log(f"chaos: seed {args.seed} (replay: scripts/chaos.sh --scenario {args.scenario} "
         f"--seed {args.seed} --duration {args.duration:g} --nodes {args.nodes}{mode}); "
         f"out {args.out}")

@@ -8,6 +8,8 @@ void add_message_types(caf::actor_system_config& cfg) {
   // Names are part of the wire format between nodes: never rename one.
   cfg.add_message_type<peer_info>("ordermesh.peer_info");
   cfg.add_message_type<shard_record>("ordermesh.shard_record");
+  // add_message_type<T> registers std::vector<T> too.
+  cfg.add_message_type<replica_delta>("ordermesh.replica_delta");
 }
 
 }  // namespace ordermesh::cluster

@@ -17,10 +17,11 @@ namespace ordermesh::cluster {
 struct peer_info {
   std::string node_id;
   std::vector<caf::actor> supervisors;  // index = shard
+  caf::actor replica;                   // its replica follower (null: it replicates nothing)
 };
 template <class Inspector>
 auto inspect(Inspector& f, peer_info& x) {
-  return f(x.node_id, x.supervisors);
+  return f(x.node_id, x.supervisors, x.replica);
 }
 
 /// One key/value record of a shard's range, for handoff.
@@ -32,6 +33,32 @@ template <class Inspector>
 auto inspect(Inspector& f, shard_record& x) {
   return f(x.key, x.value);
 }
+
+/// One committed batch of one shard on the wire (persistence::shard_delta): records as three
+/// parallel arrays, `ops` holding 'p' (put) or 'e' (erase) per record.
+struct replica_delta {
+  uint16_t shard = 0;
+  uint64_t epoch = 0;
+  uint64_t position = 0;
+  uint64_t prev_epoch = 0;
+  std::string ops;
+  std::vector<std::string> keys;
+  std::vector<std::string> values;
+};
+template <class Inspector>
+auto inspect(Inspector& f, replica_delta& x) {
+  return f(x.shard, x.epoch, x.position, x.prev_epoch, x.ops, x.keys, x.values);
+}
+
+/// A replica follower's answer to an append or a copy chunk.
+enum class replica_reply : uint8_t {
+  ok = 0,        // applied (or held already): `position` is its log's end, synced
+  behind = 1,    // a gap: its log ends at `position`, send from position + 1
+  diverged = 2,  // it holds batches the primary does not: re-seed it by a full copy
+  stale = 3,     // it has seen a newer epoch (`position` holds it): the sender is deposed
+  owned = 4,     // it still owns the shard (a deposed primary not yet demoted): retry later
+  failed = 5,    // anything else (a bad message, a storage error): retry later
+};
 
 /// Where each shard's messages go right now on this node: the local supervisor, a peer's
 /// supervisor, or a responder that answers `unavailable` (owner unreachable). Immutable; the
@@ -47,6 +74,20 @@ using routing_ptr = std::shared_ptr<const routing_table>;
 // ---- agent <-> agent (BASP) ----
 using hello_atom = caf::atom_constant<caf::atom("c_hello")>;  // (caller node id) -> peer_info
 using leave_atom = caf::atom_constant<caf::atom("c_leave")>;  // (node_id) -> bool
+// ---- replica leader -> a peer's replica follower (BASP) ----
+/// (shard, epoch, std::vector<replica_delta>) -> (uint8_t replica_reply, uint64_t position,
+/// uint64_t last_epoch, int64_t incarnation): apply these batches, in order (none: a probe,
+/// answered with the replica's log end and the epoch of its last batch).
+using replica_append_atom = caf::atom_constant<caf::atom("r_append")>;
+/// (shard, epoch, bool first, std::vector<shard_record>, bool done, uint64_t position,
+/// uint64_t position_epoch) -> (uint8_t, uint64_t, uint64_t, int64_t): one chunk of a full copy of
+/// the shard as of `position`; `first` wipes the replica's range, `done` sets its position.
+using replica_copy_atom = caf::atom_constant<caf::atom("r_copy")>;
+/// (shard, epoch, uint64_t from) -> (uint8_t, uint64_t position, uint64_t last_epoch,
+/// int64_t incarnation, std::vector<replica_delta> tail): the new primary of `epoch`, before it
+/// serves, asks each in-sync replica for the batches it holds from position `from` on (from its
+/// ring), so that it starts from the longest log among them and nobody holds a tail it lacks.
+using replica_tail_atom = caf::atom_constant<caf::atom("r_tail")>;
 // ---- agent -> a connector actor of its own ----
 using connect_atom = caf::atom_constant<caf::atom("c_connect")>;  // (host, port) -> actor
 // ---- agent -> its own shard supervisors / wakeup scheduler ----

@@ -32,6 +32,9 @@ class logger;
 namespace ordermesh::persistence {
 class storage_engine;
 }
+namespace ordermesh::cluster {
+class replica_sink;
+}
 
 namespace ordermesh::cluster {
 
@@ -64,6 +67,16 @@ struct member_agent_config {
   size_t chunk_bytes = 256 * 1024;
   /// Fault injection only: a pause between chunks, so tests can kill a node mid-copy.
   std::chrono::milliseconds chunk_delay{0};
+  /// Replication (issue 12), written into the store's config by the member that bootstraps
+  /// the cluster (the store's value rules after that): copies of each shard, and the in-sync
+  /// copies a write needs before it is acknowledged. A replicated cluster is created only once
+  /// replication_factor members have joined.
+  uint16_t replication_factor = 1;
+  uint16_t min_insync = 1;
+  /// A replica that has not caught up for this long leaves the ISR (if min_insync allows).
+  std::chrono::milliseconds replica_lag_timeout{2000};
+  /// A write not acknowledged by the in-sync replicas after this long answers unavailable.
+  std::chrono::milliseconds commit_timeout{6000};
 };
 
 /// What cluster.status shows of a store-coordinated cluster.
@@ -91,9 +104,12 @@ namespace ordermesh::cluster {
 /// Starts the agent and its coordination driver (both detached: storage and store calls block).
 /// Routes are published once the store holds a shard map. Returns the agent, to be published on
 /// the cluster port by the caller. Accepts (leave_atom, node_id) -> bool like the node agent.
+/// `sink`, the one given to `storage` (storage_options::replication), makes this node take part
+/// in replication (its replica leader and follower start with the agent); null: a node alone.
 caf::actor spawn_member_agent(caf::actor_system& sys, member_agent_config cfg,
                               persistence::storage_engine& storage, agent_hooks hooks,
                               std::unique_ptr<coordination::session> session,
-                              std::shared_ptr<spdlog::logger> log);
+                              std::shared_ptr<spdlog::logger> log,
+                              std::shared_ptr<replica_sink> sink = nullptr);
 
 }  // namespace ordermesh::cluster

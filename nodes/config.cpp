@@ -44,6 +44,8 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
   std::string step_timeout = "5s", restart_window = "10s", quarantine_for = "30s";
   std::string heartbeat_interval = "500ms", join_timeout = "30s";
   std::string handoff_chunk_delay = "0ms", lease_ttl = "3s";
+  std::string replica_lag_timeout = "2s", commit_timeout = "6s";
+  uint32_t replication_factor = 1, min_insync = 0;
   uint32_t snapshot_every = c.entities.snapshot_every, restart_limit = c.entities.restart_limit;
   uint32_t client_port = c.client_port, cluster_port = c.cluster_port, shards = c.shards;
   po::options_description opts("orderd options");
@@ -59,6 +61,15 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
       "cluster", po::value(&c.cluster_name), "cluster name, etcd keys under /ordermesh/NAME/")(
       "lease-ttl", po::value(&lease_ttl),
       "membership lease in etcd; a node that cannot renew it stops serving sooner (3s)")(
+      "replication-factor", po::value(&replication_factor),
+      "copies of each shard on distinct nodes, set when the cluster is created (1; needs --etcd "
+      "above 1; the cluster starts once that many nodes joined)")(
+      "min-insync", po::value(&min_insync),
+      "in-sync copies a write needs before it is acknowledged (2 when --replication-factor > 1)")(
+      "replica-lag-timeout", po::value(&replica_lag_timeout),
+      "a replica not caught up for this long leaves the in-sync set (2s)")(
+      "commit-timeout", po::value(&commit_timeout),
+      "a write its in-sync replicas did not acknowledge by then answers unavailable (6s)")(
       "admin-token", po::value(&c.admin_token), "admin token (or env ORDERMESH_ADMIN_TOKEN)")(
       "shards", po::value(&shards), "shard count, fixed when the data dir is created (default 64)")(
       "reservation-ttl", po::value(&reservation_ttl), "unpaid reservations lapse after (15m)")(
@@ -148,6 +159,8 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
       {"--heartbeat-interval", heartbeat_interval, c.heartbeat_interval},
       {"--join-timeout", join_timeout, c.join_timeout},
       {"--lease-ttl", lease_ttl, c.lease_ttl},
+      {"--replica-lag-timeout", replica_lag_timeout, c.replica_lag_timeout},
+      {"--commit-timeout", commit_timeout, c.commit_timeout},
   };
   for (auto& x : durations) {
     if (!parse_duration(x.text, x.target) || x.target.count() <= 0)
@@ -182,6 +195,18 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
     return fail("--cluster must match [A-Za-z0-9._-]{1,64}");
   if (c.lease_ttl < std::chrono::seconds(2) || c.lease_ttl > std::chrono::seconds(60))
     return fail("--lease-ttl must be 2s..60s (etcd's shortest lease is about 2s)");
+  if (replication_factor == 0 || replication_factor > 7)
+    return fail("--replication-factor must be 1..7");
+  c.replication_factor = static_cast<uint16_t>(replication_factor);
+  if (min_insync == 0)
+    min_insync = c.replication_factor > 1 ? 2 : 1;
+  if (min_insync > c.replication_factor)
+    return fail("--min-insync must be 1..--replication-factor");
+  c.min_insync = static_cast<uint16_t>(min_insync);
+  if (c.replication_factor > 1 && c.etcd.empty())
+    return fail(
+        "--replication-factor above 1 needs a cluster (--etcd): a node alone has no "
+        "other disk to copy to");
   if (c.admin_token.empty())
     if (const char* env = std::getenv("ORDERMESH_ADMIN_TOKEN"))
       c.admin_token = env;

@@ -22,6 +22,13 @@ struct node_config {
   std::string etcd;
   std::string cluster_name = "default";  // every etcd key lives under /ordermesh/<name>/
   std::chrono::milliseconds lease_ttl{3000};
+  /// Copies of each shard on distinct nodes, and the in-sync copies a write needs before it is
+  /// acknowledged (issue 12). Read by the node that creates the cluster; the store's value
+  /// rules after that. A node alone: 1 and 1.
+  uint16_t replication_factor = 1;
+  uint16_t min_insync = 0;  // 0: 2 when replication_factor > 1, else 1
+  std::chrono::milliseconds replica_lag_timeout{2000};
+  std::chrono::milliseconds commit_timeout{6000};
   std::string admin_token;  // --admin-token or ORDERMESH_ADMIN_TOKEN; generated if none
   uint16_t shards = 64;
   std::string log_level = "info";

@@ -310,6 +310,7 @@ void cluster_status(self_ptr self, const protocol::request& req) {
                                 {"epoch", a.epoch},
                                 {"replicas", a.replicas},
                                 {"isr", a.isr},
+                                {"isr_incarnations", a.isr_incarnations},
                                 {"target", a.target}});
             json out = {{"node_id", ctx.node_id()},
                         {"coordination", ms.coordination},

@@ -26,6 +26,7 @@
 #include "actors/unavailable_responder.hpp"
 #include "cluster/cluster_messages.hpp"
 #include "cluster/member_agent.hpp"
+#include "cluster/replica_sink.hpp"
 #include "nodes/client_listener.hpp"
 #include "nodes/config.hpp"
 #include "nodes/coordination_session.hpp"
@@ -109,6 +110,14 @@ int main(int argc, char** argv) {
   om::persistence::storage_options sopts;
   sopts.path = cfg.data_dir + "/db";
   sopts.check_shard_epochs = true;  // a node writes only shards it owns, under their epoch
+  // In a cluster every synced batch passes the replica sink: batches of shards with replicas
+  // on other nodes are acknowledged only once the in-sync ones hold them (issue 12); the rest
+  // at once. A node alone captures nothing.
+  std::shared_ptr<om::cluster::replica_sink> sink;
+  if (!cfg.etcd.empty()) {
+    sink = std::make_shared<om::cluster::replica_sink>();
+    sopts.replication = sink;
+  }
   om::persistence::status st;
   auto storage = om::persistence::storage_engine::open(sopts, &st);
   if (!storage) {
@@ -158,6 +167,10 @@ int main(int argc, char** argv) {
     mcfg.max_concurrent_moves = cfg.max_moves;
     mcfg.chunk_bytes = cfg.handoff_chunk_bytes;
     mcfg.chunk_delay = cfg.handoff_chunk_delay;
+    mcfg.replication_factor = cfg.replication_factor;
+    mcfg.min_insync = cfg.min_insync;
+    mcfg.replica_lag_timeout = cfg.replica_lag_timeout;
+    mcfg.commit_timeout = cfg.commit_timeout;
     om::cluster::agent_hooks hooks;
     hooks.supervisors = layer.supervisors;
     hooks.wakeups = layer.wakeups;
@@ -179,8 +192,8 @@ int main(int argc, char** argv) {
       if (!left_once.exchange(true))
         left.set_value();
     };
-    auto agent =
-        om::cluster::spawn_member_agent(sys, mcfg, *storage, hooks, std::move(coordination), log);
+    auto agent = om::cluster::spawn_member_agent(sys, mcfg, *storage, hooks,
+                                                 std::move(coordination), log, sink);
     auto published =
         sys.middleman().publish(agent, cfg.cluster_port, cfg.cluster_host.c_str(), true);
     if (!published) {
@@ -247,7 +260,12 @@ int main(int argc, char** argv) {
       }
       if (sig > 0 && cfg.drain && cfg.etcd.empty())
         log->info("node={} --drain: a node alone has nobody to hand its shards to", cfg.node_id);
-      if (sig > 0 && cfg.drain && !cfg.etcd.empty() &&
+      if (sig > 0 && cfg.drain && cfg.replication_factor > 1)
+        log->info(
+            "node={} --drain: replica moves are not built yet; stopping (the shards it "
+            "leads fail over to their in-sync replicas)",
+            cfg.node_id);
+      if (sig > 0 && cfg.drain && !cfg.etcd.empty() && cfg.replication_factor == 1 &&
           left_future.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
         // --drain: hand every shard to the other members first (bounded), then stop.
         log->info("node={} signal {}: handing off its shards before leaving", cfg.node_id, sig);

@@ -228,7 +228,8 @@ status group_commit::write(std::vector<pending_write>& batch) {
           if (!w.refusal.is_ok()) {
             continue;  // an answer to its caller, not a failure of the batch
           }
-          st.state = replica_state{d.position, d.epoch, std::max(st.state.fence, d.epoch)};
+          st.state = replica_state{d.position, d.epoch,
+                                   std::max({st.state.fence, d.epoch, d.sent_at_epoch})};
           ++applied;
           break;
         case replica_op::kind::fence:

@@ -1,5 +1,7 @@
 #include "persistence/replica_meta.hpp"
 
+#include <algorithm>
+
 #include "persistence/decimal.hpp"
 
 namespace ordermesh::persistence::detail {
@@ -57,7 +59,7 @@ bool parse_replica(std::string_view name, std::string_view value, uint16_t& shar
 }
 
 status check_apply(const replica_state& current, const shard_delta& d) {
-  if (d.epoch < current.fence) {
+  if (std::max(d.epoch, d.sent_at_epoch) < current.fence) {
     // A deposed primary: refusing it forever is what keeps it from collecting a full set of acks.
     return status::invalid(at(d) + " is below the fence " + std::to_string(current.fence) +
                            " (a newer primary exists)");

@@ -1,6 +1,7 @@
 #include "persistence/storage_engine.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <future>
 #include <limits>
 #include <map>
@@ -123,6 +124,8 @@ struct storage_engine::impl {
   std::mutex ownership_mutex;                    // one own/release at a time, across its fsync
   std::map<uint16_t, shard_record> records;      // guarded by ownership_mutex
   std::unique_ptr<detail::group_commit> writer;  // destroyed (drained) before db
+  /// set_writes_paused: per shard, whether submit() refuses entity writes (unavailable).
+  std::unique_ptr<std::atomic<bool>[]> writes_paused { new std::atomic<bool>[ 0x10000 ]() };
 
   /// Queues `w` and waits for its callback. `on_ok`, if set, runs on the writer thread right after
   /// the successful commit, before any later batch is checked against the shard table (and
@@ -335,6 +338,13 @@ status storage_engine::read_events(const entity_key& key, uint64_t from_seq, siz
 }
 
 bool storage_engine::submit(write_request req, write_callback done, status* why) {
+  bool barrier = req.events.empty() && !req.snapshot && !req.wakeup_due_ms && !req.erase_wakeup;
+  if (!barrier && impl_->writes_paused[req.key.shard].load(std::memory_order_acquire)) {
+    if (why)
+      *why = status::unavailable("shard " + std::to_string(req.key.shard) +
+                                 " cannot acknowledge writes right now (too few in-sync replicas)");
+    return false;
+  }
   detail::pending_write w;
   w.req = std::move(req);
   w.done = std::move(done);
@@ -469,6 +479,14 @@ status storage_engine::release_shard(uint16_t shard) {
     record.owned = false;
   }
   return st;
+}
+
+void storage_engine::set_writes_paused(uint16_t shard, bool paused) {
+  impl_->writes_paused[shard].store(paused, std::memory_order_release);
+}
+
+bool storage_engine::writes_paused(uint16_t shard) const {
+  return impl_->writes_paused[shard].load(std::memory_order_acquire);
 }
 
 uint64_t storage_engine::owned_epoch(uint16_t shard) const {

@@ -149,6 +149,12 @@ struct shard_delta {
   uint64_t position = 0;    // the shard's position after this batch: 1, 2, ... (contiguous)
   uint64_t prev_epoch = 0;  // epoch of the shard's batch at position - 1 (0 for position 1)
   std::vector<replica_record> records;  // in write order: applied in this order, one batch
+  /// Follower only: the epoch of the primary that sent it, when newer than `epoch` (a primary
+  /// catching a replica up on batches written under an earlier epoch); 0: `epoch`. The fence is
+  /// checked against, and raised to, the sender's epoch: an old batch from the current primary
+  /// applies, anything from a deposed one does not (Raft checks the leader's term, not the
+  /// entries'). Not part of the batch's identity; the primary leaves it 0.
+  uint64_t sent_at_epoch = 0;
 };
 
 /// A shard's replication state on this node (engine meta "replica/<shard>", synced with every
@@ -292,6 +298,12 @@ class storage_engine {
   /// recorded as the last known one (own_shard below it stays refused). Not owned: nothing to do.
   /// Blocking: refused from a write callback.
   status release_shard(uint16_t shard);
+  /// Replication: while paused, submit() refuses every entity write of `shard` at once (status
+  /// unavailable; barriers pass), so writes that could not be acknowledged (too few in-sync
+  /// replicas) neither wait for a timeout nor hold the batches of other shards. Not persisted;
+  /// lock-free.
+  void set_writes_paused(uint16_t shard, bool paused);
+  bool writes_paused(uint16_t shard) const;
   /// Epoch under which this node owns `shard`; 0 if it does not. Lock-free (one atomic load).
   uint64_t owned_epoch(uint16_t shard) const;
   /// Every owned shard with its epoch, shard ascending.

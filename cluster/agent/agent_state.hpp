@@ -5,7 +5,9 @@
 //   peer_links.cpp         connections to the other members' agents (CAF BASP)
 //   shard_steps.cpp        runs the shard reconciler and carries out its steps
 //   shard_copy.cpp         both ends of a handoff's copy, chunk by chunk
-//   controller_duties.cpp  on the controller: bootstrap the shard map, write move intents
+//   controller_duties.cpp  on the controller: bootstrap the shard map, write move intents,
+//                          fail over the shards of a member that is gone (replicated clusters)
+//   replication_view.cpp   tells the replica leader (replication_roles.hpp) the shard map
 // The decisions are pure functions elsewhere (cluster/coordination/shard_reconciler.hpp,
 // placement.hpp); these files only carry them out. Internal to ordermesh_cluster.
 #include <chrono>
@@ -22,6 +24,7 @@
 #include <caf/response_promise.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include "cluster/agent/replication_roles.hpp"
 #include "cluster/coordination/shard_reconciler.hpp"
 #include "cluster/coordination_driver.hpp"
 #include "cluster/member_agent.hpp"
@@ -47,6 +50,7 @@ constexpr std::chrono::milliseconds campaign_interval{1000};
 struct peer {
   caf::actor agent;
   std::vector<caf::actor> supervisors;
+  caf::actor replica;  // its replica follower
   bool connecting = false;
   uint32_t failures = 0;  // connection attempts failed in a row; logged first and every 20th
 };
@@ -83,7 +87,14 @@ struct agent_state {
   std::map<uint16_t, outgoing_copy> outgoing;
   std::map<uint64_t, pending_import> imports;
   uint64_t next_import = 0;
-  std::map<uint16_t, int64_t> intents;  // controller: shard -> revision its intent was based on
+  std::map<uint16_t, int64_t> intents;    // controller: shard -> revision its intent was based on
+  std::map<uint16_t, int64_t> failovers;  // controller: shard -> revision a failover was based on
+  bool waiting_logged = false;            // controller: "waiting for N members" said once
+  // Replication (null without a replica sink: a node alone).
+  replication_context_ptr repl;
+  caf::actor replica_leader;
+  caf::actor replica_follower;
+  std::map<uint16_t, uint64_t> prepared;  // shard -> epoch its promotion pulled the ISR's tails
   bool campaigning = false;
   clock_type::time_point last_campaign{};
   bool bootstrapping = false;
@@ -139,6 +150,11 @@ caf::result<bool> receive_copy(self_ptr self, uint16_t shard, int64_t revision, 
 void imported(self_ptr self, uint64_t import_id, bool ok);
 /// A copy arriving for a move that no longer exists: discard it.
 void cancel_receive(self_ptr self, uint16_t shard);
+
+// ---- replication_view.cpp ----
+/// Tells the replica leader the latest shard map, peers and incarnation, and the sink which
+/// shards are replicated. Nothing without replication.
+void publish_replication(self_ptr self);
 
 // ---- controller_duties.cpp ----
 /// One round of the controller's work (or a campaign when there is no controller).

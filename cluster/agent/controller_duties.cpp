@@ -7,8 +7,51 @@
 #include "cluster/agent/agent_state.hpp"
 #include "cluster/coordination/local_seed.hpp"
 #include "cluster/coordination/placement.hpp"
+#include "cluster/replication/failover.hpp"
 
 namespace ordermesh::cluster::agent {
+
+namespace {
+
+/// Each shard whose primary is gone (its lease expired, or it came back as a new life) gets an
+/// in-sync replica as primary at epoch + 1 (replication::choose_failover), one txn per shard,
+/// guarded by the key's revision.
+void fail_over(self_ptr self) {
+  auto& s = self->state;
+  const auto& st = *s.state;
+  for (uint16_t shard = 0; shard < st.shards.size(); ++shard) {
+    const auto& a = st.shards[shard];
+    auto d = replication::choose_failover(st, shard);
+    if (d.outcome == replication::failover_outcome::unavailable) {
+      if (s.failovers[shard] != -a.mod_revision)
+        s.log->error(
+            "node={} shard {}: primary {} is gone and no in-sync replica may take over "
+            "({}); it stays unavailable",
+            me(self), shard, a.primary, d.reason);
+      s.failovers[shard] = -a.mod_revision;  // said once per state of the key
+      continue;
+    }
+    if (d.outcome != replication::failover_outcome::promote)
+      continue;
+    auto asked = s.failovers.find(shard);
+    if (asked != s.failovers.end() && asked->second == a.mod_revision)
+      continue;
+    s.failovers[shard] = a.mod_revision;
+    s.log->info("node={} shard {}: primary {} is gone; {} takes over at epoch {} (ISR {})",
+                me(self), shard, a.primary, d.next.primary, d.next.epoch, d.next.isr.size());
+    auto revision = a.mod_revision;
+    self->request(s.driver, s.cfg.request_timeout, coord_write_atom::value, d.next, revision)
+        .then([](bool) {},
+              [self, shard, revision](caf::error&) {
+                auto& f = self->state.failovers;
+                auto it = f.find(shard);
+                if (it != f.end() && it->second == revision)
+                  f.erase(it);  // not written (or unknown): decide again next round
+              });
+  }
+}
+
+}  // namespace
 
 void controller_round(self_ptr self) {
   auto& s = self->state;
@@ -41,12 +84,39 @@ void controller_round(self_ptr self) {
         ids.push_back(m.node_id);
     if (ids.empty())
       return;
-    co::cluster_config config{co::new_cluster_id(), s.cfg.shard_count, 1, 1};
-    auto shards = std::make_shared<const std::vector<co::shard_assignment>>(
-        co::initial_assignments(ids, config));
+    auto rf = std::max<uint16_t>(s.cfg.replication_factor, 1);
+    if (ids.size() < rf) {
+      // Every shard starts with all its replicas: there are no replica moves yet to add the
+      // missing ones later.
+      if (!s.waiting_logged)
+        s.log->info(
+            "node={} waits for {} members to create a cluster of replication factor {} "
+            "({} so far)",
+            me(self), rf, rf, ids.size());
+      s.waiting_logged = true;
+      return;
+    }
+    co::cluster_config config{co::new_cluster_id(), s.cfg.shard_count, rf,
+                              rf > 1 ? std::max<uint16_t>(s.cfg.min_insync, 1) : uint16_t{1}};
+    auto first = co::initial_assignments(ids, config);
+    if (rf > 1) {
+      // Each ISR entry names the life of its member (failover promotes only a member still in
+      // it: a restarted one may have lost its disk).
+      std::map<std::string, int64_t> life;
+      for (const auto& m : st.members)
+        life[m.node_id] = m.incarnation;
+      for (auto& a : first) {
+        a.isr_incarnations.clear();
+        for (const auto& r : a.isr)
+          a.isr_incarnations.push_back(life[r]);
+      }
+    }
+    auto shards = std::make_shared<const std::vector<co::shard_assignment>>(std::move(first));
     s.bootstrapping = true;
-    s.log->info("node={} creates the shard map: {} shards over {} members", me(self),
-                s.cfg.shard_count, ids.size());
+    s.log->info(
+        "node={} creates the shard map: {} shards over {} members, replication factor "
+        "{}, min in-sync {}",
+        me(self), s.cfg.shard_count, ids.size(), config.replication_factor, config.min_insync);
     self->request(s.driver, s.cfg.request_timeout * 2, coord_bootstrap_atom::value, config, shards)
         .then([self](bool) { self->state.bootstrapping = false; },
               [self](caf::error& err) {
@@ -54,6 +124,10 @@ void controller_round(self_ptr self) {
                 self->state.log->warn("node={} bootstrap: {}", me(self), caf::to_string(err));
               });
     return;
+  }
+  if (st.config->replication_factor > 1) {
+    fail_over(self);
+    return;  // replica moves (join, leave, rebalance) are not built yet: no handoffs
   }
   for (const auto& m : co::plan_moves(st, s.cfg.max_concurrent_moves)) {
     const auto& a = st.shards[m.shard];

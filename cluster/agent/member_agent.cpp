@@ -7,6 +7,7 @@
 
 #include "cluster/agent/agent_state.hpp"
 #include "cluster/coordination/local_seed.hpp"
+#include "cluster/replica_sink.hpp"
 #include "persistence/storage_engine.hpp"
 
 namespace ordermesh::cluster {
@@ -116,6 +117,8 @@ void on_state(self_ptr self, state_ptr st) {
   if (!check_cluster_id(self))
     return;
   connect_members(self);
+  // Before any step: a shard this node is about to own must be known replicated to the sink.
+  publish_replication(self);
   reconcile(self);
   publish_routes(self);
   controller_round(self);
@@ -158,7 +161,8 @@ member_status status_of(self_ptr self) {
 caf::behavior member_agent(self_ptr self, member_agent_config cfg,
                            persistence::storage_engine* storage, agent_hooks hooks,
                            std::unique_ptr<co::session>* session,
-                           std::shared_ptr<spdlog::logger> log) {
+                           std::shared_ptr<spdlog::logger> log,
+                           std::shared_ptr<replica_sink> sink) {
   auto& s = self->state;
   s.cfg = std::move(cfg);
   s.storage = storage;
@@ -175,6 +179,24 @@ caf::behavior member_agent(self_ptr self, member_agent_config cfg,
                                        caf::actor_cast<caf::actor>(self), s.log);
   delete session;
   self->link_to(s.driver);
+  if (sink) {
+    auto ctx = std::make_shared<replication_context>();
+    ctx->node_id = s.cfg.node_id;
+    ctx->storage = storage;
+    ctx->log = s.log;
+    ctx->sink = sink;
+    ctx->driver = s.driver;
+    ctx->request_timeout = s.cfg.request_timeout;
+    ctx->lag_timeout = s.cfg.replica_lag_timeout;
+    ctx->commit_timeout = s.cfg.commit_timeout;
+    ctx->rings.assign(s.cfg.shard_count, replication::delta_ring(4096, 4u << 20));
+    s.repl = ctx;
+    s.replica_leader = spawn_replica_leader(self->system(), ctx);
+    s.replica_follower = spawn_replica_follower(self->system(), ctx);
+    self->link_to(s.replica_leader);
+    self->link_to(s.replica_follower);
+    sink->attach(s.replica_leader);
+  }
   self->set_down_handler([self](caf::down_msg& dm) { peer_down(self, dm.source); });
   self->send(self, tick_atom::value);
   return {
@@ -184,10 +206,15 @@ caf::behavior member_agent(self_ptr self, member_agent_config cfg,
         st.lease_until = clock_type::time_point(std::chrono::nanoseconds(until_ns));
         if (st.hooks.set_lease_until)
           st.hooks.set_lease_until(until_ns);
-        if (incarnation != st.incarnation)
+        bool changed = incarnation != st.incarnation;
+        if (changed) {
           st.intents.clear();
+          st.failovers.clear();
+        }
         st.incarnation = incarnation;
         publish_routes(self);
+        if (changed)
+          publish_replication(self);
       },
       [self](tick_atom) { tick(self); },
       [self](hello_atom, const std::string& from) { return answer_hello(self, from); },
@@ -209,6 +236,11 @@ caf::behavior member_agent(self_ptr self, member_agent_config cfg,
           rp.delegate(p->second.agent, leave_atom::value, node_id);
           return rp;
         }
+        if (st.state && st.state->config && st.state->config->replication_factor > 1)
+          return caf::make_error(
+              caf::sec::feature_disabled,
+              "leaving a replicated cluster needs replica moves, which are not built yet: stop "
+              "the node instead (its shards fail over to their in-sync replicas)");
         st.leaving = true;
         auto rp = self->make_response_promise();
         self->request(st.driver, st.cfg.request_timeout, coord_update_atom::value, true)
@@ -230,11 +262,12 @@ caf::behavior member_agent(self_ptr self, member_agent_config cfg,
 caf::actor spawn_member_agent(caf::actor_system& sys, member_agent_config cfg,
                               persistence::storage_engine& storage, agent_hooks hooks,
                               std::unique_ptr<coordination::session> session,
-                              std::shared_ptr<spdlog::logger> log) {
+                              std::shared_ptr<spdlog::logger> log,
+                              std::shared_ptr<replica_sink> sink) {
   // CAF copies spawn arguments: the session travels as a raw pointer the agent takes over.
   auto* owned = new std::unique_ptr<coordination::session>(std::move(session));
   return sys.spawn<caf::detached>(agent::member_agent, std::move(cfg), &storage, std::move(hooks),
-                                  owned, std::move(log));
+                                  owned, std::move(log), std::move(sink));
 }
 
 }  // namespace ordermesh::cluster

@@ -33,10 +33,12 @@ void greet(self_ptr self, const std::string& node_id, caf::actor agent) {
             auto& p = self->state.peers[node_id];
             p.agent = agent;
             p.supervisors = info.supervisors;
+            p.replica = info.replica;
             p.connecting = false;
             p.failures = 0;
             self->state.log->info("node={} connected to {}", me(self), node_id);
             publish_routes(self);
+            publish_replication(self);
           },
           [self, node_id](caf::error&) { self->state.peers[node_id].connecting = false; });
 }
@@ -103,7 +105,7 @@ peer_info answer_hello(self_ptr self, const std::string& from) {
   if (caller && !known && !from.empty() && from.size() <= 64 && from != me(self) &&
       (p != st.peers.end() || st.peers.size() < max_peers))
     greet(self, from, caller);
-  return peer_info{st.cfg.node_id, st.hooks.supervisors};
+  return peer_info{st.cfg.node_id, st.hooks.supervisors, st.replica_follower};
 }
 
 void peer_down(self_ptr self, const caf::actor_addr& source) {
@@ -113,9 +115,11 @@ void peer_down(self_ptr self, const caf::actor_addr& source) {
       st.log->warn("node={} lost the connection to {}", me(self), id);
       p.agent = nullptr;
       p.supervisors.clear();
+      p.replica = nullptr;
       p.connecting = false;
     }
   publish_routes(self);
+  publish_replication(self);
 }
 
 }  // namespace ordermesh::cluster::agent

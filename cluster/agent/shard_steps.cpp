@@ -54,7 +54,33 @@ void drop(self_ptr self, uint16_t shard) {
   }
 }
 
-/// A copy arriving for a move that no longer exists: discard it.
+/// A replica that owned the shard (it led it before: deposed, or restarted as a follower):
+/// stop owning it, keep the data. Its entities leave memory (freeze evicts them), so nothing
+/// answers from a state the new primary may have moved past; what waited is then routed anew.
+void demote(self_ptr self, uint16_t shard) {
+  auto& s = self->state;
+  auto st = s.storage->release_shard(shard);
+  if (!st) {
+    s.log->error("node={} cannot release shard {}: {}", me(self), shard, st.to_string());
+    return;
+  }
+  s.local[shard] = co::local_shard{};
+  s.log->info("node={} shard {}: now a follower of {} (epoch {})", me(self), shard,
+              s.state->shards[shard].primary, s.state->shards[shard].epoch);
+  publish_routes(self);
+  s.busy[shard] = true;
+  auto supervisor = s.hooks.supervisors[shard];
+  self->request(supervisor, s.cfg.request_timeout * 2, freeze_atom::value)
+      .then(
+          [self, shard, supervisor](bool) {
+            self->state.busy[shard] = false;
+            self->send(supervisor, thaw_atom::value);
+          },
+          [self, shard, supervisor](caf::error&) {
+            self->state.busy[shard] = false;
+            self->send(supervisor, thaw_atom::value);
+          });
+}
 
 template <class F>
 void write_assignment(self_ptr self, uint16_t shard, co::shard_assignment next, int64_t expected,
@@ -83,6 +109,21 @@ void run_step(self_ptr self, const co::shard_assignment& a, const co::shard_step
     case co::step::serve:
       break;
     case co::step::own:
+      if (s.repl && a.replicas.size() > 1 && s.storage->owned_epoch(shard) == 0 &&
+          s.prepared[shard] != step.epoch) {
+        // A promotion: first the longest tail among the in-sync replicas (replica_leader).
+        s.busy[shard] = true;
+        auto epoch = step.epoch;
+        auto then = [self, shard, epoch] {
+          self->state.busy[shard] = false;
+          self->state.prepared[shard] = epoch;
+          reconcile(self);
+        };
+        self->request(s.replica_leader, s.cfg.request_timeout, replica_prepare_atom::value, shard,
+                      epoch)
+            .then([then](bool) { then(); }, [then](caf::error&) { then(); });
+        break;
+      }
       own(self, shard, step.epoch);
       break;
     case co::step::send:
@@ -130,6 +171,9 @@ void run_step(self_ptr self, const co::shard_assignment& a, const co::shard_step
     case co::step::cancel_receive:
       cancel_receive(self, shard);
       break;
+    case co::step::demote:
+      demote(self, shard);
+      break;
     case co::step::refuse:
       if (s.refused_shards.insert(shard).second) {
         s.log->critical(
@@ -150,6 +194,14 @@ void reconcile(self_ptr self) {
     return;
   for (uint16_t i = 0; i < s.cfg.shard_count; ++i)
     s.local[i].owned_epoch = s.storage->owned_epoch(i);  // the disk is the truth here
+  // A shard refused because this disk lost it is settled once another node leads it (a
+  // failover): from then on this node follows it like any replica.
+  for (auto it = s.refused_shards.begin(); it != s.refused_shards.end();)
+    if (*it < s.state->shards.size() && s.state->shards[*it].primary != me(self) &&
+        s.storage->owned_epoch(*it) == 0 && s.state->shards[*it].replicas.size() > 1)
+      it = s.refused_shards.erase(it);
+    else
+      ++it;
   auto steps = co::reconcile(*s.state, me(self), s.local);
   for (const auto& step : steps) {
     if (step.what != co::step::send)

@@ -1,5 +1,6 @@
 #include "cluster/coordination/shard_reconciler.hpp"
 
+#include <algorithm>
 #include <set>
 
 namespace ordermesh::cluster::coordination {
@@ -24,6 +25,8 @@ std::string_view to_string(step s) {
       return "wait";
     case step::refuse:
       return "refuse";
+    case step::demote:
+      return "demote";
   }
   return "unknown";
 }
@@ -97,8 +100,14 @@ shard_step as_other(const shard_assignment& a, const std::string& me, const loca
     }
     return s;
   }
+  bool replica = std::find(a.replicas.begin(), a.replicas.end(), me) != a.replicas.end();
   if (incoming(l.progress)) {
     s.what = step::cancel_receive;
+  } else if (replica && a.replicas.size() > 1) {
+    // A follower of a replicated shard keeps its data; one that led it before (a deposed or
+    // restarted primary) stops owning it first.
+    if (l.owned_epoch != 0)
+      s.what = step::demote;
   } else if (l.owned_epoch != 0 || outgoing(l.progress)) {
     s.what = step::drop;  // we led it before the flip (or an earlier tenure): not ours any more
   }
@@ -136,6 +145,7 @@ shard_assignment flipped(const shard_assignment& current) {
   next.primary = current.target;
   next.replicas = {current.target};
   next.isr = {current.target};
+  next.isr_incarnations.clear();  // single-replica moves only: nothing to fail over to
   next.target.clear();
   return next;
 }

@@ -62,6 +62,8 @@ enum class step : uint8_t {
   cancel_receive,  // a copy arriving for a move that no longer exists: discard it
   wait,            // something is in flight, or the state predates our own write: nothing now
   refuse,          // the disk holds a newer epoch than the store: only an operator can settle
+  demote,          // a replica, not the primary, that still owns the shard: release it, keep
+                   // its data (it follows the primary from now on)
 };
 std::string_view to_string(step s);
 

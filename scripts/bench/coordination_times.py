@@ -72,7 +72,8 @@ class Bench:
         self.procs[name] = subprocess.Popen(
             [self.args.orderd, "--node-id", name, "--data-dir", str(self.dir / name),
              "--client-port", str(cp), "--cluster-port", str(kp), "--etcd", self.etcd_url,
-             "--lease-ttl", self.args.lease_ttl, "--admin-token", TOKEN, "--pwhash", "fast"],
+             "--lease-ttl", self.args.lease_ttl, "--admin-token", TOKEN, "--pwhash", "fast"]
+            + list(getattr(self.args, "extra_args", ())),
             stdout=log, stderr=log)
 
     def status(self, name, timeout=2.0):

@@ -153,6 +153,24 @@ TEST_CASE("reconcile: after the flip the old primary drops its copy") {
   CHECK(step_of(s, "b", owned(4)).what == step::serve);
 }
 
+TEST_CASE("reconcile: a replica of a replicated shard keeps its data, one that owned it demotes") {
+  auto s = one_shard("b", 4, "", {"a", "b", "c"});
+  s.shards[0].replicas = {"b", "a", "c"};
+  s.shards[0].isr = {"b", "c"};
+  CHECK(step_of(s, "a", owned(3)).what == step::demote);      // the deposed primary
+  CHECK(step_of(s, "a", local_shard{}).what == step::serve);  // a follower: nothing to do
+  CHECK(step_of(s, "c", local_shard{}).what == step::serve);
+  CHECK(step_of(s, "b", local_shard{}).what == step::own);  // the promoted replica
+  CHECK(step_of(s, "b", owned(4)).what == step::serve);
+  // Not among the replicas: its copy goes, as after a handoff.
+  s.shards[0].replicas = {"b", "c"};
+  CHECK(step_of(s, "a", owned(3)).what == step::drop);
+  // A flip keeps no ISR incarnations: single-replica moves have nothing to fail over to.
+  auto moved = one_shard("a", 3, "b");
+  moved.shards[0].isr_incarnations = {7};
+  CHECK(flipped(moved.shards[0]).isr_incarnations.empty());
+}
+
 TEST_CASE("reconcile: flipped and aborted assignments") {
   auto s = one_shard("a", 3, "b");
   auto f = flipped(s.shards[0]);
@@ -336,6 +354,9 @@ struct simulation {
         break;
       case step::refuse:
         FAIL("a node found its disk ahead of the store");
+        break;
+      case step::demote:
+        FAIL("a single-replica shard asked a node to demote");
         break;
     }
   }

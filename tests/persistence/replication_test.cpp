@@ -466,6 +466,33 @@ TEST_CASE("replication: a lower epoch is refused forever", "[persistence][replic
   CHECK(f->apply_replicated(delta(4, 5, 1, 0, "a")).kind() == status::code::invalid);
 }
 
+TEST_CASE("replication: a new primary catches a replica up on batches of an older epoch",
+          "[persistence][replication]") {
+  temp_dir dir;
+  storage_options o = checked_options(dir);
+  {
+    auto f = open_engine(o);
+    REQUIRE(f->apply_replicated(delta(4, 1, 1, 0, "a")).is_ok());
+    // Position 2 was written at epoch 1; the primary of epoch 3 sends it: the fence is checked
+    // against, and raised to, the sender's epoch.
+    auto old = delta(4, 1, 2, 1, "a");
+    old.sent_at_epoch = 3;
+    REQUIRE(f->apply_replicated(old).is_ok());
+    CHECK(f->replica(4).fence == 3);
+    CHECK(f->replica(4).epoch == 1);  // the batch's own epoch, for log matching
+    // The deposed primary of epoch 1 (or 2) is refused from now on.
+    auto deposed = delta(4, 1, 3, 1, "a");
+    CHECK(f->apply_replicated(deposed).kind() == status::code::invalid);
+    deposed.sent_at_epoch = 2;
+    CHECK(f->apply_replicated(deposed).kind() == status::code::invalid);
+    auto next = delta(4, 3, 3, 1, "a");
+    REQUIRE(f->apply_replicated(next).is_ok());
+  }
+  auto f = open_engine(o);  // the raised fence is durable
+  CHECK(f->replica(4).fence == 3);
+  CHECK(f->replica(4).position == 3);
+}
+
 TEST_CASE("replication: gaps duplicates and divergence are reported distinctly",
           "[persistence][replication]") {
   temp_dir dir;

@@ -1,0 +1,229 @@
+// The follower's end of replication: a primary's batches and full copies, applied to this
+// node's storage (each synced before it is acknowledged). The storage engine enforces the
+// rules (persistence/storage_engine.hpp, "Apply"): positions in order, never below the fence
+// (the highest epoch seen for the shard), log matching through each batch's prev_epoch. This
+// actor maps its answers onto replica_reply and keeps the applied batches in the shard's ring,
+// so that it can catch the others up if it becomes primary. Detached: every call is a synced
+// write.
+#include <future>
+
+#include <spdlog/logger.h>
+#include <caf/all.hpp>
+
+#include "cluster/agent/replication_roles.hpp"
+#include "persistence/storage_engine.hpp"
+
+namespace ordermesh::cluster::agent {
+
+namespace {
+
+using reply = std::tuple<uint8_t, uint64_t, uint64_t, int64_t>;
+namespace ps = persistence;
+
+struct follower_state {
+  replication_context_ptr ctx;
+  static inline const char* name = "ordermesh.replica_follower";
+};
+using follower_ptr = caf::stateful_actor<follower_state>*;
+
+/// Every answer carries the replica's log end and the epoch of its last batch: same position
+/// and epoch on two nodes means the same history (log matching).
+reply answer(const replication_context& ctx, uint16_t shard, replica_reply r, uint64_t position) {
+  uint64_t last_epoch = shard < ctx.rings.size() ? ctx.storage->replica(shard).epoch : 0;
+  return reply{static_cast<uint8_t>(r), position, last_epoch, ctx.incarnation.load()};
+}
+
+/// Why the storage refused a write to `shard` for a sender at `epoch`.
+reply refused(const replication_context& ctx, uint16_t shard, uint64_t epoch,
+              const ps::status& st) {
+  auto& storage = *ctx.storage;
+  switch (st.kind()) {
+    case ps::status::code::out_of_order:
+      return answer(ctx, shard, replica_reply::behind, storage.replica_position(shard));
+    case ps::status::code::diverged:
+      return answer(ctx, shard, replica_reply::diverged, storage.replica_position(shard));
+    default:
+      break;
+  }
+  if (storage.owned_epoch(shard) != 0)
+    return answer(ctx, shard, replica_reply::owned, storage.owned_epoch(shard));
+  auto fence = storage.replica(shard).fence;
+  if (fence > epoch)
+    return answer(ctx, shard, replica_reply::stale, fence);
+  // The sender's epoch is current but one of its batches predates what this replica has seen
+  // (a catch-up across an epoch it observed already): only a full copy can bring it level.
+  if (st.kind() == ps::status::code::invalid)
+    return answer(ctx, shard, replica_reply::diverged, storage.replica_position(shard));
+  return answer(ctx, shard, replica_reply::failed, storage.replica_position(shard));
+}
+
+reply apply(follower_ptr self, uint16_t shard, uint64_t epoch,
+            const std::vector<replica_delta>& deltas) {
+  auto& ctx = *self->state.ctx;
+  auto& storage = *ctx.storage;
+  if (shard >= ctx.rings.size() || deltas.size() > 4096)
+    return answer(ctx, shard, replica_reply::failed, 0);
+  auto fence = storage.replica(shard).fence;
+  if (fence > epoch)
+    return answer(ctx, shard, replica_reply::stale, fence);
+  for (const auto& w : deltas) {
+    ps::shard_delta d;
+    if (w.shard != shard || w.epoch > epoch || !from_wire(w, d))
+      return answer(ctx, shard, replica_reply::failed, storage.replica_position(shard));
+    if (epoch > d.epoch)
+      d.sent_at_epoch = epoch;  // a batch of an older epoch from the current primary
+    auto st = storage.apply_replicated(d);
+    if (st.kind() == ps::status::code::duplicate)
+      continue;
+    if (!st)
+      return refused(ctx, shard, epoch, st);
+    std::lock_guard<std::mutex> lock(ctx.rings_mu);
+    ctx.rings[shard].push(std::move(d));
+  }
+  return answer(ctx, shard, replica_reply::ok, storage.replica_position(shard));
+}
+
+reply copy_chunk(follower_ptr self, uint16_t shard, uint64_t epoch, bool first,
+                 std::vector<shard_record>& records, bool done, uint64_t position,
+                 uint64_t position_epoch) {
+  auto& ctx = *self->state.ctx;
+  auto& storage = *ctx.storage;
+  if (shard >= ctx.rings.size())
+    return answer(ctx, shard, replica_reply::failed, 0);
+  if (storage.owned_epoch(shard) != 0)
+    return answer(ctx, shard, replica_reply::owned, storage.owned_epoch(shard));
+  auto fence = storage.replica(shard).fence;
+  if (fence > epoch)
+    return answer(ctx, shard, replica_reply::stale, fence);
+  if (first) {
+    ctx.log->info("node={} shard {}: full copy from the primary of epoch {} (position {})",
+                  ctx.node_id, shard, epoch, position);
+    {
+      std::lock_guard<std::mutex> lock(ctx.rings_mu);
+      ctx.rings[shard].clear();
+    }
+    auto st = storage.delete_shard(shard);
+    if (!st)
+      return refused(ctx, shard, epoch, st);
+  }
+  if (!records.empty()) {
+    ps::shard_records rs;
+    rs.reserve(records.size());
+    for (auto& r : records)
+      rs.emplace_back(std::move(r.key), std::move(r.value));
+    std::promise<ps::status> synced;
+    auto result = synced.get_future();
+    ps::status why;
+    if (!storage.submit_import(
+            shard, std::move(rs), [&synced](const ps::status& st) { synced.set_value(st); }, &why))
+      return refused(ctx, shard, epoch, why);
+    auto st = result.get();
+    if (!st)
+      return refused(ctx, shard, epoch, st);
+  }
+  if (done) {
+    auto st = storage.reset_replica(shard, position_epoch, position);
+    if (!st)
+      return refused(ctx, shard, epoch, st);
+    ctx.log->info("node={} shard {}: full copy installed at position {}", ctx.node_id, shard,
+                  position);
+  }
+  return answer(ctx, shard, replica_reply::ok, storage.replica_position(shard));
+}
+
+using tail_reply = std::tuple<uint8_t, uint64_t, uint64_t, int64_t, std::vector<replica_delta>>;
+
+tail_reply tail(follower_ptr self, uint16_t shard, uint64_t epoch, uint64_t from) {
+  auto& ctx = *self->state.ctx;
+  std::vector<replica_delta> out;
+  auto head = [&](replica_reply r, uint64_t position) {
+    auto a = answer(ctx, shard, r, position);
+    return tail_reply{std::get<0>(a), std::get<1>(a), std::get<2>(a), std::get<3>(a),
+                      std::move(out)};
+  };
+  if (shard >= ctx.rings.size() || from == 0)
+    return head(replica_reply::failed, 0);
+  auto& storage = *ctx.storage;
+  if (storage.owned_epoch(shard) != 0)
+    return head(replica_reply::owned, storage.owned_epoch(shard));
+  auto fence = storage.replica(shard).fence;
+  if (fence > epoch)
+    return head(replica_reply::stale, fence);
+  std::optional<std::vector<ps::shard_delta>> ds;
+  {
+    std::lock_guard<std::mutex> lock(ctx.rings_mu);
+    ds = ctx.rings[shard].from(from, 4096, 4u << 20);
+  }
+  if (ds)
+    for (const auto& d : *ds)
+      out.push_back(to_wire(d));
+  return head(replica_reply::ok, storage.replica_position(shard));
+}
+
+caf::behavior replica_follower(follower_ptr self, replication_context_ptr ctx) {
+  self->state.ctx = std::move(ctx);
+  return {
+      [self](replica_append_atom, uint16_t shard, uint64_t epoch,
+             const std::vector<replica_delta>& deltas) {
+        return apply(self, shard, epoch, deltas);
+      },
+      [self](replica_copy_atom, uint16_t shard, uint64_t epoch, bool first,
+             std::vector<shard_record>& records, bool done, uint64_t position,
+             uint64_t position_epoch) {
+        return copy_chunk(self, shard, epoch, first, records, done, position, position_epoch);
+      },
+      [self](replica_tail_atom, uint16_t shard, uint64_t epoch, uint64_t from) {
+        return tail(self, shard, epoch, from);
+      },
+  };
+}
+
+}  // namespace
+
+replica_delta to_wire(const persistence::shard_delta& d) {
+  replica_delta w;
+  w.shard = d.shard;
+  w.epoch = d.epoch;
+  w.position = d.position;
+  w.prev_epoch = d.prev_epoch;
+  w.ops.reserve(d.records.size());
+  w.keys.reserve(d.records.size());
+  w.values.reserve(d.records.size());
+  for (const auto& r : d.records) {
+    w.ops.push_back(r.kind == persistence::replica_record::op::put ? 'p' : 'e');
+    w.keys.push_back(r.key);
+    w.values.push_back(r.value);
+  }
+  return w;
+}
+
+bool from_wire(const replica_delta& w, persistence::shard_delta& out) {
+  if (w.ops.size() != w.keys.size() || w.keys.size() != w.values.size())
+    return false;
+  out.shard = w.shard;
+  out.epoch = w.epoch;
+  out.position = w.position;
+  out.prev_epoch = w.prev_epoch;
+  out.records.clear();
+  out.records.reserve(w.ops.size());
+  for (size_t i = 0; i < w.ops.size(); ++i) {
+    persistence::replica_record r;
+    if (w.ops[i] == 'p') {
+      r.kind = persistence::replica_record::op::put;
+    } else if (w.ops[i] == 'e') {
+      r.kind = persistence::replica_record::op::erase;
+    } else {
+      return false;
+    }
+    r.key = w.keys[i];
+    r.value = w.values[i];
+    out.records.push_back(std::move(r));
+  }
+  return true;
+}
+
+caf::actor spawn_replica_follower(caf::actor_system& sys, replication_context_ptr ctx) {
+  return sys.spawn<caf::detached>(replica_follower, std::move(ctx));
+}
+
+}  // namespace ordermesh::cluster::agent

@@ -1,0 +1,33 @@
+// What the replica leader (replication_roles.hpp) needs from the member agent, sent after every
+// change: the shard map, where each connected peer's replica follower is, this node's
+// incarnation; and, for the storage engine's sink, which shards have replicas elsewhere (a
+// batch that wrote only others is answered at once).
+#include <caf/all.hpp>
+
+#include "cluster/agent/agent_state.hpp"
+
+namespace ordermesh::cluster::agent {
+
+void publish_replication(self_ptr self) {
+  auto& s = self->state;
+  if (!s.repl || !s.state)
+    return;
+  s.repl->incarnation.store(s.incarnation);
+  auto view = std::make_shared<replication_view>();
+  view->state = s.state;
+  view->incarnation = s.incarnation;
+  for (const auto& [id, p] : s.peers)
+    if (p.agent && p.replica)
+      view->followers.emplace(id, p.replica);
+  auto replicated = std::make_shared<std::vector<bool>>(s.cfg.shard_count, false);
+  for (const auto& a : s.state->shards)
+    if (a.shard < replicated->size())
+      for (const auto& r : a.replicas)
+        if (r != me(self))
+          (*replicated)[a.shard] = true;
+  // The table first: a batch of a newly replicated shard must not be answered at once.
+  s.repl->sink->set_replicated(std::move(replicated));
+  self->send(s.replica_leader, replica_view_atom::value, replication_view_ptr{std::move(view)});
+}
+
+}  // namespace ordermesh::cluster::agent

@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""Measures failover in a replicated cluster (issue 12): 3 nodes on a private etcd with
+--replication-factor 3 --min-insync 2. Each sample kills -9 one node that is not the
+controller (so the time is the failover's, not a controller election's) and measures, for every
+shard it led, the time from the kill to the first acknowledged write on that shard (a wallet
+deposit to a user of that shard, retried every 20 ms through a surviving node until ok). Then the
+node is restarted and the next sample waits until every shard's ISR is complete again.
+Prints one line per sample and a JSON summary: p50, p99 and max over every (sample, shard) and
+the per-sample maximum. Stops everything it started, by pid.
+
+  python3 scripts/bench/failover_times.py [--repeats 20] [--lease-ttl 3s]
+"""
+
+import argparse
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parents[1] / "tests" / "system"))
+
+import coordination_times as ct  # noqa: E402
+import harness as h  # noqa: E402
+
+RF = ["--replication-factor", "3", "--min-insync", "2"]
+
+
+class FailoverBench(ct.Bench):
+    def isr_complete(self, asker, n):
+        # Not settled(): a replicated cluster does not rebalance primaries after a failover.
+        st = self.status(asker)
+        if not st or len(st.get("members", [])) != n or not st.get("controller"):
+            return None
+        incs = {m["node_id"]: m.get("incarnation") for m in st["members"]}
+        for s in st["shards"]:
+            if len(s["replicas"]) != 3 or sorted(s["isr"]) != sorted(s["replicas"]):
+                return None
+            if [incs.get(m) for m in s["isr"]] != s.get("isr_incarnations"):
+                return None  # a restarted member still named under its old life
+        return st
+
+    def client(self, name):
+        return h.Client(self.ports[name][0], timeout=5.0, token=ct.TOKEN)
+
+
+def users_per_shard(shards=64):
+    out, i = {}, 0
+    while len(out) < shards:
+        u = f"fo{i}"
+        out.setdefault(h.shard_of("user", u, shards), u)
+        i += 1
+    return out
+
+
+def first_ack(b, via, user, t_kill, out, key, limit=60.0):
+    with b.client(via) as cl:
+        k = 0
+        while time.monotonic() - t_kill < limit:
+            k += 1
+            try:
+                r = cl.request("user.deposit", {"user_id": user, "amount_cents": 1,
+                                                "request_id": f"{key}-{k}"})
+            except (OSError, ValueError):
+                r = None
+            if r and r.get("ok"):
+                out[key] = time.monotonic() - t_kill
+                return
+            time.sleep(0.02)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--lease-ttl", default="3s")
+    ap.add_argument("--orderd", default=str(ct.REPO / "build/nodes/orderd"))
+    ap.add_argument("--orderctl", default=str(ct.REPO / "build/client/orderctl"))
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
+    args = ap.parse_args()
+    if not 1 <= args.repeats <= 100:
+        ap.error("--repeats 1..100")
+    args.nodes = 3
+    args.extra_args = RF
+    b = FailoverBench(args)
+    per_shard, per_sample = [], []
+    try:
+        b.start_etcd()
+        names = ["n1", "n2", "n3"]
+        for n in names:
+            b.start_node(n)
+        b.wait("a replicated shard map, every ISR complete", lambda: b.isr_complete("n1", 3),
+               timeout=120)
+        users = users_per_shard()
+        with b.client("n1") as cl:
+            for u in users.values():
+                cl.ok_retry("user.register", {"user_id": u, "password": f"pw-{u}-secret"})
+        for i in range(args.repeats):
+            st = b.wait("every ISR complete", lambda: b.isr_complete("n1", 3)
+                        or b.isr_complete("n3", 3), timeout=180)
+            ctrl = st["controller"]
+            victims = [n for n in names if n != ctrl]
+            victim = victims[i % len(victims)]
+            via = next(n for n in names if n not in (victim,))
+            led = [s["shard"] for s in st["shards"] if s["primary"] == victim]
+            got = {}
+            t0 = time.monotonic()
+            b.kill(victim)
+            threads = [threading.Thread(target=first_ack, args=(b, via, users[s], t0, got,
+                                                                f"s{i}-{s}"))
+                       for s in led]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            missing = len(led) - len(got)
+            times = sorted(got.values())
+            per_shard += times
+            per_sample.append(times[-1] if times else float("nan"))
+            print(f"sample {i + 1}: killed {victim} (led {len(led)} shards): first acknowledged "
+                  f"write after {times[0]:.2f}..{times[-1]:.2f} s"
+                  + (f", {missing} shard(s) not within 60 s" if missing else ""), flush=True)
+            b.start_node(victim)
+    finally:
+        b.stop()
+
+    def summary(xs):
+        return {"p50_ms": round(ct.percentile(xs, 50) * 1000),
+                "p99_ms": round(ct.percentile(xs, 99) * 1000),
+                "max_ms": round(max(xs) * 1000), "n": len(xs)} if xs else None
+    print(json.dumps({"lease_ttl": args.lease_ttl, "replication_factor": 3, "min_insync": 2,
+                      "samples": len(per_sample),
+                      "kill_to_first_ack_per_shard": summary(per_shard),
+                      "kill_to_last_shard_per_sample": summary(per_sample)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
