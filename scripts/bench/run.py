@@ -7,7 +7,13 @@ bytes per order; a plain-text table on stdout and docs/BENCHMARKS.md.
 Everything it starts runs on 127.0.0.1 with free ports and data under one temp directory; it
 stops exactly the processes it started (by pid) on exit, error or signal. The 3-node cluster is
 coordinated through a private etcd it starts for it (Debian's /usr/bin/etcd, env
-ORDERMESH_ETCD_BIN; fsync on, as everything measured here); one node runs alone (no etcd)."""
+ORDERMESH_ETCD_BIN; fsync on, as everything measured here); one node runs alone (no etcd).
+
+Replicated pair (issue 12), selected with --systems: postgresql-sync (PostgreSQL with one
+synchronous streaming standby on this machine: a commit is acknowledged once it is flushed in two
+data dirs, as it would be on two disks) and ordermesh-3-rf3 (the 3-node cluster with
+--replication-factor 3 --min-insync 2). They are compared with each other, also at half of
+postgresql-sync's saturation throughput."""
 
 import argparse
 import atexit
@@ -39,6 +45,16 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 PROCS = []  # every Popen we started, stopped in reverse order by cleanup()
 
+# --systems / --skip take these names or their short aliases; runs alternate in this order.
+SYSTEMS = ("postgresql", "ordermesh-1", "ordermesh-3", "postgresql-sync", "ordermesh-3-rf3",
+           "db_bench")
+ALIASES = {"pg": "postgresql", "om1": "ordermesh-1", "om3": "ordermesh-3",
+           "pgsync": "postgresql-sync", "om3rf3": "ordermesh-3-rf3"}
+DEFAULT_SYSTEMS = "pg,om1,om3,db_bench"  # the replicated pair is opt-in (issue 12, in progress)
+# orderd flags of ordermesh-3-rf3: every write on all three nodes' disks when they are in sync,
+# acknowledged once it is on at least two.
+RF3_FLAGS = ["--replication-factor", "3", "--min-insync", "2"]
+
 
 def log(msg):
     print(f"bench: {msg}", file=sys.stderr, flush=True)
@@ -47,6 +63,14 @@ def log(msg):
 def die(msg):
     log("error: " + msg)
     sys.exit(1)
+
+
+def tail(path, lines=20):
+    """The last lines of a log file (for error messages: the run's directory is removed at exit)."""
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
 
 
 def free_port():
@@ -242,16 +266,26 @@ class Etcd:
 class Ordermesh:
     """n orderd on loopback, one data dir each. One node runs alone (local coordination, no
     etcd); more nodes form a cluster through a private etcd (Etcd, under the cluster's dir):
-    `--etcd URL --cluster bench-<random> --lease-ttl 3s`, all started at once."""
+    `--etcd URL --cluster bench-<random> --lease-ttl 3s`, all started at once.
 
-    def __init__(self, args, root, n):
+    `extra` are more orderd flags for every node; with replication_factor > 1 (ordermesh-3-rf3:
+    RF3_FLAGS) the run also waits until every shard has that many replicas, all in its ISR.
+    `peers` is which comparison the system belongs to ("single" or "replicated"): the open-loop
+    rates derived from a PostgreSQL system's saturation are run by the systems of its group."""
+
+    def __init__(self, args, root, n, name=None, extra=(), replication_factor=1,
+                 peers="single"):
         self.args, self.n = args, n
-        self.name = f"ordermesh-{n}"
+        self.name = name or f"ordermesh-{n}"
+        self.extra = list(extra)
+        self.replication_factor = replication_factor
+        self.peers = peers
         self.dir = root / self.name
         self.token = "bench-" + secrets.token_hex(16)
         self.cluster = "bench-" + secrets.token_hex(4)
         self.etcd = Etcd(self.dir / "etcd") if n > 1 else None
         self.nodes = []  # (proc, client port)
+        self.stderr = {}  # pid -> its stderr file
 
     def start(self):
         self.dir.mkdir(parents=True)
@@ -269,21 +303,26 @@ class Ordermesh:
             if self.etcd is not None:
                 cmd += ["--etcd", self.etcd.url, "--cluster", self.cluster,
                         "--lease-ttl", LEASE_TTL]
+            cmd += self.extra
             env = dict(os.environ, ORDERMESH_ADMIN_TOKEN=self.token)
             p = start(cmd, d / "orderd.stderr", env=env)
             self.nodes.append((p, cport))
+            self.stderr[p.pid] = d / "orderd.stderr"
         for p, cport in self.nodes:
             self.wait_answers(p, cport)
         self.wait_balanced()
         log(f"{self.name}: up, pids {' '.join(str(p.pid) for p, _ in self.nodes)}, client ports "
             f"{' '.join(str(c) for _, c in self.nodes)}"
-            + (f", cluster {self.cluster} on etcd {self.etcd.url}" if self.etcd else ""))
+            + (f", cluster {self.cluster} on etcd {self.etcd.url}" if self.etcd else "")
+            + (f", orderd flags {' '.join(self.extra)}" if self.extra else ""))
 
     def wait_answers(self, p, port, limit=60):
         t0 = time.monotonic()
         while time.monotonic() - t0 < limit:
             if p.poll() is not None:
-                die(f"{self.name}: orderd exited while starting (see {self.dir})")
+                # its stderr says why (an unknown flag: exit 2); the run's dir goes at exit
+                die(f"{self.name}: orderd (client port {port}) exited with {p.returncode} while "
+                    f"starting; its stderr:\n{tail(self.stderr[p.pid])}")
             try:
                 if "ok" in om_request(port, "cluster.status", timeout=2):
                     return
@@ -296,7 +335,9 @@ class Ordermesh:
         """Whether one node's cluster.status shows the cluster settled: every node an `up`
         member, every shard led by one of them. Through etcd also: the node's lease valid, a
         controller among them, no shard move pending, every node leading shards and the counts
-        within one of each other (the controller's fixed point). Alone: the node owns all."""
+        within one of each other (the controller's fixed point). Alone: the node owns all.
+        With replication_factor > 1 also: every shard has that many `replicas`, all of them in
+        its `isr` (cluster.status, docs/PROTOCOL.md), so no run starts while replicas catch up."""
         want = {f"n{i}" for i in range(1, self.n + 1)}
         up = {m["node_id"] for m in st["members"] if m.get("state") == "up"}
         counts = {}
@@ -309,7 +350,14 @@ class Ordermesh:
             return True
         return (st.get("coordination") == "etcd" and bool(st.get("lease_valid")) and
                 st.get("controller") in want and not any(s.get("target") for s in st["shards"])
-                and max(counts.values()) - min(counts.values()) <= 1)
+                and max(counts.values()) - min(counts.values()) <= 1 and self.replicated(st))
+
+    def replicated(self, st):
+        if self.replication_factor <= 1:
+            return True
+        rf = self.replication_factor
+        return all(len(set(s.get("replicas") or ())) >= rf and
+                   set(s.get("replicas") or ()) <= set(s.get("isr") or ()) for s in st["shards"])
 
     def wait_balanced(self, limit=180):
         t0 = time.monotonic()
@@ -326,7 +374,9 @@ class Ordermesh:
             if ok:
                 return
             time.sleep(0.5)
-        die(f"{self.name}: shards not balanced over {self.n} nodes within {limit}s")
+        die(f"{self.name}: shards not balanced over {self.n} nodes within {limit}s"
+            + (f" (or not every shard with {self.replication_factor} replicas, all in its ISR)"
+               if self.replication_factor > 1 else ""))
 
     def hosts(self):
         return ",".join(f"{HOST}:{port}" for _, port in self.nodes)
@@ -386,11 +436,14 @@ class Ordermesh:
 
 
 class Postgres:
+    """`postgresql`: one PostgreSQL 15 server on loopback, fsync on, synchronous_commit on, the
+    shop's schema (schema.sql); place+pay through pgbench (place_pay.sql)."""
     name = "postgresql"
+    peers = "single"  # see Ordermesh
 
     def __init__(self, args, root):
         self.args = args
-        self.dir = root / "postgresql"
+        self.dir = root / self.name
         self.port = free_port()
         self.proc = None
 
@@ -398,7 +451,20 @@ class Postgres:
         # postgres refuses to run as root: drop to nobody (exec, so the pid is postgres itself).
         return ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"] + cmd
 
-    def start(self):
+    def start_server(self, data, port, logfile, what):
+        """Start `postgres -D data` (as nobody, stopped by pid with SIGINT: fast shutdown) and
+        wait until it accepts connections on `port`."""
+        proc = start(self.as_pg([str(PG_BIN / "postgres"), "-D", str(data)]), logfile,
+                     stop_signal=signal.SIGINT)
+        t0 = time.monotonic()
+        while subprocess.run([str(PG_BIN / "pg_isready"), "-h", HOST, "-p", str(port)],
+                             capture_output=True).returncode != 0:
+            if proc.poll() is not None or time.monotonic() - t0 > 60:
+                die(f"{self.name}: {what} did not start; the end of its log:\n{tail(logfile)}")
+            time.sleep(0.2)
+        return proc
+
+    def start_primary(self):
         self.dir.mkdir(parents=True)
         os.chmod(self.dir, 0o777)
         data = self.dir / "data"
@@ -416,21 +482,17 @@ class Postgres:
             f.write("\n# scripts/bench.sh\n")
             for k, v in conf.items():
                 f.write(f"{k} = {v}\n")
-        self.proc = start(self.as_pg([str(PG_BIN / "postgres"), "-D", str(data)]),
-                          self.dir / "postgres.log", stop_signal=signal.SIGINT)
-        t0 = time.monotonic()
-        while subprocess.run([str(PG_BIN / "pg_isready"), "-h", HOST, "-p", str(self.port)],
-                             capture_output=True).returncode != 0:
-            if self.proc.poll() is not None or time.monotonic() - t0 > 60:
-                die(f"postgres did not start (see {self.dir}/postgres.log)")
-            time.sleep(0.2)
+        self.proc = self.start_server(data, self.port, self.dir / "postgres.log", "postgres")
         self.psql(["-v", f"users={self.args.users}", "-v", f"products={self.args.products}",
                    "-f", str(HERE / "schema.sql")])
-        log(f"postgresql: up, pid {self.proc.pid}, port {self.port}, "
+
+    def start(self):
+        self.start_primary()
+        log(f"{self.name}: up, pid {self.proc.pid}, port {self.port}, "
             f"{self.psql(['-Atc', 'show server_version'])}")
 
-    def psql(self, extra):
-        p = subprocess.run([str(PG_BIN / "psql"), "-h", HOST, "-p", str(self.port), "-U",
+    def psql(self, extra, port=None):
+        p = subprocess.run([str(PG_BIN / "psql"), "-h", HOST, "-p", str(port or self.port), "-U",
                             "postgres", "-X", "-q", "-v", "ON_ERROR_STOP=1"] + extra,
                            capture_output=True, text=True)
         if p.returncode != 0:
@@ -446,6 +508,14 @@ class Postgres:
         return {"cpu_s": cpu, "wal_sync": int(wal[0]), "wal_write": int(wal[1]),
                 "wal_bytes": int(wal[2])}
 
+    def check(self):
+        """Before and after every run: dies if the system is not what it claims to be; returns
+        fields for the run's result. Nothing to check for one server."""
+        return {}
+
+    def extra_result(self, before, after, orders):
+        return {}
+
     def run(self, duration, warmup, rate=None, connections=None, tag=""):
         logdir = Path(tempfile.mkdtemp(dir=self.dir, prefix="pgbench-"))
         clients = connections or self.args.connections
@@ -456,14 +526,21 @@ class Postgres:
                "--log-prefix", str(logdir / "log"), "postgres"]
         if rate:
             cmd[-1:-1] = ["-R", str(rate)]
+        checked = self.check()
         before, cpu0 = self.counters(), children_cpu()
         t0 = time.time()
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + warmup + 600)
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True,
+                               timeout=duration + warmup + 600)
+        except subprocess.TimeoutExpired:
+            die(f"{self.name}: pgbench did not end within {duration + warmup + 600:g} s "
+                "(commits blocked?)")
         client_cpu = children_cpu() - cpu0
         if p.returncode != 0:
             die(f"pgbench failed ({p.returncode}): {p.stderr[-2000:]} {p.stdout[-2000:]}")
         time.sleep(0.5)  # the backends exit and the postmaster reaps them (cutime, cstime)
         after = self.counters()
+        checked.update(self.check())  # still so at the end of the run
         # Per-transaction log: client tx_no latency_us script epoch_s epoch_us [lag]; with -R the
         # latency counts from the scheduled start. Keep those that ended in the window.
         start_w, end_w = t0 + warmup, t0 + warmup + duration
@@ -488,7 +565,7 @@ class Postgres:
             return lats[min(len(lats) - 1, max(0, int(-(-q * len(lats) // 100)) - 1))] \
                 if lats else 0.0
         orders = total
-        return {
+        r = {
             "system": self.name, "tag": tag, "rate": rate, "tput": len(lats) / duration,
             "p50": pct(50), "p99": pct(99), "p999": pct(99.9), "max": lats[-1] if lats else 0,
             "errors": errors, "errors_by_code": {"failed": errors} if errors else {},
@@ -501,6 +578,125 @@ class Postgres:
             "logical_bytes_per_order": None,
             "command": " ".join(cmd),
         }
+        r.update(checked)
+        r.update(self.extra_result(before, after, orders))
+        return r
+
+
+class PostgresSync(Postgres):
+    """`postgresql-sync`, the like-for-like peer of a replicated ordermesh: the primary exactly
+    as `postgresql` (same settings, schema and pgbench workload) plus ONE synchronous streaming
+    standby on this machine. The standby is a pg_basebackup of the primary taken after the schema
+    is loaded (-R: standby.signal and primary_conninfo, here with application_name=STANDBY; -X
+    stream), with its own port and data dir under this system's dir, the primary's settings
+    otherwise (fsync on). Once it streams, the primary gets synchronous_standby_names = STANDBY
+    and reloads: with synchronous_commit = on, a commit returns only when its WAL is fsync'd on
+    the primary and flushed by the standby: on two disks (here two data dirs on one disk, as for
+    ordermesh-3-rf3's nodes). check() proves it before and after every run (pg_stat_replication
+    on the primary: STANDBY streaming, sync_state `sync`) and dies otherwise. Both run as nobody
+    and are stopped by pid, standby first.
+
+    What the per-order columns count here:
+    - CPU (primary + standby): utime+stime of both postmasters and their live children (the
+      primary's backends and walsender; the standby's startup process, which replays the WAL,
+      and its walreceiver), exited children through each postmaster's cutime/cstime.
+    - bytes/order (primary + standby): the primary's pg_stat_wal.wal_bytes (WAL records
+      generated) plus the WAL the standby received and flushed (difference of its
+      pg_last_wal_receive_lsn(), so page headers included). WAL only on both, as `postgresql`.
+    - synced/order: the PRIMARY's pg_stat_wal.wal_sync only. The standby's fsyncs are not
+      counted: PostgreSQL 15's walreceiver keeps its WAL statistics to itself while it runs (the
+      standby's pg_stat_wal stayed at 0 through a whole run), and nothing else counts them.
+    The standby's share alone is in each result (raw JSON): standby_cpu_per_order_ms,
+    standby_bytes_per_order."""
+    name = "postgresql-sync"
+    peers = "replicated"
+    STANDBY = "bench_standby"
+
+    def __init__(self, args, root):
+        super().__init__(args, root)
+        self.port, self.standby_port = free_ports(2)
+        self.standby = None
+        self.standby_log = self.dir / "standby.log"
+
+    def start(self):
+        # The primary with the schema, not yet synchronous (nothing to wait for while loading).
+        self.start_primary()
+        sdata = self.dir / "standby"
+        conninfo = (f"host={HOST} port={self.port} user=postgres "
+                    f"application_name={self.STANDBY}")
+        p = subprocess.run(self.as_pg([str(PG_BIN / "pg_basebackup"), "-d", conninfo, "-D",
+                                       str(sdata), "-R", "-X", "stream", "-c", "fast"]),
+                           capture_output=True, text=True, cwd="/")
+        if p.returncode != 0:
+            die(f"{self.name}: pg_basebackup failed ({p.returncode}): {p.stderr[-2000:]}")
+        auto = (sdata / "postgresql.auto.conf").read_text()
+        if not (sdata / "standby.signal").exists() or \
+                f"application_name={self.STANDBY}" not in auto:
+            die(f"{self.name}: pg_basebackup -R wrote no standby.signal or no primary_conninfo "
+                f"with application_name={self.STANDBY}:\n{auto}")
+        # The copy carries the primary's postgresql.conf: a later line wins, so its own port.
+        with open(sdata / "postgresql.conf", "a") as f:
+            f.write(f"\n# scripts/bench.sh: {self.name}'s standby\nport = {self.standby_port}\n"
+                    "hot_standby = on\n")
+        self.standby = self.start_server(sdata, self.standby_port, self.standby_log, "standby")
+        with open(self.dir / "data" / "postgresql.conf", "a") as f:
+            f.write(f"# {self.name}: commits wait for the standby's flush\n"
+                    f"synchronous_standby_names = '{self.STANDBY}'\n")
+        self.psql(["-Atc", "select pg_reload_conf()"])
+        self.check(limit=60)
+        log(f"{self.name}: up, primary pid {self.proc.pid} port {self.port}, standby pid "
+            f"{self.standby.pid} port {self.standby_port} ({self.STANDBY}: streaming, sync_state "
+            f"sync), {self.psql(['-Atc', 'show server_version'])}")
+
+    def check(self, limit=30):
+        """Dies unless the primary runs synchronous_commit=on with synchronous_standby_names =
+        STANDBY and pg_stat_replication shows STANDBY streaming with sync_state `sync` (waits up
+        to `limit` s for the latter: a standby that just started or reconnected)."""
+        settings = self.psql(["-Atc", "select current_setting('synchronous_commit') || '|' || "
+                              "current_setting('synchronous_standby_names')"])
+        if settings != f"on|{self.STANDBY}":
+            die(f"{self.name}: the primary is not configured for synchronous replication "
+                f"(synchronous_commit|synchronous_standby_names = {settings!r}, want "
+                f"'on|{self.STANDBY}')")
+        t0 = time.monotonic()
+        while True:
+            if self.standby.poll() is not None:
+                die(f"{self.name}: the standby exited ({self.standby.returncode}); the end of its "
+                    f"log:\n{tail(self.standby_log)}")
+            rows = [r.split("|") for r in self.psql(
+                ["-Atc", "select application_name, state, sync_state from pg_stat_replication"]
+            ).splitlines()]
+            if [self.STANDBY, "streaming", "sync"] in rows:
+                return {"sync_state": "sync", "standby": self.STANDBY}
+            if time.monotonic() - t0 > limit:
+                seen = "; ".join(f"application_name={a} state={s} sync_state={y}"
+                                 for a, s, y in rows) or "no standby connected"
+                die(f"{self.name}: replication is not synchronous, refusing to measure: "
+                    f"pg_stat_replication on the primary shows {seen} (want "
+                    f"application_name={self.STANDBY} state=streaming sync_state=sync); the end "
+                    f"of the standby's log:\n{tail(self.standby_log)}")
+            time.sleep(0.5)
+
+    def counters(self):
+        c = super().counters()  # the primary's
+        cpu = cpu_seconds(self.standby.pid, children=True)
+        for ch in child_pids(self.standby.pid):
+            cpu += cpu_seconds(ch)
+        # WAL received and flushed by the standby (bytes since 0/0; never null on a streaming
+        # standby). Its pg_stat_wal (wal_sync, wal_write) stays 0 while the walreceiver runs.
+        flushed = self.psql(["-Atc", "select pg_wal_lsn_diff(pg_last_wal_receive_lsn(), '0/0')"],
+                            port=self.standby_port)
+        s = {"standby_cpu_s": cpu, "standby_wal_bytes": int(float(flushed or 0))}
+        c["cpu_s"] += s["standby_cpu_s"]
+        c["wal_bytes"] += s["standby_wal_bytes"]
+        c.update(s)
+        return c
+
+    def extra_result(self, before, after, orders):
+        def per(key, scale=1):
+            return scale * (after[key] - before[key]) / max(orders, 1)
+        return {"standby_cpu_per_order_ms": per("standby_cpu_s", 1000),
+                "standby_bytes_per_order": per("standby_wal_bytes")}
 
 
 # ---- db_bench -------------------------------------------------------------------------------
@@ -570,7 +766,7 @@ def table(summary):
     return "\n".join(lines)
 
 
-def ratios(summary, half_rate):
+def ratios(summary, half_rate, half_sync_rate=None):
     def get(system, tag, key):
         s = summary.get((system, tag))
         return s[key] if s else None
@@ -585,8 +781,19 @@ def ratios(summary, half_rate):
         if pg99 and om99:
             out.append((f"{n} / postgresql p99 at {fmt(half_rate, 0)} ops/s (half of PG max)",
                         om99 / pg99, "target <= 1"))
+    # The replicated pair (issue 12): every acknowledged write on at least two disks on both
+    # sides. No target is set for it yet.
+    pgs, om = get("postgresql-sync", "saturation", "tput"), get("ordermesh-3-rf3", "saturation",
+                                                                 "tput")
+    if pgs and om:
+        out.append(("ordermesh-3-rf3 / postgresql-sync throughput at saturation", om / pgs, ""))
+    pg99 = get("postgresql-sync", "half-pgsync-rate", "p99")
+    om99 = get("ordermesh-3-rf3", "half-pgsync-rate", "p99")
+    if pg99 and om99:
+        out.append((f"ordermesh-3-rf3 / postgresql-sync p99 at {fmt(half_sync_rate, 0)} ops/s "
+                    "(half of PG-sync max)", om99 / pg99, ""))
     db1 = get("db_bench-1t", "fillrandom sync", "tput")
-    for n in ("ordermesh-1", "ordermesh-3", "postgresql"):
+    for n in ("ordermesh-1", "ordermesh-3", "postgresql", "ordermesh-3-rf3", "postgresql-sync"):
         om = get(n, "saturation", "tput")
         if db1 and om:
             out.append((f"{n} orders/s / db_bench 1-thread synced writes/s", om / db1, ""))
@@ -632,7 +839,7 @@ def disk_info(path):
 
 
 def write_doc(path, args, mach, disk, summary, ratio_rows, half_rate, argv, elapsed,
-              load_end):
+              load_end, half_sync_rate=None):
     s = []
     s.append("# Benchmarks\n")
     s.append("`place+pay` (order two or three items, then pay) on ordermesh and on PostgreSQL 15, "
@@ -657,10 +864,21 @@ def write_doc(path, args, mach, disk, summary, ratio_rows, half_rate, argv, elap
              f"{args.warmup} s warmup; runs alternate between systems; medians below.\n")
     s.append("## Results (medians)\n")
     s.append("```\n" + table(summary) + "\n```\n")
-    s.append("- `saturation`: closed loop, each connection one op at a time. `half-pg-rate`: "
-             f"open loop at {fmt(half_rate, 0)} ops/s, half of PostgreSQL's median saturation "
-             "throughput; latency counts from each op's intended start (orderbench `--rate`, "
-             "pgbench `-R`), so queueing is not hidden. Other rates: open loop at that rate.")
+    if half_rate:
+        s.append("- `saturation`: closed loop, each connection one op at a time. `half-pg-rate`: "
+                 f"open loop at {fmt(half_rate, 0)} ops/s, half of PostgreSQL's median "
+                 "saturation throughput; latency counts from each op's intended start "
+                 "(orderbench `--rate`, pgbench `-R`), so queueing is not hidden. Other rates: "
+                 "open loop at that rate.")
+    else:  # postgresql not in this run
+        s.append("- `saturation`: closed loop, each connection one op at a time. Open-loop "
+                 "rates: latency counts from each op's intended start (orderbench `--rate`, "
+                 "pgbench `-R`), so queueing is not hidden.")
+    if half_sync_rate:
+        s.append(f"- `half-pgsync-rate`: open loop at {fmt(half_sync_rate, 0)} ops/s, half of "
+                 "postgresql-sync's median saturation throughput, run by the replicated pair "
+                 "(postgresql-sync, ordermesh-3-rf3) only; `pgsync-max-rate` and "
+                 "`half-om3rf3-rate` likewise. The other rates are not run by the pair.")
     s.append("- One op = one place+pay pair (two requests for ordermesh, two transactions "
              "for PostgreSQL). ops/s counts successful pairs only.")
     s.append("- CPU ms/order: server processes' utime+stime (/proc/<pid>/stat: every orderd, "
@@ -672,7 +890,19 @@ def write_doc(path, args, mach, disk, summary, ratio_rows, half_rate, argv, elap
     s.append("- bytes/order: ordermesh: /proc/<pid>/io `write_bytes` of the orderd processes "
              "(WAL, memtable flushes, compaction) and of the 3-node cluster's etcd; PostgreSQL: "
              "`pg_stat_wal.wal_bytes` (WAL only; data pages are written at checkpoints, "
-             "outside the run).\n")
+             "outside the run).")
+    if any(k[0] == "postgresql-sync" for k in summary):
+        s.append("- postgresql-sync: CPU and bytes per order count the primary and its standby "
+                 "together (bytes: the primary's `wal_bytes` plus the WAL the standby received "
+                 "and flushed); synced/order is the primary's `wal_sync` only (the standby's "
+                 "fsyncs are not visible in PostgreSQL 15); see \"What the two sides do\".")
+    pending = [n for n in ("postgresql-sync", "ordermesh-3-rf3")
+               if not any(k[0] == n for k in summary)]
+    if pending:
+        s.append(f"- **Placeholder (issue 12): no numbers for {' and '.join(pending)} in this "
+                 "run.** They come from the next bench run that selects them "
+                 "(`scripts/bench.sh --systems all`, see \"How to run\").")
+    s.append("")
     db = [(k, v) for k, v in summary.items() if k[0].startswith("db_bench")]
     if db:
         s.append("### db_bench (the disk's limit for synced writes)\n")
@@ -711,7 +941,18 @@ NOTES = """## How to run
 ```sh
 scripts/bench.sh --quick   # 3 short repeats, under 5 minutes
 scripts/bench.sh           # the full run: longer runs, 5 repeats, more rates
+scripts/bench.sh --systems all                 # also the replicated pair (issue 12)
+scripts/bench.sh --quick --systems pgsync,om3rf3   # the replicated pair alone
 ```
+
+Systems (`--systems`, comma list; `--skip` takes some out): `postgresql` (`pg`), `ordermesh-1`
+(`om1`), `ordermesh-3` (`om3`), `db_bench`: the default; `postgresql-sync` (`pgsync`) and
+`ordermesh-3-rf3` (`om3rf3`), the replicated pair of issue 12: opt-in, or `all`. The pair is
+compared with each other: ratios of ordermesh-3-rf3 to postgresql-sync, and its open-loop runs
+at half of postgresql-sync's saturation (`half-pgsync-rate`; full mode also `pgsync-max-rate`,
+`half-om3rf3-rate`). `ordermesh-3-rf3` needs an `orderd` that knows `--replication-factor` and
+`--min-insync` (issue 12, in progress): an older one exits 2 ("unknown option") and the run
+stops with its stderr.
 
 It installs `postgresql-15` and `rocksdb-tools` with apt-get when missing, builds `orderd`,
 `orderctl` and `orderbench` in Release into `build-bench/`, starts everything on 127.0.0.1 with
@@ -730,6 +971,10 @@ How the ordermesh clusters are started (`scripts/bench/run.py`, class `Ordermesh
   (valid lease, one controller, no shard move pending, shards spread within one). etcd is
   stopped by its pid after the nodes. Its CPU and written bytes count in the cluster's
   per-order figures (in steady state it only renews the nodes' leases).
+- `ordermesh-3-rf3`: `ordermesh-3` (same private etcd, same start) with `--replication-factor 3
+  --min-insync 2` on every `orderd`: each shard on all three nodes, a write acknowledged once
+  it is on at least two disks. The run also waits until every shard lists three `replicas`, all
+  in its `isr` (cluster.status). Same per-order figures as `ordermesh-3` (every orderd and etcd).
 
 `orderbench` alone (see README.md, "orderbench"):
 
@@ -749,6 +994,23 @@ build-bench/client/orderbench --host 127.0.0.1:7401,127.0.0.1:7402,127.0.0.1:740
   inserts the order and its items; transaction 2 debits the wallet, moves reserved to sold and
   marks the order PAID. Schema: `scripts/bench/schema.sql` (primary and foreign keys). Stock is
   large enough never to run out; PostgreSQL's script does not check for a failed reservation.
+- `postgresql-sync` (class `PostgresSync`), the peer of `ordermesh-3-rf3`: the same server,
+  schema and pgbench workload, plus one synchronous standby on the same machine and disk. After
+  the schema is loaded, `pg_basebackup -R -X stream` (connection string with
+  `application_name=bench_standby`) copies the primary into a second data dir under the run's
+  temp directory; the standby starts on its own free port (as `nobody`, fsync on), then the
+  primary gets `synchronous_standby_names = 'bench_standby'` (with `synchronous_commit = on`):
+  a commit is acknowledged only once its WAL is fsync'd on the primary and flushed by the
+  standby (two data dirs; here both on the machine's one disk). Before and after every run the
+  script checks `pg_stat_replication` on the primary (`bench_standby` streaming, `sync_state` =
+  `sync`) and stops with an error otherwise. CPU per order counts both servers (both
+  postmasters and their children: the standby's WAL replay and walreceiver included); bytes per
+  order the primary's `wal_bytes` plus the WAL the standby received and flushed
+  (`pg_last_wal_receive_lsn()`); synced per order only the primary's `wal_sync`: PostgreSQL
+  15's walreceiver does not report its fsyncs while it runs (the standby's `pg_stat_wal` stays
+  at 0), so the standby's flushes are not counted (ordermesh's figure sums
+  `storage.synced_batches` over every node). The standby's share of CPU and bytes is in the raw
+  JSON. It is stopped by its pid before the primary.
 - Both sides run the same number of connections, each one op at a time, also in the open-loop
   runs (orderbench `--inflight 1 --rate R --poisson`, pgbench `-c N -R R`: Poisson arrivals on
   both). An op whose start is due while every connection is busy waits, and its latency counts
@@ -774,7 +1036,11 @@ def main():
     ap.add_argument("--users", type=int, default=1000)
     ap.add_argument("--products", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--skip", default="", help="comma list: om1, om3, pg, db_bench")
+    ap.add_argument("--systems", default=DEFAULT_SYSTEMS,
+                    help="comma list of the systems to run: " + ", ".join(SYSTEMS) +
+                    " (aliases " + ", ".join(f"{k}={v}" for k, v in ALIASES.items()) +
+                    "), or all; default %(default)s")
+    ap.add_argument("--skip", default="", help="comma list taken out of --systems (same names)")
     ap.add_argument("--argv", default="scripts/bench/run.py", help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.repeats = args.repeats or 3 if args.quick else args.repeats or 5
@@ -782,11 +1048,26 @@ def main():
     args.warmup = args.warmup if args.warmup is not None else (2 if args.quick else 5)
     args.orderd = str(Path(args.build_dir) / "nodes" / "orderd")
     args.orderbench = str(Path(args.build_dir) / "client" / "orderbench")
-    skip = set(filter(None, args.skip.split(",")))
-    for b in (args.orderd, args.orderbench):
-        if not os.access(b, os.X_OK):
-            die(f"{b} is not built")
-    if os.geteuid() != 0 and "pg" not in skip:
+
+    def names(text):
+        out = set()
+        for n in filter(None, (x.strip() for x in text.split(","))):
+            if n == "all":
+                out.update(SYSTEMS)
+            elif ALIASES.get(n, n) in SYSTEMS:
+                out.add(ALIASES.get(n, n))
+            else:
+                die(f"unknown system {n!r} (known: {', '.join(SYSTEMS)}; aliases "
+                    f"{', '.join(ALIASES)}; all)")
+        return out
+    selected = [n for n in SYSTEMS if n in names(args.systems) - names(args.skip)]
+    if not selected:
+        die("no system selected (--systems, --skip)")
+    if any(n.startswith("ordermesh") for n in selected):
+        for b in (args.orderd, args.orderbench):
+            if not os.access(b, os.X_OK):
+                die(f"{b} is not built")
+    if os.geteuid() != 0 and any(n.startswith("postgresql") for n in selected):
         die("run as root (postgres is started as nobody through setpriv)")
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -798,15 +1079,19 @@ def main():
     atexit.register(lambda: shutil.rmtree(root, ignore_errors=True))
     t_start = time.monotonic()
     mach, disk = machine(), disk_info(root)
-    log(f"{mach['nproc']} CPUs ({mach['cpu']}), disk {disk}; data under {root}")
+    log(f"{mach['nproc']} CPUs ({mach['cpu']}), disk {disk}; data under {root}; systems "
+        f"{', '.join(selected)}")
 
-    systems = []
-    if "pg" not in skip:
-        systems.append(Postgres(args, root))
-    if "om1" not in skip:
-        systems.append(Ordermesh(args, root, 1))
-    if "om3" not in skip:
-        systems.append(Ordermesh(args, root, 3))
+    make = {
+        "postgresql": lambda: Postgres(args, root),
+        "ordermesh-1": lambda: Ordermesh(args, root, 1),
+        "ordermesh-3": lambda: Ordermesh(args, root, 3),
+        "postgresql-sync": lambda: PostgresSync(args, root),
+        "ordermesh-3-rf3": lambda: Ordermesh(args, root, 3, name="ordermesh-3-rf3",
+                                             extra=RF3_FLAGS, replication_factor=3,
+                                             peers="replicated"),
+    }
+    systems = [make[n]() for n in selected if n in make]
     for s in systems:
         s.start()
     # Sized for the whole session: every run adds stock for its own length at this rate.
@@ -816,7 +1101,7 @@ def main():
 
     def record(r):
         results.append(r)
-        log(f"  {r['system']:<14} {r['tag']:<14} {r['tput']:9.1f} ops/s"
+        log(f"  {r['system']:<15} {r['tag']:<16} {r['tput']:9.1f} ops/s"
             + (f"  p50 {r['p50']:.2f}  p99 {r['p99']:.2f} ms  errors {r['errors']}"
                if 'p99' in r else f"  ({r.get('micros_per_op')} µs/op)"))
 
@@ -825,34 +1110,48 @@ def main():
         log(f"saturation, repeat {rep + 1}/{args.repeats}")
         for s in systems:
             record(s.run(args.duration, args.warmup, tag="saturation"))
-        if "db_bench" not in skip:
+        if "db_bench" in selected:
             for threads in (1, 16):
                 record(db_bench(args, root, threads, 3 if args.quick else 10))
 
     summary = summarize(results)
-    pg_max = summary.get(("postgresql", "saturation"), {}).get("tput")
-    half = round(pg_max / 2) if pg_max else None
-    rates = []
-    if half:
-        rates.append(("half-pg-rate", half))
-    if not args.quick and pg_max:
-        rates.append(("pg-max-rate", round(pg_max)))
-        om1 = summary.get(("ordermesh-1", "saturation"), {}).get("tput")
-        if om1:
-            rates.append(("half-om1-rate", round(om1 / 2)))
-    # Phase 2: fixed rates, the same rate for every system, alternating.
-    for tag, rate in rates:
+
+    def sat(system):
+        return summary.get((system, "saturation"), {}).get("tput")
+    # Open-loop rates from each PostgreSQL's saturation, run by the systems of its group (peers):
+    # postgresql with ordermesh-1 and -3, postgresql-sync with ordermesh-3-rf3.
+    rates = []  # (tag, rate, peers)
+    half = half_sync = None
+    for peers, pg_name, pg_short, om_name, om_short in (
+            ("single", "postgresql", "pg", "ordermesh-1", "om1"),
+            ("replicated", "postgresql-sync", "pgsync", "ordermesh-3-rf3", "om3rf3")):
+        pg_max = sat(pg_name)
+        if not pg_max:
+            continue
+        if peers == "single":
+            half = round(pg_max / 2)
+        else:
+            half_sync = round(pg_max / 2)
+        rates.append((f"half-{pg_short}-rate", round(pg_max / 2), peers))
+        if not args.quick:
+            rates.append((f"{pg_short}-max-rate", round(pg_max), peers))
+            if sat(om_name):
+                rates.append((f"half-{om_short}-rate", round(sat(om_name) / 2), peers))
+    # Phase 2: fixed rates, the same rate for every system of the group, alternating.
+    for tag, rate, peers in rates:
         for rep in range(args.repeats):
             log(f"open loop at {rate} ops/s ({tag}), repeat {rep + 1}/{args.repeats}")
             for s in systems:
-                if tag == "half-om1-rate" and isinstance(s, Postgres):
+                if s.peers != peers:
+                    continue
+                if tag.startswith("half-om") and isinstance(s, Postgres):
                     continue  # beyond PostgreSQL's maximum
                 record(s.run(args.duration, args.warmup, rate=rate, tag=tag))
 
     cleanup()
     summary = summarize(results)
     elapsed = time.monotonic() - t_start
-    ratio_rows = ratios(summary, half)
+    ratio_rows = ratios(summary, half, half_sync)
     print()
     print(table(summary))
     print()
@@ -871,7 +1170,7 @@ def main():
     if not args.no_doc:
         load_end = Path("/proc/loadavg").read_text().split()[:3]
         write_doc(args.out, args, mach, disk, summary, ratio_rows, half, args.argv, elapsed,
-                  " ".join(load_end))
+                  " ".join(load_end), half_sync)
         log(f"wrote {args.out}")
 
 
