@@ -130,7 +130,8 @@ void fail_waiters(entity_actor<Traits>*, const domain::failure&) {}
 
 /// Fails every held reply and stops; the supervisor restarts the entity from disk.
 template <class Traits>
-void fail_and_stop(entity_actor<Traits>* self, const domain::failure& why) {
+void fail_and_stop(entity_actor<Traits>* self, const domain::failure& why,
+                   bool not_a_crash = false) {
   auto& s = self->state;
   s.ctx->log().error("node={} entity={}/{} stops: {}", s.ctx->node_id(), Traits::name, s.key.id,
                      why.message);
@@ -143,7 +144,9 @@ void fail_and_stop(entity_actor<Traits>* self, const domain::failure& why) {
   for (auto& d : deferred)
     d.first.deliver(make_error(why));
   fail_waiters(self, why);
-  self->quit(caf::exit_reason::user_shutdown);
+  // The supervisor restarts it either way; only a crash counts toward its quarantine.
+  self->quit(not_a_crash ? make_error(domain::errc::unavailable, why.message)
+                         : caf::error{caf::exit_reason::user_shutdown});
 }
 
 /// Runs `f` once everything submitted so far is durable (at once when nothing is in flight).
@@ -161,23 +164,12 @@ void when_durable(entity_actor<Traits>* self, durable_callback f) {
 /// change) as one atomic write; `done` runs once that write is synced, or with the failure.
 /// `exposed`: the caller will let other entities of this node act on the change before it is
 /// durable (see write_request::exposed). False when the storage refused it at once: `done` has
-/// run with the error, and the entity is stopping unless the shard's writes were paused (then
-/// nothing was applied and it goes on).
+/// run with the error and the entity is stopping.
 template <class Traits>
 bool persist(entity_actor<Traits>* self, const std::vector<typename Traits::event>& events,
              durable_callback done, bool exposed = false) {
   auto& s = self->state;
   auto& ctx = *s.ctx;
-  if (ctx.storage().writes_paused(s.key.shard)) {
-    // Replication cannot acknowledge this shard's writes now (too few in-sync replicas):
-    // refused before the state changes, so the entity keeps running (no restart, and no
-    // quarantine for a client that retries).
-    done(domain::failure{domain::errc::unavailable,
-                         "shard " + std::to_string(s.key.shard) +
-                             " cannot acknowledge writes right now (too few in-sync replicas); "
-                             "retry"});
-    return false;
-  }
   persistence::write_request req;
   req.key = s.key;
   req.shard_epoch = s.shard_epoch;  // refused by storage if the shard changed owner since
@@ -220,7 +212,12 @@ bool persist(entity_actor<Traits>* self, const std::vector<typename Traits::even
     // The state above is ahead of the disk now: answer and restart from disk.
     auto code = why.kind() == persistence::status::code::overloaded ? domain::errc::overloaded
                                                                     : domain::errc::unavailable;
-    fail_and_stop(self, domain::failure{code, "storage refused the write: " + why.message()});
+    // Refused because replication cannot acknowledge the shard now (writes paused): a restart,
+    // but not a crash of this entity (no quarantine for a client that retries).
+    bool paused = why.kind() == persistence::status::code::unavailable &&
+                  ctx.storage().writes_paused(s.key.shard);
+    fail_and_stop(self, domain::failure{code, "storage refused the write: " + why.message()},
+                  paused);
   }
   return queued;
 }

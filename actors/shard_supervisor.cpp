@@ -204,11 +204,16 @@ void on_down(self_ptr self, const caf::down_msg& dm) {
       spawn_into(self, key, sl);
     return;
   }
-  // Crashed (or stopped itself after a failed write).
+  // Crashed (or stopped itself after a failed write). One that stopped because its shard's
+  // writes were paused (replication: too few in-sync replicas) restarts without counting as a
+  // crash: a client retrying through a failover must not get it quarantined.
   auto now = clock_type::now();
   auto& cfg = s.ctx->settings();
   s.ctx->entity_restarts.fetch_add(1, std::memory_order_relaxed);
-  sl.crashes.push_back(now);
+  bool paused = dm.reason.category() == error_category() &&
+                dm.reason.code() == static_cast<uint8_t>(domain::errc::unavailable);
+  if (!paused)
+    sl.crashes.push_back(now);
   while (!sl.crashes.empty() && now - sl.crashes.front() > cfg.restart_window)
     sl.crashes.pop_front();
   if (sl.crashes.size() > cfg.restart_limit) {

@@ -65,6 +65,9 @@ ops:
   order.list       --user-id U                               (own token or admin)
   admin.crash      --entity kind/id                          (admin; fault injection)
   cluster.status
+  cluster.leave    --node-id ID                              (admin; not in a replicated cluster)
+  cluster.force-primary --shard N --node ID                  (admin; CAN LOSE ACKNOWLEDGED
+                   WRITES: only for a shard whose every in-sync replica is gone for good)
   cluster-status                                             cluster.status as a table: members,
                                                              coordinator, unreachable, shard owners
 
@@ -133,7 +136,7 @@ json parse_items(const std::string& text) {
 }
 
 json arg_value(const std::string& key, const std::string& value) {
-  if (key == "amount_cents" || key == "price_cents" || key == "quantity") {
+  if (key == "amount_cents" || key == "price_cents" || key == "quantity" || key == "shard") {
     auto number = parse_integer(value);
     if (!number) {
       throw usage_error{"--" + key + " expects an integer, got '" + value + "'"};
@@ -250,7 +253,10 @@ command_line parse_command_line(int argc, char** argv) {
     throw usage_error{"unexpected argument '" + positional[1] + "' (args are --key value)"};
   }
   cl.op = positional[0];
-  for (const auto& [key, value] : op_args) {
+  for (auto [key, value] : op_args) {
+    if (key == "node" && cl.op == "cluster.force-primary") {
+      key = "node_id";  // the and the docs' spelling: --node ID
+    }
     if (cl.args.contains(key)) {
       throw usage_error{"--" + key + " given twice"};
     }

@@ -94,6 +94,12 @@ struct member_status {
 /// (member_status_atom) -> member_status
 using member_status_atom = caf::atom_constant<caf::atom("m_status")>;
 
+/// (force_primary_atom, uint16_t shard, std::string node_id) -> (bool done, uint64_t epoch,
+/// std::string why): the operator's unclean promotion (orderctl cluster.force-primary):
+/// `node_id` becomes the shard's primary at epoch + 1, alone in its ISR. CAN LOSE ACKNOWLEDGED
+/// WRITES (docs/REPLICATION.md, "Failover"). Asked by this node's gateway only.
+using force_primary_atom = caf::atom_constant<caf::atom("m_force")>;
+
 }  // namespace ordermesh::cluster
 
 // Asked by this node's gateway only: never serialized.

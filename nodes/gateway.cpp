@@ -447,6 +447,32 @@ void handle(self_ptr self, protocol::request req) {
               },
               [self, req](caf::error& err) { refuse(self, req, err); });
       return;
+    case op::cluster_force_primary:
+      if (!who.admin) {
+        refuse(self, req, errc::forbidden, "cluster.force-primary needs the admin token");
+        return;
+      }
+      if (g.alone) {
+        refuse(self, req, errc::invalid_state, "a node alone has no replicas to promote");
+        return;
+      }
+      self->request(g.agent, g.request_timeout, cluster::force_primary_atom::value,
+                    static_cast<uint16_t>(req.shard), req.node_id)
+          .then(
+              [self, req](bool done, uint64_t epoch, const std::string& why) {
+                if (!done) {
+                  refuse(self, req, errc::invalid_state, why);
+                  return;
+                }
+                answer(self, req,
+                       json{{"shard", req.shard},
+                            {"primary", req.node_id},
+                            {"epoch", epoch},
+                            {"warning", "forced: acknowledged writes that were not on " +
+                                            req.node_id + " are lost"}});
+              },
+              [self, req](caf::error& err) { refuse(self, req, err); });
+      return;
   }
   refuse(self, req, errc::bad_request, "unknown op");
 }

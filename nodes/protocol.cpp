@@ -24,7 +24,7 @@ struct op_entry {
   op value;
 };
 
-constexpr std::array<op_entry, 16> op_table{{
+constexpr std::array<op_entry, 17> op_table{{
     {"user.register", op::user_register},
     {"user.login", op::user_login},
     {"user.get", op::user_get},
@@ -41,6 +41,7 @@ constexpr std::array<op_entry, 16> op_table{{
     {"admin.crash", op::admin_crash},
     {"cluster.status", op::cluster_status},
     {"cluster.leave", op::cluster_leave},
+    {"cluster.force-primary", op::cluster_force_primary},
 }};
 
 bool op_from_string(std::string_view text, op& out) {
@@ -271,6 +272,10 @@ std::string read_args(const json& object, request& req) {
     case op::cluster_status:
       break;
     case op::cluster_leave:
+      args.id("node_id", req.node_id);
+      break;
+    case op::cluster_force_primary:
+      args.integer("shard", req.shard, 0, 65534);
       args.id("node_id", req.node_id);
       break;
   }

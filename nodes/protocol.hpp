@@ -32,6 +32,7 @@ enum class op : uint8_t {
   admin_crash,
   cluster_status,
   cluster_leave,
+  cluster_force_primary,
 };
 /// "user.register", ...
 std::string_view to_string(op o);
@@ -53,7 +54,8 @@ struct request {
   std::vector<domain::order_item> items;                       // unit_price_cents 0
   domain::entity_kind crash_kind = domain::entity_kind::user;  // admin.crash {entity: "kind/id"}
   std::string crash_id;
-  std::string node_id;  // cluster.leave
+  std::string node_id;  // cluster.leave, cluster.force-primary
+  int64_t shard = 0;    // cluster.force-primary
 };
 
 /// Parse outcome: on failure `error.code` is set (bad_request or too_large) and `id` holds the

@@ -8,6 +8,7 @@
 #include "cluster/agent/agent_state.hpp"
 #include "cluster/coordination/local_seed.hpp"
 #include "cluster/replica_sink.hpp"
+#include "cluster/replication/failover.hpp"
 #include "persistence/storage_engine.hpp"
 
 namespace ordermesh::cluster {
@@ -136,6 +137,51 @@ void tick(self_ptr self) {
   self->delayed_send(self, tick_interval, tick_atom::value);
 }
 
+using force_result = caf::result<bool, uint64_t, std::string>;
+
+force_result refused_force(std::string why) {
+  return force_result(false, uint64_t{0}, std::move(why));
+}
+
+/// The operator's unclean promotion: checked by replication::force_primary (a member, a shard
+/// that exists), written by one guarded txn. Refused while the shard's primary is alive at the
+/// incarnation its ISR entry names: a healthy shard never needs it.
+force_result force_primary(self_ptr self, uint16_t shard, const std::string& node) {
+  auto& s = self->state;
+  if (!s.state || !s.state->config || shard >= s.state->shards.size())
+    return refused_force("no shard map yet, or no shard " + std::to_string(shard));
+  auto check = replication::choose_failover(*s.state, shard);
+  if (check.outcome == replication::failover_outcome::none ||
+      check.outcome == replication::failover_outcome::promote)
+    return refused_force("shard " + std::to_string(shard) +
+                         " has a live primary or an in-sync replica to fail over to; "
+                         "force-primary is only for a shard that is unavailable for good");
+  auto d = replication::force_primary(*s.state, shard, node);
+  if (d.outcome != replication::failover_outcome::promote)
+    return refused_force(d.reason);
+  s.log->critical(
+      "node={} shard {}: the operator forces {} as primary at epoch {} (acknowledged writes "
+      "not on it are lost)",
+      me(self), shard, node, d.next.epoch);
+  auto rp = self->make_response_promise<bool, uint64_t, std::string>();
+  auto epoch = d.next.epoch;
+  self->request(s.driver, s.cfg.request_timeout, coord_write_atom::value, d.next,
+                s.state->shards[shard].mod_revision)
+      .then(
+          [rp, epoch, shard](bool written) mutable {
+            if (written)
+              rp.deliver(true, epoch, std::string{});
+            else
+              rp.deliver(false, uint64_t{0},
+                         "shard " + std::to_string(shard) +
+                             " changed meanwhile; read cluster.status and ask again");
+          },
+          [rp](caf::error& err) mutable {
+            rp.deliver(false, uint64_t{0}, "the store did not take it: " + caf::to_string(err));
+          });
+  return rp;
+}
+
 member_status status_of(self_ptr self) {
   auto& s = self->state;
   member_status r;
@@ -253,6 +299,9 @@ caf::behavior member_agent(self_ptr self, member_agent_config cfg,
         return rp;
       },
       [self](member_status_atom) { return status_of(self); },
+      [self](force_primary_atom, uint16_t shard, const std::string& node) {
+        return force_primary(self, shard, node);
+      },
   };
 }
 

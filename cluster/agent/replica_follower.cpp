@@ -149,6 +149,10 @@ tail_reply tail(follower_ptr self, uint16_t shard, uint64_t epoch, uint64_t from
   auto fence = storage.replica(shard).fence;
   if (fence > epoch)
     return head(replica_reply::stale, fence);
+  // From now on nothing of an older epoch is taken: a deposed primary that wakes up cannot hand
+  // this replica a batch the new primary, which has just asked, would then lack.
+  if (auto st = storage.fence_replica(shard, epoch); !st)
+    return head(replica_reply::failed, storage.replica_position(shard));
   std::optional<std::vector<ps::shard_delta>> ds;
   {
     std::lock_guard<std::mutex> lock(ctx.rings_mu);

@@ -181,6 +181,7 @@ led_shard* lead(leader_ptr self, uint16_t shard, uint64_t epoch, rep::position e
   sync_followers(self, n);
   s.ctx->log->info("node={} shard {}: leads epoch {} from position {}, replicas {}, ISR {}",
                    me(self), shard, epoch, end_before, a.replicas.size(), a.isr.size());
+  update_pause(self, shard);  // at once: no write may slip in while the ISR is too small
   return &n;
 }
 
@@ -293,7 +294,7 @@ void send_chunk(leader_ptr self, uint16_t shard, const std::string& node, bool f
                 std::move(records), chunk.done, position, f.copy->epoch())
       .then(
           [self, shard, node, epoch, done = chunk.done, position](uint8_t code, uint64_t, uint64_t,
-                                                                  int64_t) {
+                                                                  int64_t incarnation) {
             auto* at = led_at(self, shard, epoch);
             if (!at)
               return;
@@ -310,8 +311,15 @@ void send_chunk(leader_ptr self, uint16_t shard, const std::string& node, bool f
             }
             link.copy.reset();
             link.next = position + 1;
+            // The copy is our own log up to `position`, synced there: an ack like any other,
+            // so the replica can re-enter the ISR without waiting for the next write.
+            auto acked = std::min(position, at->log->log_end());
+            at->log->ack(node, incarnation, epoch, acked, at->log->next_round(), clock_type::now());
+            link.incarnation = incarnation;
+            link.acked = acked;
             self->state.ctx->log->info("node={} shard {}: {} holds the copy, position {}", me(self),
                                        shard, node, position);
+            settle(self, shard);
             pump(self, shard, node);
           },
           [self, shard, node, epoch](caf::error&) {
@@ -615,13 +623,21 @@ caf::typed_response_promise<bool> prepare(leader_ptr self, uint16_t shard, uint6
     self->request(f->second, std::chrono::milliseconds(1500), replica_tail_atom::value, shard,
                   epoch, from)
         .then(
-            [round, one_done](uint8_t code, uint64_t, uint64_t, int64_t,
-                              std::vector<replica_delta>& tail) {
+            [self, round, one_done, m](uint8_t code, uint64_t position, uint64_t, int64_t,
+                                       std::vector<replica_delta>& tail) {
+              self->state.ctx->log->debug(
+                  "node={} shard {}: {} answers the promotion with code {}, position {}, {} "
+                  "batch(es)",
+                  me(self), round->shard, m, code, position, tail.size());
               if (static_cast<replica_reply>(code) == replica_reply::ok && !tail.empty())
                 round->tails.push_back(std::move(tail));
               one_done();
             },
-            [one_done](caf::error&) { one_done(); });
+            [self, round, one_done, m](caf::error& err) {
+              self->state.ctx->log->warn("node={} shard {}: no tail from {} for the promotion: {}",
+                                         me(self), round->shard, m, caf::to_string(err));
+              one_done();
+            });
   }
   if (round->waiting == 0)
     finish_prepare(self, round);

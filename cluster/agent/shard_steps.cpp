@@ -1,5 +1,7 @@
 // Carries out the shard reconciler's steps (cluster/coordination/shard_reconciler.hpp): own a
 // shard, drop it, write a flip or an abort to the store. The copy itself is shard_copy.cpp.
+#include <algorithm>
+
 #include <spdlog/logger.h>
 #include <caf/all.hpp>
 
@@ -186,6 +188,26 @@ void run_step(self_ptr self, const co::shard_assignment& a, const co::shard_step
   }
 }
 
+/// A follower that reads a newer epoch of a shard in the store refuses the older epoch's
+/// batches from then on (fence_replica, synced): a deposed primary that wakes up cannot hand it
+/// a batch the new primary lacks (it would need a full copy while in the ISR). Batches of
+/// older epochs still apply when the new primary sends them (storage_engine's sent_at_epoch).
+void fence_followed(self_ptr self) {
+  auto& s = self->state;
+  if (!s.repl)
+    return;
+  for (const auto& a : s.state->shards) {
+    if (a.primary == me(self) || a.replicas.size() < 2 || s.storage->owned_epoch(a.shard) != 0 ||
+        std::find(a.replicas.begin(), a.replicas.end(), me(self)) == a.replicas.end() ||
+        s.storage->replica(a.shard).fence >= a.epoch)
+      continue;
+    auto st = s.storage->fence_replica(a.shard, a.epoch);
+    if (!st)
+      s.log->warn("node={} shard {}: cannot record epoch {}: {}", me(self), a.shard, a.epoch,
+                  st.to_string());
+  }
+}
+
 }  // namespace
 
 void reconcile(self_ptr self) {
@@ -202,6 +224,7 @@ void reconcile(self_ptr self) {
       it = s.refused_shards.erase(it);
     else
       ++it;
+  fence_followed(self);
   auto steps = co::reconcile(*s.state, me(self), s.local);
   for (const auto& step : steps) {
     if (step.what != co::step::send)

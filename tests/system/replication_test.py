@@ -12,6 +12,9 @@ three nodes started with --replication-factor 3 --min-insync 2.
     its shards fail over too, again losing nothing
   * four clients depositing while each node in turn is killed -9 and restarted: every
     acknowledged deposit is in the final balances exactly once
+  * cluster.force-primary: refused for a healthy shard, a non-member, without the admin token;
+    after every in-sync replica of every shard is gone, it promotes the one node left, which
+    serves what it holds; writes resume once a second replica is back
   * two of three killed: the shards of the survivor can no longer reach min-insync replicas,
     so writes answer `unavailable` (never acknowledged on one disk); both restarted, the
     cluster serves everything acknowledged before, and new writes
@@ -306,6 +309,78 @@ def test_two_of_three_killed():
         stop_and_audit(c, ents)
 
 
+def test_force_primary():
+    """cluster.force-primary: refused for a healthy shard, for a non-member and without the admin
+    token; for a shard whose every in-sync replica is gone it makes the named node primary at a
+    higher epoch, alone in the ISR: what that node holds is served (writes stay paused below
+    --min-insync), and once another replica is back and caught up, writes are acknowledged
+    again."""
+    with h.Session("repl-force") as s:
+        _, c, st = rf3_cluster(s, "force")
+        shop = ect.Shop(c, c.nodes, tag="f", products=6, users=9, orders=3)
+        u = shop.users[0]
+        shard = h.shard_of("user", u, 64)
+        ctrl = next(n for n in c.nodes if n.name == st["controller"])
+        first, second = [n for n in c.nodes if n is not ctrl]
+        with c.admin(ctrl) as adm:
+            r = adm.request("cluster.force-primary", {"shard": shard, "node_id": first.name})
+            eq(ect.code_of(r), "invalid_state", "force-primary of a healthy shard")
+            r = adm.request("cluster.force-primary", {"shard": shard, "node_id": "nobody"})
+            eq(ect.code_of(r), "invalid_state", "force-primary to a non-member")
+        with h.Client(ctrl.port) as anon:
+            r = anon.request("cluster.force-primary", {"shard": shard, "node_id": first.name})
+            check(ect.code_of(r) in ("forbidden", "unauthorized"), f"without the admin token: {r}")
+        # `first` dies and stays down; a write to the shard makes its primary drop it from the
+        # ISR (lag), so `first` is behind: what it holds is older than what was acknowledged.
+        with c.admin(ctrl) as adm:
+            held = adm.ok_retry("user.get", {"user_id": u})["balance_cents"]
+        first.kill()
+        with c.admin(ctrl, timeout=ect.CLIENT_TIMEOUT) as adm:
+            adm.ok_retry("user.deposit", {"user_id": u, "amount_cents": 100,
+                                          "request_id": "while-first-down"}, timeout=30.0)
+        h.wait_until(lambda: (lambda x: x and first.name not in x["shards"][shard]["isr"])(
+            c.status(ctrl)), 60.0, 0.5, f"{first.name} out of shard {shard}'s ISR")
+        ctrl.kill()
+        second.kill()
+        first.start()
+        h.wait_until(lambda: c.status(first), 30.0, 0.5, f"{first.name} answering")
+        with c.admin(first) as adm:
+            eq(ect.code_of(adm.request("user.get", {"user_id": u})), "unavailable",
+               f"{u} with no in-sync replica of shard {shard} left")
+        c.wait_members([first], [first.name], timeout=ect.GONE_TIMEOUT)  # their leases ended
+        epoch = c.status(first)["shards"][shard]["epoch"]
+        p = h.orderctl("--port", first.port, "cluster.force-primary", "--shard", shard,
+                       "--node", first.name, token=c.admin_token)
+        eq(p.returncode, 0, f"orderctl cluster.force-primary: {p.stdout} {p.stderr}")
+        sh = h.wait_until(lambda: (lambda x: x and x["shards"][shard]["primary"] == first.name
+                                   and x["shards"][shard])(c.status(first)), 30.0, 0.3,
+                          f"{first.name} primary of shard {shard}")
+        check(sh["epoch"] > epoch and sh["isr"] == [first.name],
+              f"forced: epoch {epoch} -> {sh['epoch']}, ISR {sh['isr']}")
+        with c.admin(first) as adm:
+            got = adm.ok_retry("user.get", {"user_id": u})
+            log(f"forced shard {shard} onto {first.name} (epoch {epoch} -> {sh['epoch']}): {u} "
+                f"has {got['balance_cents']} (the deposit made while it was down is lost, as "
+                "documented)")
+            eq(got["balance_cents"], held, f"{u}: what {first.name} held, served")
+            r = deposit(adm, u, 5, "forced-1")
+            eq(ect.code_of(r), "unavailable", "a write with one in-sync replica")
+        second.start()
+        with c.admin(first) as adm:
+            eq(adm.ok_retry("user.deposit", {"user_id": u, "amount_cents": 5,
+                                             "request_id": "forced-1"},
+                            timeout=60.0)["balance_cents"],
+               got["balance_cents"] + 5, "a write once a second replica is back")
+        ctrl.start()
+        try:
+            h.wait_until(lambda: isr_complete(c, c.nodes), ISR_TIMEOUT, 0.5, "every ISR complete")
+        except AssertionError:
+            st = c.status(first)
+            log(f"incomplete: {[(x['shard'], x['primary'], x['epoch'], x['isr'], x['isr_incarnations']) for x in st['shards'] if len(x['isr']) < 3][:6]}; members {ect.incarnations(st)}")
+            raise
+
+
 if __name__ == "__main__":
     h.main([test_replicated_shard_map, test_kill9_primary_fails_over_and_rejoins,
-            test_primaries_killed_under_load, test_two_of_three_killed], __doc__)
+            test_primaries_killed_under_load, test_two_of_three_killed, test_force_primary],
+           __doc__)
