@@ -691,6 +691,13 @@ status storage_engine::apply_replicated(const shard_delta& d) {
   return impl_->write_and_wait(std::move(w), /*bounded=*/true);
 }
 
+bool storage_engine::submit_replicated(shard_delta d, write_callback done, status* why) {
+  detail::pending_write w;
+  w.replica = detail::replica_op{detail::replica_op::kind::apply, std::move(d)};
+  w.done = std::move(done);
+  return impl_->writer->submit(w, /*bounded=*/true, why);
+}
+
 status storage_engine::fence_replica(uint16_t shard, uint64_t epoch) {
   detail::pending_write w;
   w.replica =

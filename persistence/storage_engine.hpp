@@ -351,6 +351,11 @@ class storage_engine {
   /// and is taken even when max_unacked_batches are held: two nodes that are each other's
   /// followers would otherwise wait for each other. Blocking: refused from a write callback.
   status apply_replicated(const shard_delta& d);
+  /// apply_replicated without waiting: queued like a write (bounded: false and *why overloaded
+  /// when the queue is full), so that the deltas of many shards share one synced batch (group
+  /// commit on the follower too); `done` runs on the writer thread with what apply_replicated
+  /// would have returned, and must not block.
+  bool submit_replicated(shard_delta d, write_callback done, status* why = nullptr);
   /// Follower: records that `epoch` has been seen for `shard` (synced), so that every delta with
   /// a lower epoch is refused from now on, before the new primary's first delta arrives. Refused
   /// (invalid) if this node owns the shard, for epoch 0 and shard 0xFFFF. Lower than the fence:

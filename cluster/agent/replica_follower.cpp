@@ -6,6 +6,8 @@
 // so that it can catch the others up if it becomes primary. Detached: every call is a synced
 // write.
 #include <future>
+#include <map>
+#include <optional>
 
 #include <spdlog/logger.h>
 #include <caf/all.hpp>
@@ -17,11 +19,26 @@ namespace ordermesh::cluster::agent {
 
 namespace {
 
-using reply = std::tuple<uint8_t, uint64_t, uint64_t, int64_t>;
 namespace ps = persistence;
+using reply = std::tuple<uint8_t, uint64_t, uint64_t, int64_t>;
+/// (id, index, status code, message): a queued delta's write is through (from the writer thread).
+using applied_atom = caf::atom_constant<caf::atom("r_applied")>;
+
+/// One append being applied: its deltas are queued in the storage engine at once (so that many
+/// shards' appends share a synced batch) and answered when the last one is through.
+struct pending_apply {
+  caf::typed_response_promise<uint8_t, uint64_t, uint64_t, int64_t> rp;
+  uint16_t shard = 0;
+  uint64_t epoch = 0;
+  std::vector<ps::shard_delta> deltas;
+  std::vector<std::optional<ps::status>> results;  // per delta, once its write is through
+  size_t waiting = 0;
+};
 
 struct follower_state {
   replication_context_ptr ctx;
+  std::map<uint64_t, pending_apply> pending;
+  uint64_t next_id = 0;
   static inline const char* name = "ordermesh.replica_follower";
 };
 using follower_ptr = caf::stateful_actor<follower_state>*;
@@ -57,30 +74,102 @@ reply refused(const replication_context& ctx, uint16_t shard, uint64_t epoch,
   return answer(ctx, shard, replica_reply::failed, storage.replica_position(shard));
 }
 
-reply apply(follower_ptr self, uint16_t shard, uint64_t epoch,
-            const std::vector<replica_delta>& deltas) {
-  auto& ctx = *self->state.ctx;
+ps::status status_of(uint8_t code, std::string message) {
+  using c = ps::status::code;
+  switch (static_cast<c>(code)) {
+    case c::ok:
+      return ps::status::ok();
+    case c::duplicate:
+      return ps::status::duplicate(std::move(message));
+    case c::out_of_order:
+      return ps::status::out_of_order(std::move(message));
+    case c::diverged:
+      return ps::status::diverged(std::move(message));
+    case c::invalid:
+      return ps::status::invalid(std::move(message));
+    case c::overloaded:
+      return ps::status::overloaded(std::move(message));
+    default:
+      return ps::status::io_error(std::move(message));
+  }
+}
+
+/// Every delta of the append is through: the answer is the first refusal's, in order, or ok.
+void finish_apply(follower_ptr self, uint64_t id) {
+  auto& st = self->state;
+  auto it = st.pending.find(id);
+  if (it == st.pending.end() || it->second.waiting > 0)
+    return;
+  auto& p = it->second;
+  auto& ctx = *st.ctx;
+  reply r = answer(ctx, p.shard, replica_reply::ok, ctx.storage->replica_position(p.shard));
+  for (size_t i = 0; i < p.results.size(); ++i) {
+    const auto& res = *p.results[i];
+    if (res.kind() == ps::status::code::duplicate)
+      continue;
+    if (!res) {
+      r = refused(ctx, p.shard, p.epoch, res);
+      break;
+    }
+    std::lock_guard<std::mutex> lock(ctx.rings_mu);
+    ctx.rings[p.shard].push(std::move(p.deltas[i]));
+  }
+  p.rp.deliver(std::get<0>(r), std::get<1>(r), std::get<2>(r), std::get<3>(r));
+  st.pending.erase(it);
+}
+
+caf::result<uint8_t, uint64_t, uint64_t, int64_t> apply(follower_ptr self, uint16_t shard,
+                                                        uint64_t epoch,
+                                                        const std::vector<replica_delta>& deltas) {
+  auto& st = self->state;
+  auto& ctx = *st.ctx;
   auto& storage = *ctx.storage;
-  if (shard >= ctx.rings.size() || deltas.size() > 4096)
-    return answer(ctx, shard, replica_reply::failed, 0);
+  auto now = [&](const reply& r) {
+    return caf::result<uint8_t, uint64_t, uint64_t, int64_t>(std::get<0>(r), std::get<1>(r),
+                                                             std::get<2>(r), std::get<3>(r));
+  };
+  if (shard >= ctx.rings.size() || deltas.size() > 4096 || st.pending.size() >= 4096)
+    return now(answer(ctx, shard, replica_reply::failed, 0));
   auto fence = storage.replica(shard).fence;
   if (fence > epoch)
-    return answer(ctx, shard, replica_reply::stale, fence);
+    return now(answer(ctx, shard, replica_reply::stale, fence));
+  pending_apply p;
+  p.shard = shard;
+  p.epoch = epoch;
   for (const auto& w : deltas) {
     ps::shard_delta d;
     if (w.shard != shard || w.epoch > epoch || !from_wire(w, d))
-      return answer(ctx, shard, replica_reply::failed, storage.replica_position(shard));
+      return now(answer(ctx, shard, replica_reply::failed, storage.replica_position(shard)));
     if (epoch > d.epoch)
       d.sent_at_epoch = epoch;  // a batch of an older epoch from the current primary
-    auto st = storage.apply_replicated(d);
-    if (st.kind() == ps::status::code::duplicate)
-      continue;
-    if (!st)
-      return refused(ctx, shard, epoch, st);
-    std::lock_guard<std::mutex> lock(ctx.rings_mu);
-    ctx.rings[shard].push(std::move(d));
+    p.deltas.push_back(std::move(d));
   }
-  return answer(ctx, shard, replica_reply::ok, storage.replica_position(shard));
+  if (p.deltas.empty())  // a probe
+    return now(answer(ctx, shard, replica_reply::ok, storage.replica_position(shard)));
+  auto id = ++st.next_id;
+  p.rp = self->make_response_promise<uint8_t, uint64_t, uint64_t, int64_t>();
+  p.results.resize(p.deltas.size());
+  auto rp = p.rp;
+  auto& slot = st.pending.emplace(id, std::move(p)).first->second;
+  caf::actor me = caf::actor_cast<caf::actor>(self);
+  for (size_t i = 0; i < slot.deltas.size(); ++i) {
+    ps::status why;
+    auto done = [me, id, i](const ps::status& result) {
+      caf::anon_send(me, applied_atom::value, id, static_cast<uint64_t>(i),
+                     static_cast<uint8_t>(result.kind()), result.message());
+    };
+    if (!storage.submit_replicated(slot.deltas[i], done, &why)) {
+      // Not queued (full, failing): this one answers for itself, the rest are not sent.
+      slot.results[i] = why;
+      slot.results.resize(i + 1);
+      slot.deltas.resize(i + 1);
+      break;
+    }
+    ++slot.waiting;
+  }
+  if (slot.waiting == 0)
+    finish_apply(self, id);
+  return rp;
 }
 
 reply copy_chunk(follower_ptr self, uint16_t shard, uint64_t epoch, bool first,
@@ -170,6 +259,14 @@ caf::behavior replica_follower(follower_ptr self, replication_context_ptr ctx) {
       [self](replica_append_atom, uint16_t shard, uint64_t epoch,
              const std::vector<replica_delta>& deltas) {
         return apply(self, shard, epoch, deltas);
+      },
+      [self](applied_atom, uint64_t id, uint64_t index, uint8_t code, std::string& message) {
+        auto it = self->state.pending.find(id);
+        if (it == self->state.pending.end() || index >= it->second.results.size())
+          return;
+        it->second.results[index] = status_of(code, std::move(message));
+        --it->second.waiting;
+        finish_apply(self, id);
       },
       [self](replica_copy_atom, uint16_t shard, uint64_t epoch, bool first,
              std::vector<shard_record>& records, bool done, uint64_t position,

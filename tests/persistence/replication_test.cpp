@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <functional>
 #include <future>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -491,6 +492,47 @@ TEST_CASE("replication: a new primary catches a replica up on batches of an olde
   auto f = open_engine(o);  // the raised fence is durable
   CHECK(f->replica(4).fence == 3);
   CHECK(f->replica(4).position == 3);
+}
+
+TEST_CASE("replication: queued applies answer like apply_replicated and share synced batches",
+          "[persistence][replication]") {
+  temp_dir dir;
+  storage_options o = checked_options(dir);
+  auto f = open_engine(o);
+  std::mutex mu;
+  std::vector<std::pair<int, status::code>> answers;
+  auto record = [&](int i) {
+    return [&, i](const status& st) {
+      std::lock_guard<std::mutex> lock(mu);
+      answers.emplace_back(i, st.kind());
+    };
+  };
+  auto before = f->stats().batches;
+  REQUIRE(f->submit_replicated(delta(4, 1, 1, 0, "a"), record(1)));
+  REQUIRE(f->submit_replicated(delta(5, 1, 1, 0, "b"), record(2)));
+  REQUIRE(f->submit_replicated(delta(4, 1, 2, 1, "a"), record(3)));
+  REQUIRE(f->submit_replicated(delta(4, 1, 5, 1, "a"), record(4)));  // a gap
+  REQUIRE(f->submit_replicated(delta(4, 1, 2, 1, "a"), record(5)));  // held already
+  // A barrier queued after them: once it answers, every apply above has answered.
+  write_request barrier;
+  barrier.key.shard = 4;
+  std::promise<void> through;
+  REQUIRE(f->submit(barrier, [&](const status&) { through.set_value(); }));
+  through.get_future().wait();
+  std::lock_guard<std::mutex> lock(mu);
+  REQUIRE(answers.size() == 5);
+  std::map<int, status::code> by;
+  for (auto& [i, c] : answers)
+    by[i] = c;
+  CHECK(by[1] == status::code::ok);
+  CHECK(by[2] == status::code::ok);
+  CHECK(by[3] == status::code::ok);
+  CHECK(by[4] == status::code::out_of_order);
+  CHECK(by[5] == status::code::duplicate);
+  CHECK(f->replica_position(4) == 2);
+  CHECK(f->replica_position(5) == 1);
+  // Five applies queued together do not cost five synced writes.
+  CHECK(f->stats().batches - before < 5);
 }
 
 TEST_CASE("replication: gaps duplicates and divergence are reported distinctly",
