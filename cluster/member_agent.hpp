@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -89,6 +90,9 @@ struct member_status {
   std::vector<coordination::member_record> members;
   std::vector<coordination::shard_assignment> shards;
   std::vector<std::string> unreachable;  // members this node has no connection to
+  /// For each shard this node leads with replicas: how many positions (synced batches) each
+  /// follower is behind this node's log, as of its last answer.
+  std::map<uint16_t, std::map<std::string, uint64_t>> follower_lag;
 };
 
 /// (member_status_atom) -> member_status

@@ -303,15 +303,20 @@ void cluster_status(self_ptr self, const protocol::request& req) {
               members.push_back(std::move(jm));
             }
             json shards = json::array();
-            for (auto& a : ms.shards)
-              shards.push_back({{"shard", a.shard},
-                                {"primary", a.primary},
-                                {"owner", a.primary},
-                                {"epoch", a.epoch},
-                                {"replicas", a.replicas},
-                                {"isr", a.isr},
-                                {"isr_incarnations", a.isr_incarnations},
-                                {"target", a.target}});
+            for (auto& a : ms.shards) {
+              json shard_json = {{"shard", a.shard},
+                                 {"primary", a.primary},
+                                 {"owner", a.primary},
+                                 {"epoch", a.epoch},
+                                 {"replicas", a.replicas},
+                                 {"isr", a.isr},
+                                 {"isr_incarnations", a.isr_incarnations},
+                                 {"target", a.target}};
+              // Only the shard's primary knows how far its followers are.
+              if (auto lag = ms.follower_lag.find(a.shard); lag != ms.follower_lag.end())
+                shard_json["lag"] = lag->second;
+              shards.push_back(std::move(shard_json));
+            }
             json out = {{"node_id", ctx.node_id()},
                         {"coordination", ms.coordination},
                         {"cluster_id", ms.cluster_id},

@@ -201,6 +201,10 @@ member_status status_of(self_ptr self) {
         r.unreachable.push_back(m.node_id);
     }
   }
+  if (s.repl) {
+    std::lock_guard<std::mutex> lock(s.repl->lag_mu);
+    r.follower_lag = s.repl->lag;
+  }
   return r;
 }
 

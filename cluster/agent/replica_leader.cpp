@@ -127,6 +127,10 @@ void end_lead(leader_ptr self, uint16_t shard, const std::string& why) {
   s.ctx->log->info("node={} shard {}: stops leading epoch {} ({})", me(self), shard,
                    l->second.epoch, why);
   s.led.erase(l);
+  {
+    std::lock_guard<std::mutex> lock(s.ctx->lag_mu);
+    s.ctx->lag.erase(shard);
+  }
   fail_batches(self, s.waiters.fail_shard(shard),
                "shard " + std::to_string(shard) + " changed primary before its replicas answered");
   s.ctx->storage->set_writes_paused(shard, false);
@@ -679,6 +683,17 @@ void on_view(leader_ptr self, replication_view_ptr view) {
   }
 }
 
+/// Each follower's distance from our log, for cluster.status (a follower not heard from at this
+/// epoch yet counts as the whole log behind).
+void record_lag(leader_ptr self, uint16_t shard, const led_shard& l) {
+  std::map<std::string, uint64_t> lag;
+  auto end = l.log->log_end();
+  for (const auto& [node, f] : l.followers)
+    lag[node] = end - std::min(end, f.acked);
+  std::lock_guard<std::mutex> lock(self->state.ctx->lag_mu);
+  self->state.ctx->lag[shard] = std::move(lag);
+}
+
 void tick(leader_ptr self) {
   auto& s = self->state;
   auto now = clock_type::now();
@@ -697,6 +712,7 @@ void tick(leader_ptr self) {
     for (const auto& n : nodes)
       pump(self, shard, n);
     update_pause(self, shard);
+    record_lag(self, shard, s.led.at(shard));
   }
   self->delayed_send(self, leader_tick, replica_tick_atom::value);
 }

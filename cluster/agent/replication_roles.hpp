@@ -61,6 +61,10 @@ struct replication_context {
   /// applied ones (it may lead next). Guarded by rings_mu.
   std::mutex rings_mu;
   std::vector<replication::delta_ring> rings;
+  /// What cluster.status shows: per shard this node leads, each follower's lag in positions.
+  /// Written by the leader, read by the agent. Guarded by lag_mu.
+  std::mutex lag_mu;
+  std::map<uint16_t, std::map<std::string, uint64_t>> lag;
 };
 using replication_context_ptr = std::shared_ptr<replication_context>;
 

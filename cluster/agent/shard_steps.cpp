@@ -17,8 +17,18 @@ void own(self_ptr self, uint16_t shard, uint64_t epoch) {
   auto& s = self->state;
   auto st = s.storage->own_shard(shard, epoch);
   if (!st) {
-    s.log->error("node={} cannot own shard {} at epoch {}: {}", me(self), shard, epoch,
-                 st.to_string());
+    // Refused below the fence: this node has seen a newer epoch than the shard map it acts on
+    // (it woke up from a pause); the next map names the shard's current primary.
+    bool stale =
+        st.kind() == persistence::status::code::invalid && s.storage->replica(shard).fence > epoch;
+    if (stale)
+      s.log->warn(
+          "node={} shard {}: not owning it at epoch {}: this node has seen epoch {} "
+          "(a stale shard map)",
+          me(self), shard, epoch, s.storage->replica(shard).fence);
+    else
+      s.log->error("node={} cannot own shard {} at epoch {}: {}", me(self), shard, epoch,
+                   st.to_string());
     return;
   }
   bool was_sending = s.outgoing.erase(shard) > 0;

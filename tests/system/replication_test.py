@@ -3,7 +3,8 @@
 three nodes started with --replication-factor 3 --min-insync 2.
 
   * the shard map: every shard on all three nodes, all in the ISR, each ISR entry with the
-    incarnation of its member's life; writes are acknowledged and read back through every node
+    incarnation of its member's life; writes are acknowledged and read back through every node;
+    each primary's cluster.status shows its followers' lag, 0 once they have caught up
   * kill -9 of a primary: once its lease expires the controller promotes an in-sync replica of
     each of its shards; every entity it led is served again by another node with exactly the
     state acknowledged before the kill (nothing lost), and takes new writes; the time from the
@@ -138,6 +139,23 @@ def test_replicated_shard_map():
         ents = shop.entities()
         for n in c.nodes:
             ect.snapshot(c, n, ents)
+
+        def caught_up():
+            for n in c.nodes:
+                sn = c.status(n)
+                if sn is None:
+                    return None
+                for sh in sn["shards"]:
+                    lag = sh.get("lag")
+                    if sh["primary"] != n.name:
+                        check(lag is None, f"{n.name} shows lag for shard {sh['shard']} it does "
+                              "not lead")
+                        continue
+                    want = sorted(x for x in names if x != n.name)
+                    if lag is None or sorted(lag) != want or any(v != 0 for v in lag.values()):
+                        return None
+            return True
+        h.wait_until(caught_up, 30.0, 0.3, "every primary to show its followers at lag 0")
         stop_and_audit(c, ents)
 
 
