@@ -9,9 +9,11 @@
 // is confirmed. Replies to reads wait behind the writes before them, so nobody is ever told
 // something that a crash could take back. If a write fails, the in-memory state is ahead of the
 // disk: the actor fails every held reply and stops, and its supervisor restarts it from disk.
+#include <chrono>
 #include <functional>
 #include <list>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -247,8 +249,54 @@ void on_persisted(entity_actor<Traits>* self, uint64_t ticket, bool ok, const st
   maybe_stop(self);
 }
 
+/// In a replicated cluster, runs `f` once the shard's replica leader confirms that what this
+/// node holds of the shard is committed and that no newer primary can exist yet (the read
+/// barrier, docs/REPLICATION.md "Reads"); with the reason when it cannot. At once for a shard
+/// without replicas elsewhere (and on a node alone).
+template <class Traits>
+void after_read_barrier(entity_actor<Traits>* self, durable_callback f) {
+  auto& s = self->state;
+  auto leader = s.ctx->read_barrier(s.key.shard);
+  if (!leader) {
+    f(domain::failure{});
+    return;
+  }
+  auto shard = s.key.shard;
+  // The leader answers within its commit timeout; this bound only guards against a lost reply.
+  self->request(leader, std::chrono::seconds(30), cluster::read_barrier_atom::value, shard)
+      .then([f](bool) { f(domain::failure{}); },
+            [f, shard](caf::error& err) {
+              f(domain::failure{domain::errc::unavailable,
+                                "shard " + std::to_string(shard) +
+                                    ": this node cannot confirm that its answer is committed and "
+                                    "current (" +
+                                    caf::to_string(err) + "); retry"});
+            });
+}
+
+/// Answers `rp` with `view` (taken now, so that it shows exactly the writes submitted so far)
+/// once those writes are durable and, in a replicated cluster, committed and current (the read
+/// barrier). A view taken at answer time could show a later write that is not durable yet.
+template <class Traits, class View>
+void answer_when_settled(entity_actor<Traits>* self, caf::response_promise rp, View view) {
+  when_durable(self, [self, rp, view = std::move(view)](const domain::failure& f) mutable {
+    if (f.code != domain::errc::none) {
+      rp.deliver(make_error(f));
+      return;
+    }
+    after_read_barrier(self, [rp, view](const domain::failure& g) mutable {
+      if (g.code != domain::errc::none)
+        rp.deliver(make_error(g));
+      else
+        rp.deliver(view);
+    });
+  });
+}
+
 /// Persists a rule's decision and answers `rp` with `make_view()` once durable; a refusal is
-/// answered at once and changes nothing.
+/// answered at once and changes nothing. A repeat (no events) is a read of what the first
+/// attempt wrote: it waits for that write like a read (which, after a write that timed out
+/// unacknowledged, means until it is committed).
 template <class Traits, class Decision, class MakeView>
 void decide_and_reply(entity_actor<Traits>* self, caf::response_promise rp, const Decision& d,
                       MakeView make_view) {
@@ -256,27 +304,30 @@ void decide_and_reply(entity_actor<Traits>* self, caf::response_promise rp, cons
     rp.deliver(make_error(d.error));
     return;
   }
-  auto reply = [self, rp, make_view](const domain::failure& f) mutable {
-    if (f.code != domain::errc::none)
-      rp.deliver(make_error(f));
+  if (d.events.empty()) {
+    answer_when_settled(self, std::move(rp), make_view(self->state.st));
+    return;
+  }
+  // The view is taken right after the events are applied: later writes applied before this one
+  // is durable must not show in its answer.
+  using view_type = decltype(make_view(self->state.st));
+  auto view = std::make_shared<std::optional<view_type>>();
+  auto reply = [rp, view](const domain::failure& f) mutable {
+    if (f.code != domain::errc::none || !*view)
+      rp.deliver(make_error(f.code != domain::errc::none
+                                ? f
+                                : domain::failure{domain::errc::unavailable, "write not applied"}));
     else
-      rp.deliver(make_view(self->state.st));
+      rp.deliver(**view);
   };
-  if (d.events.empty())
-    when_durable(self, std::move(reply));  // a repeat: answer once what it saw is durable
-  else
-    persist(self, d.events, std::move(reply));
+  if (persist(self, d.events, std::move(reply)))
+    *view = make_view(self->state.st);
 }
 
-/// Answers a read once everything before it is durable.
+/// Answers a read once everything before it is durable (and committed, in a replicated cluster).
 template <class Traits, class MakeView>
 void reply_read(entity_actor<Traits>* self, caf::response_promise rp, MakeView make_view) {
-  when_durable(self, [self, rp, make_view](const domain::failure& f) mutable {
-    if (f.code != domain::errc::none)
-      rp.deliver(make_error(f));
-    else
-      rp.deliver(make_view(self->state.st));
-  });
+  answer_when_settled(self, std::move(rp), make_view(self->state.st));
 }
 
 /// Runs `cmd` now, or after the current multi-step operation when one is in flight.

@@ -79,6 +79,16 @@ class node_context {
   void set_lease_until(int64_t steady_ns) { lease_until_ns_.store(steady_ns); }
   bool lease_valid() const;
 
+  /// In a replicated cluster: the actor that answers the read barrier (read_barrier_atom) for
+  /// `shard`, or null when the shard has no replica on another node (nothing to wait for).
+  /// Installed once at start-up, before the first entity runs; unset on a node alone.
+  void set_read_barrier(std::function<caf::actor(uint16_t)> lookup) {
+    read_barrier_ = std::move(lookup);
+  }
+  caf::actor read_barrier(uint16_t shard) const {
+    return read_barrier_ ? read_barrier_(shard) : caf::actor{};
+  }
+
   std::atomic<int64_t> active_entities{0};
   std::atomic<uint64_t> entity_restarts{0};
 
@@ -91,6 +101,7 @@ class node_context {
   std::vector<caf::actor> supervisors_;
   cluster::routing_ptr routes_;  // read with std::atomic_load: the agent swaps it at any time
   std::atomic<int64_t> lease_until_ns_{std::numeric_limits<int64_t>::max()};
+  std::function<caf::actor(uint16_t)> read_barrier_;
 };
 
 using context_ptr = std::shared_ptr<node_context>;

@@ -19,11 +19,16 @@ caf::behavior user_actor(self_ptr self, context_ptr ctx, entity_ref who, caf::ac
         return command<domain::user_view>(
             self, [&](const u::state& s) { return u::register_user(s, name, hash, now); }, view);
       },
-      [=](const entity_ref&, creds_atom) -> caf::result<credentials> {
-        auto& s = self->state.st;
-        if (!s.exists)
-          return make_error(domain::errc::not_found, "no such user");
-        return credentials{s.password_hash};
+      [=](const entity_ref&, creds_atom) {
+        // A read like any other: a registration is not usable for a login before it is durable
+        // (and committed, in a replicated cluster).
+        return query<credentials>(
+            self,
+            [](const u::state& s) {
+              return s.exists ? domain::failure{}
+                              : domain::failure{domain::errc::not_found, "no such user"};
+            },
+            [](const u::state& s) { return credentials{s.password_hash}; });
       },
       [=](const entity_ref&, deposit_atom, const domain::principal& p, const std::string& req,
           int64_t cents) -> caf::result<domain::user_view> {

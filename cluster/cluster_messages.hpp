@@ -88,6 +88,17 @@ using replica_copy_atom = caf::atom_constant<caf::atom("r_copy")>;
 /// serves, asks each in-sync replica for the batches it holds from position `from` on (from its
 /// ring), so that it starts from the longest log among them and nobody holds a tail it lacks.
 using replica_tail_atom = caf::atom_constant<caf::atom("r_tail")>;
+/// (shard, epoch) -> (uint8_t replica_reply, uint64_t position, uint64_t last_epoch,
+/// int64_t incarnation): a heartbeat. `ok` says "I have not seen a newer epoch, and I do not own
+/// the shard": what the read barrier needs from every in-sync replica, and what keeps a silent
+/// replica from staying in the ISR. Nothing is written; the position is only informative.
+using replica_beat_atom = caf::atom_constant<caf::atom("r_beat")>;
+// ---- an entity -> its node's replica leader (this node only) ----
+/// (shard) -> bool: the read barrier (docs/REPLICATION.md, "Reads"). Answered true once what
+/// this node's storage holds of the shard now is committed and every in-sync replica has
+/// answered a heartbeat sent after the request arrived; an error (`unavailable`) when this node
+/// does not lead the shard, or not in time.
+using read_barrier_atom = caf::atom_constant<caf::atom("r_read")>;
 // ---- agent -> a connector actor of its own ----
 using connect_atom = caf::atom_constant<caf::atom("c_connect")>;  // (host, port) -> actor
 // ---- agent -> its own shard supervisors / wakeup scheduler ----

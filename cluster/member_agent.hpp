@@ -78,6 +78,10 @@ struct member_agent_config {
   std::chrono::milliseconds replica_lag_timeout{2000};
   /// A write not acknowledged by the in-sync replicas after this long answers unavailable.
   std::chrono::milliseconds commit_timeout{6000};
+  /// Replicated cluster: the controller fails over the shards a member leads once its cluster
+  /// connection to that member has been down this long (0: only once its lease has expired).
+  /// Safe at any time (docs/REPLICATION.md, "Failover"): only availability depends on it.
+  std::chrono::milliseconds suspect_after{1000};
 };
 
 /// What cluster.status shows of a store-coordinated cluster.

@@ -25,6 +25,9 @@ class replica_sink final : public persistence::replication_sink {
   void attach(caf::actor leader);
   /// Which shards have a replica on another node (index = shard), from the latest shard map.
   void set_replicated(std::shared_ptr<const std::vector<bool>> replicated);
+  /// The replica leader for the read barrier of `shard`, or null when the latest shard map
+  /// gives it no replica on another node (its reads wait for nothing but the local disk).
+  caf::actor read_barrier(uint16_t shard);
 
  private:
   std::mutex mu_;

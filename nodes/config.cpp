@@ -44,7 +44,7 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
   std::string step_timeout = "5s", restart_window = "10s", quarantine_for = "30s";
   std::string heartbeat_interval = "500ms", join_timeout = "30s";
   std::string handoff_chunk_delay = "0ms", lease_ttl = "3s";
-  std::string replica_lag_timeout = "2s", commit_timeout = "6s";
+  std::string replica_lag_timeout = "2s", commit_timeout = "6s", suspect_after = "1s";
   uint32_t replication_factor = 1, min_insync = 0;
   uint32_t snapshot_every = c.entities.snapshot_every, restart_limit = c.entities.restart_limit;
   uint32_t client_port = c.client_port, cluster_port = c.cluster_port, shards = c.shards;
@@ -70,7 +70,11 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
       "a replica not caught up for this long leaves the in-sync set (2s)")(
       "commit-timeout", po::value(&commit_timeout),
       "a write its in-sync replicas did not acknowledge by then answers unavailable (6s)")(
-      "admin-token", po::value(&c.admin_token), "admin token (or env ORDERMESH_ADMIN_TOKEN)")(
+      "suspect-after", po::value(&suspect_after),
+      "replicated cluster: the controller moves the shards a member leads to in-sync replicas "
+      "once its cluster connection has been down this long, without waiting for its lease to "
+      "expire (1s; 0s: wait for the lease)")("admin-token", po::value(&c.admin_token),
+                                             "admin token (or env ORDERMESH_ADMIN_TOKEN)")(
       "shards", po::value(&shards), "shard count, fixed when the data dir is created (default 64)")(
       "reservation-ttl", po::value(&reservation_ttl), "unpaid reservations lapse after (15m)")(
       "snapshot-every", po::value(&snapshot_every), "snapshot an entity every N events (100)")(
@@ -195,6 +199,11 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
     return fail("--cluster must match [A-Za-z0-9._-]{1,64}");
   if (c.lease_ttl < std::chrono::seconds(2) || c.lease_ttl > std::chrono::seconds(60))
     return fail("--lease-ttl must be 2s..60s (etcd's shortest lease is about 2s)");
+  if (!parse_duration(suspect_after, c.suspect_after) || c.suspect_after.count() < 0 ||
+      (c.suspect_after.count() > 0 &&
+       (c.suspect_after < std::chrono::milliseconds(200) || c.suspect_after >= c.lease_ttl)))
+    return fail("--suspect-after must be 0s (off) or 200ms..less than --lease-ttl, not '" +
+                suspect_after + "'");
   if (replication_factor == 0 || replication_factor > 7)
     return fail("--replication-factor must be 1..7");
   c.replication_factor = static_cast<uint16_t>(replication_factor);

@@ -151,6 +151,10 @@ int main(int argc, char** argv) {
 
     auto ctx = std::make_shared<om::actors::node_context>(cfg.node_id, storage.get(), cfg.entities,
                                                           cfg.shards, log);
+    if (sink) {
+      // Reads of a replicated shard wait for the read barrier of this node's replica leader.
+      ctx->set_read_barrier([sink](uint16_t shard) { return sink->read_barrier(shard); });
+    }
     auto layer = om::actors::start_entity_layer(sys, ctx);
     auto unavailable = om::actors::spawn_unavailable_responder(sys);
 
@@ -171,6 +175,7 @@ int main(int argc, char** argv) {
     mcfg.min_insync = cfg.min_insync;
     mcfg.replica_lag_timeout = cfg.replica_lag_timeout;
     mcfg.commit_timeout = cfg.commit_timeout;
+    mcfg.suspect_after = cfg.suspect_after;
     om::cluster::agent_hooks hooks;
     hooks.supervisors = layer.supervisors;
     hooks.wakeups = layer.wakeups;

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -53,6 +54,9 @@ struct peer {
   caf::actor replica;  // its replica follower
   bool connecting = false;
   uint32_t failures = 0;  // connection attempts failed in a row; logged first and every 20th
+  /// When its connection was lost (unset: connected, or never connected yet): the controller
+  /// suspects a member whose connection stays down (member_agent_config::suspect_after).
+  std::optional<clock_type::time_point> down_since;
 };
 
 /// A handoff this node runs as the shard's primary.

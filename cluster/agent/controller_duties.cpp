@@ -1,6 +1,10 @@
 // The controller's work, on the one member the store elected: create the shard map once, then
 // write move intents from the placement (cluster/coordination/placement.hpp). Without a
 // controller, every member campaigns now and then.
+#include <algorithm>
+#include <optional>
+#include <set>
+
 #include <spdlog/logger.h>
 #include <caf/all.hpp>
 
@@ -13,12 +17,51 @@ namespace ordermesh::cluster::agent {
 
 namespace {
 
-/// Each shard whose primary is gone (its lease expired, or it came back as a new life) gets an
-/// in-sync replica as primary at epoch + 1 (replication::choose_failover), one txn per shard,
-/// guarded by the key's revision.
+/// Members whose cluster connection has been down for suspect_after: the controller treats them
+/// as failed for failover. Safe whatever the truth (a live primary that is replaced cannot
+/// commit a write or answer a read without its successor: docs/REPLICATION.md, "Failover");
+/// it only trades a needless failover for not waiting out the lease of a dead one.
+std::set<std::string> suspects(self_ptr self) {
+  auto& s = self->state;
+  std::set<std::string> out;
+  if (s.cfg.suspect_after.count() <= 0)
+    return out;
+  auto now = clock_type::now();
+  size_t connected = 0;
+  for (const auto& m : s.state->members) {
+    auto p = s.peers.find(m.node_id);
+    if (m.node_id == me(self) || p == s.peers.end())
+      continue;
+    if (p->second.agent)
+      ++connected;
+    else if (p->second.down_since && now - *p->second.down_since >= s.cfg.suspect_after)
+      out.insert(m.node_id);
+  }
+  // Only a controller that still reaches a majority of the members (itself included) acts on
+  // its suspicions: one cut off from the others would otherwise take every shard for itself.
+  if ((connected + 1) * 2 <= s.state->members.size())
+    out.clear();
+  return out;
+}
+
+/// Each shard whose primary is gone (its lease expired, it came back as a new life, or its
+/// connection stays down: suspects) gets an in-sync replica as primary at epoch + 1
+/// (replication::choose_failover), one txn per shard, guarded by the key's revision.
 void fail_over(self_ptr self) {
   auto& s = self->state;
-  const auto& st = *s.state;
+  auto suspected = suspects(self);
+  std::optional<co::cluster_state> without;
+  if (!suspected.empty()) {
+    // The shard map as it would be if the suspects' leases had expired.
+    without = *s.state;
+    auto& ms = without->members;
+    ms.erase(std::remove_if(ms.begin(), ms.end(),
+                            [&](const co::member_record& m) {
+                              return suspected.count(m.node_id) > 0 && m.node_id != me(self);
+                            }),
+             ms.end());
+  }
+  const auto& st = without ? *without : *s.state;
   for (uint16_t shard = 0; shard < st.shards.size(); ++shard) {
     const auto& a = st.shards[shard];
     auto d = replication::choose_failover(st, shard);
@@ -37,8 +80,10 @@ void fail_over(self_ptr self) {
     if (asked != s.failovers.end() && asked->second == a.mod_revision)
       continue;
     s.failovers[shard] = a.mod_revision;
-    s.log->info("node={} shard {}: primary {} is gone; {} takes over at epoch {} (ISR {})",
-                me(self), shard, a.primary, d.next.primary, d.next.epoch, d.next.isr.size());
+    s.log->info("node={} shard {}: primary {} is {}; {} takes over at epoch {} (ISR {})", me(self),
+                shard, a.primary,
+                suspected.count(a.primary) ? "unreachable (its connection stays down)" : "gone",
+                d.next.primary, d.next.epoch, d.next.isr.size());
     auto revision = a.mod_revision;
     self->request(s.driver, s.cfg.request_timeout, coord_write_atom::value, d.next, revision)
         .then([](bool) {},

@@ -36,6 +36,7 @@ void greet(self_ptr self, const std::string& node_id, caf::actor agent) {
             p.replica = info.replica;
             p.connecting = false;
             p.failures = 0;
+            p.down_since.reset();
             self->state.log->info("node={} connected to {}", me(self), node_id);
             publish_routes(self);
             publish_replication(self);
@@ -117,6 +118,8 @@ void peer_down(self_ptr self, const caf::actor_addr& source) {
       p.supervisors.clear();
       p.replica = nullptr;
       p.connecting = false;
+      if (!p.down_since)
+        p.down_since = clock_type::now();
     }
   publish_routes(self);
   publish_replication(self);

@@ -172,10 +172,9 @@ caf::result<uint8_t, uint64_t, uint64_t, int64_t> apply(follower_ptr self, uint1
   return rp;
 }
 
-reply copy_chunk(follower_ptr self, uint16_t shard, uint64_t epoch, bool first,
-                 std::vector<shard_record>& records, bool done, uint64_t position,
-                 uint64_t position_epoch) {
-  auto& ctx = *self->state.ctx;
+/// The refusal of a sender at `epoch` that this replica does not follow for `shard` (no such
+/// shard; it owns the shard itself; it has seen a newer epoch), or nothing.
+std::optional<reply> not_following(const replication_context& ctx, uint16_t shard, uint64_t epoch) {
   auto& storage = *ctx.storage;
   if (shard >= ctx.rings.size())
     return answer(ctx, shard, replica_reply::failed, 0);
@@ -184,6 +183,16 @@ reply copy_chunk(follower_ptr self, uint16_t shard, uint64_t epoch, bool first,
   auto fence = storage.replica(shard).fence;
   if (fence > epoch)
     return answer(ctx, shard, replica_reply::stale, fence);
+  return std::nullopt;
+}
+
+reply copy_chunk(follower_ptr self, uint16_t shard, uint64_t epoch, bool first,
+                 std::vector<shard_record>& records, bool done, uint64_t position,
+                 uint64_t position_epoch) {
+  auto& ctx = *self->state.ctx;
+  auto& storage = *ctx.storage;
+  if (auto no = not_following(ctx, shard, epoch))
+    return *no;
   if (first) {
     ctx.log->info("node={} shard {}: full copy from the primary of epoch {} (position {})",
                   ctx.node_id, shard, epoch, position);
@@ -253,6 +262,15 @@ tail_reply tail(follower_ptr self, uint16_t shard, uint64_t epoch, uint64_t from
   return head(replica_reply::ok, storage.replica_position(shard));
 }
 
+/// A heartbeat: ok while this replica has seen no newer epoch and does not own the shard itself
+/// (then it is a follower of `epoch` that its successor, if any, has not reached yet).
+reply beat(follower_ptr self, uint16_t shard, uint64_t epoch) {
+  auto& ctx = *self->state.ctx;
+  if (auto no = not_following(ctx, shard, epoch))
+    return *no;
+  return answer(ctx, shard, replica_reply::ok, ctx.storage->replica_position(shard));
+}
+
 caf::behavior replica_follower(follower_ptr self, replication_context_ptr ctx) {
   self->state.ctx = std::move(ctx);
   return {
@@ -275,6 +293,9 @@ caf::behavior replica_follower(follower_ptr self, replication_context_ptr ctx) {
       },
       [self](replica_tail_atom, uint16_t shard, uint64_t epoch, uint64_t from) {
         return tail(self, shard, epoch, from);
+      },
+      [self](replica_beat_atom, uint16_t shard, uint64_t epoch) {
+        return beat(self, shard, epoch);
       },
   };
 }

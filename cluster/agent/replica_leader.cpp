@@ -7,7 +7,14 @@
 // and re-enters by txn once caught up. While the shard cannot commit (too few in-sync replicas)
 // its writes are refused at submit (storage_engine::set_writes_paused), so they neither wait
 // for a timeout nor hold the batches of other shards.
+//
+// Reads (the read barrier, docs/REPLICATION.md "Reads"): an entity of a led shard asks before it
+// answers a read; the answer waits until what this node's storage holds of the shard is
+// committed and every in-sync replica has answered a heartbeat (or an append) sent after the
+// question arrived. The same heartbeats, sent every tick, keep a silent replica from staying in
+// the ISR of an idle shard.
 #include <algorithm>
+#include <deque>
 
 #include <spdlog/logger.h>
 #include <caf/all.hpp>
@@ -30,6 +37,7 @@ constexpr std::chrono::milliseconds retry_after{250};
 constexpr size_t max_deltas_per_append = 64;
 constexpr size_t max_bytes_per_append = 1u << 20;
 constexpr size_t copy_chunk_bytes = 256u << 10;
+constexpr size_t max_reads_per_shard = 8192;  // read barrier waiters; beyond: overloaded
 
 struct follower_link {
   caf::actor actor;
@@ -40,6 +48,16 @@ struct follower_link {
   bool warned = false;
   int64_t incarnation = 0;  // the life it last acknowledged under (0: none yet)
   rep::position acked = 0;  // what it last acknowledged at this epoch
+  uint64_t round = 0;       // the highest round it answered ok at this epoch (appends, beats)
+  bool beat_in_flight = false;
+  clock_type::time_point heard_at{};  // its last ok answer
+};
+
+/// A read waiting for the barrier.
+struct read_waiter {
+  rep::read_ticket ticket;
+  caf::typed_response_promise<bool> rp;
+  clock_type::time_point deadline;
 };
 
 struct led_shard {
@@ -52,6 +70,7 @@ struct led_shard {
   /// it lands, is refused, or a newer read of the key shows what happened.
   std::optional<co::shard_assignment> txn;
   int64_t txn_guard = 0;
+  std::deque<read_waiter> reads;
 };
 
 struct leader_state {
@@ -70,6 +89,7 @@ const std::string& me(leader_ptr self) {
 }
 
 void pump(leader_ptr self, uint16_t shard, const std::string& node);
+void answer_reads(leader_ptr self, uint16_t shard);
 
 /// The shard led at `epoch`, if this node still leads it at that epoch (answers arrive late).
 led_shard* led_at(leader_ptr self, uint16_t shard, uint64_t epoch) {
@@ -89,6 +109,7 @@ void settle(leader_ptr self, uint16_t shard) {
       s.batches.erase(b);
     }
   }
+  answer_reads(self, shard);
 }
 
 void fail_batches(leader_ptr self, const std::vector<uint64_t>& ids, const std::string& why) {
@@ -126,6 +147,9 @@ void end_lead(leader_ptr self, uint16_t shard, const std::string& why) {
     return;
   s.ctx->log->info("node={} shard {}: stops leading epoch {} ({})", me(self), shard,
                    l->second.epoch, why);
+  for (auto& r : l->second.reads)
+    r.rp.deliver(caf::make_error(caf::sec::runtime_error,
+                                 "this node stopped leading the shard (" + why + ")"));
   s.led.erase(l);
   {
     std::lock_guard<std::mutex> lock(s.ctx->lag_mu);
@@ -151,6 +175,8 @@ void sync_followers(leader_ptr self, led_shard& l) {
     auto f = s.view->followers.find(r);
     auto& link = l.followers[r];
     caf::actor actor = f != s.view->followers.end() ? f->second : caf::actor{};
+    if (link.actor && !actor)
+      l.log->connection_lost(r);  // it lags from now on: leaves the ISR without waiting
     if (actor != link.actor) {
       link = follower_link{};  // a new connection (or none): start from what it says
       link.actor = actor;
@@ -177,11 +203,17 @@ led_shard* lead(leader_ptr self, uint16_t shard, uint64_t epoch, rep::position e
   pc.min_insync = s.view->state->config->min_insync;
   pc.max_lag_positions = 100000;  // judged by time (lag_timeout): batches vary in size
   pc.max_lag_time = s.ctx->lag_timeout;
+  pc.max_silence = s.ctx->lag_timeout;
   auto& n = s.led[shard];
   n.epoch = epoch;
   n.assignment = a;
-  n.log = std::make_unique<rep::primary_log>(me(self), epoch, a.replicas, a.isr, end_before, 0, pc,
-                                             clock_type::now());
+  // Alone in the ISR (promoted with every other in-sync replica gone, or forced), this node's
+  // log is the only one any later primary can start from: all of it counts as committed, so a
+  // replica enters the ISR only once it holds all of it, and reads of it need no other answer.
+  // With others in the ISR, what it inherited commits once they acknowledge it at this epoch.
+  bool alone = a.isr.size() == 1 && a.isr.front() == me(self);
+  n.log = std::make_unique<rep::primary_log>(me(self), epoch, a.replicas, a.isr, end_before,
+                                             alone ? end_before : 0, pc, clock_type::now());
   sync_followers(self, n);
   s.ctx->log->info("node={} shard {}: leads epoch {} from position {}, replicas {}, ISR {}",
                    me(self), shard, epoch, end_before, a.replicas.size(), a.isr.size());
@@ -199,6 +231,72 @@ void lead_owned(leader_ptr self) {
     if (a.primary == me(self) && a.replicas.size() > 1 && !s.led.count(a.shard) &&
         s.ctx->storage->owned_epoch(a.shard) == a.epoch)
       lead(self, a.shard, a.epoch, s.ctx->storage->replica_position(a.shard));
+}
+
+void beat(leader_ptr self, uint16_t shard, const std::string& node);
+
+/// Answers the reads whose barrier is passed; asks for a newer round where one is still needed.
+void answer_reads(leader_ptr self, uint16_t shard) {
+  auto l = self->state.led.find(shard);
+  if (l == self->state.led.end() || l->second.reads.empty())
+    return;
+  auto& led = l->second;
+  uint64_t wanted = 0;
+  for (auto it = led.reads.begin(); it != led.reads.end();) {
+    if (led.log->read_ready(it->ticket)) {
+      it->rp.deliver(true);
+      it = led.reads.erase(it);
+    } else {
+      wanted = std::max(wanted, it->ticket.round);
+      ++it;
+    }
+  }
+  if (wanted == 0)
+    return;
+  std::vector<std::string> behind;
+  for (const auto& [node, f] : led.followers)
+    if (f.round < wanted)
+      behind.push_back(node);
+  for (const auto& n : behind)
+    beat(self, shard, n);
+}
+
+/// Fails every read waiting on `shard` (this node is deposed there, or they waited too long).
+void fail_reads(leader_ptr self, led_shard& l, const std::string& why,
+                clock_type::time_point older_than = clock_type::time_point::max()) {
+  for (auto it = l.reads.begin(); it != l.reads.end();) {
+    if (it->deadline < older_than) {
+      it->rp.deliver(caf::make_error(caf::sec::runtime_error, why));
+      it = l.reads.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+/// The read barrier (read_barrier_atom): see the top of this file.
+caf::result<bool> read_barrier(leader_ptr self, uint16_t shard) {
+  auto& s = self->state;
+  auto l = s.led.find(shard);
+  if (l == s.led.end()) {
+    bool replicated = s.view && s.view->state && shard < s.view->state->shards.size() &&
+                      s.view->state->shards[shard].replicas.size() > 1;
+    if (!replicated)
+      return true;  // the shard has no other replica: nothing to wait for
+    return caf::make_error(caf::sec::runtime_error,
+                           "this node does not lead the shard at the epoch it owns it");
+  }
+  auto& led = l->second;
+  if (led.reads.size() >= max_reads_per_shard)
+    return caf::make_error(caf::sec::runtime_error, "too many reads waiting for the replicas");
+  auto ticket = led.log->begin_read();
+  // What the entity showed is on this node's disk; the batch that wrote it may not have reached
+  // this actor yet, so the storage's position, not the log's end, bounds what it reflects.
+  ticket.reflects = std::max(ticket.reflects, s.ctx->storage->replica_position(shard));
+  auto rp = self->make_response_promise<bool>();
+  led.reads.push_back(read_waiter{ticket, rp, clock_type::now() + s.ctx->commit_timeout});
+  answer_reads(self, shard);
+  return rp;
 }
 
 void on_batch(leader_ptr self, replica_batch_ptr batch) {
@@ -364,6 +462,8 @@ void on_append_reply(leader_ptr self, uint16_t shard, uint64_t epoch, const std:
       f.incarnation = incarnation;
       f.acked = std::min(position, led.log->log_end());
       f.next = position + 1;
+      f.round = std::max(f.round, round);
+      f.heard_at = now;
       settle(self, shard);
       update_pause(self, shard);
       pump(self, shard, node);
@@ -381,6 +481,7 @@ void on_append_reply(leader_ptr self, uint16_t shard, uint64_t epoch, const std:
       s.ctx->log->warn("node={} shard {}: {} has seen epoch {} (we lead {}): deposed", me(self),
                        shard, node, position, epoch);
       f.retry_at = now + retry_after * 4;
+      fail_reads(self, led, "a replica has seen a newer epoch: this node was deposed");
       return;
     case replica_reply::owned:
     case replica_reply::failed:
@@ -389,16 +490,25 @@ void on_append_reply(leader_ptr self, uint16_t shard, uint64_t epoch, const std:
   }
 }
 
+/// The link to `node` of a shard this node leads (and the shard), or nulls.
+std::pair<led_shard*, follower_link*> link_to(leader_ptr self, uint16_t shard,
+                                              const std::string& node) {
+  auto l = self->state.led.find(shard);
+  if (l == self->state.led.end())
+    return {nullptr, nullptr};
+  auto fi = l->second.followers.find(node);
+  if (fi == l->second.followers.end())
+    return {nullptr, nullptr};
+  return {&l->second, &fi->second};
+}
+
 void pump(leader_ptr self, uint16_t shard, const std::string& node) {
   auto& s = self->state;
-  auto l = s.led.find(shard);
-  if (l == s.led.end())
+  auto [lp, fp] = link_to(self, shard, node);
+  if (!fp)
     return;
-  auto& led = l->second;
-  auto fi = led.followers.find(node);
-  if (fi == led.followers.end())
-    return;
-  auto& f = fi->second;
+  auto& led = *lp;
+  auto& f = *fp;
   auto now = clock_type::now();
   if (!f.actor || f.in_flight || f.copy || now < f.retry_at)
     return;
@@ -442,6 +552,61 @@ void pump(leader_ptr self, uint16_t shard, const std::string& node) {
             auto& link = at->followers[node];
             link.in_flight = false;
             link.retry_at = clock_type::now() + retry_after;
+          });
+}
+
+/// A heartbeat to `node` (one in flight per follower), once it has answered at this epoch: the
+/// read barrier's round, and proof of life for the lag rule (primary_config::max_silence).
+void beat(leader_ptr self, uint16_t shard, const std::string& node) {
+  auto& s = self->state;
+  auto [lp, fp] = link_to(self, shard, node);
+  if (!fp)
+    return;
+  auto& led = *lp;
+  auto& f = *fp;
+  // Before its first ok at this epoch a follower is being probed (pump): that answer counts.
+  if (!f.actor || f.beat_in_flight || f.incarnation == 0)
+    return;
+  f.beat_in_flight = true;
+  auto epoch = led.epoch;
+  auto round = led.log->next_round();
+  self->request(f.actor, s.ctx->request_timeout, replica_beat_atom::value, shard, epoch)
+      .then(
+          [self, shard, epoch, node, round](uint8_t code, uint64_t position, uint64_t,
+                                            int64_t incarnation) {
+            auto* at = led_at(self, shard, epoch);
+            if (!at)
+              return;
+            auto& link = at->followers[node];
+            link.beat_in_flight = false;
+            auto now = clock_type::now();
+            switch (static_cast<replica_reply>(code)) {
+              case replica_reply::ok:
+                if (incarnation != link.incarnation) {
+                  link.next = 0;  // a new life: where it stands is not known, probe it
+                  link.incarnation = 0;
+                  break;
+                }
+                // Nothing new about its log: the round and that it is alive.
+                at->log->heard(node, incarnation, epoch, round, now);
+                link.round = std::max(link.round, round);
+                link.heard_at = now;
+                update_pause(self, shard);
+                break;
+              case replica_reply::stale:
+                self->state.ctx->log->warn(
+                    "node={} shard {}: {} has seen epoch {} (we lead {}): deposed", me(self), shard,
+                    node, position, epoch);
+                fail_reads(self, *at, "a replica has seen a newer epoch: this node was deposed");
+                return;
+              default:
+                break;
+            }
+            answer_reads(self, shard);
+          },
+          [self, shard, epoch, node](caf::error&) {
+            if (auto* at = led_at(self, shard, epoch))
+              at->followers[node].beat_in_flight = false;
           });
 }
 
@@ -680,6 +845,7 @@ void on_view(leader_ptr self, replication_view_ptr view) {
     }
     sync_followers(self, l);
     update_pause(self, shard);
+    answer_reads(self, shard);
   }
 }
 
@@ -709,8 +875,13 @@ void tick(leader_ptr self) {
     std::vector<std::string> nodes;
     for (const auto& kv : l.followers)
       nodes.push_back(kv.first);
-    for (const auto& n : nodes)
+    for (const auto& n : nodes) {
       pump(self, shard, n);
+      auto f = l.followers.find(n);
+      if (f != l.followers.end() && now - f->second.heard_at >= leader_tick)
+        beat(self, shard, n);
+    }
+    fail_reads(self, l, "the in-sync replicas did not answer the read barrier in time", now);
     update_pause(self, shard);
     record_lag(self, shard, s.led.at(shard));
   }
@@ -727,6 +898,7 @@ caf::behavior replica_leader(leader_ptr self, replication_context_ptr ctx) {
       [self](replica_prepare_atom, uint16_t shard, uint64_t epoch) {
         return prepare(self, shard, epoch);
       },
+      [self](read_barrier_atom, uint16_t shard) { return read_barrier(self, shard); },
   };
 }
 

@@ -28,6 +28,13 @@ void replica_sink::set_replicated(std::shared_ptr<const std::vector<bool>> repli
   replicated_ = std::move(replicated);
 }
 
+caf::actor replica_sink::read_barrier(uint16_t shard) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!replicated_ || shard >= replicated_->size() || !(*replicated_)[shard])
+    return {};
+  return leader_;
+}
+
 void replica_sink::replicate(std::vector<persistence::shard_delta> deltas,
                              std::function<void(persistence::status)> done) {
   caf::actor leader;

@@ -17,7 +17,7 @@ primary_log::primary_log(std::string self, epoch_number epoch, std::vector<std::
   for (const auto* set : {&replicas_, &isr_}) {
     for (const auto& n : *set) {
       if (n != self_)
-        followers_[n].caught_up_at = now;
+        followers_[n].caught_up_at = followers_[n].heard_at = now;
     }
   }
   recompute();
@@ -35,6 +35,10 @@ std::vector<std::string> primary_log::required() const {
 }
 
 bool primary_log::lagging(const follower& f, clock_time now) const {
+  if (f.unreachable)
+    return true;
+  if (config_.max_silence.count() > 0 && now - f.heard_at > config_.max_silence)
+    return true;
   if (f.acked >= end_)
     return false;
   // Before its first ack at this epoch a replica is judged by time only: it is still syncing.
@@ -91,21 +95,45 @@ bool primary_log::ack(const std::string& node, int64_t incarnation, epoch_number
   // Acks may arrive out of order: one answering an older round says less than we know. A newer
   // one may say less than before (the replica's disk was wiped and it synced again): believe it.
   if (f.acked_this_epoch && incarnation != f.incarnation) {
-    f.round = 0;  // another life: nothing the earlier one said holds
+    f.round = f.ack_round = 0;  // another life: nothing the earlier one said holds
     f.acked_this_epoch = false;
   }
-  if (!f.acked_this_epoch || round > f.round) {
+  if (!f.acked_this_epoch || round > f.ack_round) {
     f.acked = end;
-  } else if (round == f.round) {
+  } else if (round == f.ack_round) {
     f.acked = std::max(f.acked, end);
   }
   f.acked_this_epoch = true;
   f.incarnation = incarnation;
+  f.ack_round = std::max(f.ack_round, round);
   f.round = std::max(f.round, round);
+  f.heard_at = now;
+  f.unreachable = false;
   if (f.acked >= end_)
     f.caught_up_at = now;
   recompute();
   return true;
+}
+
+bool primary_log::heard(const std::string& node, int64_t incarnation, epoch_number epoch,
+                        uint64_t round, clock_time now) {
+  auto it = followers_.find(node);
+  if (epoch != epoch_ || it == followers_.end() || !it->second.acked_this_epoch ||
+      it->second.incarnation != incarnation)
+    return false;
+  auto& f = it->second;
+  f.round = std::max(f.round, round);
+  f.heard_at = now;
+  f.unreachable = false;
+  if (f.acked >= end_)
+    f.caught_up_at = now;
+  return true;
+}
+
+void primary_log::connection_lost(const std::string& node) {
+  auto it = followers_.find(node);
+  if (it != followers_.end())
+    it->second.unreachable = true;
 }
 
 std::optional<isr_change> primary_log::propose(clock_time now) {
@@ -176,7 +204,7 @@ void primary_log::store_changed(std::vector<std::string> replicas, std::vector<s
   for (const auto* set : {&replicas_, &isr_}) {
     for (const auto& n : *set) {
       if (n != self_ && !followers_.count(n))
-        followers_[n].caught_up_at = now;
+        followers_[n].caught_up_at = followers_[n].heard_at = now;
     }
   }
   recompute();

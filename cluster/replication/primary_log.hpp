@@ -15,9 +15,10 @@
 //    member held every committed position when proposed, and from then on every commit waits
 //    for it, so the moment the txn lands etcd's ISR holds every committed position.
 //  - A member that is behind by more than max_lag_positions, or has not been caught up for
-//    max_lag_time, is proposed for removal, unless that would leave fewer than min_insync:
-//    then it stays (it still holds everything committed, so it stays a safe failover choice)
-//    and writes answer `unavailable` until it catches up or leaves by another way.
+//    max_lag_time, or has not answered at all for max_silence, is proposed for removal, unless that
+//    would leave fewer than min_insync: then it stays (it still holds everything committed, so it
+//    stays a safe failover choice) and writes answer `unavailable` until it catches up or leaves by
+//    another way.
 //  - A replica outside the ISR that holds every committed position and is within the lag
 //    bound is proposed for re-entry. One proposal is in flight at a time.
 //  - A read is answered once every member of the maximal ISR acknowledged, at this epoch, a
@@ -39,6 +40,11 @@ struct primary_config {
   uint16_t min_insync = 2;
   position max_lag_positions = 1000;
   std::chrono::milliseconds max_lag_time{10000};
+  /// A member not heard from (no ack of an append or a heartbeat) for this long lags, even if
+  /// its last ack was the whole log: a dead follower of an idle shard leaves the ISR too, and
+  /// reads (which need every member's answer) stop waiting for it. 0: off (the primary sends
+  /// no heartbeats).
+  std::chrono::milliseconds max_silence{0};
 };
 
 /// A change of the ISR for the primary to write to etcd: the whole new set, as one txn guarded
@@ -97,6 +103,17 @@ class primary_log {
   bool ack(const std::string& node, int64_t incarnation, epoch_number epoch, position end,
            uint64_t round, clock_time now);
 
+  /// `node`, in its life `incarnation`, answered a heartbeat of `round` at `epoch`: alive, and it
+  /// had not seen a newer epoch. Says nothing new about its log. Counts (true) only for a
+  /// replica that has acknowledged at this epoch in this same life.
+  bool heard(const std::string& node, int64_t incarnation, epoch_number epoch, uint64_t round,
+             clock_time now);
+
+  /// The connection to `node` dropped. An unreachable member lags at once: it is proposed for
+  /// removal without waiting for the lag timeout (a killed follower would otherwise hold every
+  /// commit of the shard that long). Its next answer (ack or heartbeat) clears it.
+  void connection_lost(const std::string& node);
+
   /// The ISR change to write now, if any (none while one is in flight). The caller writes it
   /// and reports the outcome with isr_changed; an outcome it does not know (etcd unavailable)
   /// it finds out by reading before it reports.
@@ -125,8 +142,11 @@ class primary_log {
     position acked = 0;
     bool acked_this_epoch = false;
     int64_t incarnation = 0;
-    uint64_t round = 0;
+    uint64_t round = 0;      // the newest round it answered (acks and heartbeats): reads
+    uint64_t ack_round = 0;  // the newest round of an ack: orders what acks say of the log
     clock_time caught_up_at{};
+    clock_time heard_at{};
+    bool unreachable = false;
   };
   bool in(const std::vector<std::string>& set, const std::string& node) const;
   bool lagging(const follower& f, clock_time now) const;

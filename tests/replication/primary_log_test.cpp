@@ -207,3 +207,74 @@ TEST_CASE("primary: a new life of a replica replaces what its old life acknowled
   CHECK(change->member == "c");
   CHECK(change->incarnation == 7);  // its entry names the life that holds the data
 }
+
+TEST_CASE("primary: a heartbeat answers a read's round - without changing what the log holds") {
+  auto p = three();
+  p.local_durable(4, t0);
+  auto r1 = p.next_round();
+  p.ack("b", 1, 2, 4, r1, t0);
+  p.ack("c", 1, 2, 3, r1, t0);  // c holds 3 so far; its ack of 4 is still on its way
+  auto ticket = p.begin_read();
+  auto beat = p.next_round();
+  CHECK(p.heard("b", 1, 2, beat, t0));
+  CHECK(p.heard("c", 1, 2, beat, t0));
+  CHECK_FALSE(p.read_ready(ticket));  // both answered a round after it, but 4 is not committed
+  p.ack("c", 1, 2, 4, r1, t0);        // the append's ack, older round than the heartbeat
+  CHECK(p.committed() == 4);          // still taken: heartbeats do not order acks
+  CHECK(p.read_ready(ticket));
+  // A heartbeat from another life, another epoch, or a replica that never acked counts for nothing.
+  CHECK_FALSE(p.heard("b", 9, 2, p.next_round(), t0));
+  CHECK_FALSE(p.heard("b", 1, 3, p.next_round(), t0));
+  primary_log q("a", 2, {"a", "b", "c"}, {"a", "b", "c"}, 0, 0, config(2), t0);
+  CHECK_FALSE(q.heard("b", 1, 2, q.next_round(), t0));
+}
+
+TEST_CASE("primary: a silent member lags even if caught up - it leaves the ISR, or blocks writes") {
+  auto c = config(2);
+  c.max_silence = 500ms;
+  primary_log p("a", 2, {"a", "b", "c"}, {"a", "b", "c"}, 0, 0, c, t0);
+  p.local_durable(1, t0);
+  p.ack("b", 1, 2, 1, p.next_round(), t0);
+  p.ack("c", 1, 2, 1, p.next_round(), t0);
+  CHECK_FALSE(p.propose(t0 + 400ms).has_value());  // both caught up, both heard lately
+  p.heard("b", 1, 2, p.next_round(), t0 + 450ms);  // b answers heartbeats, c is gone
+  auto change = p.propose(t0 + 600ms);
+  REQUIRE(change.has_value());
+  CHECK(change->what == isr_change::kind::shrink);
+  CHECK(change->member == "c");
+  p.isr_changed(true);
+  // Now at min_insync: b going silent cannot remove it, so writes stop instead.
+  CHECK(p.can_write(t0 + 900ms) == write_status::ok);
+  CHECK(p.can_write(t0 + 1000ms) == write_status::unavailable);
+  CHECK_FALSE(p.propose(t0 + 1000ms).has_value());
+  // Without max_silence (the default) a caught-up member never lags by silence alone.
+  auto q = three();
+  q.local_durable(1, t0);
+  q.ack("b", 1, 2, 1, q.next_round(), t0);
+  q.ack("c", 1, 2, 1, q.next_round(), t0);
+  CHECK_FALSE(q.propose(t0 + 100s).has_value());
+}
+
+TEST_CASE("primary: a member whose connection dropped lags at once - until it answers again") {
+  auto p = three();
+  p.local_durable(1, t0);
+  p.ack("b", 1, 2, 1, p.next_round(), t0);
+  p.ack("c", 1, 2, 1, p.next_round(), t0);
+  CHECK_FALSE(p.propose(t0).has_value());
+  p.connection_lost("c");
+  auto change = p.propose(t0);  // no lag timeout to wait for
+  REQUIRE(change.has_value());
+  CHECK(change->member == "c");
+  p.isr_changed(false);  // refused (the key changed): c is back before anything landed
+  p.ack("c", 1, 2, 1, p.next_round(), t0);
+  CHECK_FALSE(p.propose(t0).has_value());
+  // At min_insync the lost member cannot leave: writes stop at once instead.
+  primary_log q("a", 2, {"a", "b", "c"}, {"a", "b"}, 0, 0, config(2), t0);
+  CHECK(q.can_write(t0) == write_status::ok);
+  q.connection_lost("b");
+  CHECK(q.can_write(t0) == write_status::unavailable);
+  q.heard("b", 1, 2, q.next_round(), t0);  // never acked at this epoch: a heartbeat is not enough
+  CHECK(q.can_write(t0) == write_status::unavailable);
+  q.ack("b", 1, 2, 0, q.next_round(), t0);
+  CHECK(q.can_write(t0) == write_status::ok);
+}

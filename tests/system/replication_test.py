@@ -16,6 +16,13 @@ three nodes started with --replication-factor 3 --min-insync 2.
   * cluster.force-primary: refused for a healthy shard, a non-member, without the admin token;
     after every in-sync replica of every shard is gone, it promotes the one node left, which
     serves what it holds; writes resume once a second replica is back
+  * reads show only what is committed and current: with both followers of a shard stopped, a
+    deposit through its primary is not acknowledged, and a read through the primary does not
+    show it (it answers `unavailable`, or the balance without it), although the primary's disk
+    and its entity's memory hold it; the deposit retried later is applied once. A primary
+    stopped (SIGSTOP) beyond its lease is replaced; a deposit is acknowledged by its successor;
+    woken up (SIGCONT) with a read already waiting in its socket, it answers `unavailable` or
+    the successor's balance, never its own stale one
   * two of three killed: the shards of the survivor can no longer reach min-insync replicas,
     so writes answer `unavailable` (never acknowledged on one disk); both restarted, the
     cluster serves everything acknowledged before, and new writes
@@ -30,6 +37,7 @@ Numbers are printed, never asserted on. Needs /usr/bin/etcd (Debian etcd-server)
 
 import json
 import os
+import signal
 import sys
 import time
 
@@ -48,9 +56,9 @@ FAILOVER_TIMEOUT = 30.0  # a dead primary's shards must be served again by then
 ISR_TIMEOUT = 90.0       # a restarted node must be back in every ISR by then
 
 
-def rf3_cluster(s, tag):
+def rf3_cluster(s, tag, extra=()):
     etcd = eh.Etcd(s).start()
-    c = eh.EtcdCluster(s, etcd, name=tag, lease_ttl="3s", extra_args=RF3)
+    c = eh.EtcdCluster(s, etcd, name=tag, lease_ttl="3s", extra_args=RF3 + list(extra))
     t0 = time.monotonic()
     st = c.start(3, balance_timeout=ect.BALANCE_TIMEOUT)
     log(f"3 nodes, replication factor 3, up in {time.monotonic() - t0:.1f}s")
@@ -288,6 +296,76 @@ def test_primaries_killed_under_load():
         stop_and_audit(c, ents)
 
 
+def user_read(adm, user):
+    """(code, balance or None) of one user.get."""
+    r = adm.request("user.get", {"user_id": user})
+    return ect.code_of(r), (r.get("result") or {}).get("balance_cents")
+
+
+def test_reads_show_only_committed_and_current_state():
+    with h.Session("repl-reads") as s:
+        _, c, st = rf3_cluster(s, "reads", ["--commit-timeout", "1s"])
+        shop = ect.Shop(c, c.nodes, tag="r", products=2, users=6, orders=0)
+        u = shop.users[0]
+        shard = h.shard_of("user", u, 64)
+        primary = next(n for n in c.nodes if n.name == st["shards"][shard]["primary"])
+        followers = [n for n in c.nodes if n is not primary]
+        with c.admin(primary) as adm:
+            before = adm.ok_retry("user.get", {"user_id": u})["balance_cents"]
+        # 1. Both followers stopped (shorter than the lease): the deposit reaches the primary's
+        # disk and its entity, but no other disk, so it is not acknowledged, and not shown.
+        for f in followers:
+            f.proc.send_signal(signal.SIGSTOP)
+        try:
+            with c.admin(primary, timeout=ect.CLIENT_TIMEOUT) as adm:
+                r = deposit(adm, u, 100, "while-followers-stopped")
+                check(not r.get("ok"), f"deposit acknowledged with both followers stopped: {r}")
+                code, bal = user_read(adm, u)
+        finally:
+            for f in followers:
+                f.proc.send_signal(signal.SIGCONT)
+        log(f"{u} on shard {shard}, primary {primary.name}, followers stopped: deposit "
+            f"{ect.code_of(r)}, read {code} {bal}")
+        check(code in ("ok", "unavailable"), f"read with both followers stopped: {code}")
+        if code == "ok":
+            eq(bal, before, f"{u}'s balance read while its deposit was not committed")
+        with c.admin(primary, timeout=ect.CLIENT_TIMEOUT) as adm:
+            got = adm.ok_retry("user.deposit", {"user_id": u, "amount_cents": 100,
+                                                "request_id": "while-followers-stopped"},
+                               timeout=30.0)["balance_cents"]
+        eq(got, before + 100, f"{u}: the retried deposit, applied once")
+        # 2. The primary stopped beyond its lease: a follower takes over and acknowledges a
+        # deposit; the old primary, woken with a read waiting, must not answer its stale state.
+        primary.proc.send_signal(signal.SIGSTOP)
+        try:
+            with c.admin(followers[0], timeout=ect.CLIENT_TIMEOUT) as adm:
+                after = adm.ok_retry("user.deposit", {"user_id": u, "amount_cents": 50,
+                                                      "request_id": "after-failover"},
+                                     timeout=FAILOVER_TIMEOUT)["balance_cents"]
+            eq(after, before + 150, f"{u} after the failover")
+            zombie = c.admin(primary, timeout=ect.CLIENT_TIMEOUT)
+        except BaseException:
+            primary.proc.send_signal(signal.SIGCONT)
+            raise
+        with zombie as adm:
+            # The request sits in the stopped node's socket when it wakes up.
+            req = adm.make("user.get", {"user_id": u})
+            adm.send_raw(json.dumps(req) + "\n")
+            primary.proc.send_signal(signal.SIGCONT)
+            r = adm.read_reply()
+        code, bal = ect.code_of(r), (r.get("result") or {}).get("balance_cents")
+        log(f"woken old primary {primary.name} answers {code} {bal}")
+        check(code in ("ok", "unavailable"), f"read through the woken old primary: {r}")
+        if code == "ok":
+            eq(bal, before + 150, f"{u} read through the woken old primary")
+        h.wait_until(lambda: isr_complete(c, c.nodes), ISR_TIMEOUT, 0.5, "every ISR complete")
+        for n in c.nodes:
+            with c.admin(n) as adm:
+                eq(adm.ok_retry("user.get", {"user_id": u})["balance_cents"], before + 150,
+                   f"{u} through {n.name}")
+        stop_and_audit(c, shop.entities())
+
+
 def test_two_of_three_killed():
     with h.Session("repl-two") as s:
         _, c, st = rf3_cluster(s, "two")
@@ -400,5 +478,6 @@ def test_force_primary():
 
 if __name__ == "__main__":
     h.main([test_replicated_shard_map, test_kill9_primary_fails_over_and_rejoins,
-            test_primaries_killed_under_load, test_two_of_three_killed, test_force_primary],
+            test_primaries_killed_under_load, test_reads_show_only_committed_and_current_state,
+            test_two_of_three_killed, test_force_primary],
            __doc__)
