@@ -34,6 +34,8 @@ from chaos.cluster_ctl import StartError, request
 # the nodes' 3 s lease (a paused node's lease may or may not lapse, and its self-gate at TTL
 # minus the margin may or may not close), partitions 2.5-5 s.
 MIN_FAULT_S = 1.0
+# How long a wipe waits for the replicas to catch up before the schedule goes on.
+WIPE_CATCHUP_S = 20.0
 
 
 class Nemesis:
@@ -340,7 +342,10 @@ class Nemesis:
     def wipe(self, deadline):
         """kill -9 of the node leading the most shards, its data dir deleted, restarted 1-2.5 s
         later on the empty dir: it must catch up by full copies; what it acknowledged is on the
-        other two nodes."""
+        other two nodes. One lost disk at a time: before the next wipe the replicas must have
+        caught up (every ISR complete, every follower at lag 0; waited for up to
+        WIPE_CATCHUP_S), else a second wipe could take the last copy, which replication with
+        min-insync 2 does not promise to survive."""
         node = self._target()
         if node is None:
             return
@@ -350,6 +355,13 @@ class Nemesis:
         self._start(fault, [node.name], lambda: self.cluster.restart(node))
         self._sleep_until(time.monotonic() + self.rng.uniform(1.0, 2.5), deadline + 5)
         self._stop(fault)
+        t0 = time.monotonic()
+        done = self.cluster.wait_balanced(timeout=WIPE_CATCHUP_S) is not None
+        self.events.append(f"  {fault}: " + (f"caught up {time.monotonic() - t0:.1f} s after "
+                                              "the restart" if done else
+                                              f"not caught up within {WIPE_CATCHUP_S:.0f} s"))
+        if not done:  # no second wipe on top of this one
+            self._sleep_until(deadline, deadline)
 
     def two_down(self, deadline):
         """kill -9 of two of the nodes for 3-5 s, then both restarted: the survivor's shards

@@ -102,22 +102,35 @@ def settle(cluster, order_ids, rng, limit=SETTLE_S):
     return None if pending else round(time.monotonic() - t0, 2)
 
 
-def final_reads(h, cluster, driver, rng):
+FINAL_READS_S = 60.0  # after this long, each remaining final read gets one attempt
+
+
+def final_reads(h, cluster, driver, rng, limit=FINAL_READS_S):
+    """The final reads (module docstring). Each is retried on no reply / unavailable, until the
+    reads as a whole have taken `limit` s; then every remaining one gets a single attempt, so a
+    cluster that lost a shard for good ends the scenario (incomplete reads fail it) instead of
+    hanging it for minutes."""
+    t_end = time.monotonic() + limit
+
+    def read(op, args):
+        return admin_read(cluster, rng, op, args,
+                          attempts=8 if time.monotonic() < t_end else 1)
+
     orders = set(driver.placed)
     for user in driver.users:
-        res, err = admin_read(cluster, rng, "order.list", {"user_id": user})
+        res, err = read("order.list", {"user_id": user})
         if res is not None:
             for o in res.get("orders", []):
                 h.final("order", o["order_id"], state=o)
                 orders.discard(o["order_id"])  # read anyway below if placed: cheap, but skip
     for oid in sorted(orders):
-        res, err = admin_read(cluster, rng, "order.get", {"order_id": oid})
+        res, err = read("order.get", {"order_id": oid})
         h.final("order", oid, state=res, error=err)
     for pid in sorted(driver.products):
-        res, err = admin_read(cluster, rng, "inventory.get", {"product_id": pid})
+        res, err = read("inventory.get", {"product_id": pid})
         h.final("inventory", pid, state=res, error=err)
     for user in driver.users:
-        res, err = admin_read(cluster, rng, "user.get", {"user_id": user})
+        res, err = read("user.get", {"user_id": user})
         h.final("user", user, state=res, error=err)
 
 
