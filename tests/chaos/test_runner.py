@@ -106,6 +106,11 @@ class Runner(unittest.TestCase):
         self.assertIn("checker caught the planted fault", p["reason"])
         run.judge(p, report())
         self.assertEqual(p["status"], "failed")
+        # replicated: the replicas must have caught up after the heal (all invariants held)
+        z = {"scenario": "two-down", "not_caught_up": ["shard 34: isr ['n2', 'n1'] of ..."]}
+        run.judge(z, report())
+        self.assertEqual(z["status"], "failed")
+        self.assertIn("not caught up", z["reason"])
 
     def test_skip_verdict(self):
         # without root a scenario this machine cannot run is skipped, as root it fails
