@@ -395,8 +395,9 @@ def caught_up(statuses):
         for sh in st.get("shards", []):
             reps = sorted(sh.get("replicas") or [])
             if sorted(sh.get("isr") or []) != reps:
-                behind.append(f"shard {sh.get('shard')}: isr {sh.get('isr')} of {reps}")
-                continue
+                why = f"shard {sh.get('shard')}: isr {sh.get('isr')} of {reps}"
+                if why not in behind:  # every node's view shows it
+                    behind.append(why)
             if sh.get("primary") != name:
                 continue
             lag = sh.get("lag")
