@@ -14,8 +14,12 @@ restarted under libfaketime, then back); and the planted fault (one node started
 --fault-ack-without-write, killed -9 and restarted). On the cluster's etcd (etcd_ctl.py): etcd
 killed -9 and restarted (every member; down for less, then for more, than the lease TTL), etcd
 paused (SIGSTOP past the lease TTL), one node cut off from etcd alone (nft), one etcd member of
-three killed; and shard moves under load (a node leaves and rejoins). A scenario whose tool or
-privilege is missing is reported by run.py as skipped with the reason, never as passed.
+three killed; and shard moves under load (a node leaves and rejoins). For replicated clusters
+only (--replication-factor 3; `min_rf`, runs_at()): the node leading the most shards killed -9
+again and again, paused past the lease and woken while clients still talk to it (zombie), killed
+with its data dir wiped, cut off from its peers; and two of three nodes killed at once. A
+scenario whose tool or privilege is missing is reported by run.py as skipped with the reason,
+never as passed.
 
 A failed fsync or a full disk makes orderd exit with code 3 (fail-stop, docs/ARCHITECTURE.md);
 the window's stop restarts it, and the stop record says how the node ended (`exit_code`).

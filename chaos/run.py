@@ -1,13 +1,15 @@
 """The chaos suite runner: python3 -m chaos.run --scenario NAME|all --seed N
     --duration S --nodes N --out DIR [--netns] [--orderd PATH] [--clients N] [--allow-skips]
-    [--etcd-members 1|3]
+    [--etcd-members 1|3] [--replication-factor N]
 
 Every scenario runs on an etcd-coordinated cluster (etcd_ctl.py: one etcd per scenario, 1 member
 or 3 with --etcd-members 3, started before the nodes; nodes run with --etcd, --cluster chaos,
 --lease-ttl 3s). There is no other cluster mode: `--coordination` is refused (exit 2).
 
 Per scenario: start etcd and a balanced cluster, run the workload (driver.py) and the seeded nemesis
-schedule (nemesis.py), heal everything and restart what is down, let the cluster settle (until
+schedule (nemesis.py) while an EpochMonitor samples every node's view of the shard map, heal
+everything and restart what is down (with --replication-factor > 1: wait until every replica
+has caught up, else the scenario fails), let the cluster settle (until
 no order the history touched is PENDING, at most SETTLE_S), read the final state of every
 touched entity (`final` records), stop the nodes and dump every node's journal with
 `ordermesh-journal` (next to --orderd, or env ORDERMESH_JOURNAL; merged into
