@@ -66,6 +66,7 @@ def _judge(history, journal_dump, limits):
         "acknowledged_but_lost": lost,
         "availability": metrics.availability(history),
         "recovery": metrics.recovery(history),
+        "windows": metrics.windows(history),
         "latency_ms": metrics.latency_summary(latencies),
         "completeness": facts.completeness(),
     }

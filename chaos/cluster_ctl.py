@@ -23,6 +23,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -225,8 +226,9 @@ class Cluster:
     the nodes' dir)."""
 
     def __init__(self, out_dir, orderd, n, netns=False, admin_token=None, node_args=None,
-                 pid_file=None, etcd_members=1, etcd_dir=None):
+                 pid_file=None, etcd_members=1, etcd_dir=None, replication_factor=1):
         self.dir = Path(out_dir)
+        self.replication_factor = replication_factor
         self.pid_file = pid_file
         self.dir.mkdir(parents=True, exist_ok=True)
         self.orderd = orderd
@@ -311,7 +313,25 @@ class Cluster:
             if st is None:
                 return None
             statuses.append(st)
-        return balanced_view(statuses, [n.name for n in live])
+        return balanced_view(statuses, [n.name for n in live],
+                             replicated=self.replication_factor > 1)
+
+    def statuses(self, timeout=1.0):
+        """{node name: cluster.status result or None} of every running, unpaused node."""
+        return {n.name: n.status(timeout=timeout) for n in self.nodes
+                if n.alive() and not n.paused}
+
+    def top_primary(self):
+        """The running node that leads the most shards, as the first running node that answers
+        cluster.status sees the shard map (ties: the lowest name); None if nobody answers."""
+        for n in self.nodes:
+            if n.alive() and not n.paused:
+                st = n.status(timeout=2.0)
+                if st:
+                    name = top_primary_of(st, [x.name for x in self.nodes if x.alive()])
+                    if name:
+                        return self.node(name)
+        return None
 
     def wait_balanced(self, timeout=90.0):
         deadline = time.monotonic() + timeout
@@ -348,7 +368,46 @@ class Cluster:
                 n.net.close()
 
 
-def balanced_view(statuses, want):
+def top_primary_of(status, among):
+    """The name in `among` that leads the most shards in one cluster.status (ties: the lowest
+    name), or None."""
+    counts = {}
+    for sh in status.get("shards", []):
+        p = sh.get("primary") or sh.get("owner")
+        if p in among:
+            counts[p] = counts.get(p, 0) + 1
+    if not counts:
+        return None
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+
+
+def caught_up(statuses):
+    """With replication: every shard has its whole replica set in its ISR and the primary's
+    `lag` shows every follower at 0, in the cluster.status answers of the running nodes
+    (`statuses`: {name: status}). (An ISR entry may still name a restarted member's old life:
+    the leader rewrites it only with the next commit that member acknowledges, and it matters
+    for failover, not for what the journals hold.) Returns the shards that are not caught up,
+    as short strings ([] = caught up)."""
+    behind = []
+    for name, st in sorted(statuses.items()):
+        if not isinstance(st, dict):
+            return [f"{name}: no status"]
+        for sh in st.get("shards", []):
+            reps = sorted(sh.get("replicas") or [])
+            if sorted(sh.get("isr") or []) != reps:
+                why = f"shard {sh.get('shard')}: isr {sh.get('isr')} of {reps}"
+                if why not in behind:  # every node's view shows it
+                    behind.append(why)
+            if sh.get("primary") != name:
+                continue
+            lag = sh.get("lag")
+            want = sorted(r for r in reps if r != name)
+            if lag is None or sorted(lag) != want or any(v != 0 for v in lag.values()):
+                behind.append(f"shard {sh.get('shard')}: lag {lag} on {name}")
+    return behind
+
+
+def balanced_view(statuses, want, replicated=False):
     """The first status if the cluster.status answers of every running node (`statuses`, one per
     name in `want`) show a settled, balanced cluster, else None: every wanted node is an `up`
     member and no other is, no node misses a peer (`unreachable_from_here`), every shard has a
@@ -358,7 +417,10 @@ def balanced_view(statuses, want):
     differ by at most one (the fixed point of the controller's plan_moves: without it, the
     instant between one move's flip and the next move's intent looks settled), every node's
     lease is valid, and all agree on one controller, a member. A status of any other
-    coordination is never settled."""
+    coordination is never settled. `replicated` (replication factor > 1): failover moves
+    primaries and nothing moves them back (no replica moves yet), so the count rule is replaced
+    by caught_up(): every ISR complete under current incarnations, every follower at lag 0."""
+    want_order = list(want)
     want = sorted(want)
     if not want or len(statuses) != len(want):
         return None
@@ -376,11 +438,13 @@ def balanced_view(statuses, want):
         counts = {}
         for o in owners.values():
             counts[o] = counts.get(o, 0) + 1
-        if not owners or len(owners) != st.get("shard_count") or set(counts) != set(want):
+        if not owners or len(owners) != st.get("shard_count") or not set(counts) <= set(want):
+            return None
+        if not replicated and set(counts) != set(want):
             return None
         if any(s.get("target") for s in shards):
             return None
-        if max(counts.values()) - min(counts.values()) > 1:
+        if not replicated and max(counts.values()) - min(counts.values()) > 1:
             return None
         if st.get("controller") not in want:
             return None
@@ -390,4 +454,55 @@ def balanced_view(statuses, want):
                 {s["shard"]: s.get("owner") or s.get("primary")
                  for s in first.get("shards", [])} != owners:
             return None
+    if replicated and caught_up(dict(zip(want_order, statuses))):
+        return None
     return first
+
+
+class EpochMonitor:
+    """Samples every running node's cluster.status while a scenario runs (a thread of its own,
+    every `interval` s, 1 s per request) and keeps, per node and shard, the (epoch, primary)
+    pairs its view of the shard map went through, in order (a repeat of the last pair is not
+    kept). The journal audit checks them (journal_audit.py, rule `epochs`): a node's view of a
+    shard's epoch never goes back, and one epoch of a shard names one primary on every node.
+    Reads only; it starts no process."""
+
+    def __init__(self, cluster, interval=0.5):
+        self.cluster = cluster
+        self.interval = interval
+        self.views = {}    # node -> {shard (str): [[epoch, primary], ...]}
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="epoch-monitor", daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=10.0)
+
+    def sample(self):
+        for name, st in self.cluster.statuses(timeout=1.0).items():
+            if st:
+                self.record(name, st)
+
+    def record(self, name, st):
+        self.samples += 1
+        mine = self.views.setdefault(name, {})
+        for sh in st.get("shards", []):
+            if not isinstance(sh.get("epoch"), int):
+                continue
+            pair = [sh["epoch"], sh.get("primary") or sh.get("owner")]
+            seen = mine.setdefault(str(sh.get("shard")), [])
+            if not seen or seen[-1] != pair:
+                seen.append(pair)
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                self.sample()
+            except Exception:  # a node going away mid-sample: the next sample goes on
+                pass
+            self._stop.wait(self.interval)

@@ -42,7 +42,21 @@ Rules (rule names in the violations):
   replay         the state replaying the journal of the shard's owner gives differs from the
                  final read of that entity, beyond what can legitimately happen after the read
                  (see _replay_explained); or a snapshot differs from replaying all its events
+  insync_copies  (replication_factor > 1 only) every entity that an acknowledged write touched
+                 (an ok order.place / order.pay / order.cancel, user.deposit, user.register,
+                 inventory.add, product.create) is held by at least `min_insync` (default 2)
+                 nodes' journals: a node holds it if its journal has the highest seq any node
+                 has for it, or replays to the final read of it (or legitimately ahead of it,
+                 _replay_explained). The final read comes after every acknowledged write, so a
+                 node that holds it holds every acknowledged write of the entity
   dump           the dump reported a record it could not decode, or a node it could not dump
+
+`observed_epochs` (optional; the chaos runner's EpochMonitor samples every node's cluster.status
+while the scenario runs): {node: {shard: [[epoch, primary], ...]}}, the (epoch, primary) pairs
+each node's view of the shard map went through, in order. Rule `epochs` also checks them: per
+node and shard the epoch never decreases, and across nodes one epoch of a shard names one primary
+(a promotion or a move raises the epoch by a guarded txn, so two primaries at one epoch are two
+writers the fence cannot tell apart).
 """
 
 import json
@@ -86,9 +100,93 @@ def audit(journal, facts, deposed_ok=False, **limits):
                     out.add(f"node {node} shard {shard}: epoch went back from {a} to {b}",
                             [{"node": node, "shard": shard, "epochs": epochs}], rule="epochs")
                     break
+    _observed_epochs(journal.get("observed_epochs"), out)
     _ownership(journal.get("owned"), out, deposed_ok)
     _replay(journal.get("replayed") or (), facts, out)
+    if (journal.get("replication_factor") or 1) > 1:
+        _insync_copies(journal, entries, facts, out)
     return out
+
+
+def _observed_epochs(observed, out):
+    """Per node and shard, the epochs its view went through never decrease; per shard and
+    epoch, every node's view names the same primary."""
+    primary_at = {}  # (shard, epoch) -> (primary, node that saw it)
+    for node, shards in sorted((observed or {}).items()):
+        for shard, pairs in sorted((shards or {}).items()):
+            last = None
+            for pair in pairs or ():
+                epoch, primary = pair[0], pair[1] if len(pair) > 1 else None
+                if last is not None and epoch < last:
+                    out.add(f"node {node} shard {shard}: its view of the shard's epoch went back "
+                            f"from {last} to {epoch}",
+                            [{"node": node, "shard": shard, "observed": pairs}], rule="epochs")
+                    break
+                last = epoch
+                if primary is None:
+                    continue
+                seen = primary_at.setdefault((str(shard), epoch), (primary, node))
+                if seen[0] != primary:
+                    out.add(f"shard {shard} epoch {epoch}: {seen[1]} saw primary {seen[0]}, "
+                            f"{node} saw {primary}: two primaries at one epoch",
+                            [{"node": seen[1], "shard": shard, "epoch": epoch,
+                              "primary": seen[0]},
+                             {"node": node, "shard": shard, "epoch": epoch, "primary": primary}],
+                            rule="epochs")
+                    primary_at[(str(shard), epoch)] = (primary, node)  # report once per pair
+
+
+# the entity an acknowledged write of each operation touched (its first, synchronous step)
+_WRITES = {"order.place": ("order", "order_id"), "order.pay": ("order", "order_id"),
+           "order.cancel": ("order", "order_id"), "user.deposit": ("user", "user_id"),
+           "user.register": ("user", "user_id"), "inventory.add": ("inventory", "product_id"),
+           "product.create": ("product", "product_id")}
+
+
+def _insync_copies(journal, entries, facts, out):
+    """Every entity an acknowledged write touched is held by >= min_insync nodes (above)."""
+    need = journal.get("min_insync") or 2
+    acked = {}
+    for op in facts.history.ops:
+        w = _WRITES.get(op.op)
+        if op.outcome == "ok" and w and op.args.get(w[1]) is not None:
+            acked.setdefault((w[0], op.args[w[1]]), op)
+    if not acked:
+        return
+    seqs = defaultdict(dict)    # (kind, id) -> {node: highest seq}
+    for e in entries:
+        key = (e.get("kind"), e.get("id"))
+        if key in acked:
+            held = seqs[key]
+            held[e.get("node")] = max(held.get(e.get("node"), 0), e["seq"])
+    states = defaultdict(dict)  # (kind, id) -> {node: replayed state}
+    by_entity = defaultdict(list)
+    for rep in journal.get("replayed") or ():
+        if isinstance(rep, dict) and isinstance(rep.get("state"), dict):
+            key = (rep.get("kind"), rep.get("id"))
+            by_entity[key].append(rep)
+            if key in acked:
+                states[key][rep.get("node")] = rep["state"]
+                if isinstance(rep.get("seq"), int):
+                    held = seqs[key]
+                    held[rep.get("node")] = max(held.get(rep.get("node"), 0), rep["seq"])
+    chosen = {k: [r for r in reps if r.get("owned", True)] or reps
+              for k, reps in by_entity.items()}
+    moved = _moved_orders(chosen, facts)
+    for (kind, eid), op in sorted(acked.items(), key=lambda kv: str(kv[0])):
+        held = seqs.get((kind, eid), {})
+        top = max(held.values(), default=0)
+        holders = {n for n, q in held.items() if top and q == top}
+        fr = facts.final.get(kind, {}).get(eid)
+        if fr is not None and fr.exists and isinstance(fr.state, dict):
+            holders |= {n for n, st in states.get((kind, eid), {}).items()
+                        if _replay_explained(kind, eid, st, fr.state, facts, moved) is None}
+        if len(holders) < need:
+            out.add(f"{kind}/{eid}: acknowledged ({op.op} ok at {op.t_complete:.3f}s), but only "
+                    f"{len(holders)} node(s) hold it ({', '.join(sorted(holders)) or 'none'}; "
+                    f"highest seq per node {dict(sorted(held.items()))}), fewer than "
+                    f"min_insync {need}", op.records + ([fr.latest] if fr and fr.latest else []),
+                    rule="insync_copies")
 
 
 def _ownership(owned, out, deposed_ok=False):

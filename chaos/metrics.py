@@ -12,6 +12,14 @@ correct. Definitions (all from the history's monotonic `time`):
     during the window (the entities the fault hurt); of one sent to a node the fault named.
     None when there was no such operation.
   * latency: of ok operations (completion - invoke), in ms, nearest-rank percentiles.
+  * windows (per nemesis window, `windows()`): `inside`, the availability of the operations
+    invoked while that window was open; `longest_no_ok_s`, the longest stretch from the window's
+    start to the first ok completion after its stop during which no operation at all completed
+    ok (the cluster as a whole answered nothing); `failover_s`: for every entity the fault hurt
+    (an `info` inside the window), the seconds from the window's start to the first ok
+    completion on that entity after its first `info` in the window (when it was served again:
+    after a failover, or after the node came back), summarised as p50 / max over those
+    entities with the count never served again before the run ended (`never`).
 """
 
 import bisect
@@ -119,6 +127,52 @@ def recovery(history):
             if (entry["first_ok_affected_s"] is not None or not hurt) and \
                     (entry["first_ok_on_nodes_s"] is not None or not w.nodes):
                 break
+    return out
+
+
+def windows(history):
+    """Per nemesis window: availability inside it, the longest stretch without any ok, and
+    the failover time of the entities it hurt (module docstring)."""
+    oks = sorted((op for op in history.ops if op.outcome == "ok"), key=lambda o: o.t_complete)
+    done = [op.t_complete for op in oks]
+    by_invoke = sorted(history.ops, key=lambda o: o.t_invoke)
+    starts = [op.t_invoke for op in by_invoke]
+    ok_by_entity = defaultdict(list)   # entity -> sorted ok completion times
+    for op in oks:
+        ent = entity_of(op)
+        if ent is not None:
+            ok_by_entity[ent].append(op.t_complete)
+    out = []
+    for w in history.windows:
+        a, b = w.t_start, w.t_stop(history.end_time)
+        inside = Counter()
+        first_info = {}
+        for op in by_invoke[bisect.bisect_left(starts, a):bisect.bisect_right(starts, b)]:
+            inside["attempted"] += 1
+            inside[op.outcome] += 1
+            ent = entity_of(op)
+            if op.outcome == "info" and ent is not None and ent not in first_info:
+                first_info[ent] = op.t_invoke
+        # the longest stretch in [a, first ok after b] without an ok completion
+        i = bisect.bisect_left(done, a)
+        j = bisect.bisect_left(done, b)
+        end = done[j] if j < len(done) else history.end_time
+        marks = [a] + done[i:j] + [end]
+        gap = max(y - x for x, y in zip(marks, marks[1:])) if len(marks) > 1 else 0.0
+        times, never = [], 0
+        for ent, t_info in first_info.items():
+            ts = ok_by_entity.get(ent, [])
+            k = bisect.bisect_right(ts, t_info)
+            if k < len(ts):
+                times.append(round(ts[k] - a, 6))
+            else:
+                never += 1
+        fo = percentiles(times)
+        fo = {"hurt": len(first_info), "p50": fo.get("p50"), "max": fo.get("max"),
+              "never": never}
+        out.append({"fault": w.fault, "start": a, "stop": None if w.stop is None else b,
+                    "inside": availability_of(inside), "longest_no_ok_s": round(gap, 6),
+                    "failover_s": fo})
     return out
 
 

@@ -14,8 +14,12 @@ restarted under libfaketime, then back); and the planted fault (one node started
 --fault-ack-without-write, killed -9 and restarted). On the cluster's etcd (etcd_ctl.py): etcd
 killed -9 and restarted (every member; down for less, then for more, than the lease TTL), etcd
 paused (SIGSTOP past the lease TTL), one node cut off from etcd alone (nft), one etcd member of
-three killed; and shard moves under load (a node leaves and rejoins). A scenario whose tool or
-privilege is missing is reported by run.py as skipped with the reason, never as passed.
+three killed; and shard moves under load (a node leaves and rejoins). For replicated clusters
+only (--replication-factor 3; `min_rf`, runs_at()): the node leading the most shards killed -9
+again and again, paused past the lease and woken while clients still talk to it (zombie), killed
+with its data dir wiped, cut off from its peers; and two of three nodes killed at once. A
+scenario whose tool or privilege is missing is reported by run.py as skipped with the reason,
+never as passed.
 
 A failed fsync or a full disk makes orderd exit with code 3 (fail-stop, docs/ARCHITECTURE.md);
 the window's stop restarts it, and the stop record says how the node ended (`exit_code`).
@@ -34,6 +38,8 @@ from chaos.cluster_ctl import StartError, request
 # the nodes' 3 s lease (a paused node's lease may or may not lapse, and its self-gate at TTL
 # minus the margin may or may not close), partitions 2.5-5 s.
 MIN_FAULT_S = 1.0
+# How long a wipe waits for the replicas to catch up before the schedule goes on.
+WIPE_CATCHUP_S = 20.0
 
 
 class Nemesis:
@@ -300,6 +306,103 @@ class Nemesis:
         self._sleep_until(time.monotonic() + self.rng.uniform(3.0, 5.0), deadline + 5)
         self._stop(fault)
 
+    # -- faults of replicated clusters (replication factor 3, min-insync 2) ------------------
+
+    def _target(self):
+        """The node that leads the most shards now (cluster.status through a live node), else
+        a random running one; None if nothing runs."""
+        node = self.cluster.top_primary()
+        if node is None or not node.alive() or node.paused:
+            live = [n for n in self.cluster.nodes if n.alive() and not n.paused]
+            node = self.rng.choice(live) if live else None
+        return node
+
+    def primary_kill(self, deadline):
+        """kill -9 of the node leading the most shards, restarted after 3-4.5 s (beyond the
+        3 s lease: its shards fail over to in-sync replicas, then it rejoins as a follower)."""
+        node = self._target()
+        if node is None:
+            return
+        fault = f"kill primary {node.name}"
+        node.kill()
+        self._start(fault, [node.name], lambda: self.cluster.restart(node))
+        self._sleep_until(time.monotonic() + self.rng.uniform(3.0, 4.5), deadline + 5)
+        self._stop(fault)
+
+    def zombie(self, deadline):
+        """SIGSTOP of the node leading the most shards for 5-6 s (beyond the 3 s lease: its
+        shards fail over meanwhile), then SIGCONT: the requests the clients sent it while it
+        slept (they still pick it) meet a deposed primary. It must acknowledge nothing the new
+        primaries lack, and serve no state older than what the clients were shown."""
+        node = self._target()
+        if node is None:
+            return
+        fault = f"zombie {node.name}"
+        node.pause()
+        self._start(fault, [node.name], node.resume)
+        self._sleep_until(time.monotonic() + self.rng.uniform(5.0, 6.0), deadline + 8)
+        self._stop(fault)
+
+    def wipe(self, deadline):
+        """kill -9 of the node leading the most shards, its data dir deleted, restarted 1-2.5 s
+        later on the empty dir: it must catch up by full copies; what it acknowledged is on the
+        other two nodes. One lost disk at a time: before the next wipe the replicas must have
+        caught up (every ISR complete, every follower at lag 0; waited for up to
+        WIPE_CATCHUP_S), else a second wipe could take the last copy, which replication with
+        min-insync 2 does not promise to survive."""
+        node = self._target()
+        if node is None:
+            return
+        fault = f"wipe {node.name}"
+        node.kill()
+        shutil.rmtree(node.data_dir, ignore_errors=True)
+        self._start(fault, [node.name], lambda: self.cluster.restart(node))
+        self._sleep_until(time.monotonic() + self.rng.uniform(1.0, 2.5), deadline + 5)
+        self._stop(fault)
+        t0 = time.monotonic()
+        done = self.cluster.wait_balanced(timeout=WIPE_CATCHUP_S) is not None
+        self.events.append(f"  {fault}: " + (f"caught up {time.monotonic() - t0:.1f} s after "
+                                              "the restart" if done else
+                                              f"not caught up within {WIPE_CATCHUP_S:.0f} s"))
+        if not done:  # no second wipe on top of this one
+            self._sleep_until(deadline, deadline)
+
+    def two_down(self, deadline):
+        """kill -9 of two of the nodes for 3-5 s, then both restarted: the survivor's shards
+        cannot reach min-insync replicas (writes answer unavailable, none acknowledged on one
+        disk), the dead ones' wait for them; everything is served again afterwards."""
+        live = [n for n in self.cluster.nodes if n.alive() and not n.paused]
+        if len(live) < 2:
+            return
+        pair = sorted(self.rng.sample(live, 2), key=lambda n: n.name)
+        fault = "two down " + ",".join(n.name for n in pair)
+
+        def undo():
+            for n in pair:
+                self.cluster.restart(n)
+
+        for n in pair:
+            n.kill()
+        self._start(fault, [n.name for n in pair], undo)
+        self._sleep_until(time.monotonic() + self.rng.uniform(3.0, 5.0), deadline + 5)
+        self._stop(fault)
+
+    def partition_primary(self, deadline):
+        """The node leading the most shards cut off from its peers, both ways, for 4-6 s
+        (beyond --replica-lag-timeout); etcd and the clients still reach it, so it keeps its
+        lease and its shards, whose writes cannot reach min-insync replicas."""
+        fw = self.cluster.firewall
+        node = self._target()
+        if fw is None or node is None:
+            return
+        rest = [n for n in self.cluster.nodes if n is not node]
+        fw.cut([node.net], [n.net for n in rest])
+        fw.cut([n.net for n in rest], [node.net])
+        fault = f"isolate primary {node.name}"
+        self._start(fault, [node.name], fw.heal)
+        self._sleep_until(time.monotonic() + self.rng.uniform(4.0, 6.0), deadline + 5)
+        self._stop(fault)
+
     # -- etcd faults ---------------------------------------------------------------------------
 
     def _etcd_hold(self):
@@ -432,6 +535,16 @@ class Nemesis:
             self._loop(deadline, self.etcd_kill_member)
         elif kind == "rebalance":
             self._loop(deadline, self.leave_rejoin, gap=(0.5, 1.5))
+        elif kind == "primary-kill":
+            self._loop(deadline, self.primary_kill, gap=(0.5, 1.5))
+        elif kind == "zombie":
+            self._loop(deadline, self.zombie, gap=(0.5, 1.5))
+        elif kind == "wipe":
+            self._loop(deadline, self.wipe, gap=(0.5, 1.5))
+        elif kind == "two-down":
+            self._loop(deadline, self.two_down, gap=(0.5, 1.5))
+        elif kind == "partition-primary":
+            self._loop(deadline, self.partition_primary, gap=(0.5, 1.5))
         elif kind == "mixed":
             def one(dl):
                 self.rng.choice([self.kill_restart, self.pause_resume, self.crash_entities])(dl)
@@ -588,13 +701,48 @@ SCENARIOS = {
                              "addresses), alternately beyond and within the lease TTL; its "
                              "peers and the clients still reach it",
                       "needs": lambda ctx: _ns_skip(ctx) or _need_tools("nft")},
-    "rebalance": {"kind": "rebalance",
+    "rebalance": {"kind": "rebalance", "max_rf": 1,
                   "doc": "a node leaves (its shards move away under load), then rejoins and "
-                         "gets its share back: moves both ways while the workload runs"},
+                         "gets its share back: moves both ways while the workload runs "
+                         "(replication factor 1 only: a replicated cluster refuses leave)"},
     "etcd-kill-member": {"kind": "etcd-kill-member", "etcd_members": 3,
                          "doc": "a 3-member etcd; kill -9 of one member, restarted 2-4 s later "
                                 "(the other two keep a quorum)"},
+    # replicated clusters only (--replication-factor 3: min_rf); `all` leaves them out below it
+    "primary-kill-repeat": {"kind": "primary-kill", "min_rf": 3,
+                            "doc": "kill -9 of the node leading the most shards, restarted "
+                                   "3-4.5 s later (beyond the lease: failover), repeated"},
+    "zombie": {"kind": "zombie", "min_rf": 3,
+               "doc": "SIGSTOP of the node leading the most shards for 5-6 s (its shards fail "
+                      "over), then SIGCONT while clients still send it requests"},
+    "wipe": {"kind": "wipe", "min_rf": 3,
+             "doc": "kill -9 of the node leading the most shards, its data dir deleted, "
+                    "restarted 1-2.5 s later: it catches up by full copies"},
+    "two-down": {"kind": "two-down", "min_rf": 3,
+                 "doc": "kill -9 of two of three nodes for 3-5 s, both restarted: writes stall "
+                        "(unavailable), nothing acknowledged is lost"},
+    "partition-primary": {"kind": "partition-primary", "min_rf": 3,
+                          "doc": "the node leading the most shards cut off from its peers "
+                                 "(both ways, etcd and clients still reach it) for 4-6 s",
+                          "needs": lambda ctx: _ns_skip(ctx) or _need_tools("nft")},
 }
+
+
+def runs_at(name, replication_factor):
+    """None if scenario `name` is meaningful at this replication factor, else why not (a
+    usage error when asked for by name; `all` leaves it out)."""
+    spec = SCENARIOS[name]
+    if replication_factor < spec.get("min_rf", 1):
+        return (f"{name} needs a replicated cluster (--replication-factor "
+                f"{spec['min_rf']}): it kills or cuts primaries and checks the failover")
+    if replication_factor > spec.get("max_rf", replication_factor):
+        return f"{name} runs at --replication-factor {spec['max_rf']} only"
+    return None
+
+
+def scenarios_for(replication_factor):
+    """`all` at this replication factor: every scenario that runs at it, in order."""
+    return [n for n in SCENARIOS if runs_at(n, replication_factor) is None]
 
 def skip_reason(name, ctx):
     spec = SCENARIOS[name]

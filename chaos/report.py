@@ -38,6 +38,18 @@ def _counts(c):
             f"acknowledged but lost: {c['acknowledged_but_lost']}")
 
 
+def _window(w):
+    i, fo = w["inside"], w["failover_s"]
+    hurt = (f"failover of {fo['hurt']} hurt entities: p50 {_secs(fo['p50'])} max "
+            f"{_secs(fo['max'])} from the start" + (f", {fo['never']} never served again"
+                                                     if fo["never"] else "")
+            if fo["hurt"] else "no entity hurt")
+    return (f"window: {w['fault']} ({w['start']:.3f}s-"
+            f"{'end' if w['stop'] is None else format(w['stop'], '.3f') + 's'}): inside "
+            f"{_frac(i['ok_fraction'])} ok of {i['attempted']}; longest stretch without an ok "
+            f"{w['longest_no_ok_s']:.3f}s; {hurt}")
+
+
 def _invariant(e, lines):
     if e.get("skipped"):
         lines.append(f"  SKIP {e['name']}: {e['skipped']}")
@@ -75,6 +87,8 @@ def _scenario(r, lines):
                          f"{_secs(w['first_ok_s'])}, on hurt entities "
                          f"{_secs(w['first_ok_affected_s'])}, on its nodes "
                          f"{_secs(w['first_ok_on_nodes_s'])}")
+    for w in r.get("windows", ()):
+        lines.append(_window(w))
     lines.append(_latency(r["latency_ms"]))
     lines.append("invariants:")
     for e in r["invariants"]:

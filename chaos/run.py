@@ -1,13 +1,15 @@
 """The chaos suite runner: python3 -m chaos.run --scenario NAME|all --seed N
     --duration S --nodes N --out DIR [--netns] [--orderd PATH] [--clients N] [--allow-skips]
-    [--etcd-members 1|3]
+    [--etcd-members 1|3] [--replication-factor N]
 
 Every scenario runs on an etcd-coordinated cluster (etcd_ctl.py: one etcd per scenario, 1 member
 or 3 with --etcd-members 3, started before the nodes; nodes run with --etcd, --cluster chaos,
 --lease-ttl 3s). There is no other cluster mode: `--coordination` is refused (exit 2).
 
 Per scenario: start etcd and a balanced cluster, run the workload (driver.py) and the seeded nemesis
-schedule (nemesis.py), heal everything and restart what is down, let the cluster settle (until
+schedule (nemesis.py) while an EpochMonitor samples every node's view of the shard map, heal
+everything and restart what is down (with --replication-factor > 1: wait until every replica
+has caught up, else the scenario fails), let the cluster settle (until
 no order the history touched is PENDING, at most SETTLE_S), read the final state of every
 touched entity (`final` records), stop the nodes and dump every node's journal with
 `ordermesh-journal` (next to --orderd, or env ORDERMESH_JOURNAL; merged into
@@ -38,7 +40,8 @@ import time
 from pathlib import Path
 
 from chaos import case_report, checker, journal_audit, nemesis, netns
-from chaos.cluster_ctl import RESERVATION_TTL_MS, Cluster, StartError, request
+from chaos.cluster_ctl import (RESERVATION_TTL_MS, Cluster, EpochMonitor, StartError,
+                               caught_up, request)
 from chaos.driver import Driver
 from chaos.history import HistoryWriter, load
 from chaos.report import render
@@ -101,22 +104,35 @@ def settle(cluster, order_ids, rng, limit=SETTLE_S):
     return None if pending else round(time.monotonic() - t0, 2)
 
 
-def final_reads(h, cluster, driver, rng):
+FINAL_READS_S = 60.0  # after this long, each remaining final read gets one attempt
+
+
+def final_reads(h, cluster, driver, rng, limit=FINAL_READS_S):
+    """The final reads (module docstring). Each is retried on no reply / unavailable, until the
+    reads as a whole have taken `limit` s; then every remaining one gets a single attempt, so a
+    cluster that lost a shard for good ends the scenario (incomplete reads fail it) instead of
+    hanging it for minutes."""
+    t_end = time.monotonic() + limit
+
+    def read(op, args):
+        return admin_read(cluster, rng, op, args,
+                          attempts=8 if time.monotonic() < t_end else 1)
+
     orders = set(driver.placed)
     for user in driver.users:
-        res, err = admin_read(cluster, rng, "order.list", {"user_id": user})
+        res, err = read("order.list", {"user_id": user})
         if res is not None:
             for o in res.get("orders", []):
                 h.final("order", o["order_id"], state=o)
                 orders.discard(o["order_id"])  # read anyway below if placed: cheap, but skip
     for oid in sorted(orders):
-        res, err = admin_read(cluster, rng, "order.get", {"order_id": oid})
+        res, err = read("order.get", {"order_id": oid})
         h.final("order", oid, state=res, error=err)
     for pid in sorted(driver.products):
-        res, err = admin_read(cluster, rng, "inventory.get", {"product_id": pid})
+        res, err = read("inventory.get", {"product_id": pid})
         h.final("inventory", pid, state=res, error=err)
     for user in driver.users:
-        res, err = admin_read(cluster, rng, "user.get", {"user_id": user})
+        res, err = read("user.get", {"user_id": user})
         h.final("user", user, state=res, error=err)
 
 
@@ -180,13 +196,27 @@ def journal_tool(orderd):
     return path if os.path.isfile(path) and os.access(path, os.X_OK) else None
 
 
-def dump_journals(tool, cluster, path, timeout=120.0, replication_factor=1):
+def caught_up_report(cluster, limit=10):
+    """Why a replicated cluster is not caught up (cluster_ctl.caught_up), for results.json."""
+    try:
+        return caught_up(cluster.statuses(timeout=2.0))[:limit] or [
+            "the cluster did not settle (members, leases, or the shard map's primaries)"]
+    except Exception as e:  # only a report
+        return [f"{type(e).__name__}: {e}"]
+
+
+def dump_journals(tool, cluster, path, timeout=120.0, replication_factor=1,
+                  observed_epochs=None):
     """Runs `ordermesh-journal dump` on every (stopped) node's data dir and merges the dumps
     into one journal (journal_audit.py's format), written to `path`. A node that cannot be
-    dumped is listed in `errors` (the audit reports it). Returns the journal."""
+    dumped is listed in `errors` (the audit reports it). `observed_epochs`: the EpochMonitor's
+    views of the shard map during the run (audited by the `epochs` rule). Returns the
+    journal."""
     merged = {"version": 1, "nodes": [], "entries": [], "shard_epochs": {}, "owned": {},
               "replayed": [], "unowned_data": {}, "stats": {}, "errors": [],
-              "replication_factor": replication_factor}
+              "replication_factor": replication_factor,
+              "min_insync": 2 if replication_factor > 1 else 1,
+              "observed_epochs": observed_epochs or {}}
     for n in cluster.nodes:
         cmd = [tool, "dump", "--data-dir", str(n.data_dir), "--node-id", n.name]
         try:
@@ -249,11 +279,12 @@ def run_scenario(name, args, ctx, sha):
     t0 = time.monotonic()
     seed = f"{args.seed}-{name}"
     cluster = None
+    monitor = None
     try:
         cluster = Cluster(out / "nodes", args.orderd, args.nodes, netns=ctx["netns"],
                           node_args=node_args, pid_file=Path(args.out) / "pids",
                           etcd_members=spec.get("etcd_members") or args.etcd_members,
-                          etcd_dir=out / "etcd")
+                          etcd_dir=out / "etcd", replication_factor=args.replication_factor)
         nemesis.prepare(name, cluster, out / "nodes")
     except (RuntimeError, OSError, subprocess.SubprocessError) as e:
         entry.update(status="failed", reason=f"cluster setup: {e}"[:500])
@@ -292,6 +323,7 @@ def run_scenario(name, args, ctx, sha):
                 entry.update(status="failed", reason="setup: products could not be created")
                 return entry, None
             nem = nemesis.Nemesis(cluster, h, driver, random.Random(f"{seed}-nemesis"))
+            monitor = EpochMonitor(cluster).start()
             driver.start()
             deadline = time.monotonic() + args.duration
             try:
@@ -301,8 +333,13 @@ def run_scenario(name, args, ctx, sha):
                 driver.stop()
                 driver.join(timeout=30.0)
             t_heal = time.monotonic()
+            # with replication this also waits until every replica has caught up (complete
+            # ISRs, every follower at lag 0: cluster_ctl.caught_up), so that the journals the
+            # audit reads hold what the cluster acknowledged
             balanced = cluster.wait_balanced(timeout=30.0) is not None
             balance_s = round(time.monotonic() - t_heal, 2) if balanced else None
+            if not balanced and args.replication_factor > 1:
+                entry["not_caught_up"] = caught_up_report(cluster)
             rng = random.Random(f"{seed}-final")
             settled = settle(cluster, driver.placed, rng)
             final_reads(h, cluster, driver, rng)
@@ -312,13 +349,18 @@ def run_scenario(name, args, ctx, sha):
                      nemesis=nem.events, history=str(hist_path),
                      node_starts={n.name: n.starts for n in cluster.nodes})
     finally:
+        if monitor is not None:
+            monitor.stop()
+            entry["status_samples"] = monitor.samples
+
         def dump():  # nodes dead, data dirs still mounted (disk-full: a tmpfs)
             tool = journal_tool(args.orderd)
             if tool is None or "history" not in entry:
                 return
             try:
                 j = dump_journals(tool, cluster, out / "journal.json",
-                                  replication_factor=args.replication_factor)
+                                  replication_factor=args.replication_factor,
+                                  observed_epochs=monitor.views if monitor else None)
                 entry["journal"] = str(out / "journal.json")
                 log(f"[{name}] journal: {len(j['entries'])} records of {len(j['nodes'])} "
                     f"nodes dumped" + (f", {len(j['errors'])} errors" if j["errors"] else ""))
@@ -348,6 +390,11 @@ def judge(entry, report):
         entry.update(status="failed", reason="incomplete: final reads missing or failed")
     elif entry.get("driver_errors"):
         entry.update(status="failed", reason="driver error: " + entry["driver_errors"][0])
+    elif entry.get("not_caught_up"):
+        # replicated: 30 s after the heal some shard still lacks a replica in its ISR or has a
+        # follower behind, so its writes may stay paused: not everything is served again
+        entry.update(status="failed", reason="replicas not caught up 30 s after the heal: "
+                     + "; ".join(entry["not_caught_up"][:3]))
     else:
         entry.update(status="passed", reason=None)
 
@@ -407,15 +454,19 @@ def _main(argv, names, entries):
         args.seed = random.SystemRandom().randrange(1, 2 ** 31)
     if args.out is None:
         args.out = str(REPO / "var/chaos" / time.strftime("%Y%m%d-%H%M%S"))
-    asked = ORDER if args.scenario == "all" else args.scenario.split(",")
+    if not 1 <= args.replication_factor <= args.nodes:
+        p.error("--replication-factor must be 1..--nodes")
+    asked = (nemesis.scenarios_for(args.replication_factor) if args.scenario == "all"
+             else args.scenario.split(","))
     unknown = [n for n in asked if n not in nemesis.SCENARIOS]
     if unknown:
         p.error(f"unknown scenario(s) {unknown}; known: {', '.join(ORDER)}")
+    wrong_rf = [nemesis.runs_at(n, args.replication_factor) for n in asked]
+    if any(wrong_rf):
+        p.error("; ".join(w for w in wrong_rf if w))
     names += asked
     if not 1 <= args.nodes <= 9 or args.duration <= 0:
         p.error("--nodes must be 1..9 and --duration > 0")
-    if not 1 <= args.replication_factor <= args.nodes:
-        p.error("--replication-factor must be 1..--nodes")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, _terminated)  # run the finally blocks: nodes are killed
     ctx = {"netns": args.netns, "root": os.geteuid() == 0, "allow_skips": args.allow_skips}

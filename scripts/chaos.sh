@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The chaos suite: scripts/chaos.sh [--scenario NAME|all] [--seed N] [--duration S] [--nodes N]
-#   [--out DIR] [--clients N] [--allow-skips] [--etcd-members 1|3]
+#   [--out DIR] [--clients N] [--allow-skips] [--etcd-members 1|3] [--replication-factor N]
 # Runs chaos/run.py (docs/CHAOS.md). Every scenario runs on a cluster coordinated through an
 # etcd the runner starts for it (Debian's /usr/bin/etcd, or env ORDERMESH_ETCD_BIN); there is no
 # other mode (`--coordination` is refused). As root it re-executes itself inside private
@@ -29,6 +29,7 @@ CLIENTS=4
 OUT=""
 ALLOW_SKIPS=()
 ETCD_MEMBERS=1
+RF=1
 usage() {
   sed -n '2,3p' "$0" | sed 's/^# //'
   exit 2
@@ -47,6 +48,7 @@ while (($#)); do
         "scenario, started by the runner; --etcd-members 1|3 picks its size)" >&2
       exit 2 ;;
     --etcd-members) ETCD_MEMBERS="${2:?}"; shift 2 ;;
+    --replication-factor) RF="${2:?}"; shift 2 ;;
     -h | --help) usage ;;
     *) echo "chaos.sh: unknown argument '$1'" >&2; usage ;;
   esac
@@ -55,6 +57,7 @@ done
 [[ "$SEED" =~ ^[0-9]+$ ]] || { echo "chaos.sh: --seed must be an integer" >&2; exit 2; }
 [[ "$ETCD_MEMBERS" == 1 || "$ETCD_MEMBERS" == 3 ]] ||
   { echo "chaos.sh: --etcd-members must be 1 or 3" >&2; exit 2; }
+[[ "$RF" =~ ^[1-9]$ ]] || { echo "chaos.sh: --replication-factor must be 1..9" >&2; exit 2; }
 [[ -n "$OUT" ]] || OUT="var/chaos/$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$OUT" || exit 2
 OUT="$(cd "$OUT" && pwd)"
@@ -71,7 +74,8 @@ if [[ $(id -u) -eq 0 && -z "${ORDERMESH_CHAOS_NETNS:-}" ]] && command -v unshare
     # shellcheck disable=SC2016
     exec unshare -n -m -- bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" \
       --scenario "$SCENARIO" --seed "$SEED" --duration "$DURATION" --nodes "$NODES" \
-      --clients "$CLIENTS" --out "$OUT" --etcd-members "$ETCD_MEMBERS" "${ALLOW_SKIPS[@]}"
+      --clients "$CLIENTS" --out "$OUT" --etcd-members "$ETCD_MEMBERS" \
+      --replication-factor "$RF" "${ALLOW_SKIPS[@]}"
   fi
   echo "chaos.sh: unshare -n -m failed; running on plain loopback" >&2
 fi
@@ -106,7 +110,7 @@ trap 'exit 130' INT TERM
 
 python3 -m chaos.run --scenario "$SCENARIO" --seed "$SEED" --duration "$DURATION" \
   --nodes "$NODES" --clients "$CLIENTS" --out "$OUT" --orderd "$ORDERD" "${NETNS[@]}" \
-  --etcd-members "$ETCD_MEMBERS" "${ALLOW_SKIPS[@]}" &
+  --etcd-members "$ETCD_MEMBERS" --replication-factor "$RF" "${ALLOW_SKIPS[@]}" &
 RUNNER=$!
 wait "$RUNNER"
 RC=$?

@@ -10,7 +10,8 @@ import unittest
 from contextlib import redirect_stdout
 
 from chaos import checker
-from chaos.checker import check
+from chaos.checker import check, check_runs
+from chaos.report import render
 from tests.chaos.builder import TTL, Builder, base, inventory, order, place_args, user
 
 ALL = list(checker.ORDER)
@@ -626,6 +627,19 @@ class NemesisMetrics(Case):
         self.assertAlmostEqual(rec["first_ok_affected_s"], 1.5)  # order o1 got info inside
         self.assertAlmostEqual(rec["first_ok_on_nodes_s"], 1.5)  # sent to n2
 
+        (w,) = r["windows"]
+        self.assertEqual((w["fault"], w["start"], w["stop"]), ("kill n2", 10.0, 20.0))
+        self.assertEqual(w["inside"]["attempted"], 3)
+        self.assertAlmostEqual(w["inside"]["ok_fraction"], 1 / 3, places=5)
+        # oks complete at 13.03 inside and 20.54 after the stop: the longest stretch from the
+        # start without one is 13.03 -> 20.54
+        self.assertAlmostEqual(w["longest_no_ok_s"], 7.51)
+        # o1 got info at 11.0 and was served again at 21.5: 11.5 s after the window's start
+        self.assertEqual(w["failover_s"]["hurt"], 1)
+        self.assertAlmostEqual(w["failover_s"]["max"], 11.5)
+        self.assertEqual(w["failover_s"]["never"], 0)
+        self.assertIn("failover of 1 hurt entities", render(check_runs([(b.records, None)])))
+
         c = r["counts"]
         self.assertEqual((c["attempted"], c["ok"], c["fail"], c["info"]), (8, 5, 1, 2))
         self.assertEqual(c["info_never_completed"], 1)
@@ -642,6 +656,10 @@ class NemesisMetrics(Case):
         r = check(b.records)
         self.assertEqual(r["availability"]["inside_faults"]["attempted"], 1)
         self.assertIsNone(r["recovery"][0]["stop"])
+        w = r["windows"][0]
+        self.assertIsNone(w["stop"])
+        self.assertEqual(w["failover_s"], {"hurt": 1, "p50": None, "max": None, "never": 1})
+        self.assertAlmostEqual(w["longest_no_ok_s"], 5.0)  # to the end of the history: 6.0
 
 
 class CommandLine(Case):
@@ -691,3 +709,105 @@ class CommandLine(Case):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ReplicatedJournal(Case):
+    """Replication factor 3 (min_insync 2): every entity an acknowledged write touched must be
+    held by two nodes' journals (rule insync_copies), and the shard-map views the runner sampled
+    must never go back nor name two primaries at one epoch (rule epochs)."""
+
+    NODES = ("n1", "n2", "n3")
+
+    @classmethod
+    def journal(cls, nodes=NODES, **change):
+        """Every entity of base() on every node of `nodes` at seq 1 (same digest), each replaying
+        to its final read; n1 owns shard 3."""
+        _, finals = base()
+        ents = dict(finals)
+        ents[("product", "p1")] = {"product_id": "p1", "name": "Widget", "price_cents": 250}
+        entries, replayed = [], []
+        for n in nodes:
+            for (kind, eid), st in sorted(ents.items()):
+                entries.append({"node": n, "shard": 3, "kind": kind, "id": eid, "seq": 1,
+                                "digest": f"d-{kind}-{eid}"})
+                replayed.append({"node": n, "owned": n == "n1", "kind": kind, "id": eid,
+                                 "seq": 1, "state": st})
+        j = {"version": 1, "entries": entries, "replayed": replayed, "errors": [],
+             "owned": {n: {"3": {"epoch": 1, "owned": n == "n1"}} for n in nodes},
+             "shard_epochs": {n: {"3": [1]} for n in nodes},
+             "replication_factor": 3, "min_insync": 2,
+             "observed_epochs": {n: {"3": [[1, "n2"], [2, "n1"]]} for n in nodes}}
+        j.update(change)
+        return j
+
+    def judge(self, journal):
+        b, finals = base()
+        return run(b, finals, journal)
+
+    def fails(self, journal, rule):
+        self.assertFails(self.judge(journal), "one_writer_per_entity", rule=rule)
+
+    @staticmethod
+    def drop(j, kind, eid, nodes):
+        j["entries"] = [e for e in j["entries"]
+                        if not (e["kind"] == kind and e["id"] == eid and e["node"] in nodes)]
+        j["replayed"] = [r for r in j["replayed"]
+                         if not (r["kind"] == kind and r["id"] == eid and r["node"] in nodes)]
+        return j
+
+    def test_three_and_two_copies_pass(self):
+        self.assertPasses(self.judge(self.journal()))
+        self.assertPasses(self.judge(self.journal(nodes=("n1", "n2"))))
+
+    def test_an_acknowledged_deposit_on_one_disk_fails(self):
+        j = self.drop(self.journal(), "user", "alice", ("n2", "n3"))
+        r = self.judge(j)
+        self.assertFails(r, "one_writer_per_entity", rule="insync_copies")
+        msgs = [v["message"] for v in entry(r, "one_writer_per_entity")["violations"]]
+        self.assertTrue(any("user/alice" in m and "only 1 node" in m for m in msgs), msgs)
+
+    def test_an_acknowledged_order_on_no_disk_fails(self):
+        j = self.drop(self.journal(), "order", "b1", self.NODES)
+        self.fails(j, "insync_copies")
+
+    def test_copies_behind_the_acknowledged_state_do_not_count(self):
+        # n2 and n3 hold alice only up to her deposit (1000), not the payment's debit (500):
+        # one node holds what the cluster acknowledged
+        j = self.journal()
+        for e in j["entries"]:
+            if e["id"] == "alice" and e["node"] == "n1":
+                j["entries"].append(dict(e, seq=2, digest="d-user-alice-2"))
+                break
+        for r in j["replayed"]:
+            if r["id"] == "alice":
+                r["seq"] = 2 if r["node"] == "n1" else 1
+                if r["node"] != "n1":
+                    r["state"] = user("alice", 1000)
+        self.fails(j, "insync_copies")
+        # the same copies at the highest seq any node holds count (the final read aside)
+        for e in j["entries"]:
+            if e["id"] == "alice" and e["node"] == "n2":
+                j["entries"].append(dict(e, seq=2, digest="d-user-alice-2"))
+                break
+        for r in j["replayed"]:
+            if r["id"] == "alice" and r["node"] == "n2":
+                r["seq"] = 2
+        self.assertPasses(self.judge(j))
+
+    def test_not_checked_without_replication(self):
+        j = self.drop(self.journal(), "user", "alice", ("n2", "n3"))
+        j["replication_factor"] = 1
+        self.assertPasses(self.judge(j))
+
+    def test_an_epoch_view_going_back_fails(self):
+        j = self.journal()
+        j["observed_epochs"]["n2"]["3"] = [[1, "n2"], [2, "n1"], [1, "n2"]]
+        self.fails(j, "epochs")
+
+    def test_two_primaries_at_one_epoch_fail(self):
+        j = self.journal()
+        j["observed_epochs"]["n3"]["3"] = [[1, "n2"], [2, "n3"]]
+        r = self.judge(j)
+        self.assertFails(r, "one_writer_per_entity", rule="epochs")
+        msgs = [v["message"] for v in entry(r, "one_writer_per_entity")["violations"]]
+        self.assertTrue(any("two primaries at one epoch" in m for m in msgs), msgs)

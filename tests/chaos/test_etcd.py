@@ -190,6 +190,68 @@ class BalancedEtcd(unittest.TestCase):
         self.assertIsNone(self.view(sts))
 
 
+def rf3_status(me, primaries, lag=0, isr=None):
+    """An etcd-mode status of a replication-factor-3 cluster: every shard on n1..n3, the
+    primary's answer shows its followers' lag."""
+    st = etcd_status(me, primaries)
+    for sh in st["shards"]:
+        sh["replicas"] = ["n1", "n2", "n3"]
+        sh["isr"] = list(isr or sh["replicas"])
+        if sh["primary"] == me:
+            sh["lag"] = {n: lag for n in sh["replicas"] if n != me}
+    return st
+
+
+class Replicated(unittest.TestCase):
+    """Settling with replication: failover leaves primaries unbalanced (nothing moves them
+    back), so the count rule gives way to the catch-up rule."""
+
+    NODES = ("n1", "n2", "n3")
+
+    def view(self, statuses):
+        return balanced_view(statuses, list(self.NODES), replicated=True)
+
+    def test_caught_up_after_a_failover_is_settled(self):
+        primaries = ["n1", "n2", "n1", "n2", "n1", "n2"]  # n3 lost its shards to a failover
+        sts = [rf3_status(n, primaries) for n in self.NODES]
+        self.assertIsNone(balanced_view(sts, list(self.NODES)))  # RF1's count rule
+        self.assertIs(self.view(sts), sts[0])
+        self.assertEqual(cluster_ctl.caught_up(dict(zip(self.NODES, sts))), [])
+
+    def test_a_lagging_follower_is_not_settled(self):
+        sts = [rf3_status(n, SPREAD, lag=3 if n == "n2" else 0) for n in self.NODES]
+        self.assertIsNone(self.view(sts))
+        self.assertIn("lag", cluster_ctl.caught_up(dict(zip(self.NODES, sts)))[0])
+
+    def test_missing_lag_or_an_incomplete_isr_is_not_settled(self):
+        sts = [rf3_status(n, SPREAD) for n in self.NODES]
+        del sts[0]["shards"][0]["lag"]
+        self.assertIsNone(self.view(sts))
+        sts = [rf3_status(n, SPREAD, isr=["n1", "n2"]) for n in self.NODES]
+        self.assertIsNone(self.view(sts))
+        self.assertIn("isr", cluster_ctl.caught_up(dict(zip(self.NODES, sts)))[0])
+
+    def test_a_shard_without_a_running_primary_is_not_settled(self):
+        primaries = ["n1", "n2", "n4", "n2", "n1", "n2"]
+        self.assertIsNone(self.view([rf3_status(n, primaries) for n in self.NODES]))
+
+    def test_top_primary(self):
+        st = rf3_status("n1", ["n2", "n3", "n2", "n3", "n1"])
+        self.assertEqual(cluster_ctl.top_primary_of(st, ["n1", "n2", "n3"]), "n2")  # tie: n2
+        self.assertEqual(cluster_ctl.top_primary_of(st, ["n1", "n3"]), "n3")
+        self.assertIsNone(cluster_ctl.top_primary_of(st, ["n4"]))
+
+    def test_epoch_monitor_keeps_changes_only(self):
+        mon = cluster_ctl.EpochMonitor(cluster=None)
+        st = rf3_status("n1", ["n1", "n2"])
+        mon.record("n1", st)
+        mon.record("n1", st)
+        st["shards"][0].update(epoch=2, primary="n3")
+        mon.record("n1", st)
+        self.assertEqual(mon.views["n1"], {"0": [[1, "n1"], [2, "n3"]], "1": [[1, "n2"]]})
+        self.assertEqual(mon.samples, 3)
+
+
 class Scenarios(unittest.TestCase):
     ETCD = ("etcd-kill", "etcd-pause", "etcd-cut-node", "etcd-kill-member", "rebalance")
 
@@ -197,7 +259,7 @@ class Scenarios(unittest.TestCase):
         for name in self.ETCD:
             self.assertIn(name, run.ORDER)
         self.assertEqual(run.ORDER, list(nemesis.SCENARIOS))
-        self.assertEqual(len(run.ORDER), 19)
+        self.assertEqual(len(run.ORDER), 24)  # 19 + the 5 of replicated clusters only
         # nothing marks a scenario as belonging to one mode any more
         self.assertFalse([n for n, s in nemesis.SCENARIOS.items() if "etcd_only" in s])
         self.assertFalse(hasattr(nemesis, "ETCD_ONLY") or hasattr(nemesis, "applicable"))
@@ -213,6 +275,36 @@ class Scenarios(unittest.TestCase):
         with mock.patch.object(etcd_ctl, "missing", return_value="etcd not installed"):
             for name in nemesis.SCENARIOS:  # every scenario needs etcd
                 self.assertEqual(nemesis.skip_reason(name, ctx), "etcd not installed")
+
+    REPLICATED = ("primary-kill-repeat", "zombie", "wipe", "two-down", "partition-primary")
+
+    def test_all_depends_on_the_replication_factor(self):
+        at1, at3 = nemesis.scenarios_for(1), nemesis.scenarios_for(3)
+        self.assertEqual(len(at1), 19)  # what chaos_suite runs: unchanged
+        for name in self.REPLICATED:
+            self.assertNotIn(name, at1)
+            self.assertIn(name, at3)
+            self.assertIn("--replication-factor 3", nemesis.runs_at(name, 1))
+            self.assertIsNone(nemesis.runs_at(name, 3))
+        self.assertIn("rebalance", at1)
+        self.assertNotIn("rebalance", at3)  # a replicated cluster refuses cluster.leave
+        for name in ("kill", "pause", "etcd-cut-node", "baseline"):
+            self.assertIn(name, at1)
+            self.assertIn(name, at3)
+        with mock.patch.object(etcd_ctl, "missing", return_value=None):
+            self.assertIn("namespace", nemesis.skip_reason("partition-primary",
+                                                           {"netns": False, "root": False}))
+
+    def test_replicated_scenarios_at_rf1_are_a_usage_error(self):
+        for scenario, rf in (("zombie", "1"), ("kill,wipe", "1"), ("rebalance", "3")):
+            with tempfile.TemporaryDirectory() as d:
+                err = io.StringIO()
+                with contextlib.redirect_stderr(err), self.assertRaises(SystemExit) as cm:
+                    run.main(["--scenario", scenario, "--replication-factor", rf, "--out", d,
+                              "--seed", "1"])
+                self.assertEqual(cm.exception.code, 2)
+                self.assertIn("replication-factor", err.getvalue())
+                self.assertEqual(list(Path(d).iterdir()), [])  # nothing ran
 
     def test_kill_member_always_runs_three_members(self):
         self.assertEqual(nemesis.SCENARIOS["etcd-kill-member"]["etcd_members"], 3)

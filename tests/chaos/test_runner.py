@@ -5,6 +5,7 @@ cannot run (with and without root), and the per-case report."""
 import io
 import json
 import os
+import random
 import stat
 import tempfile
 import unittest
@@ -106,6 +107,11 @@ class Runner(unittest.TestCase):
         self.assertIn("checker caught the planted fault", p["reason"])
         run.judge(p, report())
         self.assertEqual(p["status"], "failed")
+        # replicated: the replicas must have caught up after the heal (all invariants held)
+        z = {"scenario": "two-down", "not_caught_up": ["shard 34: isr ['n2', 'n1'] of ..."]}
+        run.judge(z, report())
+        self.assertEqual(z["status"], "failed")
+        self.assertIn("not caught up", z["reason"])
 
     def test_skip_verdict(self):
         # without root a scenario this machine cannot run is skipped, as root it fails
@@ -194,3 +200,113 @@ class Runner(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class FakeNode:
+    def __init__(self, name, data_dir):
+        self.name, self.data_dir, self.net = name, data_dir, f"net-{name}"
+        self.up, self.paused, self.log = True, False, []
+
+    def alive(self):
+        return self.up
+
+    def kill(self):
+        self.up, self.paused = False, False
+        self.log.append("kill")
+
+    def pause(self):
+        self.paused = True
+        self.log.append("pause")
+
+    def resume(self):
+        self.paused = False
+        self.log.append("resume")
+
+
+class FakeCluster:
+    def __init__(self, directory, top="n2"):
+        self.nodes = [FakeNode(f"n{i}", Path(directory) / f"n{i}" / "data") for i in (1, 2, 3)]
+        for n in self.nodes:
+            n.data_dir.mkdir(parents=True)
+            (n.data_dir / "CURRENT").write_text("x")
+        self.top, self.waits = top, 0
+        self.firewall = mock.Mock()
+
+    def top_primary(self):
+        return next(n for n in self.nodes if n.name == self.top)
+
+    def restart(self, node):
+        node.up = True
+        node.log.append("restart")
+
+    def wait_balanced(self, timeout):
+        self.waits += 1
+        return {"ok": True}
+
+    def heal_processes(self):
+        pass
+
+
+class FakeHistory:
+    def __init__(self):
+        self.records = []
+
+    def nemesis(self, event, fault, nodes=None, **extra):
+        self.records.append((event, fault, tuple(nodes or ())))
+
+
+class ReplicatedFaults(unittest.TestCase):
+    """The replicated scenarios' faults on a fake cluster: whom they hit, what they undo, and
+    that every window is closed (the deadline already passed: holds end at once)."""
+
+    def nemesis(self, d, **kw):
+        self.cluster = FakeCluster(d, **kw)
+        self.h = FakeHistory()
+        return nemesis.Nemesis(self.cluster, self.h, driver=None, rng=random.Random(1))
+
+    def test_primary_kill_hits_the_top_primary_and_restarts_it(self):
+        with tempfile.TemporaryDirectory() as d:
+            nem = self.nemesis(d, top="n3")
+            nem.primary_kill(deadline=0.0)
+            self.assertEqual(self.cluster.nodes[2].log, ["kill", "restart"])
+            self.assertEqual(self.h.records, [("start", "kill primary n3", ("n3",)),
+                                              ("stop", "kill primary n3", ("n3",))])
+
+    def test_zombie_pauses_then_resumes_the_top_primary(self):
+        with tempfile.TemporaryDirectory() as d:
+            nem = self.nemesis(d)
+            nem.zombie(deadline=0.0)
+            self.assertEqual(self.cluster.nodes[1].log, ["pause", "resume"])
+            self.assertEqual([r[0] for r in self.h.records], ["start", "stop"])
+
+    def test_wipe_deletes_the_data_dir_and_waits_for_catch_up(self):
+        with tempfile.TemporaryDirectory() as d:
+            nem = self.nemesis(d)
+            nem.wipe(deadline=0.0)
+            n2 = self.cluster.nodes[1]
+            self.assertEqual(n2.log, ["kill", "restart"])
+            self.assertFalse(n2.data_dir.exists())
+            self.assertTrue(self.cluster.nodes[0].data_dir.exists())
+            self.assertEqual(self.cluster.waits, 1)
+            self.assertTrue(any("caught up" in e for e in nem.events))
+
+    def test_two_down_kills_two_and_restarts_both(self):
+        with tempfile.TemporaryDirectory() as d:
+            nem = self.nemesis(d)
+            nem.two_down(deadline=0.0)
+            hit = [n for n in self.cluster.nodes if n.log]
+            self.assertEqual(len(hit), 2)
+            for n in hit:
+                self.assertEqual(n.log, ["kill", "restart"])
+                self.assertTrue(n.alive())
+            self.assertEqual(len(self.h.records[0][2]), 2)
+
+    def test_partition_primary_cuts_it_from_its_peers_both_ways(self):
+        with tempfile.TemporaryDirectory() as d:
+            nem = self.nemesis(d, top="n1")
+            nem.partition_primary(deadline=0.0)
+            fw = self.cluster.firewall
+            fw.cut.assert_any_call(["net-n1"], ["net-n2", "net-n3"])
+            fw.cut.assert_any_call(["net-n2", "net-n3"], ["net-n1"])
+            fw.heal.assert_called_once()
+            self.assertEqual(self.h.records[0], ("start", "isolate primary n1", ("n1",)))
