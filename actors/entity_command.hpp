@@ -17,11 +17,13 @@ caf::result<View> command(entity_actor<Traits>* self, Decide decide, MakeView ma
 /// queued later, and the group commit makes writes durable in queue order, so a crash can lose
 /// the answer's effect only together with everything that followed from it (the write is marked
 /// `exposed`: it may not fail alone). An order on another node, whose writes go to another
-/// journal, gets its answer once durable, as for any command.
+/// journal, gets its answer once durable, as for any command; so does every order in a
+/// replicated cluster, where each shard commits through its own followers (a step answered
+/// early could be lost in a failover while the order's record of it survives).
 template <class View, class Traits, class Decide, class MakeView>
 caf::result<View> step_command(entity_actor<Traits>* self, Decide decide, MakeView make_view) {
   // Before make_response_promise, which moves the sender out of the current message.
-  const bool local = sender_is_local(self);
+  const bool local = sender_is_local(self) && !self->state.ctx->replicated(self->state.key.shard);
   auto rp = self->make_response_promise();
   auto d = decide(self->state.st);
   if (!d.ok() || !local) {

@@ -88,6 +88,10 @@ class node_context {
   caf::actor read_barrier(uint16_t shard) const {
     return read_barrier_ ? read_barrier_(shard) : caf::actor{};
   }
+  /// Whether `shard` has replicas on other nodes: its writes commit independently of other
+  /// shards' (each through its own followers), so the one-journal shortcuts (answering a saga
+  /// step before it is durable, `exposed` writes) do not hold for it.
+  bool replicated(uint16_t shard) const { return static_cast<bool>(read_barrier(shard)); }
 
   std::atomic<int64_t> active_entities{0};
   std::atomic<uint64_t> entity_restarts{0};

@@ -84,14 +84,18 @@ void settle(self_ptr self) {
 /// durable: their writes queue behind it in the same journal, so a crash keeps a prefix (the
 /// record is marked `exposed`: it may not fail alone). A participant on another node writes to
 /// another journal, so it is asked only once the record is durable.
+/// Not so in a replicated cluster: there each shard commits through its own followers, so a
+/// participant's write could survive a failover that loses the order's record, or the reverse.
 bool participants_local(self_ptr self, const o::state& st) {
   auto& ctx = *self->state.ctx;
   const auto here = self->node();
-  if (ctx.route(user_of(st)).node() != here)
+  auto local = [&](const entity_ref& e) {
+    return ctx.route(e).node() == here && !ctx.replicated(ctx.shard_of(e));
+  };
+  if (ctx.replicated(self->state.key.shard) || !local(user_of(st)))
     return false;
-  return std::all_of(st.items.begin(), st.items.end(), [&](const domain::order_item& item) {
-    return ctx.route(inventory_of(item)).node() == here;
-  });
+  return std::all_of(st.items.begin(), st.items.end(),
+                     [&](const domain::order_item& item) { return local(inventory_of(item)); });
 }
 
 /// Persists `events` and runs the saga's next step: at once when every participant is on this
