@@ -419,7 +419,7 @@ def balanced_view(statuses, want, replicated=False):
     lease is valid, and all agree on one controller, a member. A status of any other
     coordination is never settled. `replicated` (replication factor > 1): failover moves
     primaries and nothing moves them back (no replica moves yet), so the count rule is replaced
-    by caught_up(): every ISR complete under current incarnations, every follower at lag 0."""
+    by caught_up(): every ISR complete (every replica in it), every follower at lag 0."""
     want_order = list(want)
     want = sorted(want)
     if not want or len(statuses) != len(want):

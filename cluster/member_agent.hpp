@@ -82,6 +82,9 @@ struct member_agent_config {
   /// connection to that member has been down this long (0: only once its lease has expired).
   /// Safe at any time (docs/REPLICATION.md, "Failover"): only availability depends on it.
   std::chrono::milliseconds suspect_after{1000};
+  /// This node's disk identity (node_meta: made with the data dir), published in its member
+  /// record; in replication it is what an ISR entry names (docs/REPLICATION.md).
+  int64_t disk = 0;
 };
 
 /// What cluster.status shows of a store-coordinated cluster.

@@ -297,6 +297,7 @@ void cluster_status(self_ptr self, const protocol::request& req) {
                          {"client_address", m.client_address},
                          {"state", m.leaving ? "leaving" : "up"},
                          {"incarnation", m.incarnation},
+                         {"disk", m.disk},
                          {"shards_owned", led[m.node_id]}};
               if (m.node_id == ctx.node_id())
                 jm["active_entities"] = ctx.active_entities.load();
@@ -304,14 +305,10 @@ void cluster_status(self_ptr self, const protocol::request& req) {
             }
             json shards = json::array();
             for (auto& a : ms.shards) {
-              json shard_json = {{"shard", a.shard},
-                                 {"primary", a.primary},
-                                 {"owner", a.primary},
-                                 {"epoch", a.epoch},
-                                 {"replicas", a.replicas},
-                                 {"isr", a.isr},
-                                 {"isr_incarnations", a.isr_incarnations},
-                                 {"target", a.target}};
+              json shard_json = {{"shard", a.shard},         {"primary", a.primary},
+                                 {"owner", a.primary},       {"epoch", a.epoch},
+                                 {"replicas", a.replicas},   {"isr", a.isr},
+                                 {"isr_disks", a.isr_disks}, {"target", a.target}};
               // Only the shard's primary knows how far its followers are.
               if (auto lag = ms.follower_lag.find(a.shard); lag != ms.follower_lag.end())
                 shard_json["lag"] = lag->second;

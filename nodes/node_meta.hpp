@@ -14,4 +14,11 @@ namespace ordermesh::node {
 bool check_node_meta(persistence::storage_engine& storage, const node_config& cfg,
                      std::string* why);
 
+/// This data dir's identity: a random positive number made (and synced) the first time, the
+/// same ever after; 0 (with `why`) if it cannot be read or made. A wiped data dir gets a new
+/// one. In a replicated cluster an ISR entry names it (docs/REPLICATION.md), so a data dir must
+/// never be copied or restored under a node that kept its old one: restore into an empty
+/// directory and delete the copied `disk_id` (the node makes a new one and catches up).
+int64_t disk_identity(persistence::storage_engine& storage, std::string* why);
+
 }  // namespace ordermesh::node

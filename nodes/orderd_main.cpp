@@ -129,6 +129,11 @@ int main(int argc, char** argv) {
     log->critical("node={} {}", cfg.node_id, why);
     return 1;
   }
+  const int64_t disk = om::node::disk_identity(*storage, &why);
+  if (disk == 0) {
+    log->critical("node={} {}", cfg.node_id, why);
+    return 1;
+  }
   // The store that decides membership and the shard map: etcd, or a local one for a node alone.
   auto coordination = om::node::open_coordination(*storage, cfg, &why);
   if (!coordination) {
@@ -176,6 +181,7 @@ int main(int argc, char** argv) {
     mcfg.replica_lag_timeout = cfg.replica_lag_timeout;
     mcfg.commit_timeout = cfg.commit_timeout;
     mcfg.suspect_after = cfg.suspect_after;
+    mcfg.disk = disk;
     om::cluster::agent_hooks hooks;
     hooks.supervisors = layer.supervisors;
     hooks.wakeups = layer.wakeups;

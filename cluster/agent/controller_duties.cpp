@@ -149,11 +149,11 @@ void controller_round(self_ptr self) {
       // it: a restarted one may have lost its disk).
       std::map<std::string, int64_t> life;
       for (const auto& m : st.members)
-        life[m.node_id] = m.incarnation;
+        life[m.node_id] = m.disk;
       for (auto& a : first) {
-        a.isr_incarnations.clear();
+        a.isr_disks.clear();
         for (const auto& r : a.isr)
-          a.isr_incarnations.push_back(life[r]);
+          a.isr_disks.push_back(life[r]);
       }
     }
     auto shards = std::make_shared<const std::vector<co::shard_assignment>>(std::move(first));

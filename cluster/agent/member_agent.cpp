@@ -223,7 +223,8 @@ caf::behavior member_agent(self_ptr self, member_agent_config cfg,
   s.last_step.assign(s.cfg.shard_count, co::step::serve);
   s.store_kind = std::string((*session)->kind());
   driver_config dcfg;
-  dcfg.me = co::member_info{s.cfg.node_id, s.cfg.cluster_address, s.cfg.client_address, false};
+  dcfg.me = co::member_info{s.cfg.node_id, s.cfg.cluster_address, s.cfg.client_address, false,
+                            s.cfg.disk};
   dcfg.lease_ttl = s.cfg.lease_ttl;
   s.driver = spawn_coordination_driver(self->system(), std::move(*session), dcfg,
                                        caf::actor_cast<caf::actor>(self), s.log);

@@ -616,8 +616,8 @@ std::vector<int64_t> incarnations_for(const led_shard& l, const rep::isr_change&
                                       const std::string& self_id, int64_t self_incarnation) {
   std::map<std::string, int64_t> known;
   const auto& a = l.assignment;
-  for (size_t i = 0; i < a.isr.size() && i < a.isr_incarnations.size(); ++i)
-    known[a.isr[i]] = a.isr_incarnations[i];
+  for (size_t i = 0; i < a.isr.size() && i < a.isr_disks.size(); ++i)
+    known[a.isr[i]] = a.isr_disks[i];
   std::vector<int64_t> out;
   for (const auto& m : change.isr) {
     if (m == self_id)
@@ -670,9 +670,9 @@ void send_txn(leader_ptr self, uint16_t shard) {
 bool refresh_incarnations(leader_ptr self, uint16_t shard, led_shard& l) {
   auto& s = self->state;
   const auto& a = l.assignment;
-  if (a.isr_incarnations.size() != a.isr.size() || l.log->pending())
+  if (a.isr_disks.size() != a.isr.size() || l.log->pending())
     return false;
-  auto fresh = a.isr_incarnations;
+  auto fresh = a.isr_disks;
   bool changed = false;
   for (size_t i = 0; i < a.isr.size(); ++i) {
     int64_t now_life = fresh[i];
@@ -694,7 +694,7 @@ bool refresh_incarnations(leader_ptr self, uint16_t shard, led_shard& l) {
   s.ctx->log->info("node={} shard {}: ISR {} under its members' current lives", me(self), shard,
                    fmt::join(a.isr, ","));
   auto next = a;
-  next.isr_incarnations = std::move(fresh);
+  next.isr_disks = std::move(fresh);
   l.txn = std::move(next);
   l.txn_guard = a.mod_revision;
   send_txn(self, shard);
@@ -720,7 +720,7 @@ void propose(leader_ptr self, uint16_t shard, led_shard& l) {
       change->what == rep::isr_change::kind::shrink ? "without" : "with", change->member);
   auto next = l.assignment;
   next.isr = change->isr;
-  next.isr_incarnations = std::move(incs);
+  next.isr_disks = std::move(incs);
   l.txn = std::move(next);
   l.txn_guard = l.assignment.mod_revision;
   send_txn(self, shard);

@@ -12,10 +12,12 @@ void publish_replication(self_ptr self) {
   auto& s = self->state;
   if (!s.repl || !s.state)
     return;
-  s.repl->incarnation.store(s.incarnation);
+  // What this node's acks and ISR entries name: its disk, not its membership's life (a restart
+  // with the disk intact keeps every ack it gave; a wiped disk is a new one).
+  s.repl->incarnation.store(s.cfg.disk);
   auto view = std::make_shared<replication_view>();
   view->state = s.state;
-  view->incarnation = s.incarnation;
+  view->incarnation = s.cfg.disk;
   for (const auto& [id, p] : s.peers)
     if (p.agent && p.replica)
       view->followers.emplace(id, p.replica);

@@ -61,6 +61,10 @@ struct member_record {
   /// The store revision that created this member key: one value per life of the node. A node
   /// that restarts gets a new one, which fences everything its earlier life might still send.
   int64_t incarnation = 0;
+  /// The identity of the node's data dir (random, made with it; 0: none given): the same after a
+  /// restart, new after a wipe. An ISR entry names the disk that holds the shard's committed
+  /// writes, so a node that restarts with its disk intact is still the replica it vouches for.
+  int64_t disk = 0;
 };
 
 /// One shard's assignment: its leader and, once replication lands, its replicas and in-sync
@@ -71,11 +75,11 @@ struct shard_assignment {
   std::string primary;
   std::vector<std::string> replicas;  // primary included
   std::vector<std::string> isr;       // in-sync replicas, primary included
-  /// isr_incarnations[i] is the incarnation isr[i] had when it entered the ISR (failover promotes
+  /// isr_disks[i] is the incarnation isr[i] had when it entered the ISR (failover promotes
   /// only a member still at it: a restarted node may have lost its disk). Parallel to `isr`;
   /// empty in values written before replication (and until the wiring fills it, issue 12).
   /// Stored as decimal strings (docs/REPLICATION.md).
-  std::vector<int64_t> isr_incarnations;
+  std::vector<int64_t> isr_disks;
   /// A move in progress: the node the controller asked the primary to hand the shard to, at
   /// epoch + 1. Empty when no move is pending. The target ends the move by writing itself as
   /// primary (the flip); the primary ends it by clearing `target` (an abort). Whichever txn
@@ -114,6 +118,7 @@ struct member_info {
   std::string cluster_address;
   std::string client_address;
   bool leaving = false;
+  int64_t disk = 0;  // member_record::disk
 };
 
 /// One node's session with the store: its membership (lease, incarnation) and every call it

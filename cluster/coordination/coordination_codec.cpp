@@ -71,6 +71,16 @@ std::optional<json> parse_object(std::string_view text, const char* what, std::s
   return j;
 }
 
+/// A positive int64 written as a decimal string (how int64 values travel in JSON here).
+bool parse_positive(const std::string& decimal, int64_t& out) {
+  int64_t i = 0;
+  auto [end, ec] = std::from_chars(decimal.data(), decimal.data() + decimal.size(), i);
+  if (ec != std::errc() || end != decimal.data() + decimal.size() || i <= 0)
+    return false;
+  out = i;
+  return true;
+}
+
 /// Reads typed fields of one object, remembering the first problem.
 class reader {
  public:
@@ -117,6 +127,15 @@ class reader {
       return 0;
     }
     return n;
+  }
+
+  /// An optional positive int64 written as a decimal string (0 when absent).
+  int64_t decimal(const char* field) {
+    auto t = text(field, false);
+    int64_t out = 0;
+    if (!t.empty() && !parse_positive(t, out))
+      fail(field, "is not a positive decimal");
+    return out;
   }
 
   std::vector<std::string> texts(const char* field) {
@@ -250,6 +269,8 @@ std::string encode_member(const member_record& m) {
             {"cluster_address", m.cluster_address},
             {"client_address", m.client_address},
             {"leaving", m.leaving}};
+  if (m.disk > 0)
+    j["disk"] = std::to_string(m.disk);  // a decimal string, like the other int64 fields
   return dump(j);
 }
 
@@ -260,6 +281,7 @@ result<member_record> decode_member(std::string_view text) {
     m.cluster_address = r.text("cluster_address", false);
     m.client_address = r.text("client_address", false);
     m.leaving = r.flag("leaving");
+    m.disk = r.decimal("disk");
     return m;
   });
 }
@@ -305,11 +327,11 @@ std::string encode_shard(const shard_assignment& s) {
          {"replicas", s.replicas}, {"isr", s.isr},     {"target", s.target}};
   // Decimal strings, like the gateway's own int64 fields (docs/REPLICATION.md); left out when
   // empty, so values written before replication read back the same.
-  if (!s.isr_incarnations.empty()) {
+  if (!s.isr_disks.empty()) {
     json incarnations = json::array();
-    for (auto i : s.isr_incarnations)
+    for (auto i : s.isr_disks)
       incarnations.push_back(std::to_string(i));
-    j["isr_incarnations"] = std::move(incarnations);
+    j["isr_disks"] = std::move(incarnations);
   }
   return dump(j);
 }
@@ -322,12 +344,11 @@ result<shard_assignment> decode_shard(std::string_view text) {
     s.primary = r.text("primary", true);
     s.replicas = r.texts("replicas");
     s.isr = r.texts("isr");
-    for (const auto& decimal : r.texts("isr_incarnations")) {
+    for (const auto& decimal : r.texts("isr_disks")) {
       int64_t i = 0;
-      auto [end, ec] = std::from_chars(decimal.data(), decimal.data() + decimal.size(), i);
-      if (ec != std::errc() || end != decimal.data() + decimal.size() || i <= 0)
+      if (!parse_positive(decimal, i))
         i = 0;  // refused below
-      s.isr_incarnations.push_back(i);
+      s.isr_disks.push_back(i);
     }
     s.target = r.text("target", false);
     return s;
@@ -336,12 +357,11 @@ result<shard_assignment> decode_shard(std::string_view text) {
     return invalid("shard: field \"primary\" is empty");
   if (out) {
     const auto& a = out.value();
-    if (!a.isr_incarnations.empty() && a.isr_incarnations.size() != a.isr.size())
-      return invalid("shard: field \"isr_incarnations\" does not match \"isr\"");
-    for (auto i : a.isr_incarnations)
+    if (!a.isr_disks.empty() && a.isr_disks.size() != a.isr.size())
+      return invalid("shard: field \"isr_disks\" does not match \"isr\"");
+    for (auto i : a.isr_disks)
       if (i <= 0)
-        return invalid(
-            "shard: field \"isr_incarnations\" holds a non-positive or non-decimal value");
+        return invalid("shard: field \"isr_disks\" holds a non-positive or non-decimal value");
   }
   return out;
 }

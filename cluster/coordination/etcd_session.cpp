@@ -166,7 +166,7 @@ class etcd_session final : public session {
       return e;
     };
 
-    member_record rec{me.node_id, me.cluster_address, me.client_address, me.leaving, 0};
+    member_record rec{me.node_id, me.cluster_address, me.client_address, me.leaving, 0, me.disk};
     const std::string key = keys_.member(me.node_id);
     for (int attempt = 0; attempt < join_attempts; ++attempt) {
       // Create the member key only if absent: its create revision is the new incarnation.
@@ -215,7 +215,8 @@ class etcd_session final : public session {
       return *e;
     if (me.node_id != node_id_)
       return fail(errc::invalid, "cannot update another member");
-    member_record rec{me.node_id, me.cluster_address, me.client_address, me.leaving, incarnation_};
+    member_record rec{me.node_id, me.cluster_address, me.client_address,
+                      me.leaving, incarnation_,       me.disk};
     etcd::txn_request t;
     t.compares.push_back(current());
     t.success.push_back(put(keys_.member(node_id_), codec::encode_member(rec), lease_id_));

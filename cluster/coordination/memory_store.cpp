@@ -36,8 +36,8 @@ class memory_session final : public session {
     }
     int64_t lease_id = store_.next_lease_++;
     store_.leases_[lease_id] = memory_store::lease{ttl, store_.clock_() + ttl};
-    member_record rec{me.node_id, me.cluster_address, me.client_address, me.leaving,
-                      ++store_.revision_};
+    member_record rec{me.node_id, me.cluster_address, me.client_address,
+                      me.leaving, ++store_.revision_, me.disk};
     store_.members_[me.node_id] = memory_store::member_entry{rec, lease_id};
     node_id_ = me.node_id;
     incarnation_ = rec.incarnation;

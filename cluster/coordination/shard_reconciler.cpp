@@ -145,7 +145,7 @@ shard_assignment flipped(const shard_assignment& current) {
   next.primary = current.target;
   next.replicas = {current.target};
   next.isr = {current.target};
-  next.isr_incarnations.clear();  // single-replica moves only: nothing to fail over to
+  next.isr_disks.clear();  // single-replica moves only: nothing to fail over to
   next.target.clear();
   return next;
 }

@@ -41,12 +41,13 @@ failover_decision choose_failover(const coord::cluster_state& state, uint16_t sh
   if (shard >= state.shards.size())
     return refused(failover_outcome::invalid, "no such shard");
   const auto& a = state.shards[shard];
-  if (a.isr_incarnations.size() != a.isr.size())
-    return refused(failover_outcome::invalid, "the ISR has no incarnation for every member");
-  // The ISR entry of each member that still holds it: same node id, same incarnation.
+  if (a.isr_disks.size() != a.isr.size())
+    return refused(failover_outcome::invalid, "the ISR names no disk for every member");
+  // The ISR entry of each member that still holds it: same node id, same disk (a member
+  // restarted on the disk its entry names still holds every committed write; a wiped one not).
   auto current = [&](size_t i) {
     const auto* m = member(state, a.isr[i]);
-    return m != nullptr && m->incarnation == a.isr_incarnations[i];
+    return m != nullptr && m->disk == a.isr_disks[i];
   };
   bool primary_ok = false;
   for (size_t i = 0; i < a.isr.size(); ++i) {
@@ -62,8 +63,9 @@ failover_decision choose_failover(const coord::cluster_state& state, uint16_t sh
       kept.push_back(i);
   }
   if (kept.empty())
-    return refused(failover_outcome::unavailable,
-                   "no ISR member left at its incarnation: only force-primary can serve it");
+    return refused(
+        failover_outcome::unavailable,
+        "no ISR member left on the disk its entry names: only force-primary can serve it");
   // A member that is leaving would hand the shard on at once: prefer one that stays.
   size_t chosen = kept.front();
   for (size_t i : kept) {
@@ -79,11 +81,11 @@ failover_decision choose_failover(const coord::cluster_state& state, uint16_t sh
   d.next.primary = a.isr[chosen];
   d.next.target.clear();
   d.next.isr = {a.isr[chosen]};
-  d.next.isr_incarnations = {a.isr_incarnations[chosen]};
+  d.next.isr_disks = {a.isr_disks[chosen]};
   for (size_t i : kept) {
     if (i != chosen) {
       d.next.isr.push_back(a.isr[i]);
-      d.next.isr_incarnations.push_back(a.isr_incarnations[i]);
+      d.next.isr_disks.push_back(a.isr_disks[i]);
     }
   }
   if (std::find(d.next.replicas.begin(), d.next.replicas.end(), d.next.primary) ==
@@ -107,7 +109,7 @@ failover_decision force_primary(const coord::cluster_state& state, uint16_t shar
   d.next.primary = node;
   d.next.target.clear();
   d.next.isr = {node};
-  d.next.isr_incarnations = {m->incarnation};
+  d.next.isr_disks = {m->disk};
   if (std::find(d.next.replicas.begin(), d.next.replicas.end(), node) == d.next.replicas.end())
     d.next.replicas.push_back(node);
   return d;

@@ -83,9 +83,9 @@ replica_step next_replica_step(const coord::cluster_state& state, uint16_t shard
       // The new primary first; everyone else (the old primary too) keeps its entry.
       std::rotate(s.next.isr.begin(), s.next.isr.begin() + static_cast<std::ptrdiff_t>(i),
                   s.next.isr.begin() + static_cast<std::ptrdiff_t>(i) + 1);
-      std::rotate(s.next.isr_incarnations.begin(),
-                  s.next.isr_incarnations.begin() + static_cast<std::ptrdiff_t>(i),
-                  s.next.isr_incarnations.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+      std::rotate(s.next.isr_disks.begin(),
+                  s.next.isr_disks.begin() + static_cast<std::ptrdiff_t>(i),
+                  s.next.isr_disks.begin() + static_cast<std::ptrdiff_t>(i) + 1);
       return s;
     }
     return blocked("no desired replica is in the ISR to lead");
@@ -99,7 +99,7 @@ replica_step next_replica_step(const coord::cluster_state& state, uint16_t shard
         return blocked("dropping " + r + " would leave fewer than min_insync in the ISR");
       auto i = it - a.isr.begin();
       s.next.isr.erase(s.next.isr.begin() + i);
-      s.next.isr_incarnations.erase(s.next.isr_incarnations.begin() + i);
+      s.next.isr_disks.erase(s.next.isr_disks.begin() + i);
     }
     s.what = replica_step_kind::drop_replica;
     s.node = r;

@@ -34,11 +34,11 @@ class FailoverBench(ct.Bench):
         st = self.status(asker)
         if not st or len(st.get("members", [])) != n or not st.get("controller"):
             return None
-        incs = {m["node_id"]: m.get("incarnation") for m in st["members"]}
+        incs = {m["node_id"]: m.get("disk") for m in st["members"]}
         for s in st["shards"]:
             if len(s["replicas"]) != 3 or sorted(s["isr"]) != sorted(s["replicas"]):
                 return None
-            if [incs.get(m) for m in s["isr"]] != s.get("isr_incarnations"):
+            if [incs.get(m) for m in s["isr"]] != s.get("isr_disks"):
                 return None  # a restarted member still named under its old life
         return st
 

@@ -167,8 +167,8 @@ TEST_CASE("reconcile: a replica of a replicated shard keeps its data, one that o
   CHECK(step_of(s, "a", owned(3)).what == step::drop);
   // A flip keeps no ISR incarnations: single-replica moves have nothing to fail over to.
   auto moved = one_shard("a", 3, "b");
-  moved.shards[0].isr_incarnations = {7};
-  CHECK(flipped(moved.shards[0]).isr_incarnations.empty());
+  moved.shards[0].isr_disks = {7};
+  CHECK(flipped(moved.shards[0]).isr_disks.empty());
 }
 
 TEST_CASE("reconcile: flipped and aborted assignments") {

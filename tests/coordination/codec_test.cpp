@@ -70,7 +70,7 @@ TEST_CASE("coordination codec: the key layout under the cluster prefix") {
 }
 
 TEST_CASE("coordination codec: member, controller, config and shard values round trip") {
-  member_record m{"n1", "127.0.0.1:7501", "127.0.0.1:7401", true, 99};
+  member_record m{"n1", "127.0.0.1:7501", "127.0.0.1:7401", true, 99, 4611686018427387905};
   auto md = codec::decode_member(codec::encode_member(m));
   REQUIRE(md);
   CHECK(md.value().node_id == "n1");
@@ -78,6 +78,14 @@ TEST_CASE("coordination codec: member, controller, config and shard values round
   CHECK(md.value().client_address == "127.0.0.1:7401");
   CHECK(md.value().leaving);
   CHECK(md.value().incarnation == 0);  // the key's create revision, not in the value
+  CHECK(md.value().disk == 4611686018427387905);
+  // The disk is optional (0: none), a positive decimal string when present.
+  auto no_disk = codec::decode_member(R"({"node_id":"n2"})");
+  REQUIRE(no_disk);
+  CHECK(no_disk.value().disk == 0);
+  CHECK_FALSE(codec::decode_member(R"({"node_id":"n2","disk":"-4"})"));
+  CHECK_FALSE(codec::decode_member(R"({"node_id":"n2","disk":"12x"})"));
+  CHECK_FALSE(codec::decode_member(R"({"node_id":"n2","disk":12})"));
 
   auto cd = codec::decode_controller(codec::encode_controller({"n2", 1234567890123}));
   REQUIRE(cd);
@@ -98,10 +106,10 @@ TEST_CASE("coordination codec: member, controller, config and shard values round
   s.primary = "n1";
   s.replicas = {"n1", "n2", "n3"};
   s.isr = {"n1", "n3"};
-  s.isr_incarnations = {9007199254740993, 12};  // above 2^53: must not pass through a double
+  s.isr_disks = {9007199254740993, 12};  // above 2^53: must not pass through a double
   s.target = "n2";
   s.mod_revision = 77;
-  CHECK(codec::encode_shard(s).find(R"("isr_incarnations":["9007199254740993","12"])") !=
+  CHECK(codec::encode_shard(s).find(R"("isr_disks":["9007199254740993","12"])") !=
         std::string::npos);
   auto sd = codec::decode_shard(codec::encode_shard(s));
   REQUIRE(sd);
@@ -110,7 +118,7 @@ TEST_CASE("coordination codec: member, controller, config and shard values round
   CHECK(sd.value().primary == "n1");
   CHECK(sd.value().replicas == s.replicas);
   CHECK(sd.value().isr == s.isr);
-  CHECK(sd.value().isr_incarnations == s.isr_incarnations);
+  CHECK(sd.value().isr_disks == s.isr_disks);
   CHECK(sd.value().target == "n2");
   CHECK(sd.value().mod_revision == 0);  // the key's mod revision, not in the value
 
@@ -118,14 +126,14 @@ TEST_CASE("coordination codec: member, controller, config and shard values round
   auto minimal = codec::decode_shard(R"({"shard":1,"epoch":2,"primary":"a","later":[1]})");
   REQUIRE(minimal);
   CHECK(minimal.value().replicas.empty());
-  CHECK(minimal.value().isr_incarnations.empty());
+  CHECK(minimal.value().isr_disks.empty());
   // Without incarnations the field is left out: values from before replication stay as they were.
   shard_assignment plain;
   plain.shard = 1;
   plain.epoch = 2;
   plain.primary = "a";
   plain.isr = {"a"};
-  CHECK(codec::encode_shard(plain).find("isr_incarnations") == std::string::npos);
+  CHECK(codec::encode_shard(plain).find("isr_disks") == std::string::npos);
   CHECK(minimal.value().target.empty());
   auto bare = codec::decode_member(R"({"node_id":"n3"})");
   REQUIRE(bare);
@@ -203,15 +211,15 @@ TEST_CASE("coordination codec: malformed values are invalid, never a throw") {
       R"({"shard":1,"epoch":1,"primary":"a","replicas":"a"})",
       R"({"shard":1,"epoch":1,"primary":"a","isr":[1]})",
       R"({"shard":1,"epoch":1,"primary":"a","target":false})",
-      R"({"shard":1,"epoch":1,"primary":"a","isr":["a","b"],"isr_incarnations":["3"]})",
-      R"({"shard":1,"epoch":1,"primary":"a","isr":["a"],"isr_incarnations":[3]})",
-      R"({"shard":1,"epoch":1,"primary":"a","isr":["a"],"isr_incarnations":["0"]})",
-      R"({"shard":1,"epoch":1,"primary":"a","isr":["a"],"isr_incarnations":["-4"]})",
-      R"({"shard":1,"epoch":1,"primary":"a","isr":["a"],"isr_incarnations":["4x"]})",
-      R"({"shard":1,"epoch":1,"primary":"a","isr":["a"],"isr_incarnations":[""]})",
-      R"({"shard":1,"epoch":1,"primary":"a","isr":["a"],"isr_incarnations":"4"})",
+      R"({"shard":1,"epoch":1,"primary":"a","isr":["a","b"],"isr_disks":["3"]})",
+      R"({"shard":1,"epoch":1,"primary":"a","isr":["a"],"isr_disks":[3]})",
+      R"({"shard":1,"epoch":1,"primary":"a","isr":["a"],"isr_disks":["0"]})",
+      R"({"shard":1,"epoch":1,"primary":"a","isr":["a"],"isr_disks":["-4"]})",
+      R"({"shard":1,"epoch":1,"primary":"a","isr":["a"],"isr_disks":["4x"]})",
+      R"({"shard":1,"epoch":1,"primary":"a","isr":["a"],"isr_disks":[""]})",
+      R"({"shard":1,"epoch":1,"primary":"a","isr":["a"],"isr_disks":"4"})",
       R"({"shard":1,"epoch":1,"primary":"a","isr":["a"],
-          "isr_incarnations":["99999999999999999999"]})"};
+          "isr_disks":["99999999999999999999"]})"};
   for (const auto& v : bad_shards) {
     INFO(v);
     CHECK_FALSE(codec::decode_shard(v));

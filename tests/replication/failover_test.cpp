@@ -10,14 +10,14 @@ using ordermesh::cluster::coordination::cluster_state;
 
 namespace {
 
-/// Members with incarnation 10 + index; one shard led by `primary` at epoch 4 with the given
-/// ISR, each entry at its member's incarnation unless overridden.
+/// Members with incarnation and disk 10 + index; one shard led by `primary` at epoch 4 with the
+/// given ISR, each entry naming its member's disk unless overridden.
 cluster_state state(std::vector<std::string> members, std::string primary,
                     std::vector<std::string> replicas, std::vector<std::string> isr) {
   cluster_state s;
   s.config = {"c", 1, 3, 2};
   for (const auto& m : members)  // a is at incarnation 10, b at 11, ...
-    s.members.push_back({m, "", "", false, 10 + (m[0] - 'a')});
+    s.members.push_back({m, "", "", false, 10 + (m[0] - 'a'), 10 + (m[0] - 'a')});
   coord::shard_assignment a;
   a.epoch = 4;
   a.primary = std::move(primary);
@@ -27,7 +27,7 @@ cluster_state state(std::vector<std::string> members, std::string primary,
     int64_t n = 10;
     for (const auto& m : std::vector<std::string>{"a", "b", "c", "d"}) {
       if (m == i)
-        a.isr_incarnations.push_back(n);
+        a.isr_disks.push_back(n);
       ++n;
     }
   }
@@ -38,40 +38,56 @@ cluster_state state(std::vector<std::string> members, std::string primary,
 
 }  // namespace
 
-TEST_CASE("failover: nothing to do while the primary is a member at its incarnation") {
+TEST_CASE("failover: nothing to do while the primary is a member on its disk") {
   auto s = state({"a", "b", "c"}, "a", {"a", "b", "c"}, {"a", "b", "c"});
   CHECK(choose_failover(s, 0).outcome == failover_outcome::none);
   CHECK(choose_failover(s, 3).outcome == failover_outcome::invalid);
-  s.shards[0].isr_incarnations.pop_back();
+  s.shards[0].isr_disks.pop_back();
   CHECK(choose_failover(s, 0).outcome == failover_outcome::invalid);
 }
 
-TEST_CASE("failover: an ISR member at its incarnation takes over at the next epoch") {
+TEST_CASE("failover: an ISR member on its disk takes over at the next epoch") {
   auto s = state({"b", "c"}, "a", {"a", "b", "c"}, {"a", "b", "c"});  // a's lease expired
   auto d = choose_failover(s, 0);
   REQUIRE(d.outcome == failover_outcome::promote);
   CHECK(d.next.epoch == 5);
   CHECK(d.next.primary == "b");
   CHECK(d.next.isr == std::vector<std::string>{"b", "c"});
-  CHECK(d.next.isr_incarnations == std::vector<int64_t>{11, 12});
+  CHECK(d.next.isr_disks == std::vector<int64_t>{11, 12});
   CHECK(d.next.replicas == std::vector<std::string>{"a", "b", "c"});  // a rejoins as follower
 }
 
-TEST_CASE("failover: a restarted primary or ISR member (new incarnation) no longer counts") {
-  // a restarted (new incarnation 99), b restarted too (disk may be empty), c is as recorded.
+TEST_CASE("failover: a wiped primary or ISR member (new disk) no longer counts") {
+  // a came back on a wiped disk (99), b too (98), c is as recorded.
   auto s = state({"a", "b", "c"}, "a", {"a", "b", "c"}, {"a", "b", "c"});
-  s.members[0].incarnation = 99;
-  s.members[1].incarnation = 98;
+  s.members[0].disk = 99;
+  s.members[1].disk = 98;
   auto d = choose_failover(s, 0);
   REQUIRE(d.outcome == failover_outcome::promote);
   CHECK(d.next.primary == "c");
   CHECK(d.next.isr == std::vector<std::string>{"c"});  // below min_insync: writes wait
   // A member outside the ISR is never chosen, however alive.
   auto t = state({"b", "c"}, "a", {"a", "b", "c"}, {"a", "b"});
-  t.members[0].incarnation = 99;
+  t.members[0].disk = 99;
   auto none = choose_failover(t, 0);
   CHECK(none.outcome == failover_outcome::unavailable);
   CHECK_FALSE(none.reason.empty());
+}
+
+TEST_CASE("failover: a member restarted on its disk (new incarnation) still counts") {
+  // Every ISR member died and came back with its disk: a new membership life each, same disks.
+  // The shard is served again without force-primary; its primary simply resumes.
+  auto s = state({"a", "b", "c"}, "a", {"a", "b", "c"}, {"a", "b", "c"});
+  for (auto& m : s.members)
+    m.incarnation += 100;
+  CHECK(choose_failover(s, 0).outcome == failover_outcome::none);
+  // Its primary is still down: another ISR member restarted on its disk takes over.
+  auto t = state({"b", "c"}, "a", {"a", "b", "c"}, {"a", "b"});
+  t.members[0].incarnation += 100;
+  auto d = choose_failover(t, 0);
+  REQUIRE(d.outcome == failover_outcome::promote);
+  CHECK(d.next.primary == "b");
+  CHECK(d.next.isr_disks == std::vector<int64_t>{11});
 }
 
 TEST_CASE("failover: a member that is leaving is chosen only if nobody else can") {
@@ -84,14 +100,14 @@ TEST_CASE("failover: a member that is leaving is chosen only if nobody else can"
 
 TEST_CASE("force primary: any member - alone in the ISR - at the next epoch") {
   auto s = state({"d"}, "a", {"a", "b"}, {"a", "b"});
-  s.members[0].incarnation = 40;
+  s.members[0].disk = 40;
   CHECK(choose_failover(s, 0).outcome == failover_outcome::unavailable);
   auto d = force_primary(s, 0, "d");
   REQUIRE(d.outcome == failover_outcome::promote);
   CHECK(d.next.epoch == 5);
   CHECK(d.next.primary == "d");
   CHECK(d.next.isr == std::vector<std::string>{"d"});
-  CHECK(d.next.isr_incarnations == std::vector<int64_t>{40});
+  CHECK(d.next.isr_disks == std::vector<int64_t>{40});
   CHECK(d.next.replicas == std::vector<std::string>{"a", "b", "d"});
   CHECK(force_primary(s, 0, "zz").outcome == failover_outcome::invalid);
 }
@@ -110,13 +126,13 @@ TEST_CASE("replica moves: add - catch up - move the primary - drop - never below
   CHECK(wait.what == replica_step_kind::wait_catch_up);
   CHECK(wait.node == "d");
   s.shards[0].isr.push_back("d");  // the primary's expansion landed
-  s.shards[0].isr_incarnations.push_back(13);
+  s.shards[0].isr_disks.push_back(13);
   auto move = next_replica_step(s, 0, want);
   REQUIRE(move.what == replica_step_kind::move_primary);
   CHECK(move.next.primary == "b");
   CHECK(move.next.epoch == 5);
   CHECK(move.next.isr == std::vector<std::string>{"b", "a", "d"});
-  CHECK(move.next.isr_incarnations == std::vector<int64_t>{11, 10, 13});
+  CHECK(move.next.isr_disks == std::vector<int64_t>{11, 10, 13});
   s.shards[0] = move.next;
   auto drop = next_replica_step(s, 0, want);
   REQUIRE(drop.what == replica_step_kind::drop_replica);

@@ -99,7 +99,7 @@ struct simulation {
       nodes.push_back(std::move(x));
       a.replicas.push_back(nodes[i].id);
       a.isr.push_back(nodes[i].id);
-      a.isr_incarnations.push_back(nodes[i].incarnation);
+      a.isr_disks.push_back(nodes[i].incarnation);
       join(i);
     }
     a.primary = nodes[0].id;
@@ -114,7 +114,7 @@ struct simulation {
     auto& ms = store.members;
     ms.erase(std::remove_if(ms.begin(), ms.end(), [&](const auto& m) { return m.node_id == x.id; }),
              ms.end());
-    ms.push_back({x.id, "", "", false, x.incarnation});
+    ms.push_back({x.id, "", "", false, x.incarnation, x.incarnation});  // each life a new disk
     lease_until[x.id] = now + lease_ttl;
   }
 
@@ -143,7 +143,7 @@ struct simulation {
     const auto& a = store.shards[0];
     for (size_t i = 0; i < a.isr.size(); ++i) {
       for (const auto& x : nodes) {
-        if (x.id != a.isr[i] || x.incarnation != a.isr_incarnations[i])
+        if (x.id != a.isr[i] || x.incarnation != a.isr_disks[i])
           continue;
         INFO("ISR member " << x.id << " at epoch " << a.epoch << " lacks a committed position");
         REQUIRE(holds_committed(x, committed.size()));
@@ -204,7 +204,7 @@ struct simulation {
       demote(x);
     bool named = false;
     for (size_t k = 0; k < a.isr.size(); ++k)
-      named |= a.isr[k] == x.id && a.isr_incarnations[k] == x.incarnation && a.primary == x.id;
+      named |= a.isr[k] == x.id && a.isr_disks[k] == x.incarnation && a.primary == x.id;
     if (x.primary && version != x.view_version) {
       // Newer than the guard of any txn of ours: its outcome shows here.
       x.primary->store_changed(a.replicas, a.isr, now);
@@ -293,12 +293,12 @@ struct simulation {
             change.what == isr_change::kind::expand && m == change.member ? change.incarnation : 0;
         for (size_t k = 0; k < a.isr.size(); ++k) {
           if (a.isr[k] == m)
-            inc = a.isr_incarnations[k];
+            inc = a.isr_disks[k];
         }
         incs.push_back(inc);
       }
       a.isr = change.isr;
-      a.isr_incarnations = incs;
+      a.isr_disks = incs;
       ++version;
       (change.what == isr_change::kind::shrink ? shrinks : expands)++;
     }

@@ -96,6 +96,11 @@ def incarnations(st):
     return {k: m.get("incarnation") for k, m in sorted(eh.EtcdCluster.members(st).items())}
 
 
+def disks(st):
+    """Each member's disk identity (what an ISR entry names), from cluster.status."""
+    return {k: m.get("disk") for k, m in sorted(eh.EtcdCluster.members(st).items())}
+
+
 def incarnation(st, name):
     inc = eh.EtcdCluster.members(st).get(name, {}).get("incarnation")
     check(isinstance(inc, int) and not isinstance(inc, bool),

@@ -3,7 +3,7 @@
 three nodes started with --replication-factor 3 --min-insync 2.
 
   * the shard map: every shard on all three nodes, all in the ISR, each ISR entry with the
-    incarnation of its member's life; writes are acknowledged and read back through every node;
+    disk identity of its member's data dir; writes are acknowledged and read back through every node;
     each primary's cluster.status shows its followers' lag, 0 once they have caught up
   * kill -9 of a primary: once its lease expires the controller promotes an in-sync replica of
     each of its shards; every entity it led is served again by another node with exactly the
@@ -23,6 +23,8 @@ three nodes started with --replication-factor 3 --min-insync 2.
     stopped (SIGSTOP) beyond its lease is replaced; a deposit is acknowledged by its successor;
     woken up (SIGCONT) with a read already waiting in its socket, it answers `unavailable` or
     the successor's balance, never its own stale one
+  * every node killed at once and restarted on its data dir: every shard served again by its
+    in-sync replicas (ISR entries name disks, not membership lives), nothing lost
   * two of three killed: the shards of the survivor can no longer reach min-insync replicas,
     so writes answer `unavailable` (never acknowledged on one disk); both restarted, the
     cluster serves everything acknowledged before, and new writes
@@ -67,19 +69,19 @@ def rf3_cluster(s, tag, extra=()):
 
 def isr_complete(c, nodes):
     """The status of nodes[0] once every shard has all three replicas in its ISR, each entry
-    under its member's current incarnation (a restarted node's old life does not count for
-    failover), as every node of `nodes` sees it; else None."""
+    naming its member's current disk (a wiped disk does not count for failover), as every node
+    of `nodes` sees it; else None."""
     first = None
     for n in nodes:
         st = c.status(n)
         if st is None:
             return None
-        incs = ect.incarnations(st)
+        incs = ect.disks(st)
         for sh in st.get("shards", []):
             if sorted(sh.get("isr", [])) != sorted(sh.get("replicas", [])) or \
                     len(sh.get("replicas", [])) != 3:
                 return None
-            if [incs.get(m) for m in sh["isr"]] != sh.get("isr_incarnations"):
+            if [incs.get(m) for m in sh["isr"]] != sh.get("isr_disks"):
                 return None
         first = first or st
     return first
@@ -138,11 +140,14 @@ def test_replicated_shard_map():
         keys = c.keys()
         shard_keys = [json.loads(kv["value"]) for k, kv in keys.items() if "/shards/" in k]
         check(len(shard_keys) == st["shard_count"], f"{len(shard_keys)} shard keys in etcd")
-        incs = ect.incarnations(st)
+        disks = ect.disks(st)
+        check(len(set(disks.values())) == 3 and all(isinstance(d, int) and d > 0
+                                                    for d in disks.values()),
+              f"three distinct disk identities: {disks}")
         for v in shard_keys:
-            eq(len(v.get("isr_incarnations", [])), 3, f"ISR incarnations of {v.get('shard')}")
-            for node, inc in zip(v["isr"], v["isr_incarnations"]):
-                eq(int(inc), incs[node], f"shard {v['shard']}: {node}'s ISR incarnation")
+            eq(len(v.get("isr_disks", [])), 3, f"ISR disks of {v.get('shard')}")
+            for node, disk in zip(v["isr"], v["isr_disks"]):
+                eq(int(disk), disks[node], f"shard {v['shard']}: {node}'s ISR disk")
         shop = ect.Shop(c, c.nodes, tag="m")
         ents = shop.entities()
         for n in c.nodes:
@@ -405,6 +410,32 @@ def test_two_of_three_killed():
         stop_and_audit(c, ents)
 
 
+def test_whole_cluster_restarted_on_its_disks():
+    """Every node killed -9 at once (a power cut), then restarted on its data dir: each ISR entry
+    names a disk, not a membership life, so every shard is served again by its in-sync replicas
+    without cluster.force-primary, with everything acknowledged before."""
+    with h.Session("repl-all") as s:
+        _, c, st = rf3_cluster(s, "all")
+        shop = ect.Shop(c, c.nodes, tag="a", products=6, users=9, orders=3)
+        ents = shop.entities()
+        before = ect.snapshot(c, c.nodes[0], ents)
+        disks = ect.disks(st)
+        for n in c.nodes:
+            n.kill()
+        for n in c.nodes:
+            n.start()
+        h.wait_until(lambda: isr_complete(c, c.nodes), ISR_TIMEOUT, 0.5,
+                     "every shard's ISR complete after the restart of every node")
+        eq(ect.disks(c.status(c.nodes[0])), disks, "each node's disk after its restart")
+        for n in c.nodes:
+            ect.compare(before, ect.snapshot(c, n, ents), f"after the restart, via {n.name}")
+        with c.admin(c.nodes[1]) as adm:
+            for u in shop.users[:3]:
+                adm.ok_retry("user.deposit", {"user_id": u, "amount_cents": 1,
+                                              "request_id": f"after-all-{u}"})
+        stop_and_audit(c, ents)
+
+
 def test_force_primary():
     """cluster.force-primary: refused for a healthy shard, for a non-member and without the admin
     token; for a shard whose every in-sync replica is gone it makes the named node primary at a
@@ -472,12 +503,13 @@ def test_force_primary():
             h.wait_until(lambda: isr_complete(c, c.nodes), ISR_TIMEOUT, 0.5, "every ISR complete")
         except AssertionError:
             st = c.status(first)
-            log(f"incomplete: {[(x['shard'], x['primary'], x['epoch'], x['isr'], x['isr_incarnations']) for x in st['shards'] if len(x['isr']) < 3][:6]}; members {ect.incarnations(st)}")
+            log(f"incomplete: {[(x['shard'], x['primary'], x['epoch'], x['isr'], x['isr_disks']) for x in st['shards'] if len(x['isr']) < 3][:6]}; disks {ect.disks(st)}")
             raise
 
 
 if __name__ == "__main__":
     h.main([test_replicated_shard_map, test_kill9_primary_fails_over_and_rejoins,
             test_primaries_killed_under_load, test_reads_show_only_committed_and_current_state,
-            test_two_of_three_killed, test_force_primary],
+            test_two_of_three_killed, test_whole_cluster_restarted_on_its_disks,
+            test_force_primary],
            __doc__)
