@@ -37,6 +37,13 @@ domain::failure to_failure(const caf::error& err) {
     switch (static_cast<caf::sec>(err.code())) {
       case caf::sec::request_timeout:
         return {errc::timeout, "the entity did not answer in time"};
+      case caf::sec::feature_disabled: {
+        // A refusal by rule (e.g. cluster.leave with too few members left): its text says why.
+        std::string text = "not possible in this cluster's configuration";
+        if (err.context().match_elements<std::string>())
+          text = err.context().get_as<std::string>(0);
+        return {errc::invalid_state, std::move(text)};
+      }
       case caf::sec::request_receiver_down:
       case caf::sec::remote_linking_failed:
       case caf::sec::no_route_to_receiving_node:

@@ -418,7 +418,7 @@ def balanced_view(statuses, want, replicated=False):
     instant between one move's flip and the next move's intent looks settled), every node's
     lease is valid, and all agree on one controller, a member. A status of any other
     coordination is never settled. `replicated` (replication factor > 1): failover moves
-    primaries and nothing moves them back (no replica moves yet), so the count rule is replaced
+    primaries and nothing moves them back (no rebalance yet), so the count rule is replaced
     by caught_up(): every ISR complete (every replica in it), every follower at lag 0."""
     want_order = list(want)
     want = sorted(want)

@@ -273,8 +273,9 @@ int main(int argc, char** argv) {
         log->info("node={} --drain: a node alone has nobody to hand its shards to", cfg.node_id);
       if (sig > 0 && cfg.drain && cfg.replication_factor > 1)
         log->info(
-            "node={} --drain: replica moves are not built yet; stopping (the shards it "
-            "leads fail over to their in-sync replicas)",
+            "node={} --drain: in a replicated cluster, move its replicas away first with "
+            "`orderctl cluster.leave`; stopping now (the shards it leads fail over to their "
+            "in-sync replicas)",
             cfg.node_id);
       if (sig > 0 && cfg.drain && !cfg.etcd.empty() && cfg.replication_factor == 1 &&
           left_future.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {

@@ -93,7 +93,8 @@ struct agent_state {
   uint64_t next_import = 0;
   std::map<uint16_t, int64_t> intents;    // controller: shard -> revision its intent was based on
   std::map<uint16_t, int64_t> failovers;  // controller: shard -> revision a failover was based on
-  bool waiting_logged = false;            // controller: "waiting for N members" said once
+  std::map<uint16_t, int64_t> replica_steps;  // controller: shard -> revision a replica move was on
+  bool waiting_logged = false;                // controller: "waiting for N members" said once
   // Replication (null without a replica sink: a node alone).
   replication_context_ptr repl;
   caf::actor replica_leader;

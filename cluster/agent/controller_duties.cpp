@@ -12,10 +12,39 @@
 #include "cluster/coordination/local_seed.hpp"
 #include "cluster/coordination/placement.hpp"
 #include "cluster/replication/failover.hpp"
+#include "cluster/replication/replica_moves.hpp"
 
 namespace ordermesh::cluster::agent {
 
 namespace {
+
+/// What the controller asked, per shard, and from which state of its key (its mod revision).
+using asked_map = std::map<uint16_t, int64_t> agent_state::*;
+
+/// Whether `shard` was asked already (in `asked`) from the key's state at `revision`.
+bool asked_from(self_ptr self, asked_map asked, uint16_t shard, int64_t revision) {
+  const auto& m = self->state.*asked;
+  auto it = m.find(shard);
+  return it != m.end() && it->second == revision;
+}
+
+/// Writes `next` guarded by `revision` and remembers (in `asked`) that it was asked from that
+/// state, so the next rounds do not ask again from the same one. A write that fails, or whose
+/// outcome is unknown, is forgotten: the next round decides again (the decisions are
+/// deterministic, so a shard skipped for good would stall every step after it).
+void write_guarded(self_ptr self, asked_map asked, uint16_t shard, const co::shard_assignment& next,
+                   int64_t revision) {
+  auto& s = self->state;
+  (s.*asked)[shard] = revision;
+  self->request(s.driver, s.cfg.request_timeout, coord_write_atom::value, next, revision)
+      .then([](bool) {},
+            [self, asked, shard, revision](caf::error&) {
+              auto& m = self->state.*asked;
+              auto it = m.find(shard);
+              if (it != m.end() && it->second == revision)
+                m.erase(it);
+            });
+}
 
 /// Members whose cluster connection has been down for suspect_after: the controller treats them
 /// as failed for failover. Safe whatever the truth (a live primary that is replaced cannot
@@ -76,23 +105,49 @@ void fail_over(self_ptr self) {
     }
     if (d.outcome != replication::failover_outcome::promote)
       continue;
-    auto asked = s.failovers.find(shard);
-    if (asked != s.failovers.end() && asked->second == a.mod_revision)
+    if (asked_from(self, &agent_state::failovers, shard, a.mod_revision))
       continue;
-    s.failovers[shard] = a.mod_revision;
     s.log->info("node={} shard {}: primary {} is {}; {} takes over at epoch {} (ISR {})", me(self),
                 shard, a.primary,
                 suspected.count(a.primary) ? "unreachable (its connection stays down)" : "gone",
                 d.next.primary, d.next.epoch, d.next.isr.size());
-    auto revision = a.mod_revision;
-    self->request(s.driver, s.cfg.request_timeout, coord_write_atom::value, d.next, revision)
-        .then([](bool) {},
-              [self, shard, revision](caf::error&) {
-                auto& f = self->state.failovers;
-                auto it = f.find(shard);
-                if (it != f.end() && it->second == revision)
-                  f.erase(it);  // not written (or unknown): decide again next round
-              });
+    write_guarded(self, &agent_state::failovers, shard, d.next, a.mod_revision);
+  }
+}
+
+/// Replica moves (a replicated cluster's join and leave): for each shard, one step of
+/// next_replica_step towards desired_replicas, written as a txn guarded by the key's revision.
+/// At most max_concurrent_moves shards wait for a new replica to catch up at once (each needs a
+/// full copy). A shard whose failover was just written waits for the next round.
+void move_replicas(self_ptr self) {
+  auto& s = self->state;
+  const auto& st = *s.state;
+  auto want = replication::desired_replicas(st);
+  std::vector<replication::replica_step> steps;
+  size_t catching_up = 0;
+  for (uint16_t shard = 0; shard < st.shards.size() && shard < want.size(); ++shard) {
+    steps.push_back(replication::next_replica_step(st, shard, want[shard]));
+    if (steps.back().what == replication::replica_step_kind::wait_catch_up)
+      ++catching_up;
+  }
+  for (uint16_t shard = 0; shard < steps.size(); ++shard) {
+    const auto& step = steps[shard];
+    const auto& a = st.shards[shard];
+    using k = replication::replica_step_kind;
+    if (step.what != k::add_replica && step.what != k::move_primary && step.what != k::drop_replica)
+      continue;
+    if (asked_from(self, &agent_state::failovers, shard, a.mod_revision) ||
+        asked_from(self, &agent_state::replica_steps, shard, a.mod_revision))
+      continue;  // a failover or a step asked already from this very state
+    if (step.what == k::add_replica) {
+      if (catching_up >= s.cfg.max_concurrent_moves)
+        continue;
+      ++catching_up;
+    }
+    s.log->info("node={} shard {}: {} {} (replicas {} -> {})", me(self), shard,
+                replication::to_string(step.what), step.node, fmt::join(a.replicas, ","),
+                fmt::join(want[shard], ","));
+    write_guarded(self, &agent_state::replica_steps, shard, step.next, a.mod_revision);
   }
 }
 
@@ -172,28 +227,15 @@ void controller_round(self_ptr self) {
   }
   if (st.config->replication_factor > 1) {
     fail_over(self);
-    return;  // replica moves (join, leave, rebalance) are not built yet: no handoffs
+    move_replicas(self);  // a replicated cluster moves replicas, not whole shards (handoffs)
+    return;
   }
   for (const auto& m : co::plan_moves(st, s.cfg.max_concurrent_moves)) {
     const auto& a = st.shards[m.shard];
-    auto it = s.intents.find(m.shard);
-    if (it != s.intents.end() && it->second == a.mod_revision)
+    if (asked_from(self, &agent_state::intents, m.shard, a.mod_revision))
       continue;  // asked already from this very state
-    s.intents[m.shard] = a.mod_revision;
     s.log->info("node={} moves shard {} from {} to {}", me(self), m.shard, m.from, m.to);
-    auto shard = m.shard;
-    auto revision = a.mod_revision;
-    self->request(s.driver, s.cfg.request_timeout, coord_write_atom::value, co::with_target(st, m),
-                  revision)
-        .then([](bool) {},
-              [self, shard, revision](caf::error&) {
-                // Not written (or unknown): ask again next round. Placement is deterministic,
-                // so a shard skipped for good would stall every move after it.
-                auto& intents = self->state.intents;
-                auto asked = intents.find(shard);
-                if (asked != intents.end() && asked->second == revision)
-                  intents.erase(asked);
-              });
+    write_guarded(self, &agent_state::intents, m.shard, co::with_target(st, m), a.mod_revision);
   }
 }
 

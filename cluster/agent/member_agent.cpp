@@ -2,6 +2,8 @@
 // leave) and what cluster.status shows. Everything else is one role per file (agent_state.hpp).
 #include "cluster/member_agent.hpp"
 
+#include <algorithm>
+
 #include <spdlog/logger.h>
 #include <caf/all.hpp>
 
@@ -91,8 +93,11 @@ void maybe_left(self_ptr self) {
   auto& s = self->state;
   if (!s.leaving || s.leave_sent || !s.state || !s.state->config)
     return;
+  // In a replicated cluster it stays until no shard names it as a replica any more (its replicas
+  // moved to the others: controller_duties' move_replicas).
   for (const auto& a : s.state->shards)
-    if (a.primary == me(self) || a.target == me(self))
+    if (a.primary == me(self) || a.target == me(self) ||
+        std::find(a.replicas.begin(), a.replicas.end(), me(self)) != a.replicas.end())
       return;
   if (!s.outgoing.empty())
     return;
@@ -287,11 +292,21 @@ caf::behavior member_agent(self_ptr self, member_agent_config cfg,
           rp.delegate(p->second.agent, leave_atom::value, node_id);
           return rp;
         }
-        if (st.state && st.state->config && st.state->config->replication_factor > 1)
-          return caf::make_error(
-              caf::sec::feature_disabled,
-              "leaving a replicated cluster needs replica moves, which are not built yet: stop "
-              "the node instead (its shards fail over to their in-sync replicas)");
+        if (st.state && st.state->config && st.state->config->replication_factor > 1) {
+          // Its replicas move to the others: there must be enough others to hold them.
+          size_t staying = 0;
+          for (const auto& m : st.state->members)
+            if (m.node_id != me(self) && !m.leaving)
+              ++staying;
+          if (staying < st.state->config->replication_factor)
+            return caf::make_error(
+                caf::sec::feature_disabled,
+                "leaving would leave " + std::to_string(staying) +
+                    " members for replication factor " +
+                    std::to_string(st.state->config->replication_factor) +
+                    ": start another node first (its replicas move there), or stop this one "
+                    "(its shards fail over to their in-sync replicas)");
+        }
         st.leaving = true;
         auto rp = self->make_response_promise();
         self->request(st.driver, st.cfg.request_timeout, coord_update_atom::value, true)

@@ -1,6 +1,8 @@
 #include "cluster/replication/replica_moves.hpp"
 
 #include <algorithm>
+#include <map>
+#include <utility>
 
 #include "cluster/replication/failover.hpp"
 
@@ -37,6 +39,64 @@ replica_step blocked(std::string reason) {
 }
 
 }  // namespace
+
+std::vector<std::vector<std::string>> desired_replicas(const coord::cluster_state& state) {
+  std::vector<std::vector<std::string>> all;
+  if (!state.config)
+    return all;
+  const size_t rf = state.config->replication_factor;
+  auto member = [&](const std::string& id) -> const coord::member_record* {
+    for (const auto& m : state.members)
+      if (m.node_id == id)
+        return &m;
+    return nullptr;
+  };
+  std::map<std::string, size_t> load;  // replicas held over every shard, as desired so far
+  for (const auto& s : state.shards)
+    for (const auto& r : s.replicas)
+      ++load[r];
+  for (const auto& a : state.shards) {
+    std::vector<std::string> out;
+    auto stays = [&](const std::string& id) {
+      const auto* m = member(id);
+      return !m || !m->leaving;  // a dead member stays: it comes back and catches up
+    };
+    if (contains(a.replicas, a.primary) && stays(a.primary))
+      out.push_back(a.primary);
+    for (const auto& r : a.replicas)
+      if (r != a.primary && stays(r))
+        out.push_back(r);
+    if (out.size() == a.replicas.size() && out.size() >= rf) {
+      all.push_back(std::move(out));  // nobody leaves, nothing missing
+      continue;
+    }
+    std::vector<const coord::member_record*> spare;
+    for (const auto& m : state.members)
+      if (!m.leaving && !contains(out, m.node_id))
+        spare.push_back(&m);
+    std::sort(spare.begin(), spare.end(), [&](const auto* x, const auto* y) {
+      return std::make_pair(load[x->node_id], x->node_id) <
+             std::make_pair(load[y->node_id], y->node_id);
+    });
+    for (const auto* m : spare) {
+      if (out.size() >= rf)
+        break;
+      out.push_back(m->node_id);
+    }
+    if (out.size() < rf) {
+      all.push_back(a.replicas);  // cannot keep the replication factor: move nothing
+      continue;
+    }
+    for (const auto& r : a.replicas)
+      if (!contains(out, r))
+        --load[r];
+    for (const auto& d : out)
+      if (!contains(a.replicas, d))
+        ++load[d];
+    all.push_back(std::move(out));
+  }
+  return all;
+}
 
 replica_step next_replica_step(const coord::cluster_state& state, uint16_t shard,
                                const std::vector<std::string>& desired) {

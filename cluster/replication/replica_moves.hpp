@@ -1,8 +1,8 @@
 #pragma once
 // Moving a shard's replicas (join, leave, rebalance) without any moment where an ack relies on
-// fewer than min_insync disks, as a pure planner: from what etcd holds and the replica set the
-// shard should have, the one next step. The controller runs it again after every change, as it
-// runs placement; which replica set a shard should have is placement's to decide (not built yet).
+// fewer than min_insync disks, as a pure planner: which replicas a shard should have
+// (desired_replicas), and from what etcd holds and that set, the one next step. The controller
+// runs both again after every change, as it runs placement.
 //
 // The order, and who writes each step (every write a compare-and-set on the shard key):
 //   1. add_replica    (controller, same epoch): the new node joins `replicas`, not the ISR;
@@ -39,6 +39,16 @@ struct replica_step {
   ::ordermesh::cluster::coordination::shard_assignment next;
   std::string reason;
 };
+
+/// The replicas each shard should have (index = shard): its current ones, but for members that
+/// are leaving, each replaced by the member (not leaving, not a replica of it yet) that holds
+/// the fewest replicas (counted as desired so far, so one leaving node's shards spread over the
+/// others; ties: the smaller node id); the primary first if it stays. A replica whose member key
+/// is gone (a dead node) stays: it comes back and catches up, and replacing it would copy the
+/// shard for nothing. Where the replication factor cannot be kept (too few members) nothing
+/// moves: the current replicas. Joins alone move nothing yet (no rebalance).
+std::vector<std::vector<std::string>> desired_replicas(
+    const ::ordermesh::cluster::coordination::cluster_state& state);
 
 /// The next step towards `desired` (node ids; order is preference for the primary) for `shard`.
 /// Nodes that are not members are never added. The primary must be a member at the

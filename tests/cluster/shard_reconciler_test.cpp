@@ -165,7 +165,7 @@ TEST_CASE("reconcile: a replica of a replicated shard keeps its data, one that o
   // Not among the replicas: its copy goes, as after a handoff.
   s.shards[0].replicas = {"b", "c"};
   CHECK(step_of(s, "a", owned(3)).what == step::drop);
-  // A flip keeps no ISR incarnations: single-replica moves have nothing to fail over to.
+  // A flip keeps no ISR disks: single-replica moves have nothing to fail over to.
   auto moved = one_shard("a", 3, "b");
   moved.shards[0].isr_disks = {7};
   CHECK(flipped(moved.shards[0]).isr_disks.empty());

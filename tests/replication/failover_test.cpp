@@ -154,3 +154,31 @@ TEST_CASE("replica moves: a drop that would go below min_insync waits - a failed
   auto dead = state({"b"}, "a", {"a", "b"}, {"a", "b"});
   CHECK(next_replica_step(dead, 0, {"a", "b"}).what == replica_step_kind::blocked);
 }
+
+TEST_CASE("desired replicas: a leaving member is replaced by the least loaded - dead ones stay") {
+  // Three shards on a, b, c (a leads); d joined: a leaves.
+  auto s = state({"a", "b", "c", "d"}, "a", {"a", "b", "c"}, {"a", "b", "c"});
+  s.shards.push_back(s.shards[0]);
+  s.shards[1].shard = 1;
+  s.shards[1].primary = "b";
+  CHECK(desired_replicas(s) ==
+        std::vector<std::vector<std::string>>{{"a", "b", "c"}, {"b", "a", "c"}});  // nobody leaves
+  s.members[0].leaving = true;
+  auto want = desired_replicas(s);
+  CHECK(want == std::vector<std::vector<std::string>>{{"b", "c", "d"}, {"b", "c", "d"}});
+  // With two spares the leaving node's shards spread over both (load counted as it goes).
+  s.members.push_back({"e", "", "", false, 14, 14});
+  want = desired_replicas(s);
+  CHECK(want == std::vector<std::vector<std::string>>{{"b", "c", "d"}, {"b", "c", "e"}});
+  // A dead member (its key gone) keeps its place: it comes back and catches up.
+  auto t = state({"b", "c", "d"}, "a", {"a", "b", "c"}, {"a", "b", "c"});
+  CHECK(desired_replicas(t) == std::vector<std::vector<std::string>>{{"a", "b", "c"}});
+  // Too few members for the replication factor: nothing moves.
+  auto u = state({"a", "b", "c"}, "a", {"a", "b", "c"}, {"a", "b", "c"});
+  u.members[2].leaving = true;
+  CHECK(desired_replicas(u) == std::vector<std::vector<std::string>>{{"a", "b", "c"}});
+  // The steps towards it: add d, wait, move the primary away from a, drop a.
+  auto step = next_replica_step(s, 0, want[0]);
+  CHECK(step.what == replica_step_kind::add_replica);
+  CHECK(step.node == "d");
+}

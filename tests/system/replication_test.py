@@ -25,6 +25,8 @@ three nodes started with --replication-factor 3 --min-insync 2.
     the successor's balance, never its own stale one
   * every node killed at once and restarted on its data dir: every shard served again by its
     in-sync replicas (ISR entries name disks, not membership lives), nothing lost
+  * a member leaves (cluster.leave) after a fourth node joined: its replicas move to the new node
+    under load, it exits 0, nothing acknowledged is lost; refused with too few members
   * two of three killed: the shards of the survivor can no longer reach min-insync replicas,
     so writes answer `unavailable` (never acknowledged on one disk); both restarted, the
     cluster serves everything acknowledged before, and new writes
@@ -40,7 +42,9 @@ Numbers are printed, never asserted on. Needs /usr/bin/etcd (Debian etcd-server)
 import json
 import os
 import signal
+import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -436,6 +440,94 @@ def test_whole_cluster_restarted_on_its_disks():
         stop_and_audit(c, ents)
 
 
+def test_leave_moves_replicas_to_a_new_node():
+    """A fourth node joins a replicated cluster of three (it gets no replica: joins alone move
+    nothing), then a member leaves (cluster.leave) while clients deposit: each of its replicas
+    moves to the new node (added, caught up by a full copy, into the ISR; the primaries it led
+    move to an in-sync replica that stays; then it is dropped), it exits 0 holding none, and
+    every shard ends on the other three, all in sync, with every acknowledged deposit counted
+    once and on at least two disks. Refused while it would leave fewer members than the
+    replication factor."""
+    with h.Session("repl-leave") as s:
+        _, c, st = rf3_cluster(s, "leave")
+        shop = ect.Shop(c, c.nodes, tag="v", products=6, users=9, orders=3)
+        ents = shop.entities()
+        ctrl = next(n for n in c.nodes if n.name == st["controller"])
+        leaver = next(n for n in c.nodes if n is not ctrl)
+        with c.admin(ctrl) as adm:
+            r = adm.request("cluster.leave", {"node_id": leaver.name})
+            eq(ect.code_of(r), "invalid_state", f"leave with three members and replication "
+               f"factor 3: {r}")
+            log(f"refused as expected: {r['error']['message']}")
+        joiner = c.add()
+        c.wait_members([ctrl], sorted(n.name for n in c.nodes))
+        sn = c.status(ctrl)
+        eq(sum(1 for sh in sn["shards"] if joiner.name in sh["replicas"]), 0,
+           f"replicas on {joiner.name} right after it joined")
+        before = ect.snapshot(c, ctrl, ents)
+        acked = {u: 0 for u in shop.users}
+        stop = threading.Event()
+
+        def depositor(i):
+            # Each deposit is retried with its request id until acknowledged (applied once), also
+            # after a lost connection and after `stop`, so `acked` is exactly what the balance
+            # must show.
+            k, u, adm, pending = 0, shop.users[i], None, False
+            deadline = time.monotonic() + 300
+            while (pending or not stop.is_set()) and time.monotonic() < deadline:
+                try:
+                    adm = adm or c.admin(ctrl, timeout=ect.CLIENT_TIMEOUT)
+                    pending = True
+                    r = deposit(adm, u, 1, f"mv-{i}-{k}")
+                except (OSError, ValueError):
+                    if adm:
+                        adm.close()
+                    adm = None
+                    time.sleep(0.1)
+                    continue
+                if r.get("ok"):
+                    acked[u] += 1
+                    k += 1
+                    pending = False
+                else:
+                    time.sleep(0.05)
+            if adm:
+                adm.close()
+        workers = [threading.Thread(target=depositor, args=(i,)) for i in range(3)]
+        for w in workers:
+            w.start()
+        t0 = time.monotonic()
+        try:
+            with c.admin(ctrl) as adm:
+                adm.ok("cluster.leave", {"node_id": leaver.name})
+            try:
+                code = leaver.proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                raise AssertionError(f"{leaver.name} did not exit within 120 s of cluster.leave")
+        finally:
+            stop.set()
+            for w in workers:
+                w.join(timeout=60)
+        eq(code, 0, f"{leaver.name}'s exit status")
+        log(f"{leaver.name} left {time.monotonic() - t0:.1f}s after cluster.leave; deposits "
+            f"acknowledged meanwhile: {sum(acked.values())}")
+        rest = [n for n in c.nodes if n is not leaver]
+        names = sorted(n.name for n in rest)
+        h.wait_until(lambda: isr_complete(c, rest), ISR_TIMEOUT, 0.5,
+                     "every shard on the three members left, all in sync")
+        sn = c.status(ctrl)
+        for sh in sn["shards"]:
+            eq(sorted(sh["replicas"]), names, f"replicas of shard {sh['shard']}")
+        for n in rest:
+            after = ect.snapshot(c, n, ents)
+            for u in shop.users[:3]:
+                eq(after[("user", u)]["balance_cents"],
+                   before[("user", u)]["balance_cents"] + acked[u], f"{u}'s balance via {n.name}")
+                after[("user", u)] = before[("user", u)]
+            ect.compare(before, after, f"after {leaver.name} left, via {n.name}")
+        stop_and_audit(c, ents)
+
+
 def test_force_primary():
     """cluster.force-primary: refused for a healthy shard, for a non-member and without the admin
     token; for a shard whose every in-sync replica is gone it makes the named node primary at a
@@ -511,5 +603,5 @@ if __name__ == "__main__":
     h.main([test_replicated_shard_map, test_kill9_primary_fails_over_and_rejoins,
             test_primaries_killed_under_load, test_reads_show_only_committed_and_current_state,
             test_two_of_three_killed, test_whole_cluster_restarted_on_its_disks,
-            test_force_primary],
+            test_leave_moves_replicas_to_a_new_node, test_force_primary],
            __doc__)
