@@ -4,9 +4,16 @@ Each client thread is one `process` acting for its own user (register, login, th
 random mix of deposit / order.place / order.pay / order.cancel / order.get / order.list /
 user.get); process 0 is the admin, which restocks the few products with small stock, so that
 clients really compete for the last units. Every request goes to a node chosen at random among
-the running ones and is recorded (invoke, then ok / fail / info; no reply = info). A request
-whose outcome is unknown is retried a bounded number of times with the SAME args (same order_id
-/ request_id), each retry a new invoke. The run is bounded by a deadline and an op count.
+the running ones and is recorded (invoke, then ok / fail / info; no reply = info).
+
+A client fails over the way a real one (an SDK, a load balancer) does: a connection that cannot
+be opened, is reset or closed, or gives no reply within REQUEST_TIMEOUT makes it send the same
+request (same args, so the same order_id / request_id) to another running node at once, and it
+avoids that node for its next requests for NODE_HOLD_DOWN_S (it learns this from its own
+failures only, never from the nemesis). A reply meaning "outcome unknown" (`unavailable`, ...)
+is retried with backoff, preferably on another node. Every attempt is a new invoke; both kinds
+of retry are bounded (MAX_FAILOVERS, MAX_ATTEMPTS). The run is bounded by a deadline and an op
+count.
 """
 
 import collections
@@ -18,9 +25,48 @@ import time
 
 from chaos.history import ADMIN, outcome_of_reply
 
-REQUEST_TIMEOUT = 3.0
-MAX_ATTEMPTS = 4          # attempts per logical request whose outcome is unknown
+# How long a client waits for a connection or a reply before it gives the node up for this
+# request (recorded `info`, sent again to another node). A healthy request answers in a few ms
+# (chaos_suite on 2 cores: ok latencies' p99 8 ms without faults, at most 0.66 s in the worst
+# scenario, cpu-starvation; 34 ms over all 19 scenarios),
+# and the cluster itself gives a dead peer up after about 1 s (--suspect-after) and serves a
+# killed primary's shards again about 1.6 s after the kill; a client waiting 3 s (the former
+# value) on a dead or paused node mostly measured its own blocking, not the cluster.
+REQUEST_TIMEOUT = 1.0
+# A node that failed this client (connection refused, reset or closed, no reply in time) is
+# avoided in the client's later choices for this long (a load balancer's outlier ejection),
+# then tried again; unless every running node is avoided, then any is used.
+NODE_HOLD_DOWN_S = 2.0
+MAX_ATTEMPTS = 4    # attempts per logical request while the server answers "outcome unknown"
+MAX_FAILOVERS = 3   # further attempts, at once on another node, after a node gave no reply
 PASSWORD = "chaos-pw"
+
+
+def choose_node(live, rng, avoid=(), down=None, now=0.0):
+    """The node (a name of `live`, the running nodes) for the next attempt, or None if none
+    runs: at random among those neither in `avoid` (the nodes that already failed this logical
+    request) nor held down (`down`: name -> monotonic time until which it is avoided); failing
+    that, among those not in `avoid`; failing that, among all of `live`."""
+    if not live:
+        return None
+    down = down or {}
+    fresh = [n for n in live if n not in avoid and down.get(n, 0.0) <= now]
+    if fresh:
+        return rng.choice(fresh)
+    untried = [n for n in live if n not in avoid]
+    return rng.choice(untried or list(live))
+
+
+def retry_kind(outcome, reply, reached, retry_codes=()):
+    """What a logical request does after one attempt: "done" (ok, or a definite refusal not in
+    `retry_codes`), "failover" (the node gave no reply: try another at once) or "backoff" (the
+    outcome is unknown, or a refusal in `retry_codes`: wait, then retry)."""
+    code = ((reply or {}).get("error") or {}).get("code")
+    if outcome == "ok" or (outcome == "fail" and code not in retry_codes):
+        return "done"
+    if outcome == "info" and reply is None and reached is not None:
+        return "failover"
+    return "backoff"
 
 
 class Conn:
@@ -72,28 +118,34 @@ class Actor:
         self.process = process
         self.user = user
         self.rng = rng
+        # node choices draw from their own stream, so failures do not shift the workload's
+        self.route_rng = random.Random(f"{driver.seed}-route-{process}")
         self.token = driver.admin_token if user == ADMIN else None
         self.conns = {}
+        self.down = {}   # node name -> monotonic time until which this client avoids it
 
     def close(self):
         for c in self.conns.values():
             c.close()
         self.conns.clear()
 
-    def _pick_node(self):
-        live = self.d.cluster.live()
-        return self.rng.choice(live) if live else None
+    def _pick_node(self, avoid=()):
+        live = {n.name: n for n in self.d.cluster.live()}
+        name = choose_node(sorted(live), self.route_rng, avoid, self.down, time.monotonic())
+        return live.get(name)
 
-    def attempt(self, op, args, as_user):
-        """One recorded attempt; returns (outcome, reply or None)."""
-        node = self._pick_node()
+    def attempt(self, op, args, as_user, avoid=()):
+        """One recorded attempt; returns (outcome, reply or None, the node's name or None).
+        A reply of None from a named node means the node gave none (connection failed, reset,
+        closed, or no reply in REQUEST_TIMEOUT): this client then holds it down a while."""
+        node = self._pick_node(avoid)
         h = self.d.history
         if node is None:
             req = h.invoke(self.process, op, args, node=None, as_user=as_user)
             h.complete(self.process, req, op, "info", None,
                        {"code": "no_reply", "message": "no node running"}, None)
             time.sleep(0.2)
-            return "info", None
+            return "info", None, None
         token = self.token if as_user is not None else None
         req = h.invoke(self.process, op, args, node=node.name, as_user=as_user)
         reply, reason = None, "no reply"
@@ -107,20 +159,34 @@ class Actor:
             c = self.conns.pop(node.name, None)
             if c:
                 c.close()
+            self.down[node.name] = time.monotonic() + NODE_HOLD_DOWN_S
         h.reply(self.process, req, op, reply, node=node.name, no_reply_reason=reason)
         self.d.count_op()
-        return outcome_of_reply(reply), reply
+        return outcome_of_reply(reply), reply, node.name
 
     def call(self, op, args, as_user, retry_codes=()):
-        """A logical request: retried (same args) while the outcome is unknown, bounded."""
+        """A logical request: sent again (same args) while the outcome is unknown, bounded: at
+        once to another node when a node gave no reply (MAX_FAILOVERS times), with backoff when
+        the server answered "outcome unknown" (MAX_ATTEMPTS attempts)."""
         outcome, reply = "info", None
-        for i in range(MAX_ATTEMPTS):
-            outcome, reply = self.attempt(op, args, as_user)
-            code = ((reply or {}).get("error") or {}).get("code")
-            if outcome == "ok" or (outcome == "fail" and code not in retry_codes):
+        tried = []          # nodes whose attempt at this request failed, least preferred next
+        answered = failovers = 0
+        while True:
+            outcome, reply, node = self.attempt(op, args, as_user, avoid=tried)
+            kind = retry_kind(outcome, reply, node, retry_codes)
+            if kind == "done":
                 return outcome, reply
-            if self.d.stopping() and i >= 1:
+            if node is not None and node not in tried:
+                tried.append(node)
+            if kind == "failover":
+                failovers += 1
+                if failovers > MAX_FAILOVERS:
+                    break
+                continue
+            answered += 1
+            if answered >= MAX_ATTEMPTS or (self.d.stopping() and answered >= 2):
                 break
+            i = answered - 1
             time.sleep(min(1.0, 0.1 * (2 ** i)) * (0.5 + self.rng.random()))
         return outcome, reply
 
