@@ -74,6 +74,9 @@ using routing_ptr = std::shared_ptr<const routing_table>;
 // ---- agent <-> agent (BASP) ----
 using hello_atom = caf::atom_constant<caf::atom("c_hello")>;  // (caller node id) -> peer_info
 using leave_atom = caf::atom_constant<caf::atom("c_leave")>;  // (node_id) -> bool
+/// () -> bool: the controller's probe of a connected member (suspects, controller_duties.cpp):
+/// a member that stops answering (paused, cut off) is suspected like one whose connection dropped.
+using ping_atom = caf::atom_constant<caf::atom("c_ping")>;
 // ---- replica leader -> a peer's replica follower (BASP) ----
 /// (shard, epoch, std::vector<replica_delta>) -> (uint8_t replica_reply, uint64_t position,
 /// uint64_t last_epoch, int64_t incarnation): apply these batches, in order (none: a probe,

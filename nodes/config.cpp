@@ -72,9 +72,9 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
       "a write its in-sync replicas did not acknowledge by then answers unavailable (6s)")(
       "suspect-after", po::value(&suspect_after),
       "replicated cluster: the controller moves the shards a member leads to in-sync replicas "
-      "once its cluster connection has been down this long, without waiting for its lease to "
-      "expire (1s; 0s: wait for the lease)")("admin-token", po::value(&c.admin_token),
-                                             "admin token (or env ORDERMESH_ADMIN_TOKEN)")(
+      "once its cluster connection has been down, or it has not answered the controller's "
+      "ping, this long, without waiting for its lease to expire (1s; 0s: wait for the lease)")(
+      "admin-token", po::value(&c.admin_token), "admin token (or env ORDERMESH_ADMIN_TOKEN)")(
       "shards", po::value(&shards), "shard count, fixed when the data dir is created (default 64)")(
       "reservation-ttl", po::value(&reservation_ttl), "unpaid reservations lapse after (15m)")(
       "snapshot-every", po::value(&snapshot_every), "snapshot an entity every N events (100)")(

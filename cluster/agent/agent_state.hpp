@@ -57,6 +57,11 @@ struct peer {
   /// When its connection was lost (unset: connected, or never connected yet): the controller
   /// suspects a member whose connection stays down (member_agent_config::suspect_after).
   std::optional<clock_type::time_point> down_since;
+  /// Since when the controller's pings to it go unanswered (unset: it answered the last one): a
+  /// connected member silent for suspect_after is suspected too (a paused or cut-off node keeps
+  /// its connection).
+  std::optional<clock_type::time_point> silent_since;
+  bool ping_in_flight = false;
 };
 
 /// A handoff this node runs as the shard's primary.

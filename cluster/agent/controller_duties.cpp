@@ -61,16 +61,43 @@ std::set<std::string> suspects(self_ptr self) {
     auto p = s.peers.find(m.node_id);
     if (m.node_id == me(self) || p == s.peers.end())
       continue;
-    if (p->second.agent)
+    const auto& peer = p->second;
+    auto long_ago = [&](const std::optional<clock_type::time_point>& t) {
+      return t && now - *t >= s.cfg.suspect_after;
+    };
+    if (peer.agent ? long_ago(peer.silent_since) : long_ago(peer.down_since))
+      out.insert(m.node_id);  // silent on its connection, or its connection stays down
+    else if (peer.agent)
       ++connected;
-    else if (p->second.down_since && now - *p->second.down_since >= s.cfg.suspect_after)
-      out.insert(m.node_id);
   }
   // Only a controller that still reaches a majority of the members (itself included) acts on
   // its suspicions: one cut off from the others would otherwise take every shard for itself.
   if ((connected + 1) * 2 <= s.state->members.size())
     out.clear();
   return out;
+}
+
+/// Pings every connected member (one ping in flight each): a paused or cut-off member keeps
+/// its connection, so only its silence shows (peer::heard_at).
+void ping_members(self_ptr self) {
+  auto& s = self->state;
+  for (auto& [id, p] : s.peers) {
+    if (!p.agent || p.ping_in_flight)
+      continue;
+    p.ping_in_flight = true;
+    if (!p.silent_since)
+      p.silent_since = clock_type::now();  // until it answers
+    auto agent = p.agent;
+    self->request(agent, s.cfg.suspect_after, ping_atom::value)
+        .then(
+            [self, id = id, agent](bool) {
+              auto& peer = self->state.peers[id];
+              peer.ping_in_flight = false;
+              if (peer.agent == agent)
+                peer.silent_since.reset();
+            },
+            [self, id = id](caf::error&) { self->state.peers[id].ping_in_flight = false; });
+  }
 }
 
 /// Each shard whose primary is gone (its lease expired, it came back as a new life, or its
@@ -109,7 +136,9 @@ void fail_over(self_ptr self) {
       continue;
     s.log->info("node={} shard {}: primary {} is {}; {} takes over at epoch {} (ISR {})", me(self),
                 shard, a.primary,
-                suspected.count(a.primary) ? "unreachable (its connection stays down)" : "gone",
+                suspected.count(a.primary)
+                    ? "suspected (its connection is down, or it does not answer)"
+                    : "gone",
                 d.next.primary, d.next.epoch, d.next.isr.size());
     write_guarded(self, &agent_state::failovers, shard, d.next, a.mod_revision);
   }
@@ -226,6 +255,8 @@ void controller_round(self_ptr self) {
     return;
   }
   if (st.config->replication_factor > 1) {
+    if (s.cfg.suspect_after.count() > 0)
+      ping_members(self);
     fail_over(self);
     move_replicas(self);  // a replicated cluster moves replicas, not whole shards (handoffs)
     return;

@@ -37,6 +37,7 @@ void greet(self_ptr self, const std::string& node_id, caf::actor agent) {
             p.connecting = false;
             p.failures = 0;
             p.down_since.reset();
+            p.silent_since.reset();
             self->state.log->info("node={} connected to {}", me(self), node_id);
             publish_routes(self);
             publish_replication(self);

@@ -524,7 +524,9 @@ void pump(leader_ptr self, uint16_t shard, const std::string& node) {
     std::lock_guard<std::mutex> lock(s.ctx->rings_mu);
     ds = s.ctx->rings[shard].from(f.next, max_deltas_per_append, max_bytes_per_append);
   }
-  if (!ds) {
+  // The ring is memory: after a restart it starts empty (last() 0), so "nothing from there on"
+  // can also mean "not held any more". Our log reaches f.next, so it is the latter: a full copy.
+  if (!ds || (ds->empty() && !probe && f.next <= end)) {
     start_copy(self, shard, node);
     return;
   }

@@ -27,6 +27,8 @@ three nodes started with --replication-factor 3 --min-insync 2.
     in-sync replicas (ISR entries name disks, not membership lives), nothing lost
   * a member leaves (cluster.leave) after a fourth node joined: its replicas move to the new node
     under load, it exits 0, nothing acknowledged is lost; refused with too few members
+  * a primary paused (SIGSTOP): the controller's pings find it silent and its shards are served
+    by in-sync replicas while its lease still lives; woken, it follows
   * two of three killed: the shards of the survivor can no longer reach min-insync replicas,
     so writes answer `unavailable` (never acknowledged on one disk); both restarted, the
     cluster serves everything acknowledged before, and new writes
@@ -375,6 +377,48 @@ def test_reads_show_only_committed_and_current_state():
         stop_and_audit(c, shop.entities())
 
 
+def test_paused_primary_replaced_while_its_lease_lives():
+    """A primary paused (SIGSTOP) keeps its connections and its lease for a while; the
+    controller's pings find it silent (--suspect-after) and its shards are served by in-sync
+    replicas while its member key is still in etcd, i.e. before its lease could expire. Woken,
+    it demotes and follows; nothing acknowledged is lost."""
+    with h.Session("repl-pause") as s:
+        _, c, st = rf3_cluster(s, "pause")
+        shop = ect.Shop(c, c.nodes, tag="p", products=6, users=12, orders=3)
+        ents = shop.entities()
+        victim = next(n for n in c.nodes if n.name != st["controller"])
+        rest = [n for n in c.nodes if n is not victim]
+        mine, _ = ect.split(c, st, ents, victim.name)
+        users = [i for k, i in mine if k == "user"]
+        check(users, f"{victim.name} leads some users")
+        member_key = next(k for k in c.keys() if k.endswith("/members/" + victim.name))
+        t0 = time.monotonic()
+        victim.proc.send_signal(signal.SIGSTOP)
+        try:
+            # A client that gives up on a request after 1 s and sends it again (same request id):
+            # one sent while the shard map still named the paused node waits for it.
+            deadline = t0 + FAILOVER_TIMEOUT
+            while True:
+                try:
+                    with c.admin(rest[0], timeout=1.0) as adm:
+                        if deposit(adm, users[0], 9, "while-paused").get("ok"):
+                            break
+                except OSError:
+                    pass
+                check(time.monotonic() < deadline, f"no deposit to {users[0]} acknowledged")
+                time.sleep(0.1)
+            took = time.monotonic() - t0
+            still = member_key in c.keys()
+        finally:
+            victim.proc.send_signal(signal.SIGCONT)
+        log(f"{victim.name} paused: a deposit to {users[0]} acknowledged by another primary "
+            f"{took:.2f}s later; its member key then {'still' if still else 'no longer'} in etcd")
+        check(still, f"{victim.name}'s shards were served only once its lease had expired: the "
+              "pings did not find it silent")
+        h.wait_until(lambda: isr_complete(c, c.nodes), ISR_TIMEOUT, 0.5, "every ISR complete")
+        stop_and_audit(c, ents)
+
+
 def test_two_of_three_killed():
     with h.Session("repl-two") as s:
         _, c, st = rf3_cluster(s, "two")
@@ -602,6 +646,7 @@ def test_force_primary():
 if __name__ == "__main__":
     h.main([test_replicated_shard_map, test_kill9_primary_fails_over_and_rejoins,
             test_primaries_killed_under_load, test_reads_show_only_committed_and_current_state,
+            test_paused_primary_replaced_while_its_lease_lives,
             test_two_of_three_killed, test_whole_cluster_restarted_on_its_disks,
             test_leave_moves_replicas_to_a_new_node, test_force_primary],
            __doc__)
