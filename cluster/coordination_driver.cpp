@@ -177,6 +177,12 @@ caf::behavior driver(self_ptr self, std::unique_ptr<co::session>* session, drive
         self->state.force_read = true;
         return r.value().node_id;
       },
+      [self](coord_depose_atom, const std::string& node, int64_t incarnation) -> caf::result<bool> {
+        co::member_record controller;
+        controller.node_id = node;
+        controller.incarnation = incarnation;
+        return answer(self, self->state.session->depose_controller(controller));
+      },
       [self](coord_bootstrap_atom, const co::cluster_config& config,
              const assignments_ptr& shards) -> caf::result<bool> {
         return answer(self, self->state.session->bootstrap(config, *shards));

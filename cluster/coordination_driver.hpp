@@ -11,6 +11,7 @@
 // It carries out the agent's writes and answers with their outcome:
 //   (coord_write_atom, shard_assignment next, int64_t expected) -> bool (false: shard changed)
 //   (coord_campaign_atom) -> std::string (the controller's node id)
+//   (coord_depose_atom, std::string node, int64_t incarnation) -> bool (true: key deleted)
 //   (coord_bootstrap_atom, cluster_config, assignments_ptr) -> bool (false: config existed)
 //   (coord_update_atom, bool leaving) -> bool
 //   (coord_leave_atom) -> bool
@@ -49,6 +50,7 @@ using coord_state_atom = caf::atom_constant<caf::atom("k_state")>;
 using coord_lease_atom = caf::atom_constant<caf::atom("k_lease")>;
 using coord_write_atom = caf::atom_constant<caf::atom("k_write")>;
 using coord_campaign_atom = caf::atom_constant<caf::atom("k_campaign")>;
+using coord_depose_atom = caf::atom_constant<caf::atom("k_depose")>;
 using coord_bootstrap_atom = caf::atom_constant<caf::atom("k_boot")>;
 using coord_update_atom = caf::atom_constant<caf::atom("k_update")>;
 using coord_leave_atom = caf::atom_constant<caf::atom("k_leave")>;

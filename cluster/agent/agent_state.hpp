@@ -107,6 +107,8 @@ struct agent_state {
   std::map<uint16_t, uint64_t> prepared;  // shard -> epoch its promotion pulled the ISR's tails
   bool campaigning = false;
   clock_type::time_point last_campaign{};
+  bool deposing = false;                 // a depose of a silent controller is in flight
+  clock_type::time_point last_depose{};  // at most one per suspect_after
   bool bootstrapping = false;
   bool leaving = false;
   bool leave_sent = false;

@@ -100,6 +100,36 @@ void ping_members(self_ptr self) {
   }
 }
 
+/// What a member that is not the controller does each round in a replicated cluster: it pings
+/// the others as the controller does (so it knows who is silent the moment it becomes the
+/// controller), and it deposes a controller it suspects (suspects(): silent or disconnected for
+/// suspect_after while this member reaches a majority), so that a dead, paused or cut-off
+/// controller is replaced in about suspect_after instead of its lease, and its shards fail over
+/// at once under the next one. At most one depose per suspect_after.
+void watch_controller(self_ptr self) {
+  auto& s = self->state;
+  const auto& st = *s.state;
+  if (!st.config || st.config->replication_factor <= 1 || s.cfg.suspect_after.count() <= 0)
+    return;
+  ping_members(self);
+  const auto& c = *st.controller;
+  auto now = clock_type::now();
+  if (s.deposing || now - s.last_depose < s.cfg.suspect_after || !suspects(self).count(c.node_id))
+    return;
+  s.deposing = true;
+  s.last_depose = now;
+  s.log->warn(
+      "node={} the controller {} (incarnation {}) is suspected (its connection is down, or it "
+      "does not answer); deposing it",
+      me(self), c.node_id, c.incarnation);
+  self->request(s.driver, s.cfg.request_timeout, coord_depose_atom::value, c.node_id, c.incarnation)
+      .then([self](bool) { self->state.deposing = false; },
+            [self](caf::error& err) {
+              self->state.deposing = false;
+              self->state.log->warn("node={} depose controller: {}", me(self), caf::to_string(err));
+            });
+}
+
 /// Each shard whose primary is gone (its lease expired, it came back as a new life, or its
 /// connection stays down: suspects) gets an in-sync replica as primary at epoch + 1
 /// (replication::choose_failover), one txn per shard, guarded by the key's revision.
@@ -202,8 +232,10 @@ void controller_round(self_ptr self) {
     }
     return;
   }
-  if (st.controller->node_id != me(self) || st.controller->incarnation != s.incarnation)
+  if (st.controller->node_id != me(self) || st.controller->incarnation != s.incarnation) {
+    watch_controller(self);
     return;
+  }
   if (!st.config) {
     if (s.bootstrapping)
       return;

@@ -154,6 +154,15 @@ class session {
   /// won or already held it; someone else otherwise).
   virtual result<member_record> campaign() = 0;
 
+  /// Deletes the controller key if it still names `controller` (node id and incarnation) and
+  /// this member is current: a member that has heard nothing from the controller for a while
+  /// (and still reaches a majority) calls it so that a new controller is elected without
+  /// waiting out the silent one's lease. Returns true if it deleted the key, false if the key
+  /// names someone else or is gone already. Safe even if the controller was alive: every
+  /// controller write is a compare-and-set, so two controllers for a moment decide nothing the
+  /// shard keys would not refuse; the deposed one sees the new key and stops.
+  virtual result<bool> depose_controller(const member_record& controller) = 0;
+
   /// Reads everything at one revision.
   virtual result<cluster_state> read() = 0;
 

@@ -114,6 +114,10 @@ class etcd_session final : public session {
     return guarded("leave", [&] { return do_leave(); });
   }
 
+  result<bool> depose_controller(const member_record& controller) override {
+    return guarded("depose controller", [&] { return do_depose(controller); });
+  }
+
   result<member_record> campaign() override {
     return guarded("campaign", [&] { return do_campaign(); });
   }
@@ -300,6 +304,31 @@ class etcd_session final : public session {
     if (!c)
       return fail(errc::invalid, "key " + ctl->key + ": " + c.err().message);
     return codec::resolve_controller(c.value(), records);
+  }
+
+  result<bool> do_depose(const member_record& controller) {
+    if (auto e = check_joined())
+      return *e;
+    // Only that very controller's key goes (its value names the node and its incarnation), and
+    // only while this life is current; if refused, read our member key to tell fenced apart.
+    etcd::txn_request t;
+    t.compares.push_back(
+        compare::value_is(keys_.controller(), compare_result::equal,
+                          codec::encode_controller({controller.node_id, controller.incarnation})));
+    t.compares.push_back(current());
+    etcd::delete_request del;
+    del.key = keys_.controller();
+    t.success.push_back(del);
+    t.failure.push_back(range_key(keys_.member(node_id_)));
+    auto r = client_.txn(t, by());
+    if (!r)
+      return from_etcd(r.err(), "depose controller");
+    if (r->succeeded)
+      return true;
+    const etcd::key_value* mine = first_kv(range_at(*r, 0));
+    if (!mine || mine->create_revision != incarnation_)
+      return fenced();
+    return false;
   }
 
   result<cluster_state> do_read() {

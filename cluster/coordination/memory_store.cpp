@@ -101,6 +101,24 @@ class memory_session final : public session {
     return store_.members_.at(store_.controller_->node_id).record;
   }
 
+  result<bool> depose_controller(const member_record& controller) override {
+    std::unique_lock<std::mutex> lock(store_.mutex_);
+    store_.expire_due_locked();
+    if (auto e = check_current())
+      return *e;
+    if (!store_.controller_ || store_.controller_->node_id != controller.node_id)
+      return false;
+    auto holder = store_.members_.find(controller.node_id);
+    if (holder == store_.members_.end() ||
+        holder->second.record.incarnation != controller.incarnation ||
+        holder->second.lease_id != store_.controller_->lease_id)
+      return false;
+    store_.controller_.reset();
+    ++store_.revision_;
+    store_.changed_.notify_all();
+    return true;
+  }
+
   result<cluster_state> read() override {
     std::unique_lock<std::mutex> lock(store_.mutex_);
     store_.expire_due_locked();
@@ -307,6 +325,9 @@ struct local_session final : session {
   result<std::chrono::milliseconds> keepalive() override { return inner->keepalive(); }
   result<bool> leave() override { return inner->leave(); }
   result<member_record> campaign() override { return inner->campaign(); }
+  result<bool> depose_controller(const member_record& c) override {
+    return inner->depose_controller(c);
+  }
   result<cluster_state> read() override { return inner->read(); }
   result<bool> bootstrap(const cluster_config& c, const std::vector<shard_assignment>& s) override {
     return inner->bootstrap(c, s);

@@ -298,6 +298,44 @@ void calls_before_join(contract_fixture& fx) {
   CHECK_FALSE(st.value().config.has_value());
 }
 
+void a_silent_controller_is_deposed(contract_fixture& fx) {
+  auto n1 = fx.connect();
+  auto n2 = fx.connect();
+  auto n3 = fx.connect();
+  REQUIRE(n1->join(info("n1"), 3s));
+  auto m2 = n2->join(info("n2"), 3s);
+  REQUIRE(m2);
+  REQUIRE(n3->join(info("n3"), 3s));
+  auto ctl = n1->campaign();
+  REQUIRE(ctl);
+  REQUIRE(ctl.value().node_id == "n1");
+
+  // Only that very controller is deposed: a record naming another member, or another life of
+  // n1, changes nothing.
+  auto other_life = ctl.value();
+  other_life.incarnation += 1000;
+  CHECK_FALSE(n2->depose_controller(other_life).value());
+  CHECK_FALSE(n2->depose_controller(m2.value()).value());
+  CHECK(n3->read().value().controller->node_id == "n1");
+
+  // n2 deposes n1 while n1's lease lives: the key goes, n1 stays a member, anyone may campaign.
+  CHECK(n2->depose_controller(ctl.value()).value());
+  auto st = n3->read().value();
+  CHECK_FALSE(st.controller.has_value());
+  CHECK(st.members.size() == 3);
+  CHECK_FALSE(n3->depose_controller(ctl.value()).value());  // gone already
+  CHECK(n3->campaign().value().node_id == "n3");
+  CHECK(n1->campaign().value().node_id == "n3");  // the deposed one learns who leads now
+
+  // A member whose life is over cannot depose anyone.
+  auto n2_again = fx.connect();
+  REQUIRE(n2_again->join(info("n2"), 3s));
+  auto fenced = n2->depose_controller(n3->read().value().controller.value());
+  REQUIRE_FALSE(fenced);
+  CHECK(fenced.err().code == errc::fenced);
+  CHECK(n1->read().value().controller->node_id == "n3");
+}
+
 }  // namespace
 
 // Each contract case once per implementation: "coordination memory: ..." and
@@ -329,3 +367,5 @@ CONTRACT_CASE("a lease expired now ends the membership and fences that life",
               an_expired_lease_ends_the_membership)
 CONTRACT_CASE("waiting for a change wakes on one and times out without one", wait_for_a_change)
 CONTRACT_CASE("calls that need membership fail before join, reading does not", calls_before_join)
+CONTRACT_CASE("a member deposes a silent controller, only that very one, while it is current",
+              a_silent_controller_is_deposed)

@@ -64,9 +64,9 @@ FAILOVER_TIMEOUT = 30.0  # a dead primary's shards must be served again by then
 ISR_TIMEOUT = 90.0       # a restarted node must be back in every ISR by then
 
 
-def rf3_cluster(s, tag, extra=()):
+def rf3_cluster(s, tag, extra=(), lease_ttl="3s"):
     etcd = eh.Etcd(s).start()
-    c = eh.EtcdCluster(s, etcd, name=tag, lease_ttl="3s", extra_args=RF3 + list(extra))
+    c = eh.EtcdCluster(s, etcd, name=tag, lease_ttl=lease_ttl, extra_args=RF3 + list(extra))
     t0 = time.monotonic()
     st = c.start(3, balance_timeout=ect.BALANCE_TIMEOUT)
     log(f"3 nodes, replication factor 3, up in {time.monotonic() - t0:.1f}s")
@@ -377,6 +377,43 @@ def test_reads_show_only_committed_and_current_state():
         stop_and_audit(c, shop.entities())
 
 
+def pause_and_write(c, st, tag, victim, lease_ttl):
+    """Pauses `victim` (SIGSTOP) and sends a deposit to one of its users through another node,
+    as a client that gives up after 1 s and sends it again (same request id) does, until it is
+    acknowledged. Then reads, before waking it: whether its member key was still in etcd (i.e.
+    its lease could not have expired yet) and the cluster status a live node shows. Returns
+    (the entities, seconds from the pause to the ack, still a member, that status)."""
+    shop = ect.Shop(c, c.nodes, tag=tag, products=6, users=12, orders=3)
+    ents = shop.entities()
+    rest = [n for n in c.nodes if n is not victim]
+    mine, _ = ect.split(c, st, ents, victim.name)
+    users = [i for k, i in mine if k == "user"]
+    check(users, f"{victim.name} leads some users")
+    member_key = next(k for k in c.keys() if k.endswith("/members/" + victim.name))
+    t0 = time.monotonic()
+    victim.proc.send_signal(signal.SIGSTOP)
+    try:
+        deadline = t0 + FAILOVER_TIMEOUT
+        while True:
+            try:
+                with c.admin(rest[0], timeout=1.0) as adm:
+                    if deposit(adm, users[0], 9, "while-paused").get("ok"):
+                        break
+            except OSError:
+                pass
+            check(time.monotonic() < deadline, f"no deposit to {users[0]} acknowledged")
+            time.sleep(0.1)
+        took = time.monotonic() - t0
+        still = member_key in c.keys()
+        now = c.status(rest[0]) or {}
+    finally:
+        victim.proc.send_signal(signal.SIGCONT)
+    log(f"{victim.name} paused (lease {lease_ttl}): a deposit to {users[0]} acknowledged by "
+        f"another primary {took:.2f}s later, controller then {now.get('controller')}; its member "
+        f"key then {'still' if still else 'no longer'} in etcd")
+    return ents, took, still, now
+
+
 def test_paused_primary_replaced_while_its_lease_lives():
     """A primary paused (SIGSTOP) keeps its connections and its lease for a while; the
     controller's pings find it silent (--suspect-after) and its shards are served by in-sync
@@ -384,37 +421,30 @@ def test_paused_primary_replaced_while_its_lease_lives():
     it demotes and follows; nothing acknowledged is lost."""
     with h.Session("repl-pause") as s:
         _, c, st = rf3_cluster(s, "pause")
-        shop = ect.Shop(c, c.nodes, tag="p", products=6, users=12, orders=3)
-        ents = shop.entities()
         victim = next(n for n in c.nodes if n.name != st["controller"])
-        rest = [n for n in c.nodes if n is not victim]
-        mine, _ = ect.split(c, st, ents, victim.name)
-        users = [i for k, i in mine if k == "user"]
-        check(users, f"{victim.name} leads some users")
-        member_key = next(k for k in c.keys() if k.endswith("/members/" + victim.name))
-        t0 = time.monotonic()
-        victim.proc.send_signal(signal.SIGSTOP)
-        try:
-            # A client that gives up on a request after 1 s and sends it again (same request id):
-            # one sent while the shard map still named the paused node waits for it.
-            deadline = t0 + FAILOVER_TIMEOUT
-            while True:
-                try:
-                    with c.admin(rest[0], timeout=1.0) as adm:
-                        if deposit(adm, users[0], 9, "while-paused").get("ok"):
-                            break
-                except OSError:
-                    pass
-                check(time.monotonic() < deadline, f"no deposit to {users[0]} acknowledged")
-                time.sleep(0.1)
-            took = time.monotonic() - t0
-            still = member_key in c.keys()
-        finally:
-            victim.proc.send_signal(signal.SIGCONT)
-        log(f"{victim.name} paused: a deposit to {users[0]} acknowledged by another primary "
-            f"{took:.2f}s later; its member key then {'still' if still else 'no longer'} in etcd")
+        ents, _, still, _ = pause_and_write(c, st, "p", victim, "3s")
         check(still, f"{victim.name}'s shards were served only once its lease had expired: the "
               "pings did not find it silent")
+        h.wait_until(lambda: isr_complete(c, c.nodes), ISR_TIMEOUT, 0.5, "every ISR complete")
+        stop_and_audit(c, ents)
+
+
+def test_paused_controller_replaced_while_its_lease_lives():
+    """The controller paused (SIGSTOP): the other members' pings find it silent, one of them
+    deposes it (deletes the controller key while its lease lives), a new controller is elected
+    and fails the paused node's shards over at once, all while its member key is still in etcd.
+    Woken, the old controller sees the new one and follows; nothing acknowledged is lost."""
+    with h.Session("repl-pause-ctl") as s:
+        # A 6 s lease: what is checked is that the controller is replaced before its lease
+        # could expire, and a loaded CI machine must not make that a race.
+        _, c, st = rf3_cluster(s, "pausectl", lease_ttl="6s")
+        victim = next(n for n in c.nodes if n.name == st["controller"])
+        ents, _, still, now = pause_and_write(c, st, "q", victim, "6s")
+        live = [n.name for n in c.nodes if n is not victim]
+        check(now.get("controller") in live,
+              f"the controller is {now.get('controller')!r}, not one of the live nodes")
+        check(still, f"{victim.name}'s shards were served only once its lease had expired: "
+              "nobody deposed the silent controller")
         h.wait_until(lambda: isr_complete(c, c.nodes), ISR_TIMEOUT, 0.5, "every ISR complete")
         stop_and_audit(c, ents)
 
@@ -647,6 +677,7 @@ if __name__ == "__main__":
     h.main([test_replicated_shard_map, test_kill9_primary_fails_over_and_rejoins,
             test_primaries_killed_under_load, test_reads_show_only_committed_and_current_state,
             test_paused_primary_replaced_while_its_lease_lives,
+            test_paused_controller_replaced_while_its_lease_lives,
             test_two_of_three_killed, test_whole_cluster_restarted_on_its_disks,
             test_leave_moves_replicas_to_a_new_node, test_force_primary],
            __doc__)
