@@ -75,7 +75,7 @@ struct member_agent_config {
   uint16_t replication_factor = 1;
   uint16_t min_insync = 1;
   /// A replica that has not caught up for this long leaves the ISR (if min_insync allows).
-  std::chrono::milliseconds replica_lag_timeout{2000};
+  std::chrono::milliseconds replica_lag_timeout{1000};
   /// A write not acknowledged by the in-sync replicas after this long answers unavailable.
   std::chrono::milliseconds commit_timeout{6000};
   /// Replicated cluster: the controller fails over the shards a member leads once its cluster

@@ -44,7 +44,7 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
   std::string step_timeout = "5s", restart_window = "10s", quarantine_for = "30s";
   std::string heartbeat_interval = "500ms", join_timeout = "30s";
   std::string handoff_chunk_delay = "0ms", lease_ttl = "3s";
-  std::string replica_lag_timeout = "2s", commit_timeout = "6s", suspect_after = "1s";
+  std::string replica_lag_timeout = "1s", commit_timeout = "6s", suspect_after = "1s";
   uint32_t replication_factor = 1, min_insync = 0;
   uint32_t snapshot_every = c.entities.snapshot_every, restart_limit = c.entities.restart_limit;
   uint32_t client_port = c.client_port, cluster_port = c.cluster_port, shards = c.shards;
@@ -67,7 +67,7 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
       "min-insync", po::value(&min_insync),
       "in-sync copies a write needs before it is acknowledged (2 when --replication-factor > 1)")(
       "replica-lag-timeout", po::value(&replica_lag_timeout),
-      "a replica not caught up for this long leaves the in-sync set (2s)")(
+      "a replica not caught up, or not heard from, for this long leaves the in-sync set (1s)")(
       "commit-timeout", po::value(&commit_timeout),
       "a write its in-sync replicas did not acknowledge by then answers unavailable (6s)")(
       "suspect-after", po::value(&suspect_after),

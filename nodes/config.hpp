@@ -27,7 +27,7 @@ struct node_config {
   /// rules after that. A node alone: 1 and 1.
   uint16_t replication_factor = 1;
   uint16_t min_insync = 0;  // 0: 2 when replication_factor > 1, else 1
-  std::chrono::milliseconds replica_lag_timeout{2000};
+  std::chrono::milliseconds replica_lag_timeout{1000};
   std::chrono::milliseconds commit_timeout{6000};
   std::chrono::milliseconds suspect_after{1000};
   std::string admin_token;  // --admin-token or ORDERMESH_ADMIN_TOKEN; generated if none

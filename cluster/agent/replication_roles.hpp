@@ -53,7 +53,7 @@ struct replication_context {
   std::atomic<int64_t> incarnation{0};
   std::chrono::milliseconds request_timeout{5000};
   /// A replica that has not caught up for this long leaves the ISR (if min_insync allows).
-  std::chrono::milliseconds lag_timeout{2000};
+  std::chrono::milliseconds lag_timeout{1000};
   /// A batch not committed after this long is answered unavailable (its writes stay on this
   /// disk, unacknowledged: the next primary decides whether they survive).
   std::chrono::milliseconds commit_timeout{6000};
