@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "client/client.hpp"
+#include "nodes/secret_file.hpp"
 
 namespace {
 
@@ -38,7 +39,10 @@ options (accepted anywhere on the line):
   --host H[:P][,H2:P2...]  node to talk to; repeat or separate by commas to give fallbacks,
                            tried in order (default 127.0.0.1)
   --port P                 port for hosts given without one (default 7400)
-  --token T                session or admin token (default: $ORDERMESH_TOKEN)
+  --token T                session or admin token (default: $ORDERMESH_TOKEN); visible to
+                           other local users in ps: prefer --token-file or the variable
+  --token-file F           read the token from file F (mode 0600; one trailing newline is
+                           dropped), e.g. a node's DATA_DIR/admin.token
   --json                   print the raw reply line instead of a readable rendering
   --get FIELD              print only this field of the result (a.b.0 for nested values)
   --timeout-ms N           how long to wait for the reply (default 5000)
@@ -153,6 +157,7 @@ struct command_line {
   std::vector<std::string> hosts;
   uint16_t port = om::default_port;
   std::optional<std::string> token;
+  std::optional<std::string> token_file;
   bool raw_json = false;
   std::optional<std::string> get_field;
   int64_t timeout_ms = 5000;
@@ -215,6 +220,8 @@ command_line parse_command_line(int argc, char** argv) {
       cl.port = static_cast<uint16_t>(*port);
     } else if (key == "token") {
       cl.token = *value;
+    } else if (key == "token_file") {
+      cl.token_file = *value;
     } else if (key == "get") {
       cl.get_field = *value;
     } else if (key == "timeout_ms") {
@@ -635,7 +642,17 @@ int run(int argc, char** argv) {
   opts.connect_timeout = std::chrono::milliseconds(cl.connect_timeout_ms);
 
   std::string token;
-  if (cl.token) {
+  if (cl.token && cl.token_file) {
+    throw usage_error{"--token and --token-file exclude each other: give one"};
+  }
+  if (cl.token_file) {
+    std::string why;
+    auto secret = ordermesh::secrets::read_secret_file(*cl.token_file, &why);
+    if (!secret) {
+      throw usage_error{"--token-file: " + why};
+    }
+    token = std::move(*secret);
+  } else if (cl.token) {
     token = *cl.token;
   } else if (const char* env = std::getenv("ORDERMESH_TOKEN")) {
     token = env;
