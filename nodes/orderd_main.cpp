@@ -166,8 +166,14 @@ int main(int argc, char** argv) {
         "node={} --fault-ack-without-write: deposits are acknowledged WITHOUT being "
         "written; a restart loses them (a planted fault for the chaos checker)",
         cfg.node_id);
-  if (cfg.admin_token.empty())
+  if (cfg.admin_token.empty()) {
     cfg.admin_token = generated_admin_token(cfg.data_dir, *log);
+    if (!cfg.etcd.empty())
+      log->warn(
+          "node={} a cluster node needs the cluster's admin token (--admin-token-file): one "
+          "generated here is refused unless this node is the cluster's first",
+          cfg.node_id);
+  }
 
   om::persistence::storage_options sopts;
   sopts.path = cfg.data_dir + "/db";
@@ -201,6 +207,12 @@ int main(int argc, char** argv) {
   if (!coordination) {
     log->critical("node={} {}", cfg.node_id, why);
     return 2;
+  }
+  // Sessions minted on one node must verify on every other: refuse a cluster whose admin token
+  // differs, before this node becomes a member of it.
+  if (!cfg.etcd.empty() && !om::node::check_admin_secret(*coordination, cfg, &why)) {
+    log->critical("node={} {}", cfg.node_id, why);
+    return 1;
   }
 
   int rc = 0;
