@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "client/client.hpp"
+#include "client/terminal_text.hpp"
 #include "nodes/secret_file.hpp"
 
 namespace {
@@ -274,8 +275,28 @@ command_line parse_command_line(int argc, char** argv) {
 
 // ---- readable rendering ----
 
+/// Every string printed from a reply goes through printable(): a name with a newline or ESC
+/// codes must not fake a line or drive the terminal (client/terminal_text.hpp).
+using ordermesh::client::printable;
+
 std::string scalar_text(const json& v) {
-  return v.is_string() ? v.get<std::string>() : v.dump();
+  return printable(v.is_string() ? v.get<std::string>()
+                                 : v.dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+/// A multi-line dump made printable line by line (its own line breaks stay).
+std::string printable_lines(const std::string& text) {
+  std::string out;
+  size_t start = 0;
+  for (;;) {
+    const size_t end = text.find('\n', start);
+    out += printable(std::string_view(text).substr(start, end - start));
+    if (end == std::string::npos) {
+      return out;
+    }
+    out += '\n';
+    start = end + 1;
+  }
 }
 
 /// "2023-11-14T22:13:20.000Z" for a millisecond timestamp.
@@ -327,7 +348,7 @@ void render_object(std::ostream& out, const json& object, const std::string& ind
 
 void render_field(std::ostream& out, const std::string& key, const json& v, size_t width,
                   const std::string& indent) {
-  out << indent << key << ':';
+  out << indent << printable(key) << ':';
   if (v.is_object()) {
     out << (v.empty() ? " {}\n" : "\n");
     render_object(out, v, indent + "  ");
@@ -348,7 +369,7 @@ void render_field(std::ostream& out, const std::string& key, const json& v, size
     }
     out << '\n';
     for (const auto& e : v) {
-      out << indent << "  - " << e.dump(-1, ' ', false, json::error_handler_t::replace) << '\n';
+      out << indent << "  - " << scalar_text(e) << '\n';
     }
     return;
   }
@@ -581,7 +602,7 @@ void render_cluster_status(std::ostream& out, const json& status) {
 
 void render_result(std::ostream& out, const json& result) {
   if (!result.is_object()) {
-    out << result.dump(2, ' ', false, json::error_handler_t::replace) << '\n';
+    out << printable_lines(result.dump(2, ' ', false, json::error_handler_t::replace)) << '\n';
   } else if (result.empty()) {
     out << "ok\n";
   } else if (result.contains("order_id") && result.contains("items") &&
@@ -664,10 +685,10 @@ int run(int argc, char** argv) {
   const om::reply reply = client.call(cluster_table ? "cluster.status" : cl.op, cl.args, token);
 
   if (cl.raw_json) {
-    std::cout << reply.line << '\n';
+    std::cout << ordermesh::client::printable_json_line(reply.line) << '\n';
   }
   if (!reply.ok) {
-    std::cerr << "error " << reply.code << ": " << reply.message << '\n';
+    std::cerr << "error " << printable(reply.code) << ": " << printable(reply.message) << '\n';
     return reply.local && (reply.code == "unavailable" || reply.code == "timeout")
                ? exit_no_answer
                : exit_error_reply;
@@ -681,9 +702,7 @@ int run(int argc, char** argv) {
       std::cerr << "error: no field '" << *cl.get_field << "' in the result\n";
       return exit_error_reply;
     }
-    std::cout << (field->is_string() ? field->get<std::string>()
-                                     : field->dump(-1, ' ', false, json::error_handler_t::replace))
-              << '\n';
+    std::cout << scalar_text(*field) << '\n';
     return exit_ok;
   }
   if (cluster_table) {

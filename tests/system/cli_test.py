@@ -3,7 +3,7 @@
 every documented form are accepted; SIGTERM finishes what is in flight, exits 0, and keeps the
 data (a restart on the same data dir reads it back). Secrets from files: orderd
 --admin-token-file and orderctl --token-file work, refuse files others may read and each other's
-command-line twin."""
+command-line twin. orderctl prints no control character it got from the server."""
 
 import json
 import os
@@ -210,7 +210,43 @@ def test_secret_files():
         eq(node.terminate(), 0, "exit code after SIGTERM")
 
 
+def test_orderctl_escapes_control_characters():
+    """A name with a newline, ESC sequences, DEL and a C1 CSI: orderctl's readable output, --get,
+    --json and error messages show them escaped, never raw."""
+    with h.Session("ctl-escapes") as s:
+        node = s.node().start()
+        evil = "Mug\n\x1b[2J\x1b[31mFAKE LINE\x1b[0m\x7f\u009b31m\x07"
+        with node.admin() as adm:
+            adm.ok("product.create", {"product_id": "evil2", "name": evil, "price_cents": 1})
+        port = str(node.port)
+        raw_controls = [chr(c) for c in range(0x20) if c != 0x0a] + ["\x7f", "\u009b"]
+
+        def clean(text, what):
+            found = sorted({hex(ord(c)) for c in text if c in raw_controls})
+            eq(found, [], f"raw control characters in {what}")
+
+        p = h.orderctl("--port", port, "product.get", "--product-id", "evil2")
+        eq(p.returncode, 0, f"product.get: {p.stderr}")
+        log("  readable: " + repr(p.stdout))
+        clean(p.stdout, "the readable output")
+        eq(len(p.stdout.splitlines()), 3, "lines of product.get (product_id, name, price_cents)")
+        check("\\x0a" in p.stdout and "\\x1b[31mFAKE LINE" in p.stdout and "\\x7f" in p.stdout
+              and "\\u009b" in p.stdout, f"the escapes in {p.stdout!r}")
+        p = h.orderctl("--port", port, "product.get", "--product-id", "evil2", "--get", "name")
+        clean(p.stdout, "--get name")
+        eq(p.stdout.count("\n"), 1, "--get name prints one line")
+        p = h.orderctl("--port", port, "--json", "product.get", "--product-id", "evil2")
+        clean(p.stdout, "--json")
+        eq(json.loads(p.stdout)["result"]["name"], evil, "--json still parses to the name")
+        # An error message that echoes the request: the unknown op's name.
+        p = h.orderctl("--port", port, "call", "no\x1b[2Jsuch\nop", "{}")
+        eq(p.returncode, 1, f"unknown op: {p.stderr!r}")
+        clean(p.stderr, "the error message")
+        log("  error: " + repr(p.stderr))
+        eq(node.terminate(), 0, "exit code after SIGTERM")
+
+
 if __name__ == "__main__":
     h.main([test_bad_flags_exit_2, test_durations_accepted, test_sigterm_exits_0_and_keeps_data,
-            test_secret_files],
+            test_secret_files, test_orderctl_escapes_control_characters],
            __doc__)
