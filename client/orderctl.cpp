@@ -18,6 +18,8 @@
 #include <vector>
 
 #include "client/client.hpp"
+#include "client/terminal_text.hpp"
+#include "nodes/secret_file.hpp"
 
 namespace {
 
@@ -38,7 +40,10 @@ options (accepted anywhere on the line):
   --host H[:P][,H2:P2...]  node to talk to; repeat or separate by commas to give fallbacks,
                            tried in order (default 127.0.0.1)
   --port P                 port for hosts given without one (default 7400)
-  --token T                session or admin token (default: $ORDERMESH_TOKEN)
+  --token T                session or admin token (default: $ORDERMESH_TOKEN); visible to
+                           other local users in ps: prefer --token-file or the variable
+  --token-file F           read the token from file F (mode 0600; one trailing newline is
+                           dropped), e.g. a node's DATA_DIR/admin.token
   --json                   print the raw reply line instead of a readable rendering
   --get FIELD              print only this field of the result (a.b.0 for nested values)
   --timeout-ms N           how long to wait for the reply (default 5000)
@@ -153,6 +158,7 @@ struct command_line {
   std::vector<std::string> hosts;
   uint16_t port = om::default_port;
   std::optional<std::string> token;
+  std::optional<std::string> token_file;
   bool raw_json = false;
   std::optional<std::string> get_field;
   int64_t timeout_ms = 5000;
@@ -215,6 +221,8 @@ command_line parse_command_line(int argc, char** argv) {
       cl.port = static_cast<uint16_t>(*port);
     } else if (key == "token") {
       cl.token = *value;
+    } else if (key == "token_file") {
+      cl.token_file = *value;
     } else if (key == "get") {
       cl.get_field = *value;
     } else if (key == "timeout_ms") {
@@ -267,8 +275,28 @@ command_line parse_command_line(int argc, char** argv) {
 
 // ---- readable rendering ----
 
+/// Every string printed from a reply goes through printable(): a name with a newline or ESC
+/// codes must not fake a line or drive the terminal (client/terminal_text.hpp).
+using ordermesh::client::printable;
+
 std::string scalar_text(const json& v) {
-  return v.is_string() ? v.get<std::string>() : v.dump();
+  return printable(v.is_string() ? v.get<std::string>()
+                                 : v.dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+/// A multi-line dump made printable line by line (its own line breaks stay).
+std::string printable_lines(const std::string& text) {
+  std::string out;
+  size_t start = 0;
+  for (;;) {
+    const size_t end = text.find('\n', start);
+    out += printable(std::string_view(text).substr(start, end - start));
+    if (end == std::string::npos) {
+      return out;
+    }
+    out += '\n';
+    start = end + 1;
+  }
 }
 
 /// "2023-11-14T22:13:20.000Z" for a millisecond timestamp.
@@ -320,7 +348,7 @@ void render_object(std::ostream& out, const json& object, const std::string& ind
 
 void render_field(std::ostream& out, const std::string& key, const json& v, size_t width,
                   const std::string& indent) {
-  out << indent << key << ':';
+  out << indent << printable(key) << ':';
   if (v.is_object()) {
     out << (v.empty() ? " {}\n" : "\n");
     render_object(out, v, indent + "  ");
@@ -341,7 +369,7 @@ void render_field(std::ostream& out, const std::string& key, const json& v, size
     }
     out << '\n';
     for (const auto& e : v) {
-      out << indent << "  - " << e.dump(-1, ' ', false, json::error_handler_t::replace) << '\n';
+      out << indent << "  - " << scalar_text(e) << '\n';
     }
     return;
   }
@@ -574,7 +602,7 @@ void render_cluster_status(std::ostream& out, const json& status) {
 
 void render_result(std::ostream& out, const json& result) {
   if (!result.is_object()) {
-    out << result.dump(2, ' ', false, json::error_handler_t::replace) << '\n';
+    out << printable_lines(result.dump(2, ' ', false, json::error_handler_t::replace)) << '\n';
   } else if (result.empty()) {
     out << "ok\n";
   } else if (result.contains("order_id") && result.contains("items") &&
@@ -635,7 +663,17 @@ int run(int argc, char** argv) {
   opts.connect_timeout = std::chrono::milliseconds(cl.connect_timeout_ms);
 
   std::string token;
-  if (cl.token) {
+  if (cl.token && cl.token_file) {
+    throw usage_error{"--token and --token-file exclude each other: give one"};
+  }
+  if (cl.token_file) {
+    std::string why;
+    auto secret = ordermesh::secrets::read_secret_file(*cl.token_file, &why);
+    if (!secret) {
+      throw usage_error{"--token-file: " + why};
+    }
+    token = std::move(*secret);
+  } else if (cl.token) {
     token = *cl.token;
   } else if (const char* env = std::getenv("ORDERMESH_TOKEN")) {
     token = env;
@@ -647,10 +685,10 @@ int run(int argc, char** argv) {
   const om::reply reply = client.call(cluster_table ? "cluster.status" : cl.op, cl.args, token);
 
   if (cl.raw_json) {
-    std::cout << reply.line << '\n';
+    std::cout << ordermesh::client::printable_json_line(reply.line) << '\n';
   }
   if (!reply.ok) {
-    std::cerr << "error " << reply.code << ": " << reply.message << '\n';
+    std::cerr << "error " << printable(reply.code) << ": " << printable(reply.message) << '\n';
     return reply.local && (reply.code == "unavailable" || reply.code == "timeout")
                ? exit_no_answer
                : exit_error_reply;
@@ -664,9 +702,7 @@ int run(int argc, char** argv) {
       std::cerr << "error: no field '" << *cl.get_field << "' in the result\n";
       return exit_error_reply;
     }
-    std::cout << (field->is_string() ? field->get<std::string>()
-                                     : field->dump(-1, ' ', false, json::error_handler_t::replace))
-              << '\n';
+    std::cout << scalar_text(*field) << '\n';
     return exit_ok;
   }
   if (cluster_table) {

@@ -7,6 +7,7 @@
 
 #include "cluster/sharding.hpp"
 #include "domain/types.hpp"
+#include "nodes/secret_file.hpp"
 
 namespace ordermesh::node {
 
@@ -74,7 +75,10 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
       "replicated cluster: the controller moves the shards a member leads to in-sync replicas "
       "once its cluster connection has been down, or it has not answered the controller's "
       "ping, this long, without waiting for its lease to expire (1s; 0s: wait for the lease)")(
-      "admin-token", po::value(&c.admin_token), "admin token (or env ORDERMESH_ADMIN_TOKEN)")(
+      "admin-token", po::value(&c.admin_token),
+      "admin token (or env ORDERMESH_ADMIN_TOKEN); visible in ps: prefer --admin-token-file")(
+      "admin-token-file", po::value(&c.admin_token_file),
+      "file holding the admin token (mode 0600 or stricter; one trailing newline is dropped)")(
       "shards", po::value(&shards), "shard count, fixed when the data dir is created (default 64)")(
       "reservation-ttl", po::value(&reservation_ttl), "unpaid reservations lapse after (15m)")(
       "snapshot-every", po::value(&snapshot_every), "snapshot an entity every N events (100)")(
@@ -149,6 +153,7 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
     return fail("--shards must be 1.." + std::to_string(cluster::max_shard_count));
   c.shards = static_cast<uint16_t>(shards);
   std::chrono::milliseconds d;
+  std::string why;
   struct {
     const char* flag;
     const std::string& text;
@@ -216,6 +221,15 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
     return fail(
         "--replication-factor above 1 needs a cluster (--etcd): a node alone has no "
         "other disk to copy to");
+  c.admin_token_on_command_line = vm.count("admin-token") > 0;
+  if (c.admin_token_on_command_line && vm.count("admin-token-file"))
+    return fail("--admin-token and --admin-token-file exclude each other: give one");
+  if (vm.count("admin-token-file")) {
+    auto secret = secrets::read_secret_file(c.admin_token_file, &why);
+    if (!secret)
+      return fail("--admin-token-file: " + why);
+    c.admin_token = std::move(*secret);
+  }
   if (c.admin_token.empty())
     if (const char* env = std::getenv("ORDERMESH_ADMIN_TOKEN"))
       c.admin_token = env;

@@ -30,7 +30,9 @@ struct node_config {
   std::chrono::milliseconds replica_lag_timeout{1000};
   std::chrono::milliseconds commit_timeout{6000};
   std::chrono::milliseconds suspect_after{1000};
-  std::string admin_token;  // --admin-token or ORDERMESH_ADMIN_TOKEN; generated if none
+  std::string admin_token;       // --admin-token(-file) or ORDERMESH_ADMIN_TOKEN; generated if none
+  std::string admin_token_file;  // where it was read from, if from a file
+  bool admin_token_on_command_line = false;  // --admin-token: visible in ps, worth a warning
   uint16_t shards = 64;
   std::string log_level = "info";
   std::string log_file;                // empty: stderr

@@ -1,9 +1,13 @@
 #include "nodes/coordination_session.hpp"
 
+#include <chrono>
+#include <thread>
+
 #include "cluster/coordination/etcd_session.hpp"
 #include "cluster/coordination/local_seed.hpp"
 #include "cluster/coordination/memory_store.hpp"
 #include "cluster/etcd/etcd_config.hpp"
+#include "nodes/admin_fingerprint.hpp"
 #include "persistence/storage_engine.hpp"
 
 namespace ordermesh::node {
@@ -70,6 +74,30 @@ std::unique_ptr<co::session> open_local(persistence::storage_engine& storage,
 }
 
 }  // namespace
+
+bool check_admin_secret(co::session& session, const node_config& cfg, std::string* why) {
+  const std::string mine = admin_fingerprint(cfg.admin_token);
+  const auto deadline = std::chrono::steady_clock::now() + cfg.join_timeout;
+  for (;;) {
+    auto stored = session.claim_secret_fingerprint(mine);
+    if (stored && stored.value() == mine)
+      return true;
+    if (stored) {
+      *why = "refused to join cluster '" + cfg.cluster_name +
+             "': its admin token is not this node's (the admin-token fingerprints in etcd "
+             "differ), so neither side could verify the other's session tokens. Start every "
+             "node of a cluster with the same admin token (--admin-token-file)";
+      return false;
+    }
+    if (stored.err().code != co::errc::unavailable ||
+        std::chrono::steady_clock::now() >= deadline) {
+      *why = "could not compare the admin token with cluster '" + cfg.cluster_name +
+             "' in etcd: " + stored.err().to_string();
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+}
 
 std::unique_ptr<co::session> open_coordination(persistence::storage_engine& storage,
                                                const node_config& cfg, std::string* why) {

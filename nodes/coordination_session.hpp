@@ -19,4 +19,12 @@ namespace ordermesh::node {
 std::unique_ptr<cluster::coordination::session> open_coordination(
     persistence::storage_engine& storage, const node_config& cfg, std::string* why);
 
+/// Before the node takes a member key: compares the fingerprint of its admin token with the one
+/// the cluster holds in the store, storing it if the cluster has none (the first node sets it).
+/// A store that cannot be reached is retried until cfg.join_timeout. False, with *why naming
+/// the cause (never the secret), when the fingerprints differ or the store could not be asked.
+/// Blocks: call it before the session is handed to the coordination driver.
+bool check_admin_secret(cluster::coordination::session& session, const node_config& cfg,
+                        std::string* why);
+
 }  // namespace ordermesh::node

@@ -1,6 +1,7 @@
 #include "nodes/gateway.hpp"
 
 #include <algorithm>
+#include <exception>
 #include <map>
 #include <unordered_map>
 
@@ -498,7 +499,23 @@ caf::behavior gateway_actor(self_ptr self, std::shared_ptr<gateway_shared> g,
     return caf::sec::unexpected_message;
   });
   return {
-      [self](protocol::request& req) { handle(self, std::move(req)); },
+      [self](protocol::request& req) {
+        // A throw here would kill this connection's gateway (and leave its client hanging):
+        // answer `internal` instead when the request was not answered yet. Nothing in handle()
+        // is known to throw; this is the net under a bug, as parse_request has its own.
+        const auto before = self->state.outstanding;
+        auto id = req.id;
+        try {
+          handle(self, std::move(req));
+        } catch (const std::exception& e) {
+          self->state.g->ctx->log().error("gateway: request failed: {}", e.what());
+          if (self->state.outstanding > before) {
+            protocol::request failed;
+            failed.id = std::move(id);
+            refuse(self, failed, errc::internal, "internal error");
+          }
+        }
+      },
       [self](const hashed& h) { finish_register(self, h); },
       [self](const verified& v) { finish_login(self, v); },
   };

@@ -2,8 +2,10 @@
 // serves until SIGTERM/SIGINT, when it stops taking requests, finishes what is in flight and
 // exits 0 with everything acknowledged on disk.
 #include <atomic>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <future>
 #include <iostream>
@@ -56,6 +58,48 @@ std::shared_ptr<spdlog::logger> make_logger(const om::node::node_config& cfg) {
   return log;
 }
 
+/// Creates `dir` (mode 0700), or makes an existing one 0700 when group or others may enter it
+/// (data dirs were created 0755 before). False, with *note saying why, when it cannot; otherwise
+/// *note says what was tightened (empty if nothing was).
+bool owner_only_dir(const std::string& dir, std::string* note) {
+  if (::mkdir(dir.c_str(), 0700) == 0)
+    return true;
+  if (errno != EEXIST) {
+    *note = "cannot create --data-dir " + dir + ": " + std::strerror(errno);
+    return false;
+  }
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    *note = "--data-dir " + dir + " is not a directory";
+    return false;
+  }
+  if ((st.st_mode & 077) == 0)
+    return true;
+  if (::chmod(dir.c_str(), 0700) != 0) {
+    *note = "cannot make --data-dir " + dir + " mode 0700: " + std::strerror(errno);
+    return false;
+  }
+  // The files inside stay as they were, but nobody else can reach them through the dir now.
+  char old[8];
+  std::snprintf(old, sizeof old, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+  *note = "data dir " + dir + " was mode " + old + ": made it 0700 (owner only)";
+  return true;
+}
+
+/// Makes an existing log file 0600 when group or others may read it (a new one is 0600 by the
+/// umask). Returns what was done, empty if nothing; a failure is reported, not fatal.
+std::string owner_only_file(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077) == 0)
+    return {};
+  char old[8];
+  std::snprintf(old, sizeof old, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+  if (::chmod(path.c_str(), 0600) != 0)
+    return "log file " + path + " is mode " + old +
+           " and could not be made 0600: " + std::strerror(errno);
+  return "log file " + path + " was mode " + old + ": made it 0600 (owner only)";
+}
+
 /// A random admin token, written next to the data (mode 0600) when none was given.
 std::string generated_admin_token(const std::string& data_dir, spdlog::logger& log) {
   auto path = data_dir + "/admin.token";
@@ -96,18 +140,40 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
-  if (::mkdir(cfg.data_dir.c_str(), 0755) != 0 && errno != EEXIST) {
-    std::cerr << "orderd: cannot create --data-dir " << cfg.data_dir << "\n";
+  // Everything orderd creates (data dir, RocksDB files, admin.token, log file) is its own
+  // user's alone: the journal holds password hashes and balances. Set before anything is created.
+  ::umask(077);
+  std::string tightened;
+  if (!owner_only_dir(cfg.data_dir, &tightened)) {
+    std::cerr << "orderd: " << tightened << "\n";
     return 1;
   }
+  std::string log_tightened;
+  if (!cfg.log_file.empty())
+    log_tightened = owner_only_file(cfg.log_file);
   auto log = make_logger(cfg);
+  if (!tightened.empty())
+    log->warn("node={} {}", cfg.node_id, tightened);
+  if (!log_tightened.empty())
+    log->warn("node={} {}", cfg.node_id, log_tightened);
+  if (cfg.admin_token_on_command_line)
+    log->warn(
+        "node={} --admin-token on the command line is visible to every local user (ps); "
+        "prefer --admin-token-file or ORDERMESH_ADMIN_TOKEN",
+        cfg.node_id);
   if (cfg.entities.fault_ack_without_write)
     log->warn(
         "node={} --fault-ack-without-write: deposits are acknowledged WITHOUT being "
         "written; a restart loses them (a planted fault for the chaos checker)",
         cfg.node_id);
-  if (cfg.admin_token.empty())
+  if (cfg.admin_token.empty()) {
     cfg.admin_token = generated_admin_token(cfg.data_dir, *log);
+    if (!cfg.etcd.empty())
+      log->warn(
+          "node={} a cluster node needs the cluster's admin token (--admin-token-file): one "
+          "generated here is refused unless this node is the cluster's first",
+          cfg.node_id);
+  }
 
   om::persistence::storage_options sopts;
   sopts.path = cfg.data_dir + "/db";
@@ -141,6 +207,12 @@ int main(int argc, char** argv) {
   if (!coordination) {
     log->critical("node={} {}", cfg.node_id, why);
     return 2;
+  }
+  // Sessions minted on one node must verify on every other: refuse a cluster whose admin token
+  // differs, before this node becomes a member of it.
+  if (!cfg.etcd.empty() && !om::node::check_admin_secret(*coordination, cfg, &why)) {
+    log->critical("node={} {}", cfg.node_id, why);
+    return 1;
   }
 
   int rc = 0;

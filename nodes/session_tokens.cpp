@@ -2,7 +2,9 @@
 
 #include <sodium.h>
 
+#include <charconv>
 #include <stdexcept>
+#include <system_error>
 
 #include "domain/types.hpp"
 
@@ -24,6 +26,19 @@ std::string mac_of(const std::array<unsigned char, 32>& key, std::string_view bo
   crypto_auth_hmacsha256(mac, reinterpret_cast<const unsigned char*>(body.data()), body.size(),
                          key.data());
   return hex(mac, sizeof mac);
+}
+
+/// Milliseconds since the epoch: 1..19 decimal digits that fit int64 and are > 0. No sign, no
+/// spaces, no trailing bytes (std::from_chars never throws, unlike std::stoll).
+std::optional<int64_t> parse_expiry(std::string_view text) {
+  if (text.empty() || text.size() > 19 ||
+      text.find_first_not_of("0123456789") != std::string_view::npos)
+    return std::nullopt;
+  int64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || value <= 0)
+    return std::nullopt;
+  return value;
 }
 
 }  // namespace
@@ -64,14 +79,24 @@ std::optional<std::string> session_tokens::verify(std::string_view token, int64_
   auto expected = mac_of(key_, body);
   if (!secrets_equal(mac, expected))
     return std::nullopt;
-  // The MAC is good, so the fields are ours: s1~user~expires~nonce.
-  auto user_end = body.find('~', 3);
-  auto exp_end = body.find('~', user_end + 1);
-  if (user_end == std::string_view::npos || exp_end == std::string_view::npos)
+  // The MAC is good, so the fields should be ours: s1~user~expires~nonce. Still parse them
+  // strictly and without exceptions: a token minted by a buggy or older node, or by whoever holds
+  // the admin token, must be refused, never thrown into the gateway.
+  auto fields = body.substr(3);
+  auto user_end = fields.find('~');
+  if (user_end == std::string_view::npos)
     return std::nullopt;
-  auto user = body.substr(3, user_end - 3);
-  auto expires = std::stoll(std::string(body.substr(user_end + 1, exp_end - user_end - 1)));
-  if (expires <= now_ms || !domain::valid_id(user))
+  auto user = fields.substr(0, user_end);
+  auto rest = fields.substr(user_end + 1);
+  auto exp_end = rest.find('~');
+  if (exp_end == std::string_view::npos)
+    return std::nullopt;
+  auto expires_text = rest.substr(0, exp_end);
+  auto nonce = rest.substr(exp_end + 1);
+  if (nonce.size() != 32 || nonce.find_first_not_of("0123456789abcdef") != std::string_view::npos)
+    return std::nullopt;  // also catches an extra '~'
+  auto expires = parse_expiry(expires_text);
+  if (!expires || *expires <= now_ms || !domain::valid_id(user))
     return std::nullopt;
   return std::string(user);
 }

@@ -632,11 +632,14 @@ cmd_leave() {
   local via="$id" other
   for other in $(running_ids); do [[ "$other" != "$id" ]] && via="$other" && break; done
   say "$id leaves (asking $via): it hands off its shards, then exits"
-  if ! ctl --port "$(client_port "$via")" --token "$(admin_token)" --timeout-ms 15000 \
+  # The token by environment, not argv (ps shows argv to every local user).
+  local token
+  token="$(admin_token)"
+  if ! ORDERMESH_TOKEN="$token" ctl --port "$(client_port "$via")" --timeout-ms 15000 \
     call cluster.leave "{\"node_id\":\"$id\"}"; then
     [[ "$via" != "$id" ]] || die "cluster.leave $id failed"
     say "asking $id itself"
-    ctl --port "$(client_port "$id")" --token "$(admin_token)" --timeout-ms 15000 \
+    ORDERMESH_TOKEN="$token" ctl --port "$(client_port "$id")" --timeout-ms 15000 \
       call cluster.leave "{\"node_id\":\"$id\"}" || die "cluster.leave $id failed"
   fi
   local t0=$SECONDS limit=$((WAIT_S + 60))

@@ -249,7 +249,7 @@ demo: done. The cluster keeps running: n1, n2, n3 on $HOST:${PORT[n1]}, ${PORT[n
   the cluster:  scripts/cluster.sh status       (or: $B/client/orderctl --port ${PORT[n2]} cluster-status)
   etcd:         scripts/cluster.sh etcd-status; scripts/cluster.sh etcd-kill; scripts/cluster.sh etcd-restart
   any node:     $B/client/orderctl --host $HOST:${PORT[n3]},$HOST:${PORT[n1]} inventory.get --product-id $APPLE
-                $B/client/orderctl --port ${PORT[n2]} --token "\$(cat var/cluster/admin.token)" \\
+                $B/client/orderctl --port ${PORT[n2]} --token-file var/cluster/admin.token \\
                   order.list --user-id $ALICE
   try:          scripts/cluster.sh kill n2; ... ; scripts/cluster.sh restart n2
                 scripts/cluster.sh add; scripts/cluster.sh leave n3

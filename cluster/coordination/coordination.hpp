@@ -182,6 +182,17 @@ class session {
   /// Waits until the store's revision passes `after` or `timeout` passes. Returns the revision
   /// seen (equal to `after` on timeout).
   virtual result<int64_t> wait_change(int64_t after, std::chrono::milliseconds timeout) = 0;
+
+  /// The cluster's shared-secret fingerprint: an opaque string the caller derives from a secret
+  /// every member must share (the node's admin token), never the secret itself. Stores
+  /// `fingerprint` if the store holds none yet (the first node to ask sets it for everyone,
+  /// atomically), and returns the one stored: the caller refuses to join when it differs from
+  /// its own. Needs no membership: call it before join(). A cluster created before this existed
+  /// gets the fingerprint of the first node that asks. The default (a store of one node, which
+  /// has nobody to disagree with) stores nothing and returns `fingerprint`.
+  virtual result<std::string> claim_secret_fingerprint(const std::string& fingerprint) {
+    return fingerprint;
+  }
 };
 
 /// The first assignment of every shard: shard i led by members[i % n] at epoch 1, replicated on

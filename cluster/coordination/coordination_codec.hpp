@@ -7,6 +7,7 @@
 //   members/<node_id>      {"node_id","cluster_address","client_address","leaving"}
 //   controller             {"node_id","incarnation"}
 //   shards/<NNNNN>         {"shard","epoch","primary","replicas","isr","target"}
+//   secret_fingerprint     an opaque string, written once (session::claim_secret_fingerprint)
 //
 // A member's incarnation is its key's create revision and a shard's mod_revision its key's mod
 // revision: etcd keeps both, so neither is in the value (encode ignores them, decode leaves 0).
@@ -39,6 +40,9 @@ class key_layout {
   const std::string& prefix() const { return prefix_; }
   std::string config() const { return prefix_ + "config"; }
   std::string controller() const { return prefix_ + "controller"; }
+  /// Holds session::claim_secret_fingerprint's opaque value as is (not JSON); parse() calls it
+  /// `other`, so nodes older than it ignore it.
+  std::string secret_fingerprint() const { return prefix_ + "secret_fingerprint"; }
   std::string members_prefix() const { return prefix_ + "members/"; }
   std::string member(std::string_view node_id) const;
   std::string shards_prefix() const { return prefix_ + "shards/"; }

@@ -139,6 +139,11 @@ class etcd_session final : public session {
     return guarded("wait_change", [&] { return do_wait_change(after, timeout); });
   }
 
+  result<std::string> claim_secret_fingerprint(const std::string& fingerprint) override {
+    return guarded("claim_secret_fingerprint",
+                   [&] { return do_claim_secret_fingerprint(fingerprint); });
+  }
+
  private:
   /// Runs `f`; whatever it throws (only bad_alloc is expected) becomes an error.
   template <class F>
@@ -510,6 +515,28 @@ class etcd_session final : public session {
       }
     }
     return after;
+  }
+
+  result<std::string> do_claim_secret_fingerprint(const std::string& fingerprint) {
+    if (config_error_)
+      return *config_error_;
+    if (fingerprint.empty())
+      return fail(errc::invalid, "empty secret fingerprint");
+    // Create it only if absent, else read it: one txn, so two first nodes cannot both win.
+    const std::string key = keys_.secret_fingerprint();
+    etcd::txn_request t;
+    t.compares.push_back(compare::absent(key));
+    t.success.push_back(put(key, fingerprint));
+    t.failure.push_back(range_key(key));
+    auto r = client_.txn(t, by());
+    if (!r)
+      return from_etcd(r.err(), "claim_secret_fingerprint");
+    if (r->succeeded)
+      return fingerprint;
+    const etcd::key_value* kv = first_kv(range_at(*r, 0));
+    if (!kv)  // deleted between the compare and the read: only by hand
+      return fail(errc::unavailable, "claim_secret_fingerprint: the key vanished; try again");
+    return kv->value;
   }
 
   etcd::deadline by() const { return etcd::deadline_after(cfg_.call_timeout); }

@@ -387,3 +387,27 @@ TEST_CASE("etcd session: an etcd out of reach gives unavailable within the deadl
   CHECK(bad->join(info("n1"), 3s).err().code == errc::invalid);
   CHECK(bad->wait_change(1, 10ms).err().code == errc::invalid);
 }
+
+TEST_CASE("etcd session: the first secret fingerprint stays, before any member joined") {
+  etcd_fixture fx("fingerprint");
+  auto n1 = fx.connect();
+  auto n2 = fx.connect();
+  // No membership needed: a node checks before it takes its member key.
+  auto first = n1->claim_secret_fingerprint("fp-one");
+  REQUIRE(first);
+  CHECK(first.value() == "fp-one");
+  auto other = n2->claim_secret_fingerprint("fp-two");
+  REQUIRE(other);
+  CHECK(other.value() == "fp-one");  // the caller sees the mismatch and refuses
+  auto same = n2->claim_secret_fingerprint("fp-one");
+  REQUIRE(same);
+  CHECK(same.value() == "fp-one");
+  auto stored = raw_get(fx, "secret_fingerprint");
+  REQUIRE(stored);
+  CHECK(stored->value == "fp-one");
+  CHECK(stored->lease == 0);  // outlives every member
+  CHECK_FALSE(n1->claim_secret_fingerprint(""));
+  // Nodes ignore the key: a read with it present decodes.
+  REQUIRE(n1->join(info("n1"), 3s));
+  REQUIRE(n1->read());
+}

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """orderd's command line and lifecycle: bad flags exit 2 with a message on stderr; durations in
 every documented form are accepted; SIGTERM finishes what is in flight, exits 0, and keeps the
-data (a restart on the same data dir reads it back)."""
+data (a restart on the same data dir reads it back). Secrets from files: orderd
+--admin-token-file and orderctl --token-file work, refuse files others may read and each other's
+command-line twin. orderctl prints no control character it got from the server."""
 
 import json
 import os
@@ -155,6 +157,96 @@ def test_sigterm_exits_0_and_keeps_data():
         eq(node.terminate(), 0, "second SIGTERM exit code")
 
 
+def secret_file(session, name, content, mode):
+    path = session.dir / name
+    path.write_text(content)
+    os.chmod(path, mode)
+    return path
+
+
+def test_secret_files():
+    with h.Session("secret-files") as s:
+        token = "file-admin-token-" + "7" * 20
+        good = secret_file(s, "admin.token", token + "\n", 0o600)
+        wide = secret_file(s, "wide.token", token + "\n", 0o644)
+        short = secret_file(s, "short.token", "short\n", 0o600)
+        base = ["--node-id", "n1", "--data-dir", str(s.dir / "refused-data"),
+                "--client-host", "127.0.0.1", "--client-port", str(h.free_port()),
+                "--cluster-port", str(h.free_port()), "--pwhash", "fast"]
+        for what, extra, needle in [
+                ("a file others may read", ["--admin-token-file", str(wide)], "chmod 600"),
+                ("a missing file", ["--admin-token-file", str(s.dir / "nope")], "cannot open"),
+                ("a token too short", ["--admin-token-file", str(short)], "16 characters"),
+                ("both flags", ["--admin-token-file", str(good), "--admin-token", token],
+                 "exclude each other")]:
+            code, out, err = run_orderd(s, base + extra)
+            check(code == 2 and needle in err, f"{what}: exit {code}, stderr {err.strip()!r}")
+            check(token not in err, f"{what}: the refusal shows the token")
+            log(f"  {what}: exit 2: {err.strip().splitlines()[0][:120]}")
+
+        # The node takes the file's token (less its newline); orderctl reads it from the file.
+        node = s.node(name="f1")
+        node.command = lambda: [a for a in h.Node.command(node)
+                                if a not in ("--admin-token", node.admin_token)] + [
+                                    "--admin-token-file", str(good)]
+        node.start()
+        node.admin_token = token
+        port = str(node.port)
+        p = h.orderctl("--port", port, "--token-file", good, "product.create",
+                       "--product-id", "kettle", "--name", "Kettle", "--price-cents", "2500")
+        eq((p.returncode, p.stderr), (0, ""), "orderctl --token-file product.create")
+        p = h.orderctl("--port", port, "--token", "wrong-token-0123456789", "product.create",
+                       "--product-id", "kettle2", "--name", "K", "--price-cents", "1")
+        eq(p.returncode, 1, f"a wrong token is refused: {p.stdout} {p.stderr}")
+        for what, argv, needle in [
+                ("a file others may read", ["--token-file", wide], "chmod 600"),
+                ("both flags", ["--token-file", good, "--token", token], "exclude each other")]:
+            p = h.orderctl("--port", port, *argv, "product.get", "--product-id", "kettle")
+            check(p.returncode == 2 and needle in p.stderr,
+                  f"orderctl {what}: exit {p.returncode}, stderr {p.stderr.strip()!r}")
+            check(token not in p.stderr, f"orderctl {what}: the refusal shows the token")
+        log_text = open(node.log_file, errors="replace").read()
+        check(token not in log_text, "the node's log shows the admin token")
+        eq(node.terminate(), 0, "exit code after SIGTERM")
+
+
+def test_orderctl_escapes_control_characters():
+    """A name with a newline, ESC sequences, DEL and a C1 CSI: orderctl's readable output, --get,
+    --json and error messages show them escaped, never raw."""
+    with h.Session("ctl-escapes") as s:
+        node = s.node().start()
+        evil = "Mug\n\x1b[2J\x1b[31mFAKE LINE\x1b[0m\x7f\u009b31m\x07"
+        with node.admin() as adm:
+            adm.ok("product.create", {"product_id": "evil2", "name": evil, "price_cents": 1})
+        port = str(node.port)
+        raw_controls = [chr(c) for c in range(0x20) if c != 0x0a] + ["\x7f", "\u009b"]
+
+        def clean(text, what):
+            found = sorted({hex(ord(c)) for c in text if c in raw_controls})
+            eq(found, [], f"raw control characters in {what}")
+
+        p = h.orderctl("--port", port, "product.get", "--product-id", "evil2")
+        eq(p.returncode, 0, f"product.get: {p.stderr}")
+        log("  readable: " + repr(p.stdout))
+        clean(p.stdout, "the readable output")
+        eq(len(p.stdout.splitlines()), 3, "lines of product.get (product_id, name, price_cents)")
+        check("\\x0a" in p.stdout and "\\x1b[31mFAKE LINE" in p.stdout and "\\x7f" in p.stdout
+              and "\\u009b" in p.stdout, f"the escapes in {p.stdout!r}")
+        p = h.orderctl("--port", port, "product.get", "--product-id", "evil2", "--get", "name")
+        clean(p.stdout, "--get name")
+        eq(p.stdout.count("\n"), 1, "--get name prints one line")
+        p = h.orderctl("--port", port, "--json", "product.get", "--product-id", "evil2")
+        clean(p.stdout, "--json")
+        eq(json.loads(p.stdout)["result"]["name"], evil, "--json still parses to the name")
+        # An error message that echoes the request: the unknown op's name.
+        p = h.orderctl("--port", port, "call", "no\x1b[2Jsuch\nop", "{}")
+        eq(p.returncode, 1, f"unknown op: {p.stderr!r}")
+        clean(p.stderr, "the error message")
+        log("  error: " + repr(p.stderr))
+        eq(node.terminate(), 0, "exit code after SIGTERM")
+
+
 if __name__ == "__main__":
-    h.main([test_bad_flags_exit_2, test_durations_accepted, test_sigterm_exits_0_and_keeps_data],
+    h.main([test_bad_flags_exit_2, test_durations_accepted, test_sigterm_exits_0_and_keeps_data,
+            test_secret_files, test_orderctl_escapes_control_characters],
            __doc__)

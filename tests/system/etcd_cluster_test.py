@@ -29,6 +29,9 @@ every entity equals what the cluster served last): no shard ever had two writers
   * one node cut off from etcd (a TcpProxy): once its lease is surely gone it answers
     `unavailable` for its shards and the others drop it; healed, it rejoins (higher
     incarnation) and serves again
+  * a node with another admin token is refused (exit 1, the log names the admin token, never
+    it) before it becomes a member, and the cluster keeps serving; one with the cluster's
+    token joins, and a session minted on another node works on it
   * --seeds is refused, alone and with --etcd (exit 2 within 10 s, stderr names --etcd); two
     clusters share one etcd without mixing
   * joins, kills, a controller kill and a leave under a steady stream of deposits: every
@@ -772,6 +775,50 @@ def test_node_cut_off_from_etcd():
         stop_and_audit(c, ents)
 
 
+def test_another_admin_token_is_refused():
+    with h.Session("etcd-admin-token") as s:
+        etcd, c, st = etcd_cluster(s, n=2, tag="adm")
+        shop = Shop(c, c.nodes, tag="a", products=4, users=2, orders=2)
+        before = snapshot(c, c.nodes[0], shop.entities())
+        other_token = "adm-other-" + "5" * 20
+        intruder = eh.ClusterNode(s, "intruder", cluster_args=c.cluster_args + c.etcd_args(),
+                                  admin_token=other_token)
+        intruder.port, intruder.cluster_port = h.free_port(), h.free_port()
+        t0 = time.monotonic()
+        intruder._launch()
+        try:
+            code = intruder.proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            intruder.kill()
+            raise AssertionError("a node with another admin token kept running")
+        text = "".join(Path(f).read_text(errors="replace")
+                       for f in (intruder.stderr_file, intruder.log_file) if Path(f).exists())
+        log(f"refused after {time.monotonic() - t0:.1f}s, exit {code}: "
+            f"{[x for x in text.splitlines() if 'admin token' in x][:1]}")
+        eq(code, 1, f"exit code of a node with another admin token ({text[-400:]})")
+        check("admin token" in text and "refused to join" in text,
+              f"the refusal does not name the cause: {text[-600:]}")
+        check(other_token not in text and c.admin_token not in text,
+              "the refusal shows an admin token")
+        # Never a member, and the cluster serves as before.
+        sn = c.status(c.nodes[0])
+        eq(sorted(c.members(sn)), ["n1", "n2"], "members after the refused node")
+        keys = eh.ordermesh_keys(etcd.url, cluster=c.name)
+        check(not any("intruder" in k for k in keys), f"the refused node left keys: {keys}")
+        for n in c.nodes:
+            compare(before, snapshot(c, n, shop.entities()), f"after the refusal, via {n.name}")
+        # The cluster's own token joins; a session minted on n1 is good on the newcomer.
+        n3 = c.add()
+        c.wait_balanced(timeout=BALANCE_TIMEOUT)
+        compare(before, snapshot(c, n3, shop.entities()), "through the node that joined")
+        u = shop.users[0]
+        with c.nodes[0].client() as cl:
+            token = cl.ok("user.login", {"user_id": u, "password": f"pw-{u}-secret"})["token"]
+        with n3.client(token=token) as cl:
+            eq(cl.ok("user.get", {"user_id": u})["user_id"], u, "a session from n1 on n3")
+        stop_and_audit(c, shop.entities())
+
+
 def test_seeds_is_refused():
     """--seeds (the removed cluster mode) is refused, alone and next to --etcd: orderd exits 2
     within 10 s and its stderr names --etcd, the way to run a cluster now."""
@@ -959,5 +1006,6 @@ if __name__ == "__main__":
                 test_controller_killed,
                 test_controller_killed_during_a_move, test_etcd_restarted,
                 test_etcd_paused_beyond_the_lease, test_node_cut_off_from_etcd,
+                test_another_admin_token_is_refused,
                 test_seeds_is_refused, test_two_clusters_share_one_etcd,
                 test_no_shard_had_two_writers], __doc__)

@@ -262,7 +262,8 @@ class Node:
         self.starts += 1
         self.log_file = self.session.dir / f"{self.name}.{self.starts}.log"
         self.stderr_file = self.session.dir / f"{self.name}.{self.starts}.stderr"
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # 0700, as orderd makes it (it tightens a wider one, with a warning in the log).
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         with open(self.stderr_file, "wb") as err:
             self.proc = subprocess.Popen(_launcher() + self.command(), stdin=subprocess.DEVNULL,
                                          stdout=err, stderr=err, env=clean_env(),

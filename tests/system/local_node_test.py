@@ -6,11 +6,15 @@ What it proves, with real orderd processes on 127.0.0.1:
   * a data dir that belongs to an etcd cluster is refused when started alone (exit 2, naming
     --etcd), and still works in its cluster afterwards: nothing was changed;
   * a lone node's data dir is refused when started with --etcd, before etcd hears of it, and
-    still serves alone afterwards with its data.
+    still serves alone afterwards with its data;
+  * orderd keeps its files to its own user: a data dir it creates is 0700 and every file in it
+    (RocksDB's, admin.token) 0600, as is its log file; an existing 0755 data dir becomes 0700.
 """
 
 import os
 import re
+import stat
+import subprocess
 import sys
 import time
 
@@ -128,8 +132,90 @@ def test_a_lone_nodes_disk_is_refused_by_etcd():
         check(user_exists(n, "bob"), "bob lost after the refused start")
 
 
+class FreshDirNode(h.Node):
+    """A Node whose data dir orderd itself creates (the harness creates it before a start);
+    with_token=False: started without --admin-token, so orderd generates admin.token."""
+
+    def __init__(self, session, name, with_token=True):
+        super().__init__(session, name=name)
+        self.with_token = with_token
+
+    def command(self):
+        cmd = super().command()
+        if not self.with_token:
+            i = cmd.index("--admin-token")
+            del cmd[i:i + 2]
+        return cmd
+
+    def _launch(self):
+        self.starts += 1
+        self.log_file = self.session.dir / f"{self.name}.{self.starts}.log"
+        self.stderr_file = self.session.dir / f"{self.name}.{self.starts}.stderr"
+        with open(self.stderr_file, "wb") as err:
+            self.proc = subprocess.Popen(h._launcher() + self.command(), stdin=subprocess.DEVNULL,
+                                         stdout=err, stderr=err, env=h.clean_env(),
+                                         close_fds=True)
+
+
+def modes_under(root):
+    """{relative path: permission bits} of root and everything below it."""
+    out = {".": stat.S_IMODE(os.stat(root).st_mode)}
+    for d, dirs, files in os.walk(root):
+        for name in dirs + files:
+            p = os.path.join(d, name)
+            out[os.path.relpath(p, root)] = stat.S_IMODE(os.lstat(p).st_mode)
+    return out
+
+
+def not_owner_only(root):
+    """Entries under root that are not 0700 (dirs) / 0600 (files), as "path 0oNNN"."""
+    wrong = []
+    for rel, mode in sorted(modes_under(root).items()):
+        is_dir = os.path.isdir(os.path.join(root, rel))
+        if mode != (0o700 if is_dir else 0o600):
+            wrong.append(f"{rel} {mode:#o}")
+    return wrong
+
+
+def test_files_are_owner_only():
+    with h.Session("local-modes") as s:
+        # A fresh data dir, made by orderd; no --admin-token, so it writes admin.token too.
+        n = FreshDirNode(s, "n1", with_token=False)
+        check(not n.data_dir.exists(), "the data dir exists before the start")
+        n.start()
+        token = (n.data_dir / "admin.token").read_text().strip()
+        n.admin_token = token
+        register(n, "carol")  # the journal gets written
+        eq(n.terminate(), 0, "exit code after SIGTERM")
+        entries = modes_under(n.data_dir)
+        h.log(f"{len(entries)} entries under the data dir")
+        check(len(entries) > 5, f"too few files to mean anything: {entries}")
+        check("admin.token" in entries, f"no admin.token: {sorted(entries)}")
+        eq(not_owner_only(n.data_dir), [], "entries wider than 0700 (dirs) / 0600 (files)")
+        eq(stat.S_IMODE(os.stat(n.log_file).st_mode), 0o600, "log file mode")
+
+        # An existing data dir made 0755 (as orderd made them before) becomes 0700, said in
+        # the log; so does an existing log file that others may read.
+        m = FreshDirNode(s, "n2")
+        os.mkdir(m.data_dir, 0o755)
+        os.chmod(m.data_dir, 0o755)
+        log_file = s.dir / "n2.1.log"
+        log_file.write_text("an older log\n")
+        os.chmod(log_file, 0o644)
+        m.start()
+        register(m, "dave")
+        eq(stat.S_IMODE(os.stat(m.data_dir).st_mode), 0o700, "mode of the existing data dir")
+        eq(stat.S_IMODE(os.stat(log_file).st_mode), 0o600, "mode of the existing log file")
+        text = log_file.read_text(errors="replace")
+        check("was mode 0755: made it 0700" in text, f"no log line about the data dir: {text}")
+        check("was mode 0644: made it 0600" in text, f"no log line about the log file: {text}")
+        eq(m.terminate(), 0, "exit code after SIGTERM")
+        eq(not_owner_only(m.data_dir), [], "entries wider than 0700 / 0600 after the restart")
+
+
 if __name__ == "__main__":
     h.main([test_alone_leads_every_shard_and_keeps_its_cluster,
             test_an_etcd_members_disk_is_refused_alone,
-            test_a_lone_nodes_disk_is_refused_by_etcd],
+            test_a_lone_nodes_disk_is_refused_by_etcd,
+            test_files_are_owner_only],
            "a node alone: the local coordinator and the disks it refuses")
