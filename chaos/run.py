@@ -258,10 +258,12 @@ def run_scenario(name, args, ctx, sha):
     if spec["kind"] == "planted":
         reason = reason or probe_planted(args.orderd)
         node_args = {nemesis.PLANTED_NODE: [nemesis.PLANTED_FLAG]}
+    # Always explicit: a cluster's default is 3.
+    rf = ["--replication-factor", str(args.replication_factor)]
     if args.replication_factor > 1:
-        rf = ["--replication-factor", str(args.replication_factor), "--min-insync", "2"]
-        node_args = {f"n{i + 1}": list(node_args.get(f"n{i + 1}", ())) + rf
-                     for i in range(args.nodes)}
+        rf += ["--min-insync", "2"]
+    node_args = {f"n{i + 1}": list(node_args.get(f"n{i + 1}", ())) + rf
+                 for i in range(args.nodes)}
     if reason:
         status, reason = skip_verdict(reason, ctx["root"], ctx["allow_skips"])
         entry.update(status=status, reason=reason)

@@ -46,7 +46,7 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
   std::string heartbeat_interval = "500ms", join_timeout = "30s";
   std::string handoff_chunk_delay = "0ms", lease_ttl = "3s";
   std::string replica_lag_timeout = "1s", commit_timeout = "6s", suspect_after = "1s";
-  uint32_t replication_factor = 1, min_insync = 0;
+  uint32_t replication_factor = 0, min_insync = 0;  // 0: the default for the mode
   uint32_t snapshot_every = c.entities.snapshot_every, restart_limit = c.entities.restart_limit;
   uint32_t client_port = c.client_port, cluster_port = c.cluster_port, shards = c.shards;
   po::options_description opts("orderd options");
@@ -63,8 +63,8 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
       "lease-ttl", po::value(&lease_ttl),
       "membership lease in etcd; a node that cannot renew it stops serving sooner (3s)")(
       "replication-factor", po::value(&replication_factor),
-      "copies of each shard on distinct nodes, set when the cluster is created (1; needs --etcd "
-      "above 1; the cluster starts once that many nodes joined)")(
+      "copies of each shard on distinct nodes, set when the cluster is created (3 with --etcd: "
+      "the cluster starts once that many nodes joined; 1, the only value, without --etcd)")(
       "min-insync", po::value(&min_insync),
       "in-sync copies a write needs before it is acknowledged (2 when --replication-factor > 1)")(
       "replica-lag-timeout", po::value(&replica_lag_timeout),
@@ -209,6 +209,8 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
        (c.suspect_after < std::chrono::milliseconds(200) || c.suspect_after >= c.lease_ttl)))
     return fail("--suspect-after must be 0s (off) or 200ms..less than --lease-ttl, not '" +
                 suspect_after + "'");
+  if (!vm.count("replication-factor"))  // a cluster keeps each acknowledged write on 2+ disks
+    replication_factor = c.etcd.empty() ? 1 : 3;
   if (replication_factor == 0 || replication_factor > 7)
     return fail("--replication-factor must be 1..7");
   c.replication_factor = static_cast<uint16_t>(replication_factor);

@@ -73,7 +73,7 @@ class Bench:
             [self.args.orderd, "--node-id", name, "--data-dir", str(self.dir / name),
              "--client-port", str(cp), "--cluster-port", str(kp), "--etcd", self.etcd_url,
              "--lease-ttl", self.args.lease_ttl, "--admin-token", TOKEN, "--pwhash", "fast"]
-            + list(getattr(self.args, "extra_args", ())),
+            + list(getattr(self.args, "extra_args", ["--replication-factor", "1"])),
             stdout=log, stderr=log)
 
     def status(self, name, timeout=2.0):

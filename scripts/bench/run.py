@@ -303,6 +303,8 @@ class Ordermesh:
             if self.etcd is not None:
                 cmd += ["--etcd", self.etcd.url, "--cluster", self.cluster,
                         "--lease-ttl", LEASE_TTL]
+                if self.replication_factor == 1:  # a cluster's default is 3
+                    cmd += ["--replication-factor", "1"]
             cmd += self.extra
             env = dict(os.environ, ORDERMESH_ADMIN_TOKEN=self.token)
             p = start(cmd, d / "orderd.stderr", env=env)

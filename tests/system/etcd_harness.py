@@ -572,14 +572,19 @@ class EtcdCluster:
     node may get its own --etcd URL (a TcpProxy's) through add(etcd_url=...)."""
 
     def __init__(self, session, etcd, name="t", lease_ttl="3s", extra_args=(),
-                 heartbeat="200ms"):
+                 heartbeat="200ms", replication_factor=1):
         require_etcd_mode()
         self.session = session
         self.etcd = etcd
         self.name = name
         self.lease_ttl = lease_ttl
         self.admin_token = "adm-" + secrets.token_hex(12)
-        self.cluster_args = ["--heartbeat-interval", heartbeat] + list(extra_args)
+        # A cluster's default replication factor is 3; these tests ask for theirs explicitly
+        # (1: the shard moves of etcd_cluster_test), unless extra_args say it or
+        # replication_factor is None (orderd's default).
+        rf = [] if "--replication-factor" in extra_args or replication_factor is None else \
+            ["--replication-factor", str(replication_factor)]
+        self.cluster_args = ["--heartbeat-interval", heartbeat] + list(extra_args) + rf
         self.nodes = []
 
     def etcd_args(self, url=None):

@@ -136,6 +136,21 @@ def deposit(adm, user, cents, rid):
                                         "request_id": rid})
 
 
+def test_a_cluster_replicates_by_default():
+    """Nodes started with --etcd and no --replication-factor make a cluster of replication
+    factor 3 (min-insync 2): every shard on all three nodes, all in its ISR."""
+    with h.Session("repl-default") as s:
+        etcd = eh.Etcd(s).start()
+        c = eh.EtcdCluster(s, etcd, name="dflt", lease_ttl="3s", replication_factor=None)
+        c.start(3, balance_timeout=ect.BALANCE_TIMEOUT)
+        for n in c.nodes:
+            check("--replication-factor" not in n.command(),
+                  f"{n.name} was started with --replication-factor")
+        st = h.wait_until(lambda: isr_complete(c, c.nodes), ISR_TIMEOUT, 0.5,
+                          "every shard on three nodes, all in its ISR")
+        eq(len(st["shards"]), 64, "shards")
+
+
 def test_replicated_shard_map():
     with h.Session("repl-map") as s:
         _, c, st = rf3_cluster(s, "map")
@@ -674,7 +689,7 @@ def test_force_primary():
 
 
 if __name__ == "__main__":
-    h.main([test_replicated_shard_map, test_kill9_primary_fails_over_and_rejoins,
+    h.main([test_a_cluster_replicates_by_default, test_replicated_shard_map, test_kill9_primary_fails_over_and_rejoins,
             test_primaries_killed_under_load, test_reads_show_only_committed_and_current_state,
             test_paused_primary_replaced_while_its_lease_lives,
             test_paused_controller_replaced_while_its_lease_lives,
