@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <map>
-#include <tuple>
 #include <utility>
 
 #include "cluster/replication/failover.hpp"
@@ -54,17 +53,17 @@ class planner {
       while (d.size() > rf) {
         auto worse = [&](const std::string& x, const std::string& y) {  // x goes before y
           auto key = [&](const std::string& n) {
-            return std::make_tuple(n != a.primary, load_[n], contains(a.isr, n));
+            return std::make_pair(load_[n], contains(a.isr, n));
           };
           auto kx = key(x), ky = key(y);
           return kx != ky ? kx > ky : x < y;
         };
         auto best = d.end();
         for (auto it = d.begin(); it != d.end(); ++it)
-          if (load_.count(*it) && (best == d.end() || worse(*it, *best)))
+          if (load_.count(*it) && *it != a.primary && (best == d.end() || worse(*it, *best)))
             best = it;
         if (best == d.end())
-          break;  // only dead members beyond the factor: they stay
+          break;  // only the primary and dead members beyond the factor: they stay
         --load_[*best];
         d.erase(best);
       }
