@@ -248,6 +248,13 @@ status group_commit::write(std::vector<pending_write>& batch) {
       // The range goes, so does the position that described it; the fence stays (it protects
       // against deposed primaries, whatever this node holds).
       staged_replica& st = stage(w.shard->shard);
+      if (w.shard->unless_fence != 0 && st.state.fence >= w.shard->unless_fence) {
+        // Checked here, in order with every replica operation: a primary of that epoch may
+        // have heard from this copy (forget_replica).
+        w.refusal = status::invalid("the shard's fence reached epoch " +
+                                    std::to_string(w.shard->unless_fence) + ": kept");
+        continue;
+      }
       st.state.position = 0;
       st.state.epoch = 0;
       st.dirty = true;

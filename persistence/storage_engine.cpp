@@ -676,6 +676,14 @@ status storage_engine::delete_shard(uint16_t shard) {
   return impl_->write_and_wait(std::move(w), /*bounded=*/false);
 }
 
+status storage_engine::forget_replica(uint16_t shard, uint64_t epoch) {
+  if (epoch == 0)
+    return status::invalid("forget_replica needs an epoch");
+  detail::pending_write w;
+  w.shard = detail::shard_op{shard, {}, true, epoch};
+  return impl_->write_and_wait(std::move(w), /*bounded=*/false);
+}
+
 uint64_t storage_engine::replica_position(uint16_t shard) const {
   return impl_->writer->replica(shard).position;
 }

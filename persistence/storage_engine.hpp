@@ -329,6 +329,13 @@ class storage_engine {
   /// (status invalid) if this node owns the shard, and for shard 0xFFFF. Blocking: refused from a
   /// write callback.
   status delete_shard(uint16_t shard);
+  /// delete_shard for a replica that is no replica any more at `epoch`, only if this node has
+  /// seen nothing of that epoch for the shard: refused (status invalid, nothing deleted) once
+  /// the fence has reached `epoch`, checked on the writer thread in order with every replica
+  /// operation. A follower raises its fence to a sender's epoch before it answers it, so no
+  /// primary at `epoch` or later can hold an answer that describes the deleted data, and every
+  /// answer after the delete says position 0. Blocking: refused from a write callback.
+  status forget_replica(uint16_t shard, uint64_t epoch);
   /// Takes a RocksDB snapshot and returns a reader of `shard`'s range and replica position in it
   /// (null and *err set for shard 0xFFFF).
   std::unique_ptr<shard_export> begin_export(uint16_t shard, status* err = nullptr) const;

@@ -23,6 +23,9 @@ struct shard_op {
   uint16_t shard = 0;
   shard_records records;  // import: written as they are
   bool drop = false;      // true: delete the range [shard_prefix, shard_end); `records` unused
+  /// drop only: nonzero makes it conditional, refused (status invalid) on the writer thread if
+  /// the shard's fence has reached this epoch (storage_engine::forget_replica).
+  uint64_t unless_fence = 0;
 };
 
 /// A follower's replication operation (storage_engine::apply_replicated and its siblings).

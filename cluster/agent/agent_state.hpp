@@ -104,6 +104,7 @@ struct agent_state {
   replication_context_ptr repl;
   caf::actor replica_leader;
   caf::actor replica_follower;
+  caf::actor replica_forgetter;  // deletes the copies of shards this node no longer replicates
   std::map<uint16_t, uint64_t> prepared;  // shard -> epoch its promotion pulled the ISR's tails
   bool campaigning = false;
   clock_type::time_point last_campaign{};

@@ -177,11 +177,15 @@ void fail_over(self_ptr self) {
 /// Replica moves (a replicated cluster's join and leave): for each shard, one step of
 /// next_replica_step towards desired_replicas, written as a txn guarded by the key's revision.
 /// At most max_concurrent_moves shards wait for a new replica to catch up at once (each needs a
-/// full copy). A shard whose failover was just written waits for the next round.
+/// full copy). A shard whose failover was just written waits for the next round. Joins and
+/// returns rebalance (replica_balance.hpp) a few shards at a time; a member suspected of being
+/// down (its connection, or its pings: suspects) is neither added nor made primary until it
+/// answers again, since either would only wait on it (or be failed over again at once).
 void move_replicas(self_ptr self) {
   auto& s = self->state;
   const auto& st = *s.state;
   auto want = replication::desired_replicas(st);
+  auto suspected = suspects(self);
   std::vector<replication::replica_step> steps;
   size_t catching_up = 0;
   for (uint16_t shard = 0; shard < st.shards.size() && shard < want.size(); ++shard) {
@@ -194,6 +198,8 @@ void move_replicas(self_ptr self) {
     const auto& a = st.shards[shard];
     using k = replication::replica_step_kind;
     if (step.what != k::add_replica && step.what != k::move_primary && step.what != k::drop_replica)
+      continue;
+    if (step.what != k::drop_replica && suspected.count(step.node))
       continue;
     if (asked_from(self, &agent_state::failovers, shard, a.mod_revision) ||
         asked_from(self, &agent_state::replica_steps, shard, a.mod_revision))

@@ -250,7 +250,9 @@ caf::behavior member_agent(self_ptr self, member_agent_config cfg,
     s.replica_leader = spawn_replica_leader(self->system(), ctx);
     s.replica_follower = spawn_replica_follower(self->system(), ctx);
     self->link_to(s.replica_leader);
+    s.replica_forgetter = spawn_replica_forgetter(self->system(), ctx);
     self->link_to(s.replica_follower);
+    self->link_to(s.replica_forgetter);
     sink->attach(s.replica_leader);
   }
   self->set_down_handler([self](caf::down_msg& dm) { peer_down(self, dm.source); });

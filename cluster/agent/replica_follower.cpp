@@ -94,6 +94,19 @@ ps::status status_of(uint8_t code, std::string message) {
   }
 }
 
+/// A sender at `epoch` exists: the fence goes up to it (synced) before this replica answers,
+/// so its copy of the shard is never deleted as "not a replica at `epoch`" (forget_replica)
+/// after a primary of that epoch heard what it holds (replica_forget.cpp). A shard this node owns
+/// is left alone (its answers say owned; demote settles it).
+void see_epoch(const replication_context& ctx, uint16_t shard, uint64_t epoch) {
+  auto& storage = *ctx.storage;
+  if (storage.owned_epoch(shard) != 0 || storage.replica(shard).fence >= epoch)
+    return;
+  if (auto st = storage.fence_replica(shard, epoch); !st)
+    ctx.log->warn("node={} shard {}: cannot record epoch {}: {}", ctx.node_id, shard, epoch,
+                  st.to_string());
+}
+
 /// Every delta of the append is through: the answer is the first refusal's, in order, or ok.
 void finish_apply(follower_ptr self, uint64_t id) {
   auto& st = self->state;
@@ -133,6 +146,7 @@ caf::result<uint8_t, uint64_t, uint64_t, int64_t> apply(follower_ptr self, uint1
   auto fence = storage.replica(shard).fence;
   if (fence > epoch)
     return now(answer(ctx, shard, replica_reply::stale, fence));
+  see_epoch(ctx, shard, epoch);
   pending_apply p;
   p.shard = shard;
   p.epoch = epoch;
@@ -193,6 +207,7 @@ reply copy_chunk(follower_ptr self, uint16_t shard, uint64_t epoch, bool first,
   auto& storage = *ctx.storage;
   if (auto no = not_following(ctx, shard, epoch))
     return *no;
+  see_epoch(ctx, shard, epoch);
   if (first) {
     ctx.log->info("node={} shard {}: full copy from the primary of epoch {} (position {})",
                   ctx.node_id, shard, epoch, position);
@@ -268,6 +283,7 @@ reply beat(follower_ptr self, uint16_t shard, uint64_t epoch) {
   auto& ctx = *self->state.ctx;
   if (auto no = not_following(ctx, shard, epoch))
     return *no;
+  see_epoch(ctx, shard, epoch);
   return answer(ctx, shard, replica_reply::ok, ctx.storage->replica_position(shard));
 }
 

@@ -5,7 +5,9 @@
 //                         engine's batch once the ISR holds it, changes the ISR by txn, and
 //                         catches a replica up (the recent deltas, or a full copy);
 //   replica_follower.cpp  for each shard this node follows: applies a primary's batches (and
-//                         copies) to its storage, synced, refusing lower epochs, and acks.
+//                         copies) to its storage, synced, refusing lower epochs, and acks;
+//   replica_forget.cpp    for each shard it no longer replicates: deletes its copy once no
+//                         primary can count on it.
 // The leader runs on the scheduler and never blocks on a write of its own node (the storage
 // engine's blocking calls wait for the batches it holds); the follower is detached, because
 // each apply is a synced write. The decisions are pure: primary_log (commits, ISR proposals),
@@ -81,6 +83,9 @@ using replica_prepare_atom = caf::atom_constant<caf::atom("r_prepare")>;
 
 caf::actor spawn_replica_leader(caf::actor_system& sys, replication_context_ptr ctx);
 caf::actor spawn_replica_follower(caf::actor_system& sys, replication_context_ptr ctx);
+/// Deletes the copy of each shard this node is no replica of any more, once that is sure
+/// (replica_forget.cpp); takes replica_view_atom. Detached: each delete is a synced write.
+caf::actor spawn_replica_forgetter(caf::actor_system& sys, replication_context_ptr ctx);
 
 /// Wire form of a delta and back. from_wire fails (false) on a malformed one.
 replica_delta to_wire(const persistence::shard_delta& d);

@@ -29,7 +29,11 @@ void publish_replication(self_ptr self) {
           (*replicated)[a.shard] = true;
   // The table first: a batch of a newly replicated shard must not be answered at once.
   s.repl->sink->set_replicated(std::move(replicated));
-  self->send(s.replica_leader, replica_view_atom::value, replication_view_ptr{std::move(view)});
+  replication_view_ptr shared{std::move(view)};
+  self->send(s.replica_leader, replica_view_atom::value, shared);
+  // What this node no longer replicates is deleted beside (replica_forget.cpp).
+  if (s.replica_forgetter)
+    self->send(s.replica_forgetter, replica_view_atom::value, shared);
 }
 
 }  // namespace ordermesh::cluster::agent

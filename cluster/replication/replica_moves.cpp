@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "cluster/replication/failover.hpp"
+#include "cluster/replication/replica_balance.hpp"
 
 namespace ordermesh::cluster::replication {
 
@@ -35,6 +36,37 @@ bool contains(const std::vector<std::string>& v, const std::string& x) {
 replica_step blocked(std::string reason) {
   replica_step s;
   s.reason = std::move(reason);
+  return s;
+}
+
+/// `node` may lead `a` now: an ISR member whose entry names the disk its member record has (a
+/// node back on a wiped disk keeps an entry that proves nothing until the primary rewrites it).
+bool can_lead(const coord::cluster_state& state, const coord::shard_assignment& a,
+              const std::string& node) {
+  auto it = std::find(a.isr.begin(), a.isr.end(), node);
+  if (it == a.isr.end())
+    return false;
+  auto i = static_cast<size_t>(it - a.isr.begin());
+  return i < a.isr_disks.size() &&
+         std::any_of(state.members.begin(), state.members.end(),
+                     [&](const auto& m) { return m.node_id == node && m.disk == a.isr_disks[i]; });
+}
+
+/// `a` led by `node` (an ISR member) at epoch + 1; everyone else, the old primary too, keeps
+/// its ISR entry (the old primary holds everything committed).
+replica_step primary_to(const coord::shard_assignment& a, const std::string& node) {
+  replica_step s;
+  s.next = a;
+  auto i = static_cast<std::ptrdiff_t>(std::find(a.isr.begin(), a.isr.end(), node) - a.isr.begin());
+  s.what = replica_step_kind::move_primary;
+  s.node = node;
+  s.next.epoch = a.epoch + 1;
+  s.next.primary = node;
+  s.next.target.clear();
+  // The new primary first.
+  std::rotate(s.next.isr.begin(), s.next.isr.begin() + i, s.next.isr.begin() + i + 1);
+  std::rotate(s.next.isr_disks.begin(), s.next.isr_disks.begin() + i,
+              s.next.isr_disks.begin() + i + 1);
   return s;
 }
 
@@ -95,6 +127,7 @@ std::vector<std::vector<std::string>> desired_replicas(const coord::cluster_stat
         ++load[d];
     all.push_back(std::move(out));
   }
+  balance_replicas(state, all);  // joins (and returns): a share for every member
   return all;
 }
 
@@ -130,24 +163,9 @@ replica_step next_replica_step(const coord::cluster_state& state, uint16_t shard
     }
   }
   if (!contains(desired, a.primary)) {  // 3. the primary to an ISR member that stays
-    for (const auto& d : desired) {
-      auto it = std::find(a.isr.begin(), a.isr.end(), d);
-      if (it == a.isr.end())
-        continue;
-      auto i = static_cast<size_t>(it - a.isr.begin());
-      s.what = replica_step_kind::move_primary;
-      s.node = d;
-      s.next.epoch = a.epoch + 1;
-      s.next.primary = d;
-      s.next.target.clear();
-      // The new primary first; everyone else (the old primary too) keeps its entry.
-      std::rotate(s.next.isr.begin(), s.next.isr.begin() + static_cast<std::ptrdiff_t>(i),
-                  s.next.isr.begin() + static_cast<std::ptrdiff_t>(i) + 1);
-      std::rotate(s.next.isr_disks.begin(),
-                  s.next.isr_disks.begin() + static_cast<std::ptrdiff_t>(i),
-                  s.next.isr_disks.begin() + static_cast<std::ptrdiff_t>(i) + 1);
-      return s;
-    }
+    for (const auto& d : desired)
+      if (can_lead(state, a, d))
+        return primary_to(a, d);
     return blocked("no desired replica is in the ISR to lead");
   }
   for (const auto& r : a.replicas) {  // 4. drop, never below min_insync
@@ -166,6 +184,10 @@ replica_step next_replica_step(const coord::cluster_state& state, uint16_t shard
     s.next.replicas.erase(std::find(s.next.replicas.begin(), s.next.replicas.end(), r));
     return s;
   }
+  // 5. The preferred primary (a rebalance of leadership, replica_balance.hpp) leads, once it
+  // can; a preference it cannot take up now (not in sync) is no reason to wait.
+  if (desired.front() != a.primary && can_lead(state, a, desired.front()))
+    return primary_to(a, desired.front());
   s.what = replica_step_kind::done;
   return s;
 }

@@ -1,8 +1,11 @@
 #pragma once
 // Moving a shard's replicas (join, leave, rebalance) without any moment where an ack relies on
-// fewer than min_insync disks, as a pure planner: which replicas a shard should have
-// (desired_replicas), and from what etcd holds and that set, the one next step. The controller
-// runs both again after every change, as it runs placement.
+// fewer than min_insync disks, as a pure planner: which replicas a shard should have, in which
+// order of preference for the primary (desired_replicas: leaves here, joins and returns in
+// replica_balance.hpp), and from what etcd holds and that list, the one next step. The
+// controller runs both again after every change, as it runs placement: the plan has no memory
+// of its own, so a move in progress must come out of the next run the same (a shard between
+// its add and its drop keeps the newcomer and drops the most loaded).
 //
 // The order, and who writes each step (every write a compare-and-set on the shard key):
 //   1. add_replica    (controller, same epoch): the new node joins `replicas`, not the ISR;
@@ -11,7 +14,11 @@
 //   3. move_primary   (controller, epoch + 1): if the primary is to go, an ISR member that stays
 //                     leads; the old primary stays in the ISR (it holds everything committed);
 //   4. drop_replica   (controller, same epoch): a replica that is to go leaves `replicas` and
-//                     the ISR, only if the ISR keeps min_insync members without it.
+//                     the ISR, only if the ISR keeps min_insync members without it;
+//   5. move_primary   (controller, epoch + 1): if the first of the desired list (the preferred
+//                     primary, a rebalance of leadership) does not lead but could (an ISR member
+//                     on the disk its entry names), it leads.
+// A primary only ever moves to an ISR member whose entry names its member's current disk.
 // Only the primary ever adds to the ISR within an epoch; others only remove from it. A removal
 // the primary has not read yet only makes it wait for one more ack, never for one fewer.
 #include <cstdint>
@@ -46,13 +53,16 @@ struct replica_step {
 /// others; ties: the smaller node id); the primary first if it stays. A replica whose member key
 /// is gone (a dead node) stays: it comes back and catches up, and replacing it would copy the
 /// shard for nothing. Where the replication factor cannot be kept (too few members) nothing
-/// moves: the current replicas. Joins alone move nothing yet (no rebalance).
+/// moves: the current replicas. Then balance_replicas (replica_balance.hpp): a member that
+/// joined or came back takes its share of replicas, then of primaries, a few shards at a time
+/// (max_shards_in_motion); a balanced cluster desires exactly what it holds.
 std::vector<std::vector<std::string>> desired_replicas(
     const ::ordermesh::cluster::coordination::cluster_state& state);
 
-/// The next step towards `desired` (node ids; order is preference for the primary) for `shard`.
-/// Nodes that are not members are never added. The primary must be a member at the
-/// incarnation its ISR entry records (otherwise failover comes first: blocked).
+/// The next step towards `desired` (node ids; the first is the preferred primary) for `shard`.
+/// Nodes that are not members are never added; the primary moves to the first desired one
+/// once every desired member is in the ISR and nothing is left to drop. The primary must be a
+/// member at the incarnation its ISR entry records (otherwise failover comes first: blocked).
 replica_step next_replica_step(const ::ordermesh::cluster::coordination::cluster_state& state,
                                uint16_t shard, const std::vector<std::string>& desired);
 

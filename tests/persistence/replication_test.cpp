@@ -467,6 +467,44 @@ TEST_CASE("replication: a lower epoch is refused forever", "[persistence][replic
   CHECK(f->apply_replicated(delta(4, 5, 1, 0, "a")).kind() == status::code::invalid);
 }
 
+TEST_CASE("replication: forget_replica deletes a copy only below the fence",
+          "[persistence][replication]") {
+  temp_dir dir;
+  storage_options o = checked_options(dir);
+  auto records = [](storage_engine& e, uint16_t shard) {
+    shard_chunk c;
+    REQUIRE(e.export_shard(shard, std::string{}, 1u << 20, c).is_ok());
+    return c.records.size();
+  };
+  {
+    auto f = open_engine(o);
+    REQUIRE(f->apply_replicated(delta(4, 2, 1, 0, "a")).is_ok());  // fence 2
+    // A primary of epoch 2 may hold this copy's ack: it stays.
+    CHECK(f->forget_replica(4, 2).kind() == status::code::invalid);
+    CHECK(f->replica_position(4) == 1);
+    CHECK(records(*f, 4) == 1);
+    CHECK(f->forget_replica(4, 0).kind() == status::code::invalid);
+    // Epoch 3 was never seen here: the copy goes with its position; the fence stays.
+    REQUIRE(f->forget_replica(4, 3).is_ok());
+    CHECK(f->replica_position(4) == 0);
+    CHECK(f->replica(4).fence == 2);
+    CHECK(records(*f, 4) == 0);
+    // A sender of epoch 3 heard since (its copy applied, or only its epoch recorded): kept.
+    REQUIRE(f->apply_replicated(delta(4, 3, 1, 0, "b")).is_ok());
+    CHECK(f->forget_replica(4, 3).kind() == status::code::invalid);
+    REQUIRE(f->fence_replica(4, 4).is_ok());
+    CHECK(f->forget_replica(4, 4).kind() == status::code::invalid);
+    CHECK(f->replica_position(4) == 1);
+  }
+  auto f = open_engine(o);
+  CHECK(f->replica_position(4) == 1);
+  CHECK(f->replica(4).fence == 4);
+  CHECK(records(*f, 4) == 1);
+  REQUIRE(f->own_shard(4, 5).is_ok());
+  CHECK(f->forget_replica(4, 6).kind() == status::code::invalid);  // owned: never
+  CHECK(records(*f, 4) == 1);
+}
+
 TEST_CASE("replication: a new primary catches a replica up on batches of an older epoch",
           "[persistence][replication]") {
   temp_dir dir;

@@ -25,8 +25,13 @@ three nodes started with --replication-factor 3 --min-insync 2.
     the successor's balance, never its own stale one
   * every node killed at once and restarted on its data dir: every shard served again by its
     in-sync replicas (ISR entries name disks, not membership lives), nothing lost
-  * a member leaves (cluster.leave) after a fourth node joined: its replicas move to the new node
+  * a member leaves (cluster.leave) after a fourth node joined: its replicas move to the others
     under load, it exits 0, nothing acknowledged is lost; refused with too few members
+  * a fourth node joins three under load: within JOIN_TIMEOUT it holds its share of the
+    replicas (48 of 192) and of the primaries (16 of 64), every count within one of the others,
+    every ISR complete; nothing acknowledged is lost; the old members deleted the copies of
+    shards they no longer replicate (once the shard's epoch moved on); then one old member is
+    killed -9 and everything is still served
   * a primary paused (SIGSTOP): the controller's pings find it silent and its shards are served
     by in-sync replicas while its lease still lives; woken, it follows
   * two of three killed: the shards of the survivor can no longer reach min-insync replicas,
@@ -62,6 +67,7 @@ from chaos import journal_audit  # noqa: E402
 RF3 = ["--replication-factor", "3", "--min-insync", "2"]
 FAILOVER_TIMEOUT = 30.0  # a dead primary's shards must be served again by then
 ISR_TIMEOUT = 90.0       # a restarted node must be back in every ISR by then
+JOIN_TIMEOUT = 90.0      # a joined node must hold its share of replicas and primaries by then
 
 
 def rf3_cluster(s, tag, extra=(), lease_ttl="3s"):
@@ -129,6 +135,7 @@ def stop_and_audit(c, ents, min_copies=2):
     eq(thin[:5], [], f"entities whose served state is on fewer than {min_copies} disks")
     log(f"journal audit: {len(journal['entries'])} records on {len(journal['owned'])} nodes; "
         f"{len(final)} entities, each served state on {min(copies)}..{max(copies)} disks")
+    return journal
 
 
 def deposit(adm, user, cents, rid):
@@ -530,10 +537,11 @@ def test_whole_cluster_restarted_on_its_disks():
 
 
 def test_leave_moves_replicas_to_a_new_node():
-    """A fourth node joins a replicated cluster of three (it gets no replica: joins alone move
-    nothing), then a member leaves (cluster.leave) while clients deposit: each of its replicas
-    moves to the new node (added, caught up by a full copy, into the ISR; the primaries it led
-    move to an in-sync replica that stays; then it is dropped), it exits 0 holding none, and
+    """A fourth node joins a replicated cluster of three (rebalance starts giving it replicas,
+    test_join_rebalances_replicas), then a member leaves (cluster.leave) while clients deposit:
+    each of its replicas moves to a member that does not hold the shard yet (added, caught up by
+    a full copy, into the ISR; the primaries it led move to an in-sync replica that stays; then
+    it is dropped), it exits 0 holding none, and
     every shard ends on the other three, all in sync, with every acknowledged deposit counted
     once and on at least two disks. Refused while it would leave fewer members than the
     replication factor."""
@@ -548,11 +556,8 @@ def test_leave_moves_replicas_to_a_new_node():
             eq(ect.code_of(r), "invalid_state", f"leave with three members and replication "
                f"factor 3: {r}")
             log(f"refused as expected: {r['error']['message']}")
-        joiner = c.add()
+        c.add()
         c.wait_members([ctrl], sorted(n.name for n in c.nodes))
-        sn = c.status(ctrl)
-        eq(sum(1 for sh in sn["shards"] if joiner.name in sh["replicas"]), 0,
-           f"replicas on {joiner.name} right after it joined")
         before = ect.snapshot(c, ctrl, ents)
         acked = {u: 0 for u in shop.users}
         stop = threading.Event()
@@ -615,6 +620,140 @@ def test_leave_moves_replicas_to_a_new_node():
                 after[("user", u)] = before[("user", u)]
             ect.compare(before, after, f"after {leaver.name} left, via {n.name}")
         stop_and_audit(c, ents)
+
+
+def shares(st, names):
+    """({node: replicas held}, {node: shards led}) over `names`, from a cluster.status."""
+    held = {n: 0 for n in names}
+    led = {n: 0 for n in names}
+    for sh in st["shards"]:
+        for r in sh["replicas"]:
+            held[r] = held.get(r, 0) + 1
+        led[sh["primary"]] = led.get(sh["primary"], 0) + 1
+    return held, led
+
+
+def test_join_rebalances_replicas():
+    """A fourth node joins a replicated cluster of three while clients deposit: the controller
+    moves replicas to it (a few shards at a time: add, full copy, into the ISR, drop), then
+    leadership, until every member holds 48 of the 192 replicas and leads 16 of the 64 shards
+    (max - min <= 1 both), every ISR complete. Every acknowledged deposit is counted once, every
+    other entity unchanged, through every node. The old members delete the copies of the shards
+    they no longer replicate once the shard's epoch has moved on (checked in their journals).
+    Then an old member is killed -9: everything is still served, and takes writes."""
+    with h.Session("repl-join") as s:
+        _, c, st = rf3_cluster(s, "join")
+        shop = ect.Shop(c, c.nodes, tag="j", products=6, users=9, orders=3)
+        ents = shop.entities()
+        ctrl = next(n for n in c.nodes if n.name == st["controller"])
+        old = list(c.nodes)
+        before = ect.snapshot(c, ctrl, ents)
+        acked = {u: 0 for u in shop.users}
+        stop = threading.Event()
+
+        def depositor(i):
+            # As in test_leave_moves_replicas_to_a_new_node: retried with its request id until
+            # acknowledged, so `acked` is exactly what the balance must show.
+            k, u, adm, pending = 0, shop.users[i], None, False
+            deadline = time.monotonic() + 300
+            while (pending or not stop.is_set()) and time.monotonic() < deadline:
+                try:
+                    adm = adm or c.admin(ctrl, timeout=ect.CLIENT_TIMEOUT)
+                    pending = True
+                    r = deposit(adm, u, 1, f"join-{i}-{k}")
+                except (OSError, ValueError):
+                    if adm:
+                        adm.close()
+                    adm = None
+                    time.sleep(0.1)
+                    continue
+                if r.get("ok"):
+                    acked[u] += 1
+                    k += 1
+                    pending = False
+                else:
+                    time.sleep(0.05)
+            if adm:
+                adm.close()
+        workers = [threading.Thread(target=depositor, args=(i,)) for i in range(3)]
+        for w in workers:
+            w.start()
+        try:
+            joiner = c.add()
+            names = sorted(n.name for n in c.nodes)
+            c.wait_members([ctrl], names)
+            t0 = time.monotonic()
+            first_replica = [None]
+
+            def balanced():
+                sn = c.status(ctrl)
+                if sn is None or len(sn.get("shards", [])) != 64:
+                    return None
+                held, led = shares(sn, names)
+                if first_replica[0] is None and held[joiner.name] > 0:
+                    first_replica[0] = time.monotonic() - t0
+                if held[joiner.name] < 48 or led[joiner.name] < 15:
+                    return None
+                if max(held.values()) - min(held.values()) > 1 or \
+                        max(led.values()) - min(led.values()) > 1:
+                    return None
+                return isr_complete(c, [ctrl]) and sn
+            sn = h.wait_until(balanced, JOIN_TIMEOUT, 0.5,
+                              f"{joiner.name} holding its share of replicas and primaries")
+            took = time.monotonic() - t0
+        finally:
+            stop.set()
+            for w in workers:
+                w.join(timeout=60)
+        held, led = shares(sn, names)
+        moved = held[joiner.name]
+        log(f"{joiner.name} got its share {took:.1f}s after it joined (first replica after "
+            f"{first_replica[0] or 0:.1f}s): replicas {held}, primaries {led}; "
+            f"{moved} replicas moved; deposits acknowledged meanwhile: {sum(acked.values())}")
+        epochs = {sh["shard"]: sh["epoch"] for sh in sn["shards"]}
+        for n in c.nodes:
+            after = ect.snapshot(c, n, ents)
+            for u in shop.users[:3]:
+                eq(after[("user", u)]["balance_cents"],
+                   before[("user", u)]["balance_cents"] + acked[u], f"{u}'s balance via {n.name}")
+                after[("user", u)] = before[("user", u)]
+            ect.compare(before, after, f"after the rebalance, via {n.name}")
+        # One old member (not the controller) dies: its shards fail over, nothing is lost.
+        victim = next(n for n in old if n is not ctrl)
+        victim.kill()
+        log(f"killed -9 {victim.name} (it led {led[victim.name]} shards)")
+        rest = [n for n in c.nodes if n is not victim]
+        with c.admin(ctrl, timeout=ect.CLIENT_TIMEOUT) as adm:
+            for u in shop.users[:3]:
+                adm.ok_retry("user.deposit", {"user_id": u, "amount_cents": 1,
+                                              "request_id": f"after-kill-{u}"}, timeout=30.0)
+                acked[u] += 1
+        for n in rest:
+            after = ect.snapshot(c, n, ents)
+            for u in shop.users[:3]:
+                eq(after[("user", u)]["balance_cents"],
+                   before[("user", u)]["balance_cents"] + acked[u],
+                   f"{u}'s balance via {n.name} after {victim.name} died")
+                after[("user", u)] = before[("user", u)]
+            ect.compare(before, after, f"after {victim.name} died, via {n.name}")
+        final = c.status(ctrl)
+        journal = stop_and_audit(c, ents)
+        # The dropped copies: an old member holds no record of a shard it no longer replicates
+        # once that shard's epoch moved on after the drop; the rest stay until it does.
+        holds = set((e["node"], e["shard"]) for e in journal["entries"])
+        gone, kept = 0, 0
+        for n in old:
+            for sh in final["shards"]:
+                if n.name in sh["replicas"]:
+                    continue
+                if (n.name, sh["shard"]) in holds:
+                    kept += 1
+                else:
+                    gone += 1
+        log(f"copies of shards the old members no longer replicate: {gone} deleted, {kept} kept "
+            f"(their shard's epoch has not moved on since the drop); epochs now "
+            f"{min(epochs.values())}..{max(epochs.values())}")
+        check(gone > 0, "no dropped copy was deleted")
 
 
 def test_force_primary():
@@ -694,5 +833,6 @@ if __name__ == "__main__":
             test_paused_primary_replaced_while_its_lease_lives,
             test_paused_controller_replaced_while_its_lease_lives,
             test_two_of_three_killed, test_whole_cluster_restarted_on_its_disks,
-            test_leave_moves_replicas_to_a_new_node, test_force_primary],
+            test_leave_moves_replicas_to_a_new_node, test_join_rebalances_replicas,
+            test_force_primary],
            __doc__)
