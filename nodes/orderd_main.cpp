@@ -239,7 +239,11 @@ int main(int argc, char** argv) {
     lopts.host = cfg.client_host;
     lopts.port = cfg.client_port;
     lopts.max_connections = cfg.max_connections;
+    lopts.max_connections_per_address = cfg.max_connections_per_address;
     lopts.max_in_flight = cfg.max_in_flight_per_connection;
+    lopts.max_unsent_bytes = cfg.max_unsent_bytes;
+    lopts.idle_timeout = cfg.client_idle_timeout;
+    lopts.line_timeout = cfg.client_line_timeout;
     om::node::client_listener listener(lopts, om::node::make_gateway_factory(sys, shared));
     if (rc != 0) {
       // could not publish or join: nothing to serve
