@@ -28,6 +28,20 @@ std::string overloaded_line(const char* message) {
          message + "\"}}\n";
 }
 
+/// The key connections are counted under for the per-address cap: the IPv4 address, or the /64
+/// of an IPv6 one (one host usually holds a whole /64, so counting single IPv6 addresses would
+/// give it millions of caps).
+asio::ip::address address_key(const asio::ip::address& a) {
+  if (!a.is_v6())
+    return a;
+  auto v6 = a.to_v6();
+  if (v6.is_v4_mapped())
+    return asio::ip::make_address_v4(asio::ip::v4_mapped, v6);
+  auto bytes = v6.to_bytes();
+  std::fill(bytes.begin() + 8, bytes.end(), 0);
+  return asio::ip::address_v6(bytes);
+}
+
 }  // namespace
 
 client_connection::client_connection(tcp::socket socket, asio::ip::address remote,
@@ -38,6 +52,9 @@ client_connection::client_connection(tcp::socket socket, asio::ip::address remot
       opts_(opts),
       on_gone_(std::move(on_gone)),
       remote_(std::move(remote)),
+      // Until replies have been seen, assume large ones: a first burst of pipelined requests
+      // then starts at max_unsent_bytes / 16 of them (16), and widens as small replies come.
+      reply_estimate_(opts.max_unsent_bytes / 16),
       id_(next_connection_id++) {}
 
 client_connection::~client_connection() = default;
@@ -348,7 +365,7 @@ void client_listener::accept_next() {
       accept_next();
       return;
     }
-    auto addr = peer.address();
+    auto addr = address_key(peer.address());
     std::shared_ptr<client_connection> conn;
     const char* refusal = nullptr;
     {

@@ -81,6 +81,7 @@ class client_connection : public std::enable_shared_from_this<client_connection>
   size_t queued_bytes() const { return queued_.load(std::memory_order_relaxed); }
   /// The most queued_bytes() has been since the connection started; any thread.
   size_t peak_queued_bytes() const { return peak_queued_.load(std::memory_order_relaxed); }
+  /// The address its per-address cap counts it under (an IPv6 address's /64).
   const boost::asio::ip::address& remote_address() const { return remote_; }
 
  private:
@@ -120,7 +121,7 @@ class client_connection : public std::enable_shared_from_this<client_connection>
   size_t in_flight_ = 0;      // io thread only
   // A guess at the size of the next reply (decaying maximum of recent ones), so that requests
   // in flight count against the unsent-bytes bound before their replies exist.
-  size_t reply_estimate_ = 0;
+  size_t reply_estimate_;
   clock::time_point last_activity_;  // last byte read or written, or last request answered
   clock::time_point line_started_;   // first byte of the incomplete line in inbox_
   std::deque<std::string> outbox_;

@@ -31,6 +31,7 @@
 #include "nodes/config.hpp"
 #include "nodes/coordination_session.hpp"
 #include "nodes/gateway.hpp"
+#include "nodes/memory_release.hpp"
 #include "nodes/node_meta.hpp"
 #include "nodes/password_hasher.hpp"
 #include "persistence/storage_engine.hpp"
@@ -257,10 +258,13 @@ int main(int argc, char** argv) {
       // Wait for SIGTERM/SIGINT, or for the cluster to let this node go after cluster.leave.
       int sig = 0;
       timespec poll_interval{0, 100 * 1000 * 1000};
+      // After a burst (e.g. a client pipelining order.list), give the freed memory back.
+      om::node::memory_releaser releaser(std::chrono::seconds(10));
       for (;;) {
         sig = sigtimedwait(&stop_signals, nullptr, &poll_interval);
         if (sig > 0)
           break;
+        releaser.poll(shared->requests.load(), shared->in_flight.load());
         // Fail-stop on a failed write (fsync error, disk full): nothing after it was
         // acknowledged, but the page cache may no longer match the disk, so the only safe way
         // on is a restart that replays the journal from disk (as PostgreSQL PANICs on fsync).
