@@ -309,7 +309,7 @@ void client_connection::shutdown_now(close_reason why) {
 }
 
 client_listener::client_listener(listener_options opts, handler_factory factory)
-    : opts_(std::move(opts)), factory_(std::move(factory)), acceptor_(io_) {}
+    : opts_(std::move(opts)), factory_(std::move(factory)), acceptor_(io_), accept_backoff_(io_) {}
 
 client_listener::~client_listener() {
   stop();
@@ -355,7 +355,13 @@ void client_listener::accept_next() {
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor_.is_open())
         return;
-      accept_next();  // e.g. EMFILE: keep serving the connections we have
+      // e.g. EMFILE: keep serving the connections we have, and retry a little later rather
+      // than at once (the pending connection keeps the acceptor readable: a busy loop).
+      accept_backoff_.expires_after(std::chrono::milliseconds(50));
+      accept_backoff_.async_wait([this](boost::system::error_code wec) {
+        if (!wec && acceptor_.is_open())
+          accept_next();
+      });
       return;
     }
     boost::system::error_code pec;
@@ -422,6 +428,7 @@ void client_listener::stop_accepting() {
   asio::post(io_, [this] {
     boost::system::error_code ec;
     acceptor_.close(ec);
+    accept_backoff_.cancel();
   });
 }
 

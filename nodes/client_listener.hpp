@@ -164,6 +164,7 @@ class client_listener {
   handler_factory factory_;
   boost::asio::io_context io_;
   boost::asio::ip::tcp::acceptor acceptor_;
+  boost::asio::steady_timer accept_backoff_;  // after a failed accept (EMFILE)
   std::thread thread_;
   uint16_t bound_port_ = 0;
   std::atomic<size_t> live_{0};

@@ -183,9 +183,11 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
       {"--client-line-timeout", client_line_timeout, c.client_line_timeout},
   };
   for (auto& x : durations) {
-    if (!parse_duration(x.text, x.target) || x.target.count() <= 0)
+    if (!parse_duration(x.text, x.target))
       return fail(std::string(x.flag) + ": not a duration: '" + x.text +
                   "' (e.g. 500ms, 30s, 15m)");
+    if (x.target.count() <= 0)
+      return fail(std::string(x.flag) + " must be more than 0, not '" + x.text + "'");
   }
   if (!parse_duration(reservation_ttl, d) || d.count() <= 0)
     return fail("--reservation-ttl: not a duration: '" + reservation_ttl + "'");
