@@ -13,12 +13,16 @@ void release_free_memory() {
 }
 
 bool memory_releaser::poll(uint64_t answered, int64_t in_flight) {
-  auto now = std::chrono::steady_clock::now();
+  auto now = clock::now();
+  if (answered != answered_) {
+    answered_ = answered;
+    last_answer_ = now;
+  }
   // Under load the memory is about to be used again: trimming then only costs page faults.
-  if (answered == answered_at_last_ || in_flight > 0 || now - last_ < interval_)
+  if (in_flight > 0 || now - last_release_ < interval_ || last_answer_ == clock::time_point{} ||
+      now - last_answer_ > 6 * interval_)
     return false;
-  last_ = now;
-  answered_at_last_ = answered;
+  last_release_ = now;
   release_free_memory();
   return true;
 }

@@ -12,9 +12,10 @@ namespace ordermesh::node {
 /// a no-op elsewhere. Takes each arena's lock in turn: a few ms for a heap of 100 MB.
 void release_free_memory();
 
-/// Calls release_free_memory() at most once per `interval`, and only once the node has been
-/// quiet (nothing in flight) after answering requests since the last call. Not thread-safe:
-/// one caller, e.g. orderd's main loop.
+/// Calls release_free_memory() at most once per `interval`, while nothing is in flight, and only
+/// within 6 intervals of the last request answered: memory freed after the last answer (a
+/// client reading its queued replies, a connection closing) is given back too, and a node
+/// left idle stops trimming. Not thread-safe: one caller, e.g. orderd's main loop.
 class memory_releaser {
  public:
   explicit memory_releaser(std::chrono::milliseconds interval) : interval_(interval) {}
@@ -23,9 +24,11 @@ class memory_releaser {
   bool poll(uint64_t answered, int64_t in_flight);
 
  private:
+  using clock = std::chrono::steady_clock;
   std::chrono::milliseconds interval_;
-  std::chrono::steady_clock::time_point last_{};
-  uint64_t answered_at_last_ = 0;
+  clock::time_point last_release_{};
+  clock::time_point last_answer_{};  // when `answered` last changed; epoch: never
+  uint64_t answered_ = 0;
 };
 
 }  // namespace ordermesh::node

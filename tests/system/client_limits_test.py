@@ -216,7 +216,7 @@ def test_never_reading_pipeliner_is_bounded():
         # Once the node is quiet its freed memory goes back to the kernel (memory_release.hpp:
         # within about 10 s of the last answer).
         h.wait_until(lambda: rss_kib(n.proc.pid) - base < 48 * 1024, 30, 0.5,
-                     "the node's RSS to come back down")
+                     f"the node's RSS to come back down (from {rss_kib(n.proc.pid) - base} KiB)")
         log(f"  RSS after the client left: {(rss_kib(n.proc.pid) - base) / 1024:.1f} MiB above "
             "where it started")
 
