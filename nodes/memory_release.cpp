@@ -12,8 +12,7 @@ void release_free_memory() {
 #endif
 }
 
-bool memory_releaser::poll(uint64_t answered, int64_t in_flight) {
-  auto now = clock::now();
+bool memory_releaser::poll(uint64_t answered, int64_t in_flight, clock::time_point now) {
   if (answered != answered_) {
     answered_ = answered;
     last_answer_ = now;

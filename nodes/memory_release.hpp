@@ -19,12 +19,12 @@ void release_free_memory();
 class memory_releaser {
  public:
   explicit memory_releaser(std::chrono::milliseconds interval) : interval_(interval) {}
-  /// `answered`: requests answered since start; `in_flight`: requests not answered yet.
-  /// True when it released memory now.
-  bool poll(uint64_t answered, int64_t in_flight);
+  using clock = std::chrono::steady_clock;
+  /// `answered`: requests answered since start; `in_flight`: requests not answered yet; `now`
+  /// given by tests. True when it released memory now.
+  bool poll(uint64_t answered, int64_t in_flight, clock::time_point now = clock::now());
 
  private:
-  using clock = std::chrono::steady_clock;
   std::chrono::milliseconds interval_;
   clock::time_point last_release_{};
   clock::time_point last_answer_{};  // when `answered` last changed; epoch: never
