@@ -72,7 +72,8 @@ class client_connection : public std::enable_shared_from_this<client_connection>
   ~client_connection();
 
   void start(std::unique_ptr<connection_handler> handler);
-  /// Queues one reply line (must end in '\n'); thread-safe. Ends one request in flight.
+  /// Queues one reply line (must end in '\n'); thread-safe. Ends one request in flight. On the
+  /// I/O thread (a handler answering inside on_line) the line is queued before send() returns.
   void send(std::string line);
   /// Closes the socket; thread-safe.
   void close();
