@@ -46,6 +46,7 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
   std::string heartbeat_interval = "500ms", join_timeout = "30s";
   std::string handoff_chunk_delay = "0ms", lease_ttl = "3s";
   std::string replica_lag_timeout = "1s", commit_timeout = "6s", suspect_after = "1s";
+  std::string client_idle_timeout = "300s", client_line_timeout = "10s";
   uint32_t replication_factor = 0, min_insync = 0;  // 0: the default for the mode
   uint32_t snapshot_every = c.entities.snapshot_every, restart_limit = c.entities.restart_limit;
   uint32_t client_port = c.client_port, cluster_port = c.cluster_port, shards = c.shards;
@@ -55,7 +56,20 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
       "data-dir", po::value(&c.data_dir), "directory of this node's RocksDB, required")(
       "client-host", po::value(&c.client_host), "address clients connect to (default 127.0.0.1)")(
       "client-port", po::value(&client_port), "client protocol port (default 7400)")(
-      "cluster-host", po::value(&c.cluster_host), "address for node-to-node traffic")(
+      "client-idle-timeout", po::value(&client_idle_timeout),
+      "close a client connection with no request in flight that sent and received nothing "
+      "for this long (300s)")(
+      "client-line-timeout", po::value(&client_line_timeout),
+      "close a client connection whose request line is not complete this long after its "
+      "first byte (10s)")(
+      "max-connections", po::value(&c.max_connections),
+      "client connections in all; beyond: one overloaded line, then closed (1024)")(
+      "max-connections-per-address", po::value(&c.max_connections_per_address),
+      "client connections from one IP address, below --max-connections (256)")(
+      "max-unsent-bytes", po::value(&c.max_unsent_bytes),
+      "bytes of replies queued for one client connection before it stops being read, "
+      "until the client reads them (1048576)")("cluster-host", po::value(&c.cluster_host),
+                                               "address for node-to-node traffic")(
       "cluster-port", po::value(&cluster_port), "node-to-node port (default 7500)")(
       "etcd", po::value(&c.etcd),
       "http://host:port,... of etcd: membership and shards decided there (empty: no etcd)")(
@@ -170,11 +184,15 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
       {"--lease-ttl", lease_ttl, c.lease_ttl},
       {"--replica-lag-timeout", replica_lag_timeout, c.replica_lag_timeout},
       {"--commit-timeout", commit_timeout, c.commit_timeout},
+      {"--client-idle-timeout", client_idle_timeout, c.client_idle_timeout},
+      {"--client-line-timeout", client_line_timeout, c.client_line_timeout},
   };
   for (auto& x : durations) {
-    if (!parse_duration(x.text, x.target) || x.target.count() <= 0)
+    if (!parse_duration(x.text, x.target))
       return fail(std::string(x.flag) + ": not a duration: '" + x.text +
                   "' (e.g. 500ms, 30s, 15m)");
+    if (x.target.count() <= 0)
+      return fail(std::string(x.flag) + " must be more than 0, not '" + x.text + "'");
   }
   if (!parse_duration(reservation_ttl, d) || d.count() <= 0)
     return fail("--reservation-ttl: not a duration: '" + reservation_ttl + "'");
@@ -196,6 +214,18 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
     return fail("--handoff-chunk-delay needs --enable-fault-injection");
   if (c.handoff_chunk_bytes < 256 || c.handoff_chunk_bytes > (64u << 20))
     return fail("--handoff-chunk-bytes must be 256..67108864");
+  // The client plane's bounds (docs/SECURITY.md).
+  if (c.client_idle_timeout > std::chrono::hours(24) ||
+      c.client_line_timeout > std::chrono::hours(24))
+    return fail("--client-idle-timeout and --client-line-timeout must be at most 24h");
+  if (c.max_connections < 2 || c.max_connections > 1000000)
+    return fail("--max-connections must be 2..1000000");
+  if (c.max_connections_per_address == 0 || c.max_connections_per_address >= c.max_connections)
+    return fail("--max-connections-per-address must be 1..--max-connections - 1 (" +
+                std::to_string(c.max_connections - 1) +
+                "), so that one address cannot take every connection");
+  if (c.max_unsent_bytes < 4096 || c.max_unsent_bytes > (1u << 30))
+    return fail("--max-unsent-bytes must be 4096..1073741824 (bytes)");
   if (c.max_moves == 0 || c.max_moves > 64)
     return fail("--max-moves must be 1..64");
   if (c.scheduler_threads > 64)

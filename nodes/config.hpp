@@ -39,8 +39,13 @@ struct node_config {
   std::string pwhash = "interactive";  // or "fast" (tests and benchmarks only)
   std::chrono::milliseconds request_timeout{10000};
   std::chrono::milliseconds session_ttl{24 * 3600 * 1000};
+  // The client plane's bounds (docs/SECURITY.md, "Client plane").
   size_t max_connections = 1024;
+  size_t max_connections_per_address = 256;
   size_t max_in_flight_per_connection = 256;
+  size_t max_unsent_bytes = 1024 * 1024;
+  std::chrono::milliseconds client_idle_timeout{300 * 1000};
+  std::chrono::milliseconds client_line_timeout{10 * 1000};
   size_t scheduler_threads = 0;  // 0: one per core
   std::chrono::milliseconds heartbeat_interval{500};
   std::chrono::milliseconds join_timeout{30000};  // a new node waits this long to join

@@ -33,6 +33,7 @@
 #include "nodes/config.hpp"
 #include "nodes/coordination_session.hpp"
 #include "nodes/gateway.hpp"
+#include "nodes/memory_release.hpp"
 #include "nodes/node_meta.hpp"
 #include "nodes/password_hasher.hpp"
 #include "persistence/storage_engine.hpp"
@@ -311,7 +312,11 @@ int main(int argc, char** argv) {
     lopts.host = cfg.client_host;
     lopts.port = cfg.client_port;
     lopts.max_connections = cfg.max_connections;
+    lopts.max_connections_per_address = cfg.max_connections_per_address;
     lopts.max_in_flight = cfg.max_in_flight_per_connection;
+    lopts.max_unsent_bytes = cfg.max_unsent_bytes;
+    lopts.idle_timeout = cfg.client_idle_timeout;
+    lopts.line_timeout = cfg.client_line_timeout;
     om::node::client_listener listener(lopts, om::node::make_gateway_factory(sys, shared));
     if (rc != 0) {
       // could not publish or join: nothing to serve
@@ -325,10 +330,13 @@ int main(int argc, char** argv) {
       // Wait for SIGTERM/SIGINT, or for the cluster to let this node go after cluster.leave.
       int sig = 0;
       timespec poll_interval{0, 100 * 1000 * 1000};
+      // After a burst (e.g. a client pipelining order.list), give the freed memory back.
+      om::node::memory_releaser releaser(std::chrono::seconds(10));
       for (;;) {
         sig = sigtimedwait(&stop_signals, nullptr, &poll_interval);
         if (sig > 0)
           break;
+        releaser.poll(shared->requests.load(), shared->in_flight.load());
         // Fail-stop on a failed write (fsync error, disk full): nothing after it was
         // acknowledged, but the page cache may no longer match the disk, so the only safe way
         // on is a restart that replays the journal from disk (as PostgreSQL PANICs on fsync).

@@ -68,6 +68,13 @@ def test_bad_flags_exit_2():
             ("bad --shards", argv(shards="0")),
             ("flag without value", argv() + ["--client-port"]),
             ("admin token too short", argv(admin_token="short")),
+            ("bad --client-idle-timeout", argv(client_idle_timeout="never")),
+            ("zero --client-line-timeout", argv(client_line_timeout="0s")),
+            ("per-address cap not below the total", argv(max_connections="8",
+                                                         max_connections_per_address="8")),
+            ("zero --max-connections-per-address", argv(max_connections_per_address="0")),
+            ("tiny --max-unsent-bytes", argv(max_unsent_bytes="100")),
+            ("negative --max-unsent-bytes", argv(max_unsent_bytes="-1")),
         ]
         bad = []
         for what, args in cases:
