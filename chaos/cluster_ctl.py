@@ -417,9 +417,11 @@ def balanced_view(statuses, want, replicated=False):
     differ by at most one (the fixed point of the controller's plan_moves: without it, the
     instant between one move's flip and the next move's intent looks settled), every node's
     lease is valid, and all agree on one controller, a member. A status of any other
-    coordination is never settled. `replicated` (replication factor > 1): failover moves
-    primaries and nothing moves them back (no rebalance yet), so the count rule is replaced
-    by caught_up(): every ISR complete (every replica in it), every follower at lag 0."""
+    coordination is never settled. `replicated` (replication factor > 1): also caught_up(): every
+    ISR complete (every replica in it), every follower at lag 0. The count rule holds there too:
+    the controller's rebalance moves primaries back until the counts differ by at most one (a
+    primary move in flight releases the shard at one epoch before its successor owns it at the
+    next, so a cluster stopped then would show a shard nobody owns)."""
     want_order = list(want)
     want = sorted(want)
     if not want or len(statuses) != len(want):
@@ -440,11 +442,11 @@ def balanced_view(statuses, want, replicated=False):
             counts[o] = counts.get(o, 0) + 1
         if not owners or len(owners) != st.get("shard_count") or not set(counts) <= set(want):
             return None
-        if not replicated and set(counts) != set(want):
+        if set(counts) != set(want):
             return None
         if any(s.get("target") for s in shards):
             return None
-        if not replicated and max(counts.values()) - min(counts.values()) > 1:
+        if max(counts.values()) - min(counts.values()) > 1:
             return None
         if st.get("controller") not in want:
             return None

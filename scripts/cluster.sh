@@ -10,6 +10,8 @@
 #                                      shard map is balanced (no move pending, leads differ by at
 #                                      most one). --fresh: delete the cluster's data first (nodes,
 #                                      our etcd's data, or the cluster's keys in ORDERMESH_ETCD).
+#                                      A new cluster keeps 3 copies of each shard (orderd's
+#                                      default); with N < 3, N copies.
 #   scripts/cluster.sh add             start the next id; it joins through etcd and gets its share
 #   scripts/cluster.sh leave ID        cluster.leave: ID hands off its shards and exits; wait for it
 #   scripts/cluster.sh kill ID         kill -9 of ID (our orderd on var/cluster/ID/data only)
@@ -396,6 +398,10 @@ write_args() {
       --cluster-port "$(cluster_port "$id")" --log-file "$dir/orderd.log" --log-level info
     # shellcheck disable=SC2086
     [[ -n "${ORDERMESH_CLUSTER_ARGS:-}" ]] && printf '%s\n' ${ORDERMESH_CLUSTER_ARGS}
+    # A cluster's default replication factor is 3 (it starts once three members joined): "up 1"
+    # and "up 2" make one of that many copies instead. It is fixed when the cluster is created.
+    [[ -n "${UP_RF:-}" && " ${ORDERMESH_CLUSTER_ARGS:-} " != *" --replication-factor "* ]] &&
+      printf '%s\n' --replication-factor "$UP_RF"
     true
   } >"$dir/args"
 }
@@ -581,6 +587,7 @@ cmd_up() {
     exit 4
   fi
   printf '%s %s\n' "$ETCD_ENDPOINTS" "$CLUSTER_NAME" >"$COORD_FILE"
+  ((n < 3)) && UP_RF="$n"
   local ids=() i
   for ((i = 1; i <= n; i++)); do ids+=("n$i"); done
   for id in "${ids[@]}"; do

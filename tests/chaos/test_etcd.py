@@ -203,20 +203,25 @@ def rf3_status(me, primaries, lag=0, isr=None):
 
 
 class Replicated(unittest.TestCase):
-    """Settling with replication: failover leaves primaries unbalanced (nothing moves them
-    back), so the count rule gives way to the catch-up rule."""
+    """Settling with replication: the catch-up rule on top of the count rule (the controller's
+    rebalance moves primaries back after a failover; until it has, a primary move may be in
+    flight)."""
 
     NODES = ("n1", "n2", "n3")
 
     def view(self, statuses):
         return balanced_view(statuses, list(self.NODES), replicated=True)
 
-    def test_caught_up_after_a_failover_is_settled(self):
-        primaries = ["n1", "n2", "n1", "n2", "n1", "n2"]  # n3 lost its shards to a failover
-        sts = [rf3_status(n, primaries) for n in self.NODES]
-        self.assertIsNone(balanced_view(sts, list(self.NODES)))  # RF1's count rule
+    def test_caught_up_and_spread_is_settled(self):
+        sts = [rf3_status(n, SPREAD) for n in self.NODES]
         self.assertIs(self.view(sts), sts[0])
         self.assertEqual(cluster_ctl.caught_up(dict(zip(self.NODES, sts))), [])
+
+    def test_caught_up_before_the_primaries_moved_back_is_not_settled(self):
+        primaries = ["n1", "n2", "n1", "n2", "n1", "n2"]  # n3 lost its shards to a failover
+        sts = [rf3_status(n, primaries) for n in self.NODES]
+        self.assertEqual(cluster_ctl.caught_up(dict(zip(self.NODES, sts))), [])
+        self.assertIsNone(self.view(sts))
 
     def test_a_lagging_follower_is_not_settled(self):
         sts = [rf3_status(n, SPREAD, lag=3 if n == "n2" else 0) for n in self.NODES]

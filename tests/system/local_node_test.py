@@ -93,7 +93,9 @@ def test_alone_leads_every_shard_and_keeps_its_cluster():
 def test_an_etcd_members_disk_is_refused_alone():
     with h.Session("local-etcd-disk") as s:
         etcd = eh.Etcd(s).start()
-        args = ["--etcd", etcd.url, "--cluster", "lone", "--lease-ttl", "2s"]
+        # One member: replication factor 1 (a cluster's default, 3, would wait for two more).
+        args = ["--etcd", etcd.url, "--cluster", "lone", "--lease-ttl", "2s",
+                "--replication-factor", "1"]
         n = s.node(name="n1", extra_args=args).start()
         h.wait_until(lambda: status(n).get("lease_valid") and len(status(n)["shards"]) == 64,
                      30, 0.1, "the etcd cluster to hold a shard map")

@@ -63,6 +63,7 @@ import etcd_cluster_test as ect  # noqa: E402
 
 sys.path.insert(0, str(h.REPO))
 from chaos import journal_audit  # noqa: E402
+from chaos.cluster_ctl import balanced_view  # noqa: E402
 
 RF3 = ["--replication-factor", "3", "--min-insync", "2"]
 FAILOVER_TIMEOUT = 30.0  # a dead primary's shards must be served again by then
@@ -100,9 +101,17 @@ def isr_complete(c, nodes):
 
 
 def stop_and_audit(c, ents, min_copies=2):
-    """Reads every entity through a live node, kills every node, audits the journals (above)."""
+    """Reads every entity through a live node, kills every node, audits the journals (above).
+    With every node running, first waits until the cluster is settled (every ISR complete and
+    caught up, primaries spread within one: no replica or primary move in flight, since a
+    cluster killed during a primary move shows the shard released and not yet owned)."""
     running = ect.live(c)
     check(running, "no node left running to read the final state through")
+    if len(running) == len(c.nodes):
+        names = [n.name for n in running]
+        h.wait_until(lambda: balanced_view([c.status(n) for n in running], names,
+                                           replicated=True),
+                     ISR_TIMEOUT, 0.5, "the cluster settled (ISRs complete, primaries spread)")
     final = ect.snapshot(c, running[0], ents)
     for n in running:
         n.kill()
