@@ -416,7 +416,8 @@ TEST_CASE("rebalance: dead members - nothing waits on them and nothing moves to 
   CHECK(in_motion(s, want) == 0);
 }
 
-TEST_CASE("rebalance: after a join a member leaves - its replicas spread and nothing goes below min") {
+TEST_CASE(
+    "rebalance: after a join a member leaves - its replicas spread and nothing goes below min") {
   auto s = cluster({"a", "b", "c"}, 64);
   join(s, "d");
   walk(s);
