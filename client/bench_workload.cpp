@@ -55,15 +55,21 @@ bool parse_number(std::string_view text, double& out) {
 }
 
 /// call_many with retries of the retryable codes (same ids, so safe); replies in request order.
+/// Retries for up to two minutes, pausing at most 1 s between rounds: a node's password limits
+/// (docs/SECURITY.md, "Password work") admit the setup's registrations and logins from this one
+/// address at a steady rate, and longer pauses would only leave their tokens unused.
 std::vector<client::reply> call_all(client::client& c, const std::vector<client::request>& reqs) {
   std::vector<client::reply> out(reqs.size());
   std::vector<size_t> todo(reqs.size());
   for (size_t i = 0; i < reqs.size(); ++i)
     todo[i] = i;
   constexpr size_t batch = 128;
-  for (int attempt = 0; attempt < 6 && !todo.empty(); ++attempt) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
+  for (int attempt = 0;
+       !todo.empty() && (attempt == 0 || std::chrono::steady_clock::now() < deadline); ++attempt) {
     if (attempt > 0)
-      std::this_thread::sleep_for(std::chrono::milliseconds(200 << attempt));
+      std::this_thread::sleep_for(
+          std::chrono::milliseconds(std::min(100 << std::min(attempt, 4), 1000)));
     std::vector<size_t> again;
     for (size_t at = 0; at < todo.size(); at += batch) {
       std::vector<client::request> part;

@@ -108,6 +108,21 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
       "log-level", po::value(&c.log_level), "trace|debug|info|warn|error (info)")(
       "log-file", po::value(&c.log_file), "log to this file instead of stderr")(
       "pwhash", po::value(&c.pwhash), "interactive (default) or fast (tests, benchmarks)")(
+      "login-rate-per-user", po::value(&c.login_rate_per_user),
+      "user.login and user.register attempts per second for one user id; beyond: overloaded "
+      "(5; 0: unlimited)")("login-burst-per-user", po::value(&c.login_burst_per_user),
+                           "attempts one user id may make at once before the rate applies (10)")(
+      "login-rate-per-address", po::value(&c.login_rate_per_address),
+      "user.login and user.register attempts per second from one client address (20; 0: "
+      "unlimited, e.g. for benchmarks that log in thousands of users)")(
+      "login-burst-per-address", po::value(&c.login_burst_per_address),
+      "attempts one address may make at once before the rate applies (40)")(
+      "password-threads", po::value(&c.password_threads),
+      "threads hashing and checking passwords (0: half the cores, at least 1)")(
+      "password-queue", po::value(&c.password_queue),
+      "password jobs waiting for a thread, all addresses together; beyond: overloaded (256)")(
+      "password-queue-per-address", po::value(&c.password_queue_per_address),
+      "password jobs waiting from one client address; beyond: overloaded (16)")(
       "threads", po::value(&c.scheduler_threads), "actor scheduler threads (0: one per core)")(
       "heartbeat-interval", po::value(&heartbeat_interval),
       "node-to-node keep-alive on idle connections (500ms)")(
@@ -206,6 +221,21 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
     return fail("--log-level must be trace, debug, info, warn or error");
   if (c.pwhash != "interactive" && c.pwhash != "fast")
     return fail("--pwhash must be interactive or fast");
+  // Password work (docs/SECURITY.md, "Password work").
+  for (double rate : {c.login_rate_per_user, c.login_rate_per_address})
+    if (!(rate >= 0 && rate <= 1e6))
+      return fail(
+          "--login-rate-per-user and --login-rate-per-address must be 0..1000000 "
+          "(attempts per second; 0: unlimited)");
+  for (double burst : {c.login_burst_per_user, c.login_burst_per_address})
+    if (!(burst >= 1 && burst <= 1e6))
+      return fail("--login-burst-per-user and --login-burst-per-address must be 1..1000000");
+  if (c.password_threads > 64)
+    return fail("--password-threads must be 0..64");
+  if (c.password_queue == 0 || c.password_queue > 65536)
+    return fail("--password-queue must be 1..65536");
+  if (c.password_queue_per_address == 0 || c.password_queue_per_address > c.password_queue)
+    return fail("--password-queue-per-address must be 1..--password-queue");
   if (!parse_duration(handoff_chunk_delay, c.handoff_chunk_delay))
     return fail("--handoff-chunk-delay: not a duration: '" + handoff_chunk_delay + "'");
   if (c.entities.fault_ack_without_write && !c.entities.fault_injection)

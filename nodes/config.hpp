@@ -37,6 +37,13 @@ struct node_config {
   std::string log_level = "info";
   std::string log_file;                // empty: stderr
   std::string pwhash = "interactive";  // or "fast" (tests and benchmarks only)
+  // Password work (docs/SECURITY.md, "Password work"): rate limits (attempts per second, 0:
+  // unlimited; bursts in attempts) and the hashing pool with its fair queue.
+  double login_rate_per_user = 5, login_burst_per_user = 10;
+  double login_rate_per_address = 20, login_burst_per_address = 40;
+  size_t password_threads = 0;  // 0: half the cores, at least 1
+  size_t password_queue = 256;
+  size_t password_queue_per_address = 16;
   std::chrono::milliseconds request_timeout{10000};
   std::chrono::milliseconds session_ttl{24 * 3600 * 1000};
   // The client plane's bounds (docs/SECURITY.md, "Client plane").

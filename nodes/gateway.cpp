@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <exception>
 #include <map>
+#include <optional>
 #include <unordered_map>
 
 #include <spdlog/logger.h>
@@ -43,6 +44,7 @@ using protocol::op;
 struct gateway_state {
   std::shared_ptr<gateway_shared> g;
   std::shared_ptr<client_connection> conn;
+  std::string address;  // the client's, as the password pool and limits key it
   uint64_t next_job = 0;
   int64_t outstanding = 0;  // requests of this connection not answered yet
   // Requests waiting for the hasher, by job number.
@@ -129,20 +131,43 @@ bool anonymous_allowed(op o) {
 
 // ---- ops that need more than one message ----
 
+/// Password work may start: the rate limits per address and per user id allow it. Else the
+/// request is answered `overloaded` (nothing was hashed) and false.
+bool admit_password_work(self_ptr self, const protocol::request& req) {
+  auto& s = self->state;
+  auto refusal = s.g->limits.admit(s.address, req.user_id, bucket_clock::now());
+  if (!refusal)
+    return true;
+  refuse(self, req, errc::overloaded, *refusal);
+  return false;
+}
+
+/// Answers a job the hasher did not queue; false when it was queued.
+bool refused_by_pool(self_ptr self, uint64_t job, password_hasher::admission a) {
+  if (a == password_hasher::admission::queued)
+    return false;
+  auto& s = self->state;
+  auto req = std::move(s.hashing[job]);
+  s.hashing.erase(job);
+  refuse(self, req, errc::overloaded,
+         a == password_hasher::admission::address_full
+             ? "too many password operations queued from this address; retry"
+             : "too many password operations in progress; retry");
+  return true;
+}
+
 void start_register(self_ptr self, protocol::request req) {
+  if (!admit_password_work(self, req))
+    return;
   auto& s = self->state;
   auto job = ++s.next_job;
   auto password = req.password;
   s.hashing.emplace(job, std::move(req));
   caf::actor me = caf::actor_cast<caf::actor>(self);
-  bool queued = s.g->hasher.hash(std::move(password), [me, job](std::string hash) {
+  auto queued = s.g->hasher.hash(s.address, std::move(password), [me, job](std::string hash) {
     caf::anon_send(me, hashed{job, std::move(hash)});
   });
-  if (!queued) {
-    auto r = std::move(s.hashing[job]);
-    s.hashing.erase(job);
-    refuse(self, r, errc::overloaded, "too many password operations in progress; retry");
-  }
+  refused_by_pool(self, job, queued);
 }
 
 void finish_register(self_ptr self, const hashed& h) {
@@ -164,32 +189,35 @@ void finish_register(self_ptr self, const hashed& h) {
       actors::register_atom::value, req.name, h.hash);
 }
 
+/// Queues the password check. `hash` nullopt: no such user; the check then runs against the
+/// hasher's dummy hash, so that an unknown user id costs (and answers) what a wrong password does.
+void queue_verify(self_ptr self, protocol::request req, std::optional<std::string> hash) {
+  auto& s = self->state;
+  auto job = ++s.next_job;
+  auto password = req.password;
+  s.hashing.emplace(job, std::move(req));
+  caf::actor me = caf::actor_cast<caf::actor>(self);
+  auto queued =
+      s.g->hasher.verify(s.address, std::move(password), std::move(hash), [me, job](bool ok) {
+        caf::anon_send(me, verified{job, ok});
+      });
+  refused_by_pool(self, job, queued);
+}
+
 void start_login(self_ptr self, protocol::request req) {
+  if (!admit_password_work(self, req))
+    return;
   auto& g = *self->state.g;
   auto to = actors::ref(entity_kind::user, req.user_id);
   self->request(g.ctx->route(to), g.request_timeout, to, actors::creds_atom::value)
       .then(
           [self, req](const actors::credentials& c) mutable {
-            auto& s = self->state;
-            auto job = ++s.next_job;
-            auto password = req.password;
-            s.hashing.emplace(job, std::move(req));
-            caf::actor me = caf::actor_cast<caf::actor>(self);
-            bool queued =
-                s.g->hasher.verify(std::move(password), c.password_hash, [me, job](bool ok) {
-                  caf::anon_send(me, verified{job, ok});
-                });
-            if (!queued) {
-              auto r = std::move(s.hashing[job]);
-              s.hashing.erase(job);
-              refuse(self, r, errc::overloaded, "too many password operations in progress");
-            }
+            queue_verify(self, std::move(req), c.password_hash);
           },
-          [self, req](caf::error& err) {
+          [self, req](caf::error& err) mutable {
             auto f = actors::to_failure(err);
-            // Do not reveal which user ids exist.
             if (f.code == errc::not_found)
-              refuse(self, req, errc::unauthorized, "wrong user id or password");
+              queue_verify(self, std::move(req), std::nullopt);
             else
               refuse(self, req, f.code, f.message);
           });
@@ -483,6 +511,7 @@ void handle(self_ptr self, protocol::request req) {
 caf::behavior gateway_actor(self_ptr self, std::shared_ptr<gateway_shared> g,
                             std::shared_ptr<client_connection> conn) {
   self->state.g = std::move(g);
+  self->state.address = conn->remote_address().to_string();
   self->state.conn = std::move(conn);
   self->set_exception_handler(
       [self](caf::scheduled_actor*, std::exception_ptr& eptr) -> caf::error {

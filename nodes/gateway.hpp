@@ -2,7 +2,8 @@
 // The gateway turns client requests into entity messages and entity answers into reply lines.
 // One gateway actor per client connection: it authenticates the token, checks what the
 // protocol layer cannot (who may call what), routes to the entity, and answers within the
-// request deadline. Slow work (password hashing) runs on the hasher's threads.
+// request deadline. Slow work (password hashing) runs on the hasher's threads, after the
+// password limits admitted it.
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -14,18 +15,20 @@
 #include "actors/node_context.hpp"
 #include "nodes/client_listener.hpp"
 #include "nodes/password_hasher.hpp"
+#include "nodes/password_limits.hpp"
 #include "nodes/session_tokens.hpp"
 
 namespace ordermesh::node {
 
 /// What every gateway of a node shares.
 struct gateway_shared {
-  gateway_shared(actors::context_ptr c, std::string admin, password_hasher& h,
+  gateway_shared(actors::context_ptr c, std::string admin, password_hasher& h, password_limits& l,
                  std::chrono::milliseconds timeout, std::chrono::milliseconds session)
       : ctx(std::move(c)),
         admin_token(std::move(admin)),
         tokens(admin_token),
         hasher(h),
+        limits(l),
         request_timeout(timeout),
         session_ttl(session) {}
 
@@ -33,6 +36,7 @@ struct gateway_shared {
   std::string admin_token;
   session_tokens tokens;
   password_hasher& hasher;
+  password_limits& limits;  // who may start password work now (per address, per user id)
   std::chrono::milliseconds request_timeout;
   std::chrono::milliseconds session_ttl;
   std::string client_address;         // host:port clients use, for cluster.status

@@ -1,6 +1,7 @@
 // orderd: one ordermesh node. Wires storage, the entity layer and the client listener, then
 // serves until SIGTERM/SIGINT, when it stops taking requests, finishes what is in flight and
 // exits 0 with everything acknowledged on disk.
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <csignal>
@@ -36,6 +37,7 @@
 #include "nodes/memory_release.hpp"
 #include "nodes/node_meta.hpp"
 #include "nodes/password_hasher.hpp"
+#include "nodes/password_limits.hpp"
 #include "persistence/storage_engine.hpp"
 
 namespace om = ordermesh;
@@ -300,11 +302,25 @@ int main(int argc, char** argv) {
       rc = 1;
     }
 
+    om::node::password_pool_options popts;
+    // Half the cores by default: hashing is CPU- and memory-bound, and the other half keeps
+    // the actors (every other request) responsive under a registration flood.
+    popts.threads = cfg.password_threads > 0
+                        ? cfg.password_threads
+                        : std::max<size_t>(1, std::thread::hardware_concurrency() / 2);
+    popts.max_queued = cfg.password_queue;
+    popts.max_queued_per_address = cfg.password_queue_per_address;
     om::node::password_hasher hasher(cfg.pwhash == "fast"
                                          ? om::node::password_hasher::cost::fast
                                          : om::node::password_hasher::cost::interactive,
-                                     1, 256);
-    auto shared = std::make_shared<om::node::gateway_shared>(ctx, cfg.admin_token, hasher,
+                                     popts);
+    om::node::password_limit_options lim;
+    lim.per_user_rate = cfg.login_rate_per_user;
+    lim.per_user_burst = cfg.login_burst_per_user;
+    lim.per_address_rate = cfg.login_rate_per_address;
+    lim.per_address_burst = cfg.login_burst_per_address;
+    om::node::password_limits limits(lim);
+    auto shared = std::make_shared<om::node::gateway_shared>(ctx, cfg.admin_token, hasher, limits,
                                                              cfg.request_timeout, cfg.session_ttl);
     shared->agent = agent;
     shared->alone = cfg.etcd.empty();

@@ -299,7 +299,10 @@ class Ordermesh:
             cmd = [self.args.orderd, "--node-id", f"n{i}", "--data-dir", str(d / "data"),
                    "--client-host", HOST, "--client-port", str(cport), "--cluster-host", HOST,
                    "--cluster-port", str(kport), "--pwhash", "fast", "--log-file",
-                   str(d / "orderd.log")]
+                   str(d / "orderd.log"),
+                   # orderbench's setup logs in every user (1000 by default) from this one
+                   # address: lift the per-address password limits (docs/SECURITY.md).
+                   "--login-rate-per-address", "0", "--password-queue-per-address", "256"]
             if self.etcd is not None:
                 cmd += ["--etcd", self.etcd.url, "--cluster", self.cluster,
                         "--lease-ttl", LEASE_TTL]
