@@ -315,8 +315,9 @@ void finish_busy(entity_actor<Traits>* self);
 /// A `not_found` for an entity never created is definite: in a replicated cluster it is said
 /// only after the read barrier confirms that this node is still the shard's current primary
 /// (else a deposed primary could deny an entity its successor created); when that cannot be
-/// confirmed the answer is the retryable `unavailable` instead. Meanwhile the entity is busy, so
-/// commands (a creation among them) wait and are not answered by an entity about to leave.
+/// confirmed the answer is the retryable `unavailable` instead. Meanwhile the entity counts as
+/// busy: it is not passivated before it has answered, and commands that defer (run_or_defer)
+/// wait; a creation that does not defer simply makes it an entity that exists.
 template <class Traits>
 void refuse(entity_actor<Traits>* self, caf::response_promise rp, const domain::failure& why) {
   auto& s = self->state;
