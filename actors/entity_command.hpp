@@ -53,7 +53,7 @@ caf::result<View> query(entity_actor<Traits>* self, Check check, MakeView make_v
   auto rp = self->make_response_promise();
   domain::failure f = check(self->state.st);
   if (f.code != domain::errc::none)
-    rp.deliver(make_error(f));
+    refuse(self, rp, f);
   else
     reply_read(self, rp, make_view);
   return rp;

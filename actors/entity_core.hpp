@@ -61,6 +61,9 @@ struct entity_state {
   bool evicting = false;     // the shard is moving away: stop once writes are confirmed
   uint64_t shard_epoch = 0;  // the epoch under which this node owned the shard at activation
   bool counted = false;
+  bool forgetting = false;       // asked to be passivated because it was never created
+  uint32_t reads_in_flight = 0;  // read barriers awaiting the shard leader's answer
+  caf::actor supervisor;         // set by entity_behavior
   typename Traits::extra extra;  // what only this kind needs (the order's saga bookkeeping)
 
   ~entity_state() {
@@ -81,7 +84,29 @@ inline uint32_t saturate(uint64_t n) {
 template <class Traits>
 bool idle(entity_actor<Traits>* self) {
   auto& s = self->state;
-  return s.tickets_done == s.tickets_sent && !s.busy && s.deferred.empty();
+  return s.tickets_done == s.tickets_sent && !s.busy && s.deferred.empty() &&
+         s.reads_in_flight == 0;
+}
+
+/// True while the entity has no event, durable or in flight, and no snapshot: it was never
+/// created (or not yet), and its state is exactly what Traits::init made of its id.
+template <class Traits>
+bool never_created(entity_actor<Traits>* self) {
+  return self->state.seq == 0;
+}
+
+/// An entity that was never created keeps nothing worth keeping in memory: once it has answered
+/// and nothing is in flight, it asks its supervisor to passivate it at once (the same agreement
+/// as an idle passivation, so messages routed meanwhile are not lost and nothing counts as a
+/// crash). Without this, every read of an unknown id would leave an actor behind (issue 13).
+template <class Traits>
+void forget_if_never_created(entity_actor<Traits>* self) {
+  auto& s = self->state;
+  if (!never_created(self) || !idle(self) || s.stopping || s.evicting || s.forgetting ||
+      !s.supervisor)
+    return;
+  s.forgetting = true;
+  self->send(s.supervisor, passivate_atom::value, entity_ref{s.key.kind, s.key.id});
 }
 
 /// Passivation agreed and nothing in flight: leave. The supervisor buffers newer messages.
@@ -262,16 +287,51 @@ void after_read_barrier(entity_actor<Traits>* self, durable_callback f) {
     return;
   }
   auto shard = s.key.shard;
+  // Counted, so that the entity is not passivated (dropping the answer) while one is pending.
+  ++s.reads_in_flight;
   // The leader answers within its commit timeout; this bound only guards against a lost reply.
   self->request(leader, std::chrono::seconds(30), cluster::read_barrier_atom::value, shard)
-      .then([f](bool) { f(domain::failure{}); },
-            [f, shard](caf::error& err) {
-              f(domain::failure{domain::errc::unavailable,
-                                "shard " + std::to_string(shard) +
-                                    ": this node cannot confirm that its answer is committed and "
-                                    "current (" +
-                                    caf::to_string(err) + "); retry"});
-            });
+      .then(
+          [self, f](bool) {
+            --self->state.reads_in_flight;
+            f(domain::failure{});
+            maybe_stop(self);
+          },
+          [self, f, shard](caf::error& err) {
+            --self->state.reads_in_flight;
+            f(domain::failure{domain::errc::unavailable,
+                              "shard " + std::to_string(shard) +
+                                  ": this node cannot confirm that its answer is committed and "
+                                  "current (" +
+                                  caf::to_string(err) + "); retry"});
+            maybe_stop(self);
+          });
+}
+
+template <class Traits>
+void finish_busy(entity_actor<Traits>* self);
+
+/// Answers `rp` with the refusal `why`, then forgets the entity if it was never created.
+/// A `not_found` for an entity never created is definite: in a replicated cluster it is said
+/// only after the read barrier confirms that this node is still the shard's current primary
+/// (else a deposed primary could deny an entity its successor created); when that cannot be
+/// confirmed the answer is the retryable `unavailable` instead. Meanwhile the entity counts as
+/// busy: it is not passivated before it has answered, and commands that defer (run_or_defer)
+/// wait; a creation that does not defer simply makes it an entity that exists.
+template <class Traits>
+void refuse(entity_actor<Traits>* self, caf::response_promise rp, const domain::failure& why) {
+  auto& s = self->state;
+  if (why.code != domain::errc::not_found || !never_created(self) || s.busy) {
+    rp.deliver(make_error(why));
+    forget_if_never_created(self);
+    return;
+  }
+  s.busy = true;
+  after_read_barrier(self, [self, rp, why](const domain::failure& g) mutable {
+    rp.deliver(make_error(g.code != domain::errc::none ? g : why));
+    finish_busy(self);
+    forget_if_never_created(self);
+  });
 }
 
 /// Answers `rp` with `view` (taken now, so that it shows exactly the writes submitted so far)
@@ -301,7 +361,7 @@ template <class Traits, class Decision, class MakeView>
 void decide_and_reply(entity_actor<Traits>* self, caf::response_promise rp, const Decision& d,
                       MakeView make_view) {
   if (!d.ok()) {
-    rp.deliver(make_error(d.error));
+    refuse(self, std::move(rp), d.error);
     return;
   }
   if (d.events.empty()) {
@@ -372,6 +432,7 @@ void on_idle(entity_actor<Traits>* self, const caf::actor& supervisor) {
 /// fault injection, and the idle check that starts passivation.
 template <class Traits, class... Fs>
 caf::behavior entity_behavior(entity_actor<Traits>* self, caf::actor supervisor, Fs... fs) {
+  self->state.supervisor = supervisor;
   return {
       std::move(fs)...,
       [self](persisted_atom, uint64_t ticket, bool ok, const std::string& why) {

@@ -56,7 +56,11 @@ struct product_traits {
 struct inventory_traits {
   ORDERMESH_ENTITY_TRAITS(inventory)
   static constexpr const char* name = "inventory";
-  struct extra {};
+  /// An inventory exists once its product does (docs/PROTOCOL.md): until it has an event of its
+  /// own, its product is asked once per incarnation, and the answer is remembered here.
+  struct extra {
+    bool product_known = false;
+  };
   static void init(state& s, const std::string& id) { s.product_id = id; }
   static int64_t wakeup_at(const state&, int64_t) { return 0; }
   static bool may_passivate(const state&) { return true; }

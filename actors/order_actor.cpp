@@ -242,12 +242,14 @@ void price_and_place(self_ptr self, caf::response_promise rp, std::string user_i
                    : domain::failure{errc::unavailable, "could not price the items; retry"};
       rp.deliver(make_error(f));
       finish_busy(self);
+      forget_if_never_created(self);  // nothing was written: keep nothing of this order_id
       return;
     }
     auto d = o::place(self->state.st, user_id, *priced, self->state.ctx->now_ms());
     if (!d.ok()) {
       rp.deliver(make_error(d.error));
       finish_busy(self);
+      forget_if_never_created(self);
       return;
     }
     self->state.busy = false;  // start_saga sets it again; keeps the deferral order intact
@@ -276,7 +278,7 @@ void place(self_ptr self, caf::response_promise rp, const domain::principal& who
   auto& st = self->state.st;
   auto f = o::check_place(st, who, user_id, items);
   if (f.code != errc::none) {
-    rp.deliver(make_error(f));
+    refuse(self, rp, f);
     return;
   }
   if (st.status != domain::order_status::none) {
@@ -290,7 +292,7 @@ void pay(self_ptr self, caf::response_promise rp, const domain::principal& who) 
   auto& s = self->state;
   auto d = o::pay(s.st, who, s.ctx->now_ms());
   if (!d.ok()) {
-    rp.deliver(make_error(d.error));
+    refuse(self, rp, d.error);  // an unknown order: `not_found`, and nothing kept of it
     return;
   }
   if (d.events.empty()) {
@@ -312,7 +314,7 @@ void cancel(self_ptr self, caf::response_promise rp, const domain::principal& wh
   auto& s = self->state;
   auto d = o::cancel(s.st, who, "cancelled by client", s.ctx->now_ms());
   if (!d.ok()) {
-    rp.deliver(make_error(d.error));
+    refuse(self, rp, d.error);  // an unknown order: `not_found`, and nothing kept of it
     return;
   }
   if (d.events.empty()) {

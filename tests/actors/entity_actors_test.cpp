@@ -100,6 +100,7 @@ class node {
   }
 
   node_context& ctx() { return *ctx_; }
+  caf::actor_system& system() { return *sys_; }
   persistence::storage_engine& storage() { return *storage_; }
   /// Kills the shard supervisors, as node shutdown does (again in the destructor: a no-op).
   void stop_layer() { stop_entity_layer(layer_); }
@@ -518,4 +519,158 @@ TEST_CASE("every message type survives CAF's serializer (they must cross nodes)"
   CHECK(copy.get_as<domain::order_view>(5).items.at(0).unit_price_cents == 150);
   CHECK(copy.get_as<order_ids>(8).ids.size() == 2);
   CHECK(copy.get_as<domain::order_list_view>(9).orders.at(0).order_id == "o1");
+}
+
+// ---- issue 13: entities that were never created ----
+
+namespace {
+
+/// Slots of every shard supervisor (one per entity it keeps: running, stopping or waiting).
+uint64_t supervisor_slots(node& n) {
+  caf::scoped_actor self{n.system()};
+  uint64_t total = 0;
+  for (auto& sup : n.ctx().supervisors())
+    self->request(sup, 5s, stats_atom::value)
+        .receive([&](uint64_t k) { total += k; }, [&](caf::error&) { total += 1000000; });
+  return total;
+}
+
+/// True when the journal holds nothing (no event, no snapshot) for `e`.
+bool nothing_on_disk(node& n, const entity_ref& e) {
+  persistence::entity_key key{n.ctx().shard_of(e), e.kind, e.id};
+  persistence::recovered_entity rec;
+  REQUIRE(n.storage().load(key, rec).is_ok());
+  return rec.last_seq == 0 && rec.events.empty() && rec.snapshot_seq == 0;
+}
+
+}  // namespace
+
+TEST_CASE("reads of entities never created answer not_found and keep nothing") {
+  temp_dir dir;
+  entity_settings s;
+  s.passivate_after = 1h;  // only the new rule may remove them
+  node n(dir.path, s);
+  seed(n);  // product, inventory, user: 3 entities stay
+  REQUIRE(n.ctx().active_entities.load() == 3);
+  for (int i = 0; i < 200; ++i) {
+    auto id = "ghost-" + std::to_string(i);
+    CHECK(n.ask<domain::user_view>(u(id), read_atom::value, admin).second.code == errc::not_found);
+    CHECK(n.ask<domain::product_view>(p(id), read_atom::value, admin).second.code ==
+          errc::not_found);
+    CHECK(n.ask<domain::inventory_view>(inv(id), read_atom::value, admin).second.code ==
+          errc::not_found);
+    CHECK(n.ask<domain::order_view>(o(id), read_atom::value, admin).second.code == errc::not_found);
+  }
+  // The other ops that read or refuse an unknown id: order.list, login, deposit, pay, cancel.
+  CHECK(n.ask<order_ids>(u("nobody"), orders_atom::value, admin).second.code == errc::not_found);
+  CHECK(n.ask<credentials>(u("nobody"), creds_atom::value).second.code == errc::not_found);
+  CHECK(n.ask<domain::user_view>(u("nobody"), deposit_atom::value, admin, std::string("d"),
+                                 int64_t{5})
+            .second.code == errc::not_found);
+  CHECK(n.ask<domain::order_view>(o("nobody"), pay_atom::value, admin).second.code ==
+        errc::not_found);
+  CHECK(n.ask<domain::order_view>(o("nobody"), cancel_atom::value, admin).second.code ==
+        errc::not_found);
+  // Nothing stays: no actor, no supervisor slot, no restart counted, nothing written.
+  CHECK(eventually([&] { return n.ctx().active_entities.load() == 3; }));
+  CHECK(eventually([&] { return supervisor_slots(n) == 3; }));
+  CHECK(n.ctx().entity_restarts.load() == 0);
+  for (auto& e :
+       {u("ghost-7"), p("ghost-7"), inv("ghost-7"), o("ghost-7"), u("nobody"), o("nobody")})
+    CHECK(nothing_on_disk(n, e));
+  // Known entities still read as before.
+  CHECK(n.ok<domain::inventory_view>(inv("pen"), read_atom::value, admin).available == 10);
+  CHECK(n.ok<domain::product_view>(p("pen"), read_atom::value, admin).price_cents == 150);
+  CHECK(n.ok<domain::user_view>(u("ann"), read_atom::value, admin).balance_cents == 10000);
+}
+
+TEST_CASE("restocking a product never created is not_found and changes nothing") {
+  temp_dir dir;
+  node n(dir.path);
+  auto [v, f] = n.ask<domain::inventory_view>(inv("lamp"), restock_atom::value, admin,
+                                              std::string("r1"), int64_t{5});
+  CHECK(f.code == errc::not_found);
+  CHECK(eventually([&] { return n.ctx().active_entities.load() == 0; }));
+  CHECK(nothing_on_disk(n, inv("lamp")));
+  CHECK(nothing_on_disk(n, p("lamp")));
+  // Who may restock is still answered first: a user gets forbidden, not a hint of existence.
+  CHECK(n.ask<domain::inventory_view>(inv("lamp"), restock_atom::value, user("ann"),
+                                      std::string("r1"), int64_t{5})
+            .second.code == errc::forbidden);
+  // Once the product exists its inventory reads as zeros and takes stock, as before.
+  n.ok<domain::product_view>(p("lamp"), create_atom::value, admin, std::string("Lamp"),
+                             int64_t{900});
+  auto empty = n.ok<domain::inventory_view>(inv("lamp"), read_atom::value, admin);
+  CHECK(empty.available == 0);
+  CHECK(empty.product_id == "lamp");
+  CHECK(n.ok<domain::inventory_view>(inv("lamp"), restock_atom::value, admin, std::string("r1"),
+                                     int64_t{5})
+            .available == 5);
+  CHECK_FALSE(nothing_on_disk(n, inv("lamp")));
+}
+
+TEST_CASE("an order of a product never created is not_found and keeps nothing") {
+  temp_dir dir;
+  entity_settings s;
+  s.passivate_after = 1h;
+  node n(dir.path, s);
+  seed(n);
+  auto [v, f] = n.ask<domain::order_view>(o("o9"), place_atom::value, user("ann"),
+                                          std::string("ann"), items("ghost", 1));
+  CHECK(f.code == errc::not_found);
+  CHECK(f.message.find("ghost") != std::string::npos);
+  CHECK(eventually([&] { return n.ctx().active_entities.load() == 3; }));
+  CHECK(nothing_on_disk(n, o("o9")));
+  CHECK(nothing_on_disk(n, inv("ghost")));
+  // The order id stayed free.
+  CHECK(n.ok<domain::order_view>(o("o9"), place_atom::value, user("ann"), std::string("ann"),
+                                 items("pen", 1))
+            .status == uint8_t(domain::order_status::reserved));
+}
+
+TEST_CASE("a creation racing reads of the same unknown id is never lost") {
+  temp_dir dir;
+  node n(dir.path);
+  auto& sys = n.system();
+  for (int round = 0; round < 20; ++round) {
+    auto to = p("race-" + std::to_string(round));
+    // Reads before and after the create, all in flight at once: the first incarnation answers
+    // not_found and asks to leave while the create is on its way; the create must land either
+    // in it or in the next one, and the reads after it must see it.
+    struct tally {
+      int found = 0, not_found = 0, other = 0, left = 21;
+    };
+    std::promise<tally> done;
+    auto route = n.ctx().route(to);
+    sys.spawn([&done, route, to](caf::event_based_actor* a) {
+      auto t = std::make_shared<tally>();
+      auto ask = [&done, a, route, to, t](auto... xs) {
+        a->request(route, 5s, to, xs...)
+            .then(
+                [&done, t](const domain::product_view& pv) {
+                  ++(pv.name == "X" ? t->found : t->other);
+                  if (--t->left == 0)
+                    done.set_value(*t);
+                },
+                [&done, t](caf::error& e) {
+                  ++(to_failure(e).code == errc::not_found ? t->not_found : t->other);
+                  if (--t->left == 0)
+                    done.set_value(*t);
+                });
+      };
+      for (int i = 0; i < 10; ++i)
+        ask(read_atom::value, admin);
+      ask(create_atom::value, admin, std::string("X"), int64_t{1});
+      for (int i = 0; i < 10; ++i)
+        ask(read_atom::value, admin);
+    });
+    auto fut = done.get_future();
+    REQUIRE(fut.wait_for(10s) == std::future_status::ready);
+    auto t = fut.get();
+    CHECK(t.other == 0);
+    CHECK(t.found == 11);
+    CHECK(t.not_found == 10);
+    CHECK(n.ok<domain::product_view>(to, read_atom::value, admin).name == "X");
+  }
+  CHECK(n.ctx().entity_restarts.load() == 0);
 }
