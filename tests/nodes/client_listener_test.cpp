@@ -74,9 +74,12 @@ struct fixture {
     return conns.empty() ? nullptr : conns.back();
   }
 
+  // Declared in this order so that the connections go before the listener: each holds a
+  // socket and a timer of the listener's io_context, which must outlive them (ASan found a
+  // heap-use-after-free when the io_context went first).
   std::mutex mutex;
-  std::vector<std::shared_ptr<node::client_connection>> conns;
   std::unique_ptr<node::client_listener> listener;
+  std::vector<std::shared_ptr<node::client_connection>> conns;
 };
 
 /// A blocking client socket, closed on scope exit.
