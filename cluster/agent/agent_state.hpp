@@ -27,6 +27,7 @@
 
 #include "cluster/agent/replication_roles.hpp"
 #include "cluster/coordination/shard_reconciler.hpp"
+#include "cluster/coordination/suspicion.hpp"
 #include "cluster/coordination_driver.hpp"
 #include "cluster/member_agent.hpp"
 
@@ -61,8 +62,14 @@ struct peer {
   /// connected member silent for suspect_after is suspected too (a paused or cut-off node keeps
   /// its connection).
   std::optional<clock_type::time_point> silent_since;
+  /// When a reconnect after a lost connection was refused at once (its process is gone): it is
+  /// suspected without waiting for suspect_after (cluster/coordination/suspicion.hpp).
+  std::optional<clock_type::time_point> refused_since;
   bool ping_in_flight = false;
 };
+
+/// What `p`'s connection shows, for the suspicion rules (cluster/coordination/suspicion.hpp).
+co::peer_signals signals_of(const peer& p);
 
 /// A handoff this node runs as the shard's primary.
 struct outgoing_copy {

@@ -46,8 +46,9 @@ void write_guarded(self_ptr self, asked_map asked, uint16_t shard, const co::sha
             });
 }
 
-/// Members whose cluster connection has been down for suspect_after: the controller treats them
-/// as failed for failover. Safe whatever the truth (a live primary that is replaced cannot
+/// Members suspected of being down (co::is_suspected: silent or disconnected for
+/// suspect_after, or their reconnect was refused at once): the controller treats them as failed
+/// for failover. Safe whatever the truth (a live primary that is replaced cannot
 /// commit a write or answer a read without its successor: docs/REPLICATION.md, "Failover");
 /// it only trades a needless failover for not waiting out the lease of a dead one.
 std::set<std::string> suspects(self_ptr self) {
@@ -62,11 +63,8 @@ std::set<std::string> suspects(self_ptr self) {
     if (m.node_id == me(self) || p == s.peers.end())
       continue;
     const auto& peer = p->second;
-    auto long_ago = [&](const std::optional<clock_type::time_point>& t) {
-      return t && now - *t >= s.cfg.suspect_after;
-    };
-    if (peer.agent ? long_ago(peer.silent_since) : long_ago(peer.down_since))
-      out.insert(m.node_id);  // silent on its connection, or its connection stays down
+    if (co::is_suspected(signals_of(peer), now, s.cfg.suspect_after))
+      out.insert(m.node_id);  // silent, refused, or its connection stays down
     else if (peer.agent)
       ++connected;
   }

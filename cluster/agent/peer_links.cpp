@@ -38,6 +38,7 @@ void greet(self_ptr self, const std::string& node_id, caf::actor agent) {
             p.failures = 0;
             p.down_since.reset();
             p.silent_since.reset();
+            p.refused_since.reset();
             self->state.log->info("node={} connected to {}", me(self), node_id);
             publish_routes(self);
             publish_replication(self);
@@ -75,11 +76,23 @@ void connect_peer(self_ptr self, const co::member_record& m) {
   p.connecting = true;
   auto node_id = m.node_id;
   auto address = m.cluster_address;
+  auto started = clock_type::now();
   self->request(spawn_connector(self), s.cfg.request_timeout * 2, connect_atom::value, host, port)
       .then([self, node_id](const caf::actor& agent) { greet(self, node_id, agent); },
-            [self, node_id, address](caf::error& err) {
+            [self, node_id, address, started](caf::error& err) {
               auto& peer = self->state.peers[node_id];
               peer.connecting = false;
+              auto now = clock_type::now();
+              if (!peer.refused_since && co::is_refusal(signals_of(peer), started, now)) {
+                // Its connection was lost and nothing listens now: the process is gone. The
+                // controller fails its shards over (or the others depose it) this very round.
+                peer.refused_since = now;
+                self->state.log->warn(
+                    "node={} {} refused a new connection after its connection was lost: "
+                    "suspected at once",
+                    me(self), node_id);
+                controller_round(self);
+              }
               if (peer.failures++ % 20 == 0)
                 self->state.log->warn("node={} cannot connect to {} at {} ({} attempts): {}",
                                       me(self), node_id, address, peer.failures,
@@ -124,6 +137,17 @@ void peer_down(self_ptr self, const caf::actor_addr& source) {
     }
   publish_routes(self);
   publish_replication(self);
+  // Try again at once: a refusal (the process is gone) makes it suspect without waiting.
+  connect_members(self);
+}
+
+co::peer_signals signals_of(const peer& p) {
+  co::peer_signals out;
+  out.connected = static_cast<bool>(p.agent);
+  out.down_since = p.down_since;
+  out.silent_since = p.silent_since;
+  out.refused_since = p.refused_since;
+  return out;
 }
 
 }  // namespace ordermesh::cluster::agent

@@ -1,0 +1,43 @@
+#pragma once
+// When a member suspects another of being down, from what its cluster connection shows: a pure
+// function of the signals, so unit tests can drive it with a hand-moved clock. Suspicion only
+// trades availability: acting on a wrong one costs a needless failover, never a lost write (a
+// replaced primary cannot commit without its successor: docs/REPLICATION.md, "Failover").
+#include <chrono>
+#include <optional>
+
+namespace ordermesh::cluster::coordination {
+
+using suspicion_clock = std::chrono::steady_clock;
+
+/// What one member's connection to another shows.
+struct peer_signals {
+  bool connected = false;
+  /// When the connection was lost (unset: connected, or never connected yet).
+  std::optional<suspicion_clock::time_point> down_since;
+  /// Since when pings over a live connection go unanswered (unset: the last one was answered).
+  std::optional<suspicion_clock::time_point> silent_since;
+  /// When, after the connection was lost, a new connection attempt was refused at once (nothing
+  /// listens on its cluster port: its process is gone). Unset once a connection succeeds.
+  std::optional<suspicion_clock::time_point> refused_since;
+};
+
+/// A connection attempt that fails faster than this was refused by the peer's host (a reset,
+/// or an ICMP error), not lost on the way: a silent drop or an unreachable host takes the
+/// connect timeout. On loopback a refusal takes well under a millisecond; the margin covers a
+/// busy scheduler spawning the connecting thread.
+inline constexpr std::chrono::milliseconds refusal_window{300};
+
+/// Whether a connection attempt from `started` that failed at `failed` is a refusal that makes
+/// the peer suspect at once: it failed within refusal_window, after its connection was lost. A
+/// peer never connected before is not suspected by this rule (it may still be starting).
+bool is_refusal(const peer_signals& p, suspicion_clock::time_point started,
+                suspicion_clock::time_point failed);
+
+/// Whether `p` is suspected at `now`: a connected peer silent for `suspect_after` (paused or cut
+/// off: it keeps its connection); a disconnected one whose reconnect was refused (killed: at
+/// once) or that stayed disconnected for `suspect_after`. suspect_after <= 0 disables all of it.
+bool is_suspected(const peer_signals& p, suspicion_clock::time_point now,
+                  std::chrono::milliseconds suspect_after);
+
+}  // namespace ordermesh::cluster::coordination
