@@ -58,8 +58,10 @@ using coord_leave_atom = caf::atom_constant<caf::atom("k_leave")>;
 struct driver_config {
   coordination::member_info me;
   std::chrono::milliseconds lease_ttl{3000};
-  /// The longest the driver waits for a change before it looks at its lease again.
-  std::chrono::milliseconds poll{250};
+  /// The longest the driver waits for a change before it looks at its lease and its mailbox
+  /// again: a write (a failover, an ISR change) that arrives meanwhile waits up to this long,
+  /// since the detached driver blocks on the watch. An idle wait costs no etcd call.
+  std::chrono::milliseconds poll{50};
 };
 
 /// Spawns the driver (detached) for `session`, reporting to `agent`. It ends when `agent` does.

@@ -117,6 +117,7 @@ struct agent_state {
   clock_type::time_point last_campaign{};
   bool deposing = false;                 // a depose of a silent controller is in flight
   clock_type::time_point last_depose{};  // at most one per suspect_after
+  bool suspicions_held = false;          // suspects, but no majority reached: logged once per spell
   bool bootstrapping = false;
   bool leaving = false;
   bool leave_sent = false;

@@ -70,7 +70,18 @@ std::set<std::string> suspects(self_ptr self) {
   }
   // Only a controller that still reaches a majority of the members (itself included) acts on
   // its suspicions: one cut off from the others would otherwise take every shard for itself.
-  if ((connected + 1) * 2 <= s.state->members.size())
+  bool held = !out.empty() && (connected + 1) * 2 <= s.state->members.size();
+  if (held != s.suspicions_held) {
+    s.suspicions_held = held;
+    if (held)
+      s.log->warn(
+          "node={} suspects {} but reaches only {} of {} members: not acting on it until it "
+          "reaches a majority",
+          me(self), fmt::join(out, ","), connected + 1, s.state->members.size());
+    else
+      s.log->info("node={} reaches a majority of the members again", me(self));
+  }
+  if (held)
     out.clear();
   return out;
 }

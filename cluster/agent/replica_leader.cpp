@@ -70,6 +70,11 @@ struct led_shard {
   /// it lands, is refused, or a newer read of the key shows what happened.
   std::optional<co::shard_assignment> txn;
   int64_t txn_guard = 0;
+  /// The key's revision an ISR change was refused at (the key had changed): no new change is
+  /// proposed until a read newer than it arrives. Proposing again from the same stale read
+  /// could only be refused again, and a node whose reads lag (a busy driver, a slow etcd) then
+  /// sent a refused txn every tick for every shard it leads, which slowed its reads further.
+  int64_t refused_at = -1;
   std::deque<read_waiter> reads;
 };
 
@@ -647,6 +652,8 @@ void send_txn(leader_ptr self, uint16_t shard) {
             if (!at)
               return;
             at->txn_in_flight = false;
+            if (!written)
+              at->refused_at = at->txn_guard;
             if (at->txn)
               self->state.ctx->log->info(
                   "node={} shard {}: ISR {} {}", me(self), shard,
@@ -707,6 +714,8 @@ void propose(leader_ptr self, uint16_t shard, led_shard& l) {
   auto& s = self->state;
   if (l.txn)
     return send_txn(self, shard);
+  if (l.assignment.mod_revision == l.refused_at)
+    return;  // refused from this very read: wait for a newer one
   if (refresh_incarnations(self, shard, l))
     return;
   auto change = l.log->propose(clock_type::now());
