@@ -3,7 +3,8 @@
 //   orderctl [options] <op> [--key value ...]
 //   orderctl [options] call <op> ['<json args>']
 //
-// Exit codes: 0 ok, 1 error reply, 2 usage error, 3 no answer (connection failed or timed out).
+// Exit codes: 0 ok, 1 error reply, 2 usage error, 3 no answer (connection failed or timed out),
+// 4 a placed order ended REJECTED.
 // Options are recognised anywhere on the line, so `--get token` may follow the op's args.
 #include <algorithm>
 #include <charconv>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "client/client.hpp"
+#include "client/op_catalog.hpp"
 #include "client/terminal_text.hpp"
 #include "nodes/secret_file.hpp"
 
@@ -30,6 +32,7 @@ constexpr int exit_ok = 0;
 constexpr int exit_error_reply = 1;
 constexpr int exit_usage = 2;
 constexpr int exit_no_answer = 3;
+constexpr int exit_rejected = 4;
 
 constexpr const char* help_text = R"(usage: orderctl [options] <op> [--key value ...]
        orderctl [options] call <op> ['<json args>']
@@ -48,36 +51,21 @@ options (accepted anywhere on the line):
   --get FIELD              print only this field of the result (a.b.0 for nested values)
   --timeout-ms N           how long to wait for the reply (default 5000)
   --connect-timeout-ms N   how long to wait for each host to accept (default 1000)
-  -h, --help               this text
+  --version                print orderctl's version
+  -h, --help               this text; after an op, that op's args
 
 op args: --key value or --key=value; --user-id is the same as --user_id.
   amount_cents, price_cents and quantity are sent as integers, everything else as strings;
   --items takes a JSON array or the shorthand p1:2,p2:1 (product:quantity).
 
-ops:
-  user.register    --user-id U --password P [--name N]
-  user.login       --user-id U --password P                  -> token, expires_at
-  user.get         --user-id U                               (own token or admin)
-  user.deposit     --user-id U --amount-cents N --request-id R (own token or admin)
-  product.create   --product-id P --name N --price-cents N   (admin)
-  product.get      --product-id P
-  inventory.add    --product-id P --quantity N --request-id R (admin)
-  inventory.get    --product-id P
-  order.place      --order-id O --user-id U --items p1:2,p2:1 (own token)
-  order.pay        --order-id O
-  order.cancel     --order-id O
-  order.get        --order-id O
-  order.list       --user-id U                               (own token or admin)
-  admin.crash      --entity kind/id                          (admin; fault injection)
-  cluster.status
-  cluster.leave    --node-id ID                              (admin; not in a replicated cluster)
-  cluster.force-primary --shard N --node ID                  (admin; CAN LOSE ACKNOWLEDGED
-                   WRITES: only for a shard whose every in-sync replica is gone for good)
-  cluster-status                                             cluster.status as a table: members,
-                                                             coordinator, unreachable, shard owners
+ops (orderctl OP --help for one op's args; who may call it on the right):
+)";
 
+// After the ops list (ops_summary(), from client/op_catalog.cpp).
+constexpr const char* help_tail = R"(
 exit status: 0 ok, 1 error reply (printed as "error <code>: <message>" on stderr),
-             2 usage error, 3 no answer from any host (connect failed or timed out)
+             2 usage error, 3 no answer from any host (connect failed or timed out),
+             4 order.place answered, but the order ended REJECTED (its reason on stderr)
 
 examples:
   TOKEN=$(orderctl user.login --user-id alice --password pw --get token)
@@ -164,6 +152,7 @@ struct command_line {
   int64_t timeout_ms = 5000;
   int64_t connect_timeout_ms = 1000;
   bool help = false;
+  bool version = false;
   std::string op;
   json args = json::object();
 };
@@ -174,6 +163,53 @@ int64_t positive_option(const std::string& name, const std::string& value) {
     throw usage_error{"--" + name + " expects a positive integer, got '" + value + "'"};
   }
   return *number;
+}
+
+using ordermesh::client::closest;
+using ordermesh::client::find_op;
+using ordermesh::client::op_catalog;
+using ordermesh::client::op_spec;
+using ordermesh::client::printable;
+
+std::string dashed(std::string name) {
+  std::replace(name.begin(), name.end(), '_', '-');
+  return name;
+}
+
+/// The options orderctl itself takes (not sent to the node), for suggestions.
+const std::vector<std::string>& global_options() {
+  static const std::vector<std::string> names{"host", "port",   "token",      "token_file",
+                                              "json", "get",    "timeout_ms", "connect_timeout_ms",
+                                              "help", "version"};
+  return names;
+}
+
+usage_error unknown_op(const std::string& op) {
+  std::vector<std::string> names;
+  for (const auto& o : op_catalog()) {
+    names.push_back(o.name);
+  }
+  const std::string near = closest(op, names);
+  return usage_error{"unknown op '" + printable(op) + "'" +
+                     (near.empty() ? "" : " (did you mean " + near + "?)") +
+                     "; orderctl --help lists the ops, orderctl call OP '<json>' sends any op"};
+}
+
+/// An arg the op does not take is a usage error (the node would ignore it), with the nearest
+/// arg or global option as a suggestion: `--usr-id` is a typo, not a new arg.
+void check_arg_known(const op_spec& spec, const std::string& key) {
+  std::vector<std::string> names;
+  for (const auto& a : spec.args) {
+    if (a.name == key) {
+      return;
+    }
+    names.push_back(a.name);
+  }
+  names.insert(names.end(), global_options().begin(), global_options().end());
+  const std::string near = closest(key, names);
+  throw usage_error{spec.name + " takes no --" + printable(dashed(key)) +
+                    (near.empty() ? "" : " (did you mean --" + dashed(near) + "?)") +
+                    "; orderctl " + spec.name + " --help lists its args"};
 }
 
 command_line parse_command_line(int argc, char** argv) {
@@ -198,11 +234,11 @@ command_line parse_command_line(int argc, char** argv) {
     if (eq != std::string_view::npos) {
       value = std::string(word.substr(eq + 1));
     }
-    if (key == "json") {
+    if (key == "json" || key == "version") {
       if (value) {
-        throw usage_error{"--json takes no value"};
+        throw usage_error{"--" + key + " takes no value"};
       }
-      cl.raw_json = true;
+      (key == "json" ? cl.raw_json : cl.version) = true;
       continue;
     }
     if (!value) {
@@ -235,7 +271,17 @@ command_line parse_command_line(int argc, char** argv) {
       op_args.emplace_back(key, *value);
     }
   }
+  if (cl.version) {
+    return cl;
+  }
   if (cl.help) {
+    // `orderctl OP --help`: that op's args; `orderctl call ... --help` and `--help`: all.
+    if (!positional.empty() && positional[0] != "call") {
+      cl.op = positional[0];
+      if (find_op(cl.op) == nullptr) {
+        throw unknown_op(cl.op);
+      }
+    }
     return cl;
   }
   if (positional.empty()) {
@@ -261,23 +307,33 @@ command_line parse_command_line(int argc, char** argv) {
     throw usage_error{"unexpected argument '" + positional[1] + "' (args are --key value)"};
   }
   cl.op = positional[0];
+  const op_spec* spec = find_op(cl.op);
+  if (spec == nullptr) {
+    throw unknown_op(cl.op);
+  }
   for (auto [key, value] : op_args) {
     if (key == "node" && cl.op == "cluster.force-primary") {
       key = "node_id";  // the issue's and the docs' spelling: --node ID
     }
+    check_arg_known(*spec, key);
     if (cl.args.contains(key)) {
       throw usage_error{"--" + key + " given twice"};
     }
     cl.args[key] = arg_value(key, value);
+  }
+  for (const auto& a : spec->args) {
+    if (a.required && !cl.args.contains(a.name)) {
+      throw usage_error{cl.op + " needs --" + dashed(a.name) + " (orderctl " + cl.op +
+                        " --help lists its args)"};
+    }
   }
   return cl;
 }
 
 // ---- readable rendering ----
 
-/// Every string printed from a reply goes through printable(): a name with a newline or ESC
-/// codes must not fake a line or drive the terminal (client/terminal_text.hpp).
-using ordermesh::client::printable;
+// Every string printed from a reply goes through printable() (declared above): a name with a
+// newline or ESC codes must not fake a line or drive the terminal (client/terminal_text.hpp).
 
 std::string scalar_text(const json& v) {
   return printable(v.is_string() ? v.get<std::string>()
@@ -643,8 +699,16 @@ const json* find_field(const json& root, const std::string& path) {
 
 int run(int argc, char** argv) {
   command_line cl = parse_command_line(argc, argv);
+  if (cl.version) {
+    std::cout << "orderctl " << ORDERMESH_VERSION << '\n';
+    return exit_ok;
+  }
   if (cl.help) {
-    std::cout << help_text;
+    if (!cl.op.empty()) {
+      std::cout << ordermesh::client::op_help(*find_op(cl.op));
+    } else {
+      std::cout << help_text << ordermesh::client::ops_summary() << help_tail;
+    }
     return exit_ok;
   }
 
@@ -715,6 +779,16 @@ int run(int argc, char** argv) {
     }
   } else {
     render_result(std::cout, reply.result);
+  }
+  // A placement the node answered, but whose order ended REJECTED (no stock, no such user):
+  // scripts must not take it for a placed order.
+  if (cl.op == "order.place" && reply.result.is_object() &&
+      reply.result.value("status", json("")) == "REJECTED") {
+    std::cerr << "order " << printable(reply.result.value("order_id", std::string())) << " REJECTED"
+              << (reply.result.contains("reason") ? ": " + scalar_text(reply.result["reason"])
+                                                  : std::string())
+              << '\n';
+    return exit_rejected;
   }
   return exit_ok;
 }

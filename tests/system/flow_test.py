@@ -315,6 +315,24 @@ def test_orderctl():
             code=2, token=tok)
         run("--port", "not-a-port", "cluster.status", code=2)
         run("call", "order.get", "{not json", code=2, token=token)
+        # typos are usage errors with a suggestion, not requests the node ignores or refuses
+        p = run("ordr.get", "--order-id", "oc1", code=2, token=token)
+        check("did you mean order.get?" in p.stderr, f"unknown op: {p.stderr!r}")
+        p = run("order.get", "--ordr-id", "oc1", code=2, token=token)
+        check("did you mean --order-id?" in p.stderr, f"unknown arg: {p.stderr!r}")
+        p = run("cluster.status", "--tokn", "x", code=2)
+        check("did you mean --token?" in p.stderr, f"mistyped global option: {p.stderr!r}")
+        p = run("order.place", "--order-id", "oc9", "--items", "cup:1", code=2, token=token)
+        check("needs --user-id" in p.stderr, f"missing arg: {p.stderr!r}")
+        p = run("order.place", "--help")
+        check("--items p1:2,p2:1" in p.stdout and "who may call it" in p.stdout,
+              f"order.place --help: {p.stdout!r}")
+        check("cluster.leave --node-id" in run("--help").stdout, "--help lists every op")
+        check(run("--version").stdout.startswith("orderctl "), "--version")
+        # an order.place the node answers but whose order ends REJECTED exits 4
+        p = run("order.place", "--order-id", "oc3", "--user-id", "carol", "--items", "cup:50",
+                code=4, token=token)
+        check("REJECTED" in p.stderr, f"rejected placement: {p.stderr!r}")
         # cannot connect -> exit 3
         p = h.orderctl("--port", str(h.free_port()), "--timeout-ms", "2000", "cluster.status")
         eq(p.returncode, 3, f"unreachable node exit code (stderr {p.stderr!r})")
