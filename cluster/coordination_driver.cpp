@@ -197,6 +197,16 @@ caf::behavior driver(self_ptr self, std::unique_ptr<co::session>* session, drive
         self->state.force_read = true;
         return true;
       },
+      [self](coord_drain_atom) -> caf::result<bool> {
+        auto me = self->state.cfg.me;
+        me.draining = true;
+        auto r = self->state.session->update(me);
+        if (!r)
+          return to_caf(r.err());
+        self->state.cfg.me = me;
+        self->state.force_read = true;
+        return true;
+      },
       [self](coord_leave_atom) -> caf::result<bool> {
         auto r = self->state.session->leave();
         if (!r)

@@ -14,6 +14,7 @@
 //   (coord_depose_atom, std::string node, int64_t incarnation) -> bool (true: key deleted)
 //   (coord_bootstrap_atom, cluster_config, assignments_ptr) -> bool (false: config existed)
 //   (coord_update_atom, bool leaving) -> bool
+//   (coord_drain_atom) -> bool (this member's record now says draining)
 //   (coord_leave_atom) -> bool
 // A failed call answers a caf::error whose context names the coordination error (unavailable,
 // fenced, lease_lost, invalid); nothing is retried here: the agent decides.
@@ -54,6 +55,7 @@ using coord_depose_atom = caf::atom_constant<caf::atom("k_depose")>;
 using coord_bootstrap_atom = caf::atom_constant<caf::atom("k_boot")>;
 using coord_update_atom = caf::atom_constant<caf::atom("k_update")>;
 using coord_leave_atom = caf::atom_constant<caf::atom("k_leave")>;
+using coord_drain_atom = caf::atom_constant<caf::atom("k_drain")>;
 
 struct driver_config {
   coordination::member_info me;

@@ -49,6 +49,8 @@ struct agent_hooks {
   /// valid. Unset: the node does not gate on its lease (a node alone).
   std::function<void(int64_t)> set_lease_until;
   std::function<void()> on_left;  // this node handed off everything and left
+  /// After drain_atom: this node leads no shard any more (a replicated cluster).
+  std::function<void()> on_drained;
   /// The store refused this node for good (another cluster's data dir).
   std::function<void(const std::string&)> on_refused;
 };
@@ -110,6 +112,13 @@ using member_status_atom = caf::atom_constant<caf::atom("m_status")>;
 /// `node_id` becomes the shard's primary at epoch + 1, alone in its ISR. CAN LOSE ACKNOWLEDGED
 /// WRITES (docs/REPLICATION.md, "Failover"). Asked by this node's gateway only.
 using force_primary_atom = caf::atom_constant<caf::atom("m_force")>;
+
+/// (drain_atom) -> bool: a controlled shutdown in a replicated cluster (SIGTERM with --drain).
+/// True: this member now asks to be drained (member_record::draining: the controller moves the
+/// leadership of its shards to in-sync replicas) and calls agent_hooks::on_drained once it
+/// leads nothing. False: the cluster is not replicated (hand the shards off by leave_atom).
+/// Asked by this node's main only.
+using drain_atom = caf::atom_constant<caf::atom("m_drain")>;
 
 }  // namespace ordermesh::cluster
 

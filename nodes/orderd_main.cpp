@@ -48,6 +48,9 @@ namespace {
 constexpr int storage_failed_exit_code = 3;
 /// How long the actor system may take to stop before the process ends anyway (see its use).
 constexpr std::chrono::seconds shutdown_bound{15};
+/// --drain in a replicated cluster: how long SIGTERM waits for the leadership of this node's
+/// shards to move (one guarded txn and a tail pull per shard: about a second measured).
+constexpr std::chrono::seconds drain_leadership_bound{20};
 
 std::shared_ptr<spdlog::logger> make_logger(const om::node::node_config& cfg) {
   std::shared_ptr<spdlog::logger> log;
@@ -244,6 +247,9 @@ int main(int argc, char** argv) {
     std::promise<void> left;
     auto left_future = left.get_future();
     std::atomic<bool> left_once{false};
+    std::promise<void> drained;  // --drain in a replicated cluster: it leads nothing any more
+    auto drained_future = drained.get_future();
+    std::atomic<bool> drained_once{false};
     om::cluster::member_agent_config mcfg;
     mcfg.node_id = cfg.node_id;
     mcfg.cluster_address = cfg.cluster_host + ":" + std::to_string(cfg.cluster_port);
@@ -275,6 +281,10 @@ int main(int argc, char** argv) {
         left.set_value();
     };
     std::atomic<bool> refused{false};
+    hooks.on_drained = [&drained, &drained_once] {
+      if (!drained_once.exchange(true))
+        drained.set_value();
+    };
     hooks.on_refused = [&left, &left_once, &refused](const std::string&) {
       refused = true;
       if (!left_once.exchange(true))
@@ -369,18 +379,34 @@ int main(int argc, char** argv) {
       }
       if (sig > 0 && cfg.drain && cfg.etcd.empty())
         log->info("node={} --drain: a node alone has nobody to hand its shards to", cfg.node_id);
-      if (sig > 0 && cfg.drain && cfg.replication_factor > 1)
-        log->info(
-            "node={} --drain: in a replicated cluster, move its replicas away first with "
-            "`orderctl cluster.leave`; stopping now (the shards it leads fail over to their "
-            "in-sync replicas)",
-            cfg.node_id);
-      if (sig > 0 && cfg.drain && !cfg.etcd.empty() && cfg.replication_factor == 1 &&
+      if (sig > 0 && cfg.drain && !cfg.etcd.empty() &&
           left_future.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
-        // --drain: hand every shard to the other members first (bounded), then stop.
-        log->info("node={} signal {}: handing off its shards before leaving", cfg.node_id, sig);
-        caf::anon_send(agent, om::cluster::leave_atom::value, cfg.node_id);
-        left_future.wait_for(std::chrono::minutes(5));
+        // --drain: in a replicated cluster, hand the leadership of every shard it leads to an
+        // in-sync replica (its replicas stay: it comes back as a follower), so that no client
+        // waits for a failover; else hand every shard to the other members. Both bounded.
+        bool replicated = false;
+        {
+          caf::scoped_actor asker{sys};
+          asker->request(agent, std::chrono::seconds(5), om::cluster::drain_atom::value)
+              .receive([&replicated](bool yes) { replicated = yes; },
+                       [&](caf::error& err) {
+                         log->warn("node={} --drain: {}", cfg.node_id, sys.render(err));
+                       });
+        }
+        if (replicated) {
+          log->info("node={} signal {}: moving the leadership of its shards to in-sync replicas",
+                    cfg.node_id, sig);
+          if (drained_future.wait_for(drain_leadership_bound) != std::future_status::ready)
+            log->warn(
+                "node={} --drain: still leads shards after {} s; stopping anyway (they fail over "
+                "to their in-sync replicas)",
+                cfg.node_id,
+                std::chrono::duration_cast<std::chrono::seconds>(drain_leadership_bound).count());
+        } else {
+          log->info("node={} signal {}: handing off its shards before leaving", cfg.node_id, sig);
+          caf::anon_send(agent, om::cluster::leave_atom::value, cfg.node_id);
+          left_future.wait_for(std::chrono::minutes(5));
+        }
       }
       if (refused)
         rc = 1;

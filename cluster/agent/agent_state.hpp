@@ -121,6 +121,8 @@ struct agent_state {
   bool bootstrapping = false;
   bool leaving = false;
   bool leave_sent = false;
+  bool draining = false;  // drain_atom: its leadership moves away (member_record::draining)
+  bool drained_said = false;
   bool refused = false;
   bool disk_checked = false;  // the disk's cluster id matched the store's, or was recorded
   std::set<uint16_t> refused_shards;

@@ -88,6 +88,20 @@ bool check_cluster_id(self_ptr self) {
   return false;
 }
 
+/// A draining member (drain_atom) that leads nothing any more says so, once.
+void maybe_drained(self_ptr self) {
+  auto& s = self->state;
+  if (!s.draining || s.drained_said || !s.state)
+    return;
+  for (const auto& a : s.state->shards)
+    if (a.primary == me(self))
+      return;
+  s.drained_said = true;
+  s.log->info("node={} leads no shard any more (drained)", me(self));
+  if (s.hooks.on_drained)
+    s.hooks.on_drained();
+}
+
 /// A leaving member that leads nothing and receives nothing is done.
 void maybe_left(self_ptr self) {
   auto& s = self->state;
@@ -129,6 +143,7 @@ void on_state(self_ptr self, state_ptr st) {
   publish_routes(self);
   controller_round(self);
   maybe_left(self);
+  maybe_drained(self);
 }
 
 void tick(self_ptr self) {
@@ -317,6 +332,24 @@ caf::behavior member_agent(self_ptr self, member_agent_config cfg,
                 [self, rp](bool) mutable {
                   self->state.log->info("node={} is leaving", me(self));
                   rp.deliver(true);
+                },
+                [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+        return rp;
+      },
+      [self](drain_atom) -> caf::result<bool> {
+        auto& st = self->state;
+        if (!st.state || !st.state->config || st.state->config->replication_factor <= 1)
+          return false;  // not replicated: the caller hands its shards off by leave_atom
+        st.draining = true;
+        auto rp = self->make_response_promise();
+        self->request(st.driver, st.cfg.request_timeout, coord_drain_atom::value)
+            .then(
+                [self, rp](bool) mutable {
+                  self->state.log->info(
+                      "node={} is draining: its shards' leadership moves to in-sync replicas",
+                      me(self));
+                  rp.deliver(true);
+                  maybe_drained(self);
                 },
                 [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
         return rp;

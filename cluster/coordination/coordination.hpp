@@ -65,6 +65,10 @@ struct member_record {
   /// restart, new after a wipe. An ISR entry names the disk that holds the shard's committed
   /// writes, so a node that restarts with its disk intact is still the replica it vouches for.
   int64_t disk = 0;
+  /// Asked to stop leading (SIGTERM with --drain in a replicated cluster): the controller moves
+  /// the leadership of its shards to in-sync replicas and gives it none; it keeps its replicas
+  /// (it comes back as a follower), unlike `leaving`.
+  bool draining = false;
 };
 
 /// One shard's assignment: its leader and, once replication lands, its replicas and in-sync
@@ -119,6 +123,7 @@ struct member_info {
   std::string client_address;
   bool leaving = false;
   int64_t disk = 0;  // member_record::disk
+  bool draining = false;
 };
 
 /// One node's session with the store: its membership (lease, incarnation) and every call it

@@ -271,6 +271,8 @@ std::string encode_member(const member_record& m) {
             {"leaving", m.leaving}};
   if (m.disk > 0)
     j["disk"] = std::to_string(m.disk);  // a decimal string, like the other int64 fields
+  if (m.draining)
+    j["draining"] = true;  // absent when false: older nodes read the same records
   return dump(j);
 }
 
@@ -282,6 +284,7 @@ result<member_record> decode_member(std::string_view text) {
     m.client_address = r.text("client_address", false);
     m.leaving = r.flag("leaving");
     m.disk = r.decimal("disk");
+    m.draining = r.flag("draining");
     return m;
   });
 }

@@ -176,6 +176,7 @@ class etcd_session final : public session {
     };
 
     member_record rec{me.node_id, me.cluster_address, me.client_address, me.leaving, 0, me.disk};
+    rec.draining = me.draining;
     const std::string key = keys_.member(me.node_id);
     for (int attempt = 0; attempt < join_attempts; ++attempt) {
       // Create the member key only if absent: its create revision is the new incarnation.
@@ -226,6 +227,7 @@ class etcd_session final : public session {
       return fail(errc::invalid, "cannot update another member");
     member_record rec{me.node_id, me.cluster_address, me.client_address,
                       me.leaving, incarnation_,       me.disk};
+    rec.draining = me.draining;
     etcd::txn_request t;
     t.compares.push_back(current());
     t.success.push_back(put(keys_.member(node_id_), codec::encode_member(rec), lease_id_));

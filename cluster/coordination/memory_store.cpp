@@ -38,6 +38,7 @@ class memory_session final : public session {
     store_.leases_[lease_id] = memory_store::lease{ttl, store_.clock_() + ttl};
     member_record rec{me.node_id, me.cluster_address, me.client_address,
                       me.leaving, ++store_.revision_, me.disk};
+    rec.draining = me.draining;
     store_.members_[me.node_id] = memory_store::member_entry{rec, lease_id};
     node_id_ = me.node_id;
     incarnation_ = rec.incarnation;
@@ -60,6 +61,7 @@ class memory_session final : public session {
     rec.cluster_address = me.cluster_address;
     rec.client_address = me.client_address;
     rec.leaving = me.leaving;
+    rec.draining = me.draining;
     ++store_.revision_;
     store_.changed_.notify_all();
     return rec;

@@ -66,10 +66,12 @@ failover_decision choose_failover(const coord::cluster_state& state, uint16_t sh
     return refused(
         failover_outcome::unavailable,
         "no ISR member left on the disk its entry names: only force-primary can serve it");
-  // A member that is leaving would hand the shard on at once: prefer one that stays.
+  // A member that is leaving or draining would hand the shard on at once: prefer one that
+  // stays.
   size_t chosen = kept.front();
   for (size_t i : kept) {
-    if (!member(state, a.isr[i])->leaving) {
+    const auto* m = member(state, a.isr[i]);
+    if (!m->leaving && !m->draining) {
       chosen = i;
       break;
     }

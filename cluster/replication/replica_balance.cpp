@@ -123,6 +123,9 @@ class planner {
       for (const auto& to : by(lead, false)) {
         if (lead[from] < lead[to] + 2)
           break;
+        const auto* target = member(to);
+        if (target && target->draining)
+          continue;  // it is handing its leadership off (replica_moves.cpp)
         for (size_t i = 0; i < desired_.size() && i < state_.shards.size(); ++i) {
           auto& d = desired_[i];
           if (moving(i) || !healthy_[i] || d.front() != from || !contains(d, to))

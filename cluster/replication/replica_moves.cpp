@@ -70,6 +70,29 @@ replica_step primary_to(const coord::shard_assignment& a, const std::string& nod
   return s;
 }
 
+/// A draining member (member_record::draining) is nobody's preferred primary: the first replica
+/// that does not drain and may lead now (can_lead) goes first, so step 5 of next_replica_step
+/// moves the shard's leadership there. Its replicas stay; a shard with no such replica keeps
+/// its primary (draining waits for a replica to catch up, or ends by its bound).
+void lead_elsewhere_while_draining(const coord::cluster_state& state,
+                                   std::vector<std::vector<std::string>>& desired) {
+  auto draining = [&](const std::string& id) {
+    return std::any_of(state.members.begin(), state.members.end(),
+                       [&](const auto& m) { return m.node_id == id && m.draining; });
+  };
+  for (size_t i = 0; i < desired.size() && i < state.shards.size(); ++i) {
+    auto& d = desired[i];
+    if (d.empty() || !draining(d.front()))
+      continue;
+    for (auto it = d.begin() + 1; it != d.end(); ++it) {
+      if (!draining(*it) && can_lead(state, state.shards[i], *it)) {
+        std::rotate(d.begin(), it, it + 1);
+        break;
+      }
+    }
+  }
+}
+
 }  // namespace
 
 std::vector<std::vector<std::string>> desired_replicas(const coord::cluster_state& state) {
@@ -128,6 +151,7 @@ std::vector<std::vector<std::string>> desired_replicas(const coord::cluster_stat
     all.push_back(std::move(out));
   }
   balance_replicas(state, all);  // joins (and returns): a share for every member
+  lead_elsewhere_while_draining(state, all);
   return all;
 }
 
