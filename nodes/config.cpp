@@ -129,7 +129,9 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
       "join-timeout", po::value(&join_timeout),
       "give up when the shard map is not known after (30s)")(
       "max-moves", po::value(&c.max_moves), "shards moved at a time when rebalancing (2)")(
-      "drain", po::bool_switch(&c.drain), "on SIGTERM, hand off every shard, then exit")(
+      "drain", po::bool_switch(&c.drain),
+      "on SIGTERM, hand off every shard (replicated: the leadership of every shard it leads), then "
+      "exit")(
       "fault-ack-without-write", po::bool_switch(&c.entities.fault_ack_without_write),
       "acknowledge deposits without writing them (fault injection only: tests the checker)")(
       "handoff-chunk-bytes", po::value(&c.handoff_chunk_bytes), "bytes per handoff chunk")(

@@ -70,25 +70,34 @@ replica_step primary_to(const coord::shard_assignment& a, const std::string& nod
   return s;
 }
 
-/// A draining member (member_record::draining) is nobody's preferred primary: the first replica
-/// that does not drain and may lead now (can_lead) goes first, so step 5 of next_replica_step
-/// moves the shard's leadership there. Its replicas stay; a shard with no such replica keeps
-/// its primary (draining waits for a replica to catch up, or ends by its bound).
+/// A draining member (member_record::draining) is nobody's preferred primary: a replica that
+/// does not drain and may lead now (can_lead) goes first, the one leading the fewest shards as
+/// planned so far (so the drained leadership spreads at once, without a second move by the
+/// rebalance), and step 5 of next_replica_step moves the shard's leadership there. Its replicas
+/// stay; a shard with no such replica keeps its primary (draining waits for a replica to catch
+/// up, or ends by its bound).
 void lead_elsewhere_while_draining(const coord::cluster_state& state,
                                    std::vector<std::vector<std::string>>& desired) {
   auto draining = [&](const std::string& id) {
     return std::any_of(state.members.begin(), state.members.end(),
                        [&](const auto& m) { return m.node_id == id && m.draining; });
   };
+  std::map<std::string, size_t> leads;
+  for (const auto& d : desired)
+    if (!d.empty() && !draining(d.front()))
+      ++leads[d.front()];
   for (size_t i = 0; i < desired.size() && i < state.shards.size(); ++i) {
     auto& d = desired[i];
     if (d.empty() || !draining(d.front()))
       continue;
-    for (auto it = d.begin() + 1; it != d.end(); ++it) {
-      if (!draining(*it) && can_lead(state, state.shards[i], *it)) {
-        std::rotate(d.begin(), it, it + 1);
-        break;
-      }
+    auto best = d.end();
+    for (auto it = d.begin() + 1; it != d.end(); ++it)
+      if (!draining(*it) && can_lead(state, state.shards[i], *it) &&
+          (best == d.end() || leads[*it] < leads[*best]))
+        best = it;
+    if (best != d.end()) {
+      ++leads[*best];
+      std::rotate(d.begin(), best, best + 1);
     }
   }
 }

@@ -86,6 +86,14 @@ TEST_CASE("coordination codec: member, controller, config and shard values round
   CHECK_FALSE(codec::decode_member(R"({"node_id":"n2","disk":"-4"})"));
   CHECK_FALSE(codec::decode_member(R"({"node_id":"n2","disk":"12x"})"));
   CHECK_FALSE(codec::decode_member(R"({"node_id":"n2","disk":12})"));
+  // draining: absent when false (older nodes read the same records), a boolean when present.
+  CHECK_FALSE(md.value().draining);
+  CHECK(codec::encode_member(m).find("draining") == std::string::npos);
+  m.draining = true;
+  auto dd = codec::decode_member(codec::encode_member(m));
+  REQUIRE(dd);
+  CHECK(dd.value().draining);
+  CHECK_FALSE(codec::decode_member(R"({"node_id":"n2","draining":"yes"})"));
 
   auto cd = codec::decode_controller(codec::encode_controller({"n2", 1234567890123}));
   REQUIRE(cd);

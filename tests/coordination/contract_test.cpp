@@ -182,6 +182,12 @@ void update_keeps_the_incarnation(contract_fixture& fx) {
   CHECK(updated.value().leaving);
   CHECK(updated.value().incarnation == joined.value().incarnation);
   CHECK(n2->read().value().members[0].leaving);
+  CHECK_FALSE(n2->read().value().members[0].draining);
+  auto draining = info("n1");
+  draining.draining = true;  // SIGTERM with --drain: leadership moves, replicas stay
+  REQUIRE(n1->update(draining));
+  CHECK(n2->read().value().members[0].draining);
+  CHECK_FALSE(n2->read().value().members[0].leaving);
   CHECK(n2->update(leaving).err().code == errc::invalid);  // not its own record
   auto again = fx.connect();
   REQUIRE(again->join(info("n1"), 3s));  // a new life fences the old handle

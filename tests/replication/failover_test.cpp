@@ -449,3 +449,34 @@ TEST_CASE("rebalance: a shard between its add and its drop keeps the newcomer an
   s.shards[0] = drop.next;
   check_stable(s);
 }
+
+TEST_CASE("drain: a draining member's leadership moves to in-sync replicas, its replicas stay") {
+  auto s = cluster({"a", "b", "c"}, 64);
+  auto led_by_b = count(s, true)["b"];
+  REQUIRE(led_by_b > 0);
+  s.members[1].draining = true;  // b: SIGTERM with --drain
+  // Every primary move is a leadership change only (no copy): it is not held to the rebalance
+  // bound, so the walk is not bounded.
+  auto w = walk(s, 400, /*bounded=*/false);
+  CHECK(w.adds == 0);
+  CHECK(w.drops == 0);
+  CHECK(w.primary_moves == led_by_b);
+  auto led = count(s, true);
+  CHECK(led["b"] == 0);
+  CHECK(spread({{"a", led["a"]}, {"c", led["c"]}}) <= 1);  // the others share b's shards
+  for (const auto& a : s.shards)
+    CHECK(std::find(a.replicas.begin(), a.replicas.end(), "b") != a.replicas.end());
+  check_stable(s);  // nothing moves back to b while it drains
+  // Its next life (a restart) is not draining: it takes its share of leadership again.
+  s.members[1].draining = false;
+  walk(s);
+  CHECK(spread(count(s, true)) <= 1);
+}
+
+TEST_CASE("drain: failover prefers a member that neither leaves nor drains") {
+  auto s = state({"b", "c"}, "a", {"a", "b", "c"}, {"a", "b", "c"});  // a is gone
+  s.members[0].draining = true;                                       // b drains
+  auto d = choose_failover(s, 0);
+  REQUIRE(d.outcome == failover_outcome::promote);
+  CHECK(d.next.primary == "c");
+}

@@ -445,6 +445,60 @@ def pause_and_write(c, st, tag, victim, lease_ttl):
     return ents, took, still, now
 
 
+def test_drain_moves_leadership_before_stopping():
+    """SIGTERM to a node started with --drain in a replicated cluster, under load: before it
+    exits (0), the leadership of every shard it led moves to an in-sync replica by one epoch
+    step each (a controlled move, not a failover: no survivor logs its shards as gone or
+    suspected), and it stays a replica of every shard. Every acknowledged deposit is in the
+    final balances exactly once. Restarted, it takes its share of leadership again."""
+    with h.Session("repl-drain") as s:
+        _, c, st = rf3_cluster(s, "drain", ["--drain"])
+        shop = ect.Shop(c, c.nodes, tag="d", products=2, users=12, orders=0)
+        ents = shop.entities()
+        before = ect.snapshot(c, c.nodes[0], ents)
+        victim = next(n for n in c.nodes if n.name != st["controller"])
+        st = c.status(victim)
+        led = {sh["shard"]: sh["epoch"] for sh in st["shards"] if sh["primary"] == victim.name}
+        check(led, f"{victim.name} leads no shard to drain")
+        dep = ect.Depositor(c, shop.users, max_ops=3000, max_s=120.0)
+        dep.__enter__()
+        try:
+            time.sleep(1.0)
+            t0 = time.monotonic()
+            rc = victim.terminate(timeout=60.0)
+            took = time.monotonic() - t0
+            time.sleep(1.0)
+        finally:
+            acked = dep.finish()
+        eq(rc, 0, f"{victim.name}'s exit code after SIGTERM with --drain")
+        text = victim.log_text()
+        check("leads no shard any more (drained)" in text,
+              f"{victim.name} did not report itself drained before stopping")
+        check("still leads shards after" not in text, f"{victim.name} stopped before it drained")
+        survivors = [n for n in c.nodes if n is not victim]
+        after_map = {sh["shard"]: sh for sh in c.status(survivors[0])["shards"]}
+        for shard, epoch in led.items():
+            sh = after_map[shard]
+            check(sh["primary"] != victim.name, f"shard {shard} still led by {victim.name}")
+            check(victim.name in sh["replicas"], f"shard {shard} lost {victim.name} as a replica")
+        for n in survivors:
+            for line in n.log_text().splitlines():
+                check(f"primary {victim.name} is" not in line,
+                      f"{n.name} failed over a shard of the draining {victim.name}: {line}")
+        log(f"{victim.name} drained {len(led)} shards and exited {took:.1f}s after SIGTERM; "
+            f"deposits meanwhile {dep.codes}")
+        victim.start()
+        names = [n.name for n in c.nodes]
+        h.wait_until(lambda: balanced_view([c.status(n) for n in c.nodes], names,
+                                           replicated=True),
+                     ISR_TIMEOUT, 0.5, f"{victim.name} back and leading its share")
+        after = ect.snapshot(c, c.nodes[0], ents)
+        for u in shop.users:
+            eq(after[("user", u)]["balance_cents"],
+               before[("user", u)]["balance_cents"] + acked[u], f"{u}'s balance")
+        stop_and_audit(c, ents)
+
+
 def test_paused_primary_replaced_while_its_lease_lives():
     """A primary paused (SIGSTOP) keeps its connections and its lease for a while; the
     controller's pings find it silent (--suspect-after) and its shards are served by in-sync
@@ -843,5 +897,5 @@ if __name__ == "__main__":
             test_paused_controller_replaced_while_its_lease_lives,
             test_two_of_three_killed, test_whole_cluster_restarted_on_its_disks,
             test_leave_moves_replicas_to_a_new_node, test_join_rebalances_replicas,
-            test_force_primary],
+            test_drain_moves_leadership_before_stopping, test_force_primary],
            __doc__)
