@@ -29,7 +29,7 @@ domain::failure to_failure(const caf::error& err) {
     if (err.context().match_elements<std::string>())
       text = err.context().get_as<std::string>(0);
     auto code = static_cast<errc>(err.code());
-    if (code == errc::none || code > errc::internal)
+    if (code == errc::none || code > domain::last_errc)
       code = errc::internal;
     return {code, std::move(text)};
   }

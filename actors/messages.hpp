@@ -55,6 +55,8 @@ using debit_atom = caf::atom_constant<caf::atom("u_debit")>;      // (order, cen
 using refund_atom = caf::atom_constant<caf::atom("u_refund")>;    // (order) -> user_view
 using link_atom = caf::atom_constant<caf::atom("u_link")>;        // (order) -> user_view
 using orders_atom = caf::atom_constant<caf::atom("u_orders")>;    // (who) -> order_ids
+using claim_atom = caf::atom_constant<caf::atom("u_claim")>;      // (order, units) -> user_view
+using unclaim_atom = caf::atom_constant<caf::atom("u_unclaim")>;  // (order) -> user_view
 // product
 using create_atom =
     caf::atom_constant<caf::atom("p_create")>;  // (who, name, cents) -> product_view

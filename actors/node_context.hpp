@@ -43,6 +43,15 @@ struct entity_settings {
   /// Fault injection only, to prove the chaos checker catches lost writes: wallet deposits are
   /// acknowledged without ever being written (lost at the next restart).
   bool fault_ack_without_write = false;
+  /// Caps on one user's open (reserved, unpaid, unexpired) orders, enforced by the user entity
+  /// (domain/user_slots.cpp); 0: unlimited. Off here, so that tests of other things are not
+  /// limited; orderd's flags default to 20 orders and 1000 units (nodes/config.cpp).
+  int64_t max_open_orders_per_user = 0;
+  int64_t max_reserved_units_per_user = 0;
+  /// A claimed slot counts this long before its order's reservation starts, and this long past
+  /// the reservation's lapse: the margin for a slow saga step. A slot whose order was never
+  /// written (a crash right after the claim) stops counting after it.
+  std::chrono::milliseconds slot_grace{60 * 1000};
   size_t max_deferred = 256;   // commands an entity holds while a saga step is in flight
   size_t max_buffered = 1024;  // messages a supervisor holds for an entity being (re)started
 };

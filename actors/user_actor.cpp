@@ -53,8 +53,31 @@ caf::behavior user_actor(self_ptr self, context_ptr ctx, entity_ref who, caf::ac
             self, [&](const u::state& s) { return u::refund(s, order_id); }, view);
       },
       [=](const entity_ref&, link_atom, const std::string& order_id) {
+        // The reservation starts now: its slot counts until it lapses, plus the margin.
+        auto& node = *self->state.ctx;
+        auto now = node.now_ms();
+        auto until = now + node.settings().reservation_ttl_ms + node.settings().slot_grace.count();
         return step_command<domain::user_view>(
-            self, [&](const u::state& s) { return u::link_order(s, order_id); }, view);
+            self, [&](const u::state& s) { return u::link_order(s, order_id, now, until); }, view);
+      },
+      [=](const entity_ref&, claim_atom, const std::string& order_id, int64_t units) {
+        auto& node = *self->state.ctx;
+        auto now = node.now_ms();
+        u::reservation_caps caps{node.settings().max_open_orders_per_user,
+                                 node.settings().max_reserved_units_per_user};
+        auto until = now + node.settings().slot_grace.count();
+        return step_command<domain::user_view>(
+            self,
+            [&](const u::state& s) { return u::claim_slot(s, order_id, units, caps, now, until); },
+            view);
+      },
+      [=](const entity_ref&, unclaim_atom, const std::string& order_id) {
+        auto r = step_command<domain::user_view>(
+            self, [&](const u::state& s) { return u::close_slot(s, order_id); }, view);
+        // Closing is never refused, also for a user never registered (an admin's order for an
+        // unknown id): that one must not stay in memory.
+        forget_if_never_created(self);
+        return r;
       },
       [=](const entity_ref&, orders_atom, const domain::principal& p) {
         return query<order_ids>(

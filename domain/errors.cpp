@@ -5,10 +5,10 @@ namespace ordermesh::domain {
 namespace {
 // Every code, so that `from_string` stays in step with `to_string` without a second table.
 constexpr errc all_codes[] = {
-    errc::none,          errc::bad_request, errc::unauthorized, errc::forbidden,
-    errc::not_found,     errc::conflict,    errc::out_of_stock, errc::insufficient_funds,
-    errc::invalid_state, errc::unavailable, errc::timeout,      errc::overloaded,
-    errc::too_large,     errc::internal,
+    errc::none,          errc::bad_request, errc::unauthorized,   errc::forbidden,
+    errc::not_found,     errc::conflict,    errc::out_of_stock,   errc::insufficient_funds,
+    errc::invalid_state, errc::unavailable, errc::timeout,        errc::overloaded,
+    errc::too_large,     errc::internal,    errc::limit_exceeded,
 };
 }  // namespace
 
@@ -42,6 +42,8 @@ std::string_view to_string(errc code) {
       return "too_large";
     case errc::internal:
       return "internal";
+    case errc::limit_exceeded:
+      return "limit_exceeded";
   }
   // A value outside the enum (e.g. a corrupt byte) still needs a non-empty spelling.
   return "internal";

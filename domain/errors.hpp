@@ -22,7 +22,12 @@ enum class errc : uint8_t {
   overloaded,   // safe to retry with the same ids
   too_large,
   internal,
+  // Added after `internal`: codes cross nodes as their numbers, so existing ones keep theirs.
+  limit_exceeded,  // a per-user cap (unpaid reservations) is reached; nothing changed
 };
+
+/// The highest code; anything above it from another node reads as `internal`.
+constexpr errc last_errc = errc::limit_exceeded;
 
 /// The protocol spelling, e.g. "out_of_stock". Never empty.
 std::string_view to_string(errc code);

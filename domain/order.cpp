@@ -124,7 +124,7 @@ failure check_place(const state& s, const principal& who, std::string_view user_
     return f;
   }
   if (!who.may_act_for(user_id)) {
-    return {errc::forbidden, "may not place orders for another user"};
+    return {errc::forbidden, "may not act for another user"};
   }
   if (s.status == order_status::none) {
     return {};

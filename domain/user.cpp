@@ -44,6 +44,14 @@ void apply(state& s, const event& e) {
                    it->second.refunded = true;
                  },
                  [&](const order_linked& ev) { s.orders.push_back(ev.order_id); },
+                 [&](const slot_opened& ev) {
+                   // Pruned by the event's own time, so a replay prunes exactly the same.
+                   for (auto it = s.open_slots.begin(); it != s.open_slots.end();) {
+                     it = it->second.until_ms <= ev.at_ms ? s.open_slots.erase(it) : std::next(it);
+                   }
+                   s.open_slots[ev.order_id] = open_slot{ev.units, ev.until_ms};
+                 },
+                 [&](const slot_closed& ev) { s.open_slots.erase(ev.order_id); },
              },
              e);
 }
@@ -71,11 +79,12 @@ decision_t deposit(const state& s, const principal& who, std::string_view reques
   if (!valid_amount(amount_cents)) {
     return decision_t::refuse(errc::bad_request, "amount must be 0..10^12 cents");
   }
+  // Authorization before existence: another user's id answers the same whether it exists.
+  if (!who.may_act_for(s.user_id)) {
+    return decision_t::refuse(errc::forbidden, "may not act for another user");
+  }
   if (!s.exists) {
     return decision_t::refuse(errc::not_found, "user " + s.user_id + " not found");
-  }
-  if (!who.may_act_for(s.user_id)) {
-    return decision_t::refuse(errc::forbidden, "may not deposit to another user's wallet");
   }
   if (auto it = s.deposits.find(std::string(request_id)); it != s.deposits.end()) {
     if (it->second == amount_cents) {
@@ -128,25 +137,33 @@ decision_t refund(const state& s, std::string_view order_id) {
   return decision_t::accept({refunded{std::string(order_id), it->second.amount_cents}});
 }
 
-decision_t link_order(const state& s, std::string_view order_id) {
+decision_t link_order(const state& s, std::string_view order_id, int64_t now_ms,
+                      int64_t slot_until_ms) {
   if (!valid_id(order_id)) {
     return decision_t::refuse(errc::bad_request, "invalid order_id");
   }
   if (!s.exists) {
     return decision_t::refuse(errc::not_found, "user " + s.user_id + " not found");
   }
-  if (std::find(s.orders.begin(), s.orders.end(), order_id) != s.orders.end()) {
-    return decision_t::accept();
+  std::vector<event> events;
+  if (std::find(s.orders.begin(), s.orders.end(), order_id) == s.orders.end()) {
+    events.push_back(order_linked{std::string(order_id)});
   }
-  return decision_t::accept({order_linked{std::string(order_id)}});
+  // Only a slot still held is extended: a closed one stays closed, whatever arrives late.
+  if (auto it = s.open_slots.find(std::string(order_id));
+      it != s.open_slots.end() && it->second.until_ms < slot_until_ms) {
+    events.push_back(slot_opened{std::string(order_id), it->second.units, slot_until_ms, now_ms});
+  }
+  return decision_t::accept(std::move(events));
 }
 
 failure check_read(const state& s, const principal& who) {
+  // Authorization before existence: another user's id answers the same whether it exists.
+  if (!who.may_act_for(s.user_id)) {
+    return {errc::forbidden, "may not act for another user"};
+  }
   if (!s.exists) {
     return {errc::not_found, "user " + s.user_id + " not found"};
-  }
-  if (!who.may_act_for(s.user_id)) {
-    return {errc::forbidden, "may not read another user"};
   }
   return {};
 }

@@ -13,7 +13,13 @@ enum tag : uint8_t {
   tag_debited = 3,
   tag_refunded = 4,
   tag_order_linked = 5,
+  tag_slot_opened = 6,
+  tag_slot_closed = 7,
 };
+
+// Snapshots with open reservation slots have their own tag, so that an old snapshot (without
+// them) still decodes and a new one cut short after its order list is refused, not misread.
+constexpr uint8_t snapshot_with_slots_tag = codec::snapshot_tag(entity_kind::user) | 0x10;
 }  // namespace
 
 std::string encode(const event& e) {
@@ -45,6 +51,19 @@ std::string encode(const event& e) {
                         },
                         [](const order_linked& ev) {
                           codec::writer w(tag_order_linked);
+                          w.str(ev.order_id);
+                          return w.take();
+                        },
+                        [](const slot_opened& ev) {
+                          codec::writer w(tag_slot_opened);
+                          w.str(ev.order_id);
+                          w.i64(ev.units);
+                          w.i64(ev.until_ms);
+                          w.i64(ev.at_ms);
+                          return w.take();
+                        },
+                        [](const slot_closed& ev) {
+                          codec::writer w(tag_slot_closed);
                           w.str(ev.order_id);
                           return w.take();
                         },
@@ -97,13 +116,26 @@ bool decode(std::string_view bytes, event& out) {
       r.str(ev.order_id);
       return finish(std::move(ev));
     }
+    case tag_slot_opened: {
+      slot_opened ev;
+      r.str(ev.order_id);
+      r.i64(ev.units);
+      r.i64(ev.until_ms);
+      r.i64(ev.at_ms);
+      return finish(std::move(ev));
+    }
+    case tag_slot_closed: {
+      slot_closed ev;
+      r.str(ev.order_id);
+      return finish(std::move(ev));
+    }
     default:
       return false;
   }
 }
 
 std::string encode_snapshot(const state& s) {
-  codec::writer w(codec::snapshot_tag(entity_kind::user));
+  codec::writer w(snapshot_with_slots_tag);
   w.str(s.user_id);
   w.boolean(s.exists);
   w.str(s.name);
@@ -125,13 +157,20 @@ std::string encode_snapshot(const state& s) {
   for (const std::string& order_id : s.orders) {
     w.str(order_id);
   }
+  w.u64(s.open_slots.size());
+  for (const auto& [order_id, slot] : s.open_slots) {
+    w.str(order_id);
+    w.i64(slot.units);
+    w.i64(slot.until_ms);
+  }
   return w.take();
 }
 
 bool decode_snapshot(std::string_view bytes, state& out) {
   codec::reader r(bytes);
   uint8_t t = 0;
-  if (!r.header(t) || t != codec::snapshot_tag(entity_kind::user)) {
+  if (!r.header(t) ||
+      (t != codec::snapshot_tag(entity_kind::user) && t != snapshot_with_slots_tag)) {
     return false;
   }
   state s;
@@ -177,6 +216,20 @@ bool decode_snapshot(std::string_view bytes, state& out) {
       return false;
     }
     s.orders.push_back(std::move(order_id));
+  }
+  if (t == snapshot_with_slots_tag) {
+    if (!r.count(n)) {
+      return false;
+    }
+    for (size_t i = 0; i < n; ++i) {
+      std::string key;
+      open_slot slot;
+      if (!r.str(key) || !r.i64(slot.units) || !r.i64(slot.until_ms) ||
+          (!s.open_slots.empty() && key <= s.open_slots.rbegin()->first)) {
+        return false;
+      }
+      s.open_slots.emplace_hint(s.open_slots.end(), std::move(key), slot);
+    }
   }
   if (!r.done()) {
     return false;

@@ -48,6 +48,10 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
   std::string replica_lag_timeout = "1s", commit_timeout = "6s", suspect_after = "1s";
   std::string client_idle_timeout = "300s", client_line_timeout = "10s";
   uint32_t replication_factor = 0, min_insync = 0;  // 0: the default for the mode
+  // Caps on one user's unpaid reservations (docs/SECURITY.md, "Reservation caps"): 20 open
+  // orders is far more than a person pays at once, and 1000 units lets one order of a few
+  // hundred through, while a user without money can no longer hold a whole stock.
+  int64_t max_open_orders = 20, max_reserved_units = 1000;
   uint32_t snapshot_every = c.entities.snapshot_every, restart_limit = c.entities.restart_limit;
   uint32_t client_port = c.client_port, cluster_port = c.cluster_port, shards = c.shards;
   po::options_description opts("orderd options");
@@ -95,6 +99,10 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
       "file holding the admin token (mode 0600 or stricter; one trailing newline is dropped)")(
       "shards", po::value(&shards), "shard count, fixed when the data dir is created (default 64)")(
       "reservation-ttl", po::value(&reservation_ttl), "unpaid reservations lapse after (15m)")(
+      "max-open-orders-per-user", po::value(&max_open_orders),
+      "unpaid reservations one user may hold at once; beyond: limit_exceeded (20; 0: unlimited)")(
+      "max-reserved-units-per-user", po::value(&max_reserved_units),
+      "units one user may hold reserved unpaid, all orders together (1000; 0: unlimited)")(
       "snapshot-every", po::value(&snapshot_every), "snapshot an entity every N events (100)")(
       "passivate-after", po::value(&passivate_after), "idle entities leave memory after (5m)")(
       "passivate-settled-after", po::value(&passivate_settled_after),
@@ -218,6 +226,13 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
     return fail("--snapshot-every must be 1..1000000");
   c.entities.snapshot_every = snapshot_every;
   c.entities.restart_limit = restart_limit;
+  if (max_open_orders < 0 || max_open_orders > 1000000 || max_reserved_units < 0 ||
+      max_reserved_units > domain::limits::max_stock)
+    return fail(
+        "--max-open-orders-per-user must be 0..1000000 and --max-reserved-units-per-user "
+        "0..10^12 (0: unlimited)");
+  c.entities.max_open_orders_per_user = max_open_orders;
+  c.entities.max_reserved_units_per_user = max_reserved_units;
   if (c.log_level != "trace" && c.log_level != "debug" && c.log_level != "info" &&
       c.log_level != "warn" && c.log_level != "error")
     return fail("--log-level must be trace, debug, info, warn or error");

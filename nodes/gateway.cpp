@@ -361,6 +361,21 @@ void cluster_status(self_ptr self, const protocol::request& req) {
 
 // ---- dispatch ----
 
+/// True when a session token names a user_id other than its own in an op that acts for one user.
+/// Answered `forbidden` here, before any entity is asked, so that the reply and its timing are
+/// the same whether that user exists or not (user ids cannot be probed; docs/PROTOCOL.md).
+bool names_another_user(const protocol::request& req, const domain::principal& who) {
+  switch (req.operation) {
+    case op::user_get:
+    case op::user_deposit:
+    case op::order_list:
+    case op::order_place:
+      return !who.admin && !who.may_act_for(req.user_id);
+    default:
+      return false;
+  }
+}
+
 void handle(self_ptr self, protocol::request req) {
   auto& g = *self->state.g;
   ++self->state.outstanding;
@@ -378,6 +393,10 @@ void handle(self_ptr self, protocol::request req) {
   bool anonymous = !who.admin && who.user_id.empty();
   if (anonymous && !anonymous_allowed(req.operation)) {
     refuse(self, req, errc::unauthorized, "this operation needs a token");
+    return;
+  }
+  if (names_another_user(req, who)) {
+    refuse(self, req, errc::forbidden, "may not act for another user");
     return;
   }
   auto user = [&] { return actors::ref(entity_kind::user, req.user_id); };

@@ -678,3 +678,34 @@ TEST_CASE("a creation racing reads of the same unknown id is never lost") {
   }
   CHECK(n.ctx().entity_restarts.load() == 0);
 }
+
+TEST_CASE("the caps on unpaid reservations hold across a restart and free on pay and cancel") {
+  temp_dir dir;
+  entity_settings capped;
+  capped.max_open_orders_per_user = 2;
+  auto place = [](node& n, const std::string& id) {
+    return n.ask<domain::order_view>(o(id), place_atom::value, user("ann"), std::string("ann"),
+                                     items("pen", 1));
+  };
+  {
+    node n(dir.path, capped);
+    seed(n);
+    REQUIRE(place(n, "o1").second.code == errc::none);
+    REQUIRE(place(n, "o2").second.code == errc::none);
+    REQUIRE(place(n, "o2").second.code == errc::none);  // a retry counts once
+    CHECK(place(n, "o3").second.code == errc::limit_exceeded);
+    // Refused before anything was written: no order, no stock held for it.
+    CHECK(n.ask<domain::order_view>(o("o3"), read_atom::value, admin).second.code ==
+          errc::not_found);
+    CHECK(n.ok<domain::inventory_view>(inv("pen"), read_atom::value, admin).reserved == 2);
+  }
+  node n(dir.path, capped);  // the count comes back from the user's journal
+  CHECK(place(n, "o3").second.code == errc::limit_exceeded);
+  CHECK(n.ok<domain::order_view>(o("o1"), pay_atom::value, user("ann")).status ==
+        static_cast<uint8_t>(domain::order_status::paid));
+  REQUIRE(place(n, "o3").second.code == errc::none);
+  CHECK(place(n, "o4").second.code == errc::limit_exceeded);
+  CHECK(n.ok<domain::order_view>(o("o2"), cancel_atom::value, user("ann")).status ==
+        static_cast<uint8_t>(domain::order_status::cancelled));
+  CHECK(place(n, "o4").second.code == errc::none);
+}

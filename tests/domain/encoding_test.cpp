@@ -88,13 +88,15 @@ TEST_CASE("encoding: every user event round-trips and rejects damage", "[domain]
       user::debited{"o1", 12345},
       user::refunded{"o1", 12345},
       user::order_linked{std::string(64, 'o')},
+      user::slot_opened{"o1", 3, 1700000060000, 1700000000000},
+      user::slot_closed{"o1"},
   };
   const user::event sentinel = user::order_linked{"sentinel"};
   auto enc = [](const user::event& e) { return user::encode(e); };
   auto dec = [](std::string_view b, user::event& e) { return user::decode(b, e); };
   check_round_trip(events, enc, dec, sentinel);
   check_rejects_tags(enc(events[0]), dec, sentinel,
-                     {0, 6, 0x7f, codec::snapshot_tag(entity_kind::user), 0xff});
+                     {0, 8, 0x7f, codec::snapshot_tag(entity_kind::user), 0xff});
 }
 
 TEST_CASE("encoding: user snapshot equals replayed events", "[domain][encoding]") {
@@ -110,12 +112,17 @@ TEST_CASE("encoding: user snapshot equals replayed events", "[domain][encoding]"
   run(user::register_user(s, "Ann", "hash", 1000));
   run(user::deposit(s, as_user("u1"), "d1", 5000));
   run(user::deposit(s, admin(), "d0", 700));
-  run(user::link_order(s, "o2"));
-  run(user::link_order(s, "o1"));
+  run(user::link_order(s, "o2", 1000, 2000));
+  run(user::link_order(s, "o1", 1000, 2000));
   run(user::debit(s, "o2", 1200));
   run(user::debit(s, "o1", 300));
   run(user::refund(s, "o1"));
-  REQUIRE(journal.size() == 8);
+  run(user::claim_slot(s, "o3", 4, user::reservation_caps{}, 1000, 3000));
+  run(user::claim_slot(s, "o4", 1, user::reservation_caps{}, 1000, 3000));
+  run(user::link_order(s, "o3", 1100, 9000));
+  run(user::claim_slot(s, "o5", 2, user::reservation_caps{}, 1200, 3000));
+  run(user::close_slot(s, "o5"));
+  REQUIRE(journal.size() == 14);
 
   user::state replayed;
   replayed.user_id = "u1";
@@ -133,7 +140,9 @@ TEST_CASE("encoding: user snapshot equals replayed events", "[domain][encoding]"
   CHECK(user::view(restored) == user::view(replayed));
   CHECK(restored.deposits == replayed.deposits);
   CHECK(restored.payments == replayed.payments);
-  CHECK(restored.orders == std::vector<std::string>{"o2", "o1"});
+  CHECK(restored.orders == std::vector<std::string>{"o2", "o1", "o3"});
+  CHECK(restored.open_slots.size() == 2);
+  CHECK(restored.open_slots.at("o3").until_ms == 9000);
   CHECK(restored.balance_cents == 5000 + 700 - 1200);
   CHECK(user::encode_snapshot(restored) == snap);
 
@@ -150,30 +159,52 @@ TEST_CASE("encoding: user snapshot equals replayed events", "[domain][encoding]"
   CHECK(blank == user::state{});
 }
 
+namespace {
+
+/// A hand-built user snapshot in the layout from before the caps (no open slots, the original
+/// tag), with the given deposit keys, payment keys and order ids.
+std::string user_snapshot_v1(const std::vector<std::string>& deposits,
+                             const std::vector<std::string>& payments,
+                             const std::vector<std::string>& orders = {}) {
+  codec::writer w(codec::snapshot_tag(entity_kind::user));
+  w.str("u1");
+  w.boolean(true);
+  w.str("n");
+  w.str("h");
+  w.i64(1);
+  w.i64(2);
+  w.u64(deposits.size());
+  for (const auto& k : deposits) {
+    w.str(k);
+    w.i64(1);
+  }
+  w.u64(payments.size());
+  for (const auto& k : payments) {
+    w.str(k);
+    w.i64(1);
+    w.boolean(false);
+  }
+  w.u64(orders.size());
+  for (const auto& k : orders) {
+    w.str(k);
+  }
+  return w.take();
+}
+
+}  // namespace
+
+TEST_CASE("encoding: a user snapshot written before the caps still decodes", "[domain][encoding]") {
+  user::state out;
+  REQUIRE(user::decode_snapshot(user_snapshot_v1({}, {}, {"o1"}), out));
+  CHECK(out.orders == std::vector<std::string>{"o1"});
+  CHECK(out.open_slots.empty());
+  CHECK(out.balance_cents == 2);
+}
+
 TEST_CASE("encoding: user snapshot with unsorted or duplicate map keys is refused",
           "[domain][encoding]") {
-  // Hand-built snapshots with the given deposit keys, then the given payment keys.
-  auto build = [](std::vector<std::string> deposits, std::vector<std::string> payments) {
-    codec::writer w(codec::snapshot_tag(entity_kind::user));
-    w.str("u1");
-    w.boolean(true);
-    w.str("n");
-    w.str("h");
-    w.i64(1);
-    w.i64(2);
-    w.u64(deposits.size());
-    for (const auto& k : deposits) {
-      w.str(k);
-      w.i64(1);
-    }
-    w.u64(payments.size());
-    for (const auto& k : payments) {
-      w.str(k);
-      w.i64(1);
-      w.boolean(false);
-    }
-    w.u64(0);
-    return w.take();
+  const auto build = [](std::vector<std::string> deposits, std::vector<std::string> payments) {
+    return user_snapshot_v1(deposits, payments);
   };
   user::state out;
   CHECK(user::decode_snapshot(build({"a", "b"}, {"o", "p"}), out));  // control: well formed
@@ -498,7 +529,7 @@ TEST_CASE("encoding: damaged records never crash and never decode loosely", "[do
   run_user(user::deposit(u, admin(), "d1", 300));
   run_user(user::debit(u, "o1", 200));
   run_user(user::refund(u, "o1"));
-  run_user(user::link_order(u, "o1"));
+  run_user(user::link_order(u, "o1", 1000, 2000));
   const int user_ok = fuzz<user::event>(user_events, user::encode, user::decode);
   fuzz<user::state>({user::encode_snapshot(u)}, user::encode_snapshot, user::decode_snapshot);
 

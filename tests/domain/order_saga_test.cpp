@@ -16,6 +16,7 @@ using order::phase;
 namespace {
 
 constexpr int64_t ttl = 60000;
+constexpr int64_t grace = 5000;  // entity_settings::slot_grace, shortened
 
 struct world {
   user::state user;
@@ -24,6 +25,7 @@ struct world {
   order::state order;
   int64_t now = 1000;
   std::vector<std::string> journal;  // the order's encoded events, as persisted
+  user::reservation_caps caps;       // unlimited unless a test sets them
 
   world() {
     user.user_id = "u1";
@@ -69,7 +71,8 @@ struct world {
     const std::string& oid = order.order_id;
     switch (order::next_step(order)) {
       case phase::reserving: {
-        if (failure f = call(user, [&](auto& u) { return user::link_order(u, oid); });
+        if (failure f = call(
+                user, [&](auto& u) { return user::link_order(u, oid, now, now + ttl + grace); });
             f.code != errc::none) {
           return f;
         }
@@ -84,6 +87,7 @@ struct world {
       }
       case phase::rejecting:
       case phase::releasing:
+        REQUIRE(call(user, [&](auto& u) { return user::close_slot(u, oid); }).code == errc::none);
         for (const order_item& item : order.items) {
           REQUIRE(call(stock.at(item.product_id), [&](auto& i) {
                     return inventory::release(i, oid);
@@ -93,6 +97,7 @@ struct world {
       case phase::debiting:
         return call(user, [&](auto& u) { return user::debit(u, oid, order.total_cents); });
       case phase::committing:
+        REQUIRE(call(user, [&](auto& u) { return user::close_slot(u, oid); }).code == errc::none);
         for (const order_item& item : order.items) {
           REQUIRE(call(stock.at(item.product_id), [&](auto& i) {
                     return inventory::commit(i, oid);
@@ -144,6 +149,20 @@ struct world {
     const auto d = order::place(order, "u1", items, ++now);
     if (!d.ok()) {
       return d.error;
+    }
+    // The order actor claims a slot under the user's caps before it writes anything.
+    int64_t units = 0;
+    for (const order_item& item : items) {
+      units += item.quantity;
+    }
+    // An unknown user has no caps: the saga's link step rejects the order, as the actor does.
+    if (failure f = call(user,
+                         [&](auto& u) {
+                           return user::claim_slot(u, order.order_id, units, caps, now,
+                                                   now + grace);
+                         });
+        f.code != errc::none && f.code != errc::not_found) {
+      return f;
     }
     for (const auto& e : d.events) {
       record(e);
@@ -366,4 +385,113 @@ TEST_CASE("saga: another user cannot place, pay, cancel or read", "[domain][saga
   CHECK(refused(order::cancel(w.order, as_user("u2"), "", w.now), errc::not_found));
   CHECK(order::check_read(w.order, as_user("u2")).code == errc::not_found);
   CHECK(order::check_read(w.order, as_user("u1")).code == errc::none);
+}
+
+namespace {
+
+/// Makes `id` the world's current order, keeping the one it replaces (the world drives one order
+/// at a time; the caps are about several).
+void switch_to(world& w, std::map<std::string, order::state>& kept, const std::string& id) {
+  kept[w.order.order_id] = w.order;
+  if (auto it = kept.find(id); it != kept.end()) {
+    w.order = it->second;
+  } else {
+    w.order = order::state{};
+    w.order.order_id = id;
+  }
+  w.journal.clear();
+}
+
+int64_t open_orders(const world& w) {
+  return user::open_usage(w.user, w.now).orders;
+}
+
+}  // namespace
+
+TEST_CASE("saga: the count cap holds until an order is paid or cancelled or expired or rejected",
+          "[domain][saga][caps]") {
+  world w;
+  w.caps = {2, 0};
+  w.add_product("p1", 100, 100);
+  w.add_product("few", 100, 1);
+  w.deposit("d1", 100000);
+  std::map<std::string, order::state> kept;
+
+  REQUIRE(w.place(as_user("u1"), {{"p1", 1, 0}}).code == errc::none);
+  switch_to(w, kept, "o2");
+  REQUIRE(w.place(as_user("u1"), {{"p1", 1, 0}}).code == errc::none);
+  CHECK(open_orders(w) == 2);
+  // A retried place of an order already counted answers it as it is and counts nothing more.
+  CHECK(order::check_place(w.order, as_user("u1"), "u1", {{"p1", 1, 0}}).code == errc::none);
+  CHECK(open_orders(w) == 2);
+
+  // Over the cap: refused before anything is written; no stock held for it.
+  switch_to(w, kept, "o3");
+  CHECK(w.place(as_user("u1"), {{"p1", 1, 0}}).code == errc::limit_exceeded);
+  CHECK(w.order.status == order_status::none);
+  CHECK(w.journal.empty());
+  CHECK(inventory::view(w.stock.at("p1")).reserved == 2);
+  CHECK(open_orders(w) == 2);
+
+  // Paying o1 frees its slot.
+  switch_to(w, kept, "o1");
+  REQUIRE(w.pay().code == errc::none);
+  CHECK(w.order.status == order_status::paid);
+  CHECK(open_orders(w) == 1);
+  switch_to(w, kept, "o3");
+  REQUIRE(w.place(as_user("u1"), {{"p1", 1, 0}}).code == errc::none);
+  CHECK(open_orders(w) == 2);
+
+  // Cancelling o2 frees its slot.
+  switch_to(w, kept, "o2");
+  REQUIRE(w.cancel("").code == errc::none);
+  CHECK(open_orders(w) == 1);
+
+  // A rejected order (out of stock) frees the slot it claimed.
+  switch_to(w, kept, "o4");
+  REQUIRE(w.place(as_user("u1"), {{"few", 5, 0}}).code == errc::none);
+  CHECK(w.order.status == order_status::rejected);
+  CHECK(open_orders(w) == 1);
+
+  // The expiry of o3 frees its slot.
+  switch_to(w, kept, "o3");
+  w.now = w.order.expires_at;
+  const auto d = order::expire(w.order, w.now);
+  REQUIRE(d.events.size() == 1);
+  w.record(d.events[0]);
+  w.settle();
+  CHECK(w.order.status == order_status::cancelled);
+  CHECK(open_orders(w) == 0);
+  CHECK(w.user.open_slots.empty());
+}
+
+TEST_CASE("saga: the units cap counts every open order's quantity", "[domain][saga][caps]") {
+  world w;
+  w.caps = {0, 5};
+  w.add_product("p1", 100, 100);
+  w.add_product("p2", 100, 100);
+  w.deposit("d1", 100000);
+  std::map<std::string, order::state> kept;
+  REQUIRE(w.place(as_user("u1"), {{"p1", 2, 0}, {"p2", 1, 0}}).code == errc::none);
+  switch_to(w, kept, "o2");
+  CHECK(w.place(as_user("u1"), {{"p1", 3, 0}}).code == errc::limit_exceeded);
+  CHECK(inventory::view(w.stock.at("p1")).reserved == 2);
+  REQUIRE(w.place(as_user("u1"), {{"p1", 2, 0}}).code == errc::none);
+  CHECK(user::open_usage(w.user, w.now).units == 5);
+  // One order above the cap by itself can never be placed.
+  switch_to(w, kept, "o3");
+  CHECK(w.place(as_user("u1"), {{"p2", 6, 0}}).code == errc::limit_exceeded);
+}
+
+TEST_CASE("saga: the slot lasts as long as the reservation", "[domain][saga][caps]") {
+  world w;
+  w.caps = {1, 0};
+  w.add_product("p1", 100, 10);
+  REQUIRE(w.place(as_user("u1"), {{"p1", 1, 0}}).code == errc::none);
+  // The link at the reserving step moved the slot's deadline past the reservation's lapse.
+  const auto& slot = w.user.open_slots.at("o1");
+  CHECK(slot.until_ms >= w.order.expires_at);
+  CHECK(slot.until_ms <= w.order.expires_at + grace);
+  // Long after the claim's own grace, the reservation still counts.
+  CHECK(user::open_usage(w.user, w.order.expires_at - 1).orders == 1);
 }

@@ -28,14 +28,24 @@ inline bool operator==(const refunded& a, const refunded& b) {
 inline bool operator==(const order_linked& a, const order_linked& b) {
   return a.order_id == b.order_id;
 }
+inline bool operator==(const slot_opened& a, const slot_opened& b) {
+  return std::tie(a.order_id, a.units, a.until_ms, a.at_ms) ==
+         std::tie(b.order_id, b.units, b.until_ms, b.at_ms);
+}
+inline bool operator==(const slot_closed& a, const slot_closed& b) {
+  return a.order_id == b.order_id;
+}
+inline bool operator==(const open_slot& a, const open_slot& b) {
+  return a.units == b.units && a.until_ms == b.until_ms;
+}
 inline bool operator==(const payment& a, const payment& b) {
   return a.amount_cents == b.amount_cents && a.refunded == b.refunded;
 }
 inline bool operator==(const state& a, const state& b) {
   return std::tie(a.user_id, a.exists, a.name, a.password_hash, a.created_at, a.balance_cents,
-                  a.deposits, a.payments,
-                  a.orders) == std::tie(b.user_id, b.exists, b.name, b.password_hash, b.created_at,
-                                        b.balance_cents, b.deposits, b.payments, b.orders);
+                  a.deposits, a.payments, a.orders, a.open_slots) ==
+         std::tie(b.user_id, b.exists, b.name, b.password_hash, b.created_at, b.balance_cents,
+                  b.deposits, b.payments, b.orders, b.open_slots);
 }
 }  // namespace ordermesh::domain::user
 

@@ -74,11 +74,27 @@ TEST_CASE("user: deposit by the owner or the admin", "[domain][user]") {
   CHECK(refused(user::deposit(s, anonymous(), "r3", 1), errc::forbidden));
 }
 
-TEST_CASE("user: deposit to a missing user is not_found, even for another user", "[domain][user]") {
+TEST_CASE("user: deposit to a missing user is not_found for itself and the admin",
+          "[domain][user]") {
   const user::state s = fresh();
   CHECK(refused(user::deposit(s, as_user("u1"), "r1", 1), errc::not_found));
-  CHECK(refused(user::deposit(s, as_user("u2"), "r1", 1), errc::not_found));
   CHECK(refused(user::deposit(s, admin(), "r1", 1), errc::not_found));
+}
+
+TEST_CASE("user: another user's id answers the same whether it exists or not", "[domain][user]") {
+  // Issue 13: forbidden vs not_found told which user ids exist.
+  const user::state missing = fresh();
+  const user::state existing = registered_with(5);
+  const auto d1 = user::deposit(missing, as_user("u2"), "r1", 1);
+  const auto d2 = user::deposit(existing, as_user("u2"), "r1", 1);
+  CHECK(refused(d1, errc::forbidden));
+  CHECK(refused(d2, errc::forbidden));
+  CHECK(d1.error.message == d2.error.message);
+  const failure r1 = user::check_read(missing, as_user("u2"));
+  const failure r2 = user::check_read(existing, as_user("u2"));
+  CHECK(r1.code == errc::forbidden);
+  CHECK(r2.code == errc::forbidden);
+  CHECK(r1.message == r2.message);
 }
 
 TEST_CASE("user: deposit amount and request id are validated", "[domain][user]") {
@@ -169,12 +185,13 @@ TEST_CASE("user: refund of an unknown order or missing user is a no-op", "[domai
 
 TEST_CASE("user: link_order records placements once, in order", "[domain][user]") {
   user::state s = registered_with(0);
-  apply_all(s, user::link_order(s, "o2"));
-  apply_all(s, user::link_order(s, "o1"));
-  CHECK(no_op(user::link_order(s, "o2")));
+  apply_all(s, user::link_order(s, "o2", 10, 100));
+  apply_all(s, user::link_order(s, "o1", 10, 100));
+  CHECK(no_op(user::link_order(s, "o2", 10, 100)));
   CHECK(s.orders == std::vector<std::string>{"o2", "o1"});
-  CHECK(refused(user::link_order(fresh(), "o1"), errc::not_found));
-  CHECK(refused(user::link_order(s, ""), errc::bad_request));
+  CHECK(s.open_slots.empty());  // no slot was claimed: linking opens none
+  CHECK(refused(user::link_order(fresh(), "o1", 10, 100), errc::not_found));
+  CHECK(refused(user::link_order(s, "", 10, 100), errc::bad_request));
 }
 
 TEST_CASE("user: check_read and view", "[domain][user]") {
@@ -185,6 +202,7 @@ TEST_CASE("user: check_read and view", "[domain][user]") {
   CHECK(user::check_read(s, anonymous()).code == errc::forbidden);
   CHECK(user::check_read(fresh(), admin()).code == errc::not_found);
   CHECK(user::check_read(fresh(), as_user("u1")).code == errc::not_found);
+  CHECK(user::check_read(fresh(), as_user("u2")).code == errc::forbidden);
   const user_view v = user::view(s);
   CHECK(v.user_id == "u1");
   CHECK(v.name == "Ann");

@@ -78,6 +78,9 @@ def test_bad_flags_exit_2():
                                                          max_connections_per_address="8")),
             ("zero --max-connections-per-address", argv(max_connections_per_address="0")),
             ("tiny --max-unsent-bytes", argv(max_unsent_bytes="100")),
+            ("negative --max-open-orders-per-user", argv(max_open_orders_per_user="-1")),
+            ("--max-reserved-units-per-user not a number",
+             argv(max_reserved_units_per_user="lots")),
             ("negative --max-unsent-bytes", argv(max_unsent_bytes="-1")),
         ]
         bad = []
