@@ -76,7 +76,8 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
                                                "address for node-to-node traffic")(
       "cluster-port", po::value(&cluster_port), "node-to-node port (default 7500)")(
       "etcd", po::value(&c.etcd),
-      "http://host:port,... of etcd: membership and shards decided there (empty: no etcd)")(
+      "http://host:port,... or https://host:port,... of etcd: membership and shards decided "
+      "there (empty: no etcd); https needs --tls-cert, --tls-key and --tls-ca")(
       "cluster", po::value(&c.cluster_name), "cluster name, etcd keys under /ordermesh/NAME/")(
       "lease-ttl", po::value(&lease_ttl),
       "membership lease in etcd; a node that cannot renew it stops serving sooner (3s)")(
@@ -144,7 +145,11 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
       "acknowledge deposits without writing them (fault injection only: tests the checker)")(
       "handoff-chunk-bytes", po::value(&c.handoff_chunk_bytes), "bytes per handoff chunk")(
       "handoff-chunk-delay", po::value(&handoff_chunk_delay),
-      "pause between handoff chunks (fault injection only)");
+      "pause between handoff chunks (fault injection only)")(
+      "tls-cert", po::value(&c.tls_cert),
+      "PEM file: this node's certificate (chain), from the cluster's CA")(
+      "tls-key", po::value(&c.tls_key), "PEM file: the private key of --tls-cert (mode 0600)")(
+      "tls-ca", po::value(&c.tls_ca), "PEM file: the cluster's CA, the only one trusted");
   auto fail = [&](const std::string& why) -> std::optional<node_config> {
     std::cerr << "orderd: " << why << "\n(try --help)\n";
     *exit_code = 2;

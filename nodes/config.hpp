@@ -61,6 +61,10 @@ struct node_config {
   size_t handoff_chunk_bytes = 256 * 1024;
   std::chrono::milliseconds handoff_chunk_delay{0};  // fault injection only
   actors::entity_settings entities;
+  /// PEM files: this node's certificate and key, and the cluster's CA (--tls-cert, --tls-key,
+  /// --tls-ca). With https:// --etcd URLs all three are required: orderd verifies etcd's
+  /// certificate against the CA and presents its own (etcd's --client-cert-auth).
+  std::string tls_cert, tls_key, tls_ca;
 };
 
 /// Parses argv. On --help prints usage and returns nullopt with *exit_code 0; on a bad flag

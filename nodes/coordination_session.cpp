@@ -39,6 +39,23 @@ std::unique_ptr<co::session> open_etcd(persistence::storage_engine& storage, con
     return nullptr;
   }
   co::etcd_session_config ecfg;
+  if (!endpoints->empty() && endpoints->front().tls) {
+    // etcd runs with --client-cert-auth: without a certificate of our own nothing would work,
+    // and without the CA we could not tell etcd from anyone listening on its port.
+    if (cfg.tls_cert.empty() || cfg.tls_key.empty() || cfg.tls_ca.empty()) {
+      *why = "--etcd " + cfg.etcd +
+             " is https: give --tls-cert, --tls-key and --tls-ca (this node's certificate and "
+             "key, and the CA that signed etcd's certificate)";
+      return nullptr;
+    }
+    ecfg.client.tls = etcd::tls_files{cfg.tls_ca, cfg.tls_cert, cfg.tls_key};
+  }
+  // Unreadable or mismatched files are a start-up error, not a stream of failed calls later.
+  const etcd::error bad = etcd::check_client_config(*endpoints, ecfg.client);
+  if (bad.code != etcd::errc::none) {
+    *why = "--etcd: " + bad.message;
+    return nullptr;
+  }
   ecfg.endpoints = std::move(endpoints.value());
   ecfg.cluster = cfg.cluster_name;
   return co::make_etcd_session(std::move(ecfg));

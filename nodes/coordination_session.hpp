@@ -13,8 +13,9 @@ class storage_engine;
 
 namespace ordermesh::node {
 
-/// The session, or nullptr and why: bad --etcd endpoints, or a disk a node alone must not
-/// serve from (an etcd member's, or one node's part of a multi-node cluster). Never blocks on
+/// The session, or nullptr and why: bad --etcd endpoints, https ones without usable --tls-cert,
+/// --tls-key and --tls-ca (checked here: readable, PEM, key matching), or a disk a node alone must
+/// not serve from (an etcd member's, or one node's part of a multi-node cluster). Never blocks on
 /// the network (an etcd session connects on first use).
 std::unique_ptr<cluster::coordination::session> open_coordination(
     persistence::storage_engine& storage, const node_config& cfg, std::string* why);

@@ -5,20 +5,40 @@
 #include <utility>
 
 #include "cluster/etcd/etcd_codec.hpp"
+#include "cluster/etcd/etcd_tls.hpp"
 #include "cluster/etcd/etcd_transport.hpp"
 
 namespace ordermesh::etcd {
 
+namespace {
+
+/// The TLS context, or null with *why set (so that the constructor itself never fails).
+std::shared_ptr<tls_context> load_context(const std::vector<endpoint>& endpoints,
+                                          const client_options& options, error* why) {
+  auto ctx = context_for(endpoints, options);
+  if (!ctx) {
+    *why = ctx.err();
+    return nullptr;
+  }
+  return std::move(ctx.value());
+}
+
+}  // namespace
+
 client::client(std::vector<endpoint> endpoints, client_options options)
     : endpoints_(std::move(endpoints)),
-      options_(options),
-      transport_(std::make_unique<http_transport>(endpoints_, options_)) {}
+      options_(std::move(options)),
+      tls_(load_context(endpoints_, options_, &config_error_)),
+      transport_(std::make_unique<http_transport>(endpoints_, options_, tls_)) {}
 
 client::~client() = default;
 
 template <class T, class Encode, class Decode>
 result<T> client::call(const char* target, Encode&& encode, deadline by, bool idempotent,
                        Decode&& decode) {
+  if (config_error_.code != errc::none) {
+    return config_error_;
+  }
   // The public API's boundary: whatever throws below (only bad_alloc is expected) stops here.
   try {
     const std::string body = encode();
@@ -84,12 +104,15 @@ result<int64_t> client::compact(int64_t revision, deadline by) {
 }
 
 result<std::unique_ptr<watch_stream>> client::watch(const watch_request& r, deadline by) {
+  if (config_error_.code != errc::none) {
+    return config_error_;
+  }
   std::size_t first = 0;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     first = transport_->preferred();
   }
-  return watch_stream::open(endpoints_, first, r, options_, by);
+  return watch_stream::open(endpoints_, first, r, options_, tls_, by);
 }
 
 }  // namespace ordermesh::etcd

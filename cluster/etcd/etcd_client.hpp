@@ -22,6 +22,7 @@
 namespace ordermesh::etcd {
 
 class http_transport;
+struct tls_context;
 
 /// Thread-safe, but calls are serialized over one connection: a thread that must not wait behind
 /// another (e.g. lease renewal) gets its own client.
@@ -38,7 +39,9 @@ class http_transport;
 class client {
  public:
   /// A client of the etcd members at `endpoints`, tried in order from the one that answered
-  /// last. Connects on first use: constructing never blocks or fails.
+  /// last; https endpoints are reached over TLS with options.tls. Connects on first use:
+  /// constructing never blocks or fails. It reads the TLS files, though, and when they or the
+  /// endpoints are unusable (check_client_config) every call fails with invalid_argument.
   explicit client(std::vector<endpoint> endpoints, client_options options = {});
   ~client();
   client(const client&) = delete;
@@ -93,7 +96,9 @@ class client {
 
   const std::vector<endpoint> endpoints_;
   const client_options options_;
-  std::mutex mutex_;  // serializes calls on transport_
+  error config_error_;                // errc::none unless the configuration is unusable
+  std::shared_ptr<tls_context> tls_;  // null for http endpoints
+  std::mutex mutex_;                  // serializes calls on transport_
   std::unique_ptr<http_transport> transport_;
 };
 

@@ -6,7 +6,7 @@ namespace ordermesh::etcd {
 
 std::string endpoint::url() const {
   const bool v6 = host.find(':') != std::string::npos;
-  std::string s = "http://";
+  std::string s = tls ? "https://" : "http://";
   s += v6 ? "[" + host + "]" : host;
   s += ':';
   s += std::to_string(port);
@@ -30,19 +30,21 @@ error bad(std::string_view entry, std::string_view why) {
   m += entry;
   m += "': ";
   m += why;
-  m += " (expected http://host:port)";
+  m += " (expected http://host:port or https://host:port)";
   return error{errc::invalid_argument, std::move(m)};
 }
 
 result<endpoint> parse_one(std::string_view entry) {
-  constexpr std::string_view scheme = "http://";
+  constexpr std::string_view plain = "http://";
+  constexpr std::string_view secure = "https://";
   if (entry.empty()) {
     return bad(entry, "empty entry");
   }
-  if (entry.substr(0, scheme.size()) != scheme) {
-    return bad(entry, "only http:// is supported");
+  const bool tls = entry.substr(0, secure.size()) == secure;
+  if (!tls && entry.substr(0, plain.size()) != plain) {
+    return bad(entry, "only http:// and https:// are supported");
   }
-  std::string_view rest = entry.substr(scheme.size());
+  std::string_view rest = entry.substr(tls ? secure.size() : plain.size());
   if (!rest.empty() && rest.back() == '/') {
     rest.remove_suffix(1);
   }
@@ -78,7 +80,7 @@ result<endpoint> parse_one(std::string_view entry) {
   if (port.empty() || ec != std::errc{} || ptr != end || value == 0 || value > 65535) {
     return bad(entry, "bad port");
   }
-  return endpoint{std::string(host), static_cast<uint16_t>(value)};
+  return endpoint{std::string(host), static_cast<uint16_t>(value), tls};
 }
 
 }  // namespace
@@ -92,6 +94,9 @@ result<std::vector<endpoint>> parse_endpoints(std::string_view csv) {
     auto parsed = parse_one(entry);
     if (!parsed) {
       return parsed.err();
+    }
+    if (!out.empty() && out.front().tls != parsed->tls) {
+      return bad(entry, "http and https endpoints mixed: use one scheme for every endpoint");
     }
     out.push_back(std::move(*parsed));
     if (comma == std::string_view::npos) {

@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <cerrno>
 
-#include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/beast/http.hpp>
 
 namespace ordermesh::etcd {
@@ -15,30 +15,6 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
-
-boost::system::error_code connect_stream(asio::io_context& io, beast::tcp_stream& stream,
-                                         const endpoint& ep, deadline by) {
-  boost::system::error_code ec;
-  std::vector<tcp::endpoint> targets;
-  const auto address = asio::ip::make_address(ep.host, ec);
-  if (!ec) {
-    targets.emplace_back(address, ep.port);
-  } else {
-    tcp::resolver resolver(io);
-    const auto found = resolver.resolve(ep.host, std::to_string(ep.port), ec);
-    if (ec) {
-      return ec;
-    }
-    for (const auto& entry : found) {
-      targets.push_back(entry.endpoint());
-    }
-  }
-  if (clock::now() >= by) {
-    return beast::error::timeout;
-  }
-  stream.expires_at(by);
-  return run_until_done(io, [&](auto handler) { stream.async_connect(targets, handler); });
-}
 
 std::string host_header(const endpoint& ep) {
   const bool v6 = ep.host.find(':') != std::string::npos;
@@ -64,11 +40,18 @@ error transport_error(const boost::system::error_code& ec, std::string_view cont
   if (ec.category() == make_error_code(http::error::end_of_stream).category()) {
     return error{errc::bad_response, std::move(message)};
   }
+  // A TLS alert or failure (etcd refusing our certificate arrives on the first read with TLS
+  // 1.3): the member is not usable by this client, which another member may well be.
+  if (ec.category() == asio::error::get_ssl_category() ||
+      ec.category() == asio::ssl::error::get_stream_category()) {
+    return error{errc::unavailable, "tls " + message};
+  }
   return error{errc::unavailable, std::move(message)};
 }
 
-http_transport::http_transport(std::vector<endpoint> endpoints, client_options options)
-    : endpoints_(std::move(endpoints)), options_(options) {}
+http_transport::http_transport(std::vector<endpoint> endpoints, client_options options,
+                               std::shared_ptr<tls_context> tls)
+    : endpoints_(std::move(endpoints)), options_(std::move(options)), tls_(std::move(tls)) {}
 
 http_transport::~http_transport() {
   disconnect();
@@ -76,8 +59,6 @@ http_transport::~http_transport() {
 
 void http_transport::disconnect() {
   if (stream_) {
-    boost::system::error_code ignored;
-    stream_->socket().shutdown(tcp::socket::shutdown_both, ignored);
     stream_->close();
     stream_.reset();
   }
@@ -85,14 +66,16 @@ void http_transport::disconnect() {
 }
 
 bool http_transport::usable(std::size_t index) {
-  if (!stream_ || connected_ != index || !stream_->socket().is_open()) {
+  if (!stream_ || connected_ != index || !stream_->tcp().socket().is_open()) {
     return false;
   }
   // An idle keep-alive connection may have been closed by etcd (a restart, an idle timeout).
   // Peeking tells that before sending, so a request is never re-sent for that reason. Bytes
-  // waiting on an idle connection mean it is out of step: drop it too.
+  // waiting on an idle connection mean it is out of step, or, with TLS, a close_notify alert:
+  // drop it too.
   char probe = 0;
-  const auto n = ::recv(stream_->socket().native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+  const auto n =
+      ::recv(stream_->tcp().socket().native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
     return true;
   }
@@ -109,20 +92,23 @@ result<http_reply> http_transport::exchange(std::string_view target, const std::
   req.body() = body;
   req.prepare_payload();
 
-  stream_->expires_at(by);
-  auto ec = run_until_done(io_, [&](auto handler) { http::async_write(*stream_, req, handler); });
+  stream_->tcp().expires_at(by);
+  auto ec = run_until_done(io_, [&](auto handler) {
+    stream_->with([&](auto& s) { http::async_write(s, req, handler); });
+  });
   if (ec) {
     return transport_error(ec, "send");
   }
   http::response_parser<http::string_body> parser;
   parser.body_limit(options_.max_response_bytes);
-  stream_->expires_at(by);
-  ec = run_until_done(io_,
-                      [&](auto handler) { http::async_read(*stream_, buffer_, parser, handler); });
+  stream_->tcp().expires_at(by);
+  ec = run_until_done(io_, [&](auto handler) {
+    stream_->with([&](auto& s) { http::async_read(s, buffer_, parser, handler); });
+  });
   if (ec) {
     return transport_error(ec, "receive");
   }
-  stream_->expires_never();
+  stream_->tcp().expires_never();
   auto& res = parser.get();
   http_reply reply{res.result_int(), std::move(res.body())};
   if (!res.keep_alive()) {
@@ -155,12 +141,12 @@ result<http_reply> http_transport::post(std::string_view target, const std::stri
     }
     if (!usable(index)) {
       disconnect();
-      stream_.emplace(io_);
-      const deadline connect_by = std::min<deadline>(by, clock::now() + options_.connect_timeout);
-      const auto ec = connect_stream(io_, *stream_, endpoints_[index], connect_by);
-      if (ec) {
+      stream_.emplace(io_, tls_);
+      const std::string failed =
+          stream_->connect(io_, endpoints_[index], by, options_.connect_timeout);
+      if (!failed.empty()) {
         disconnect();
-        note(index, "connect: " + ec.message());
+        note(index, failed);
         if (clock::now() >= by) {
           return error{errc::timeout, "deadline passed; " + failures};
         }

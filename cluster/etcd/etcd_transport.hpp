@@ -1,9 +1,11 @@
 #pragma once
-// HTTP/1.1 POSTs to etcd's JSON gateway: a deadline on every call, failover across endpoints,
-// one keep-alive connection. Calls block: each runs Beast's async operations on a private
-// io_context until they finish or the deadline passes, because tcp_stream's timeouts work only
-// for async operations. Internal to the etcd library (its header pulls in Asio and Beast).
+// HTTP/1.1 POSTs to etcd's JSON gateway, over TLS for https:// endpoints: a deadline on every
+// call, failover across endpoints, one keep-alive connection. Calls block: each runs Beast's
+// async operations on a private io_context until they finish or the deadline passes, because
+// tcp_stream's timeouts work only for async operations. Internal to the etcd library (its
+// header pulls in Asio, Beast and Asio's SSL).
 #include <cstddef>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -11,10 +13,11 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 
 #include "cluster/etcd/etcd_config.hpp"
 #include "cluster/etcd/etcd_error.hpp"
+#include "cluster/etcd/etcd_stream.hpp"
+#include "cluster/etcd/etcd_tls.hpp"
 #include "cluster/etcd/etcd_types.hpp"
 
 namespace ordermesh::etcd {
@@ -31,18 +34,12 @@ boost::system::error_code run_until_done(boost::asio::io_context& io, Start&& st
   return result;
 }
 
-/// Connects `stream` (closed) to `ep` by `by`. An IP address connects directly; a host name is
-/// resolved with getaddrinfo first, which has no deadline of its own (use addresses where that
-/// matters). Returns the connect error, beast::error::timeout when `by` passed.
-boost::system::error_code connect_stream(boost::asio::io_context& io,
-                                         boost::beast::tcp_stream& stream, const endpoint& ep,
-                                         deadline by);
-
 /// The value of a Host header for `ep`.
 std::string host_header(const endpoint& ep);
 
-/// The error for a failed socket or HTTP operation: timeout, too_large, bad_response (a
-/// malformed HTTP answer) or unavailable (refused, reset, closed).
+/// The error for a failed socket, TLS or HTTP operation: timeout, too_large, bad_response (a
+/// malformed HTTP answer) or unavailable (refused, reset, closed, a TLS alert such as etcd
+/// refusing a client without a certificate).
 error transport_error(const boost::system::error_code& ec, std::string_view context);
 
 /// One etcd answer that arrived whole: the HTTP status and the body.
@@ -54,14 +51,17 @@ struct http_reply {
 /// Not thread-safe: one caller at a time (client serializes its calls).
 class http_transport {
  public:
-  http_transport(std::vector<endpoint> endpoints, client_options options);
+  /// `tls` is the context for https endpoints (context_for), null for http ones.
+  http_transport(std::vector<endpoint> endpoints, client_options options,
+                 std::shared_ptr<tls_context> tls);
   ~http_transport();
   http_transport(const http_transport&) = delete;
   http_transport& operator=(const http_transport&) = delete;
 
   /// POSTs `body` to `target` (e.g. "/v3/kv/range") and returns the answer, whatever its status,
   /// or an error:
-  /// - unavailable: no endpoint connected, or the connection broke (messages say per endpoint);
+  /// - unavailable: no endpoint connected (refused, TLS handshake failed), or the connection
+  ///   broke (messages say per endpoint);
   /// - timeout: `by` passed;
   /// - too_large: the body exceeded max_response_bytes;
   /// - bad_response: the answer was not HTTP/1.1.
@@ -84,9 +84,10 @@ class http_transport {
 
   std::vector<endpoint> endpoints_;
   client_options options_;
+  std::shared_ptr<tls_context> tls_;
   std::size_t preferred_ = 0;
   boost::asio::io_context io_;  // before stream_: destroyed after it
-  std::optional<boost::beast::tcp_stream> stream_;
+  std::optional<etcd_stream> stream_;
   std::size_t connected_ = 0;  // the endpoint stream_ is connected to, when it is set
   boost::beast::flat_buffer buffer_;
 };

@@ -13,6 +13,7 @@
 
 #include "cluster/etcd/etcd_codec.hpp"
 #include "cluster/etcd/etcd_line_buffer.hpp"
+#include "cluster/etcd/etcd_stream.hpp"
 #include "cluster/etcd/etcd_transport.hpp"
 
 namespace ordermesh::etcd {
@@ -35,13 +36,14 @@ error closed_error() {
 }  // namespace
 
 struct watch_stream::impl {
-  explicit impl(const client_options& options) : stream(io), lines(options.max_watch_line_bytes) {
+  impl(const client_options& options, std::shared_ptr<tls_context> tls)
+      : stream(io, std::move(tls)), lines(options.max_watch_line_bytes) {
     // The stream is endless: the bound is on each line (line_buffer), not on the body.
     parser.body_limit(boost::none);
   }
 
   asio::io_context io;  // first: destroyed last, after everything that refers to it
-  beast::tcp_stream stream;
+  etcd_stream stream;
   beast::flat_buffer buffer;
   http::response_parser<http::buffer_body> parser;
   std::array<char, read_chunk_bytes> chunk{};
@@ -57,8 +59,10 @@ struct watch_stream::impl {
     body.size = chunk.size();
     body.more = true;
     reading = true;
-    http::async_read_some(stream, buffer, parser,
-                          [this](boost::system::error_code ec, std::size_t) { on_read(ec); });
+    stream.with([this](auto& s) {
+      http::async_read_some(s, buffer, parser,
+                            [this](boost::system::error_code ec, std::size_t) { on_read(ec); });
+    });
   }
 
   void on_read(boost::system::error_code ec) {
@@ -79,8 +83,9 @@ struct watch_stream::impl {
       auto& b = parser.get().body();
       b.data = chunk.data();
       b.size = chunk.size();
-      const auto ec = run_until_done(
-          io, [&](auto handler) { http::async_read_some(stream, buffer, parser, handler); });
+      const auto ec = run_until_done(io, [&](auto handler) {
+        stream.with([&](auto& s) { http::async_read_some(s, buffer, parser, handler); });
+      });
       body.append(chunk.data(), chunk.size() - parser.get().body().size);
       if ((ec && ec != http::error::need_buffer) || body.size() > max_error_body_bytes) {
         break;
@@ -89,11 +94,7 @@ struct watch_stream::impl {
     return body;
   }
 
-  void shut() {
-    boost::system::error_code ignored;
-    stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    stream.close();
-  }
+  void shut() { stream.close(); }
 };
 
 watch_stream::watch_stream(std::unique_ptr<impl> state) : impl_(std::move(state)) {}
@@ -112,6 +113,7 @@ watch_stream::~watch_stream() {
 result<std::unique_ptr<watch_stream>> watch_stream::open(const std::vector<endpoint>& endpoints,
                                                          std::size_t first, const watch_request& r,
                                                          const client_options& options,
+                                                         std::shared_ptr<tls_context> tls,
                                                          deadline by) {
   try {
     const std::size_t n = endpoints.size();
@@ -131,11 +133,14 @@ result<std::unique_ptr<watch_stream>> watch_stream::open(const std::vector<endpo
       if (clock::now() >= by) {
         return timed_out();
       }
-      auto s = std::make_unique<impl>(options);
-      const deadline connect_by = std::min<deadline>(by, clock::now() + options.connect_timeout);
-      auto ec = connect_stream(s->io, s->stream, ep, connect_by);
-      if (ec) {
-        note(ep, "connect: " + ec.message());
+      if (ep.tls != static_cast<bool>(tls)) {
+        return error{errc::invalid_argument,
+                     "watch: " + ep.url() + (tls ? " is not https" : " needs a TLS context")};
+      }
+      auto s = std::make_unique<impl>(options, tls);
+      const std::string failed = s->stream.connect(s->io, ep, by, options.connect_timeout);
+      if (!failed.empty()) {
+        note(ep, failed);
         continue;
       }
       http::request<http::string_body> req{http::verb::post, "/v3/watch", 11};
@@ -144,12 +149,15 @@ result<std::unique_ptr<watch_stream>> watch_stream::open(const std::vector<endpo
       req.keep_alive(true);
       req.body() = body;
       req.prepare_payload();
-      s->stream.expires_at(by);
-      ec = run_until_done(s->io, [&](auto handler) { http::async_write(s->stream, req, handler); });
+      s->stream.tcp().expires_at(by);
+      auto ec = run_until_done(s->io, [&](auto handler) {
+        s->stream.with([&](auto& st) { http::async_write(st, req, handler); });
+      });
       if (!ec) {
-        s->stream.expires_at(by);
+        s->stream.tcp().expires_at(by);
         ec = run_until_done(s->io, [&](auto handler) {
-          http::async_read_header(s->stream, s->buffer, s->parser, handler);
+          s->stream.with(
+              [&](auto& st) { http::async_read_header(st, s->buffer, s->parser, handler); });
         });
       }
       if (ec) {
@@ -170,7 +178,7 @@ result<std::unique_ptr<watch_stream>> watch_stream::open(const std::vector<endpo
         continue;
       }
       // From now on next() bounds each wait by its own deadline, without closing the stream.
-      s->stream.expires_never();
+      s->stream.tcp().expires_never();
       return std::unique_ptr<watch_stream>(new watch_stream(std::move(s)));
     }
     if (clock::now() >= by) {

@@ -12,17 +12,21 @@
 
 namespace ordermesh::etcd {
 
+struct tls_context;
+
 /// One reader thread calls next(); any thread may call close().
 class watch_stream {
  public:
-  /// Connects to `endpoints` (starting at index `first`, then the others in order), sends the
-  /// create request and waits for etcd's 200 header. Returns the open stream, or:
+  /// Connects to `endpoints` (starting at index `first`, then the others in order), over TLS
+  /// with `tls` for https endpoints (null for http ones), sends the create request and waits
+  /// for etcd's 200 header. Returns the open stream, or:
   /// - unavailable: no endpoint accepted the watch (the message says why for each);
   /// - timeout: `by` passed;
   /// - http_error / compacted / too_large / bad_response from etcd's answer.
   static result<std::unique_ptr<watch_stream>> open(const std::vector<endpoint>& endpoints,
                                                     std::size_t first, const watch_request& r,
-                                                    const client_options& options, deadline by);
+                                                    const client_options& options,
+                                                    std::shared_ptr<tls_context> tls, deadline by);
 
   ~watch_stream();
   watch_stream(const watch_stream&) = delete;

@@ -59,7 +59,7 @@ TEST_CASE("etcd codec endpoints parse and reject bad entries", "[etcd][codec]") 
   CHECK((*eps)[2].host == "::1");
   CHECK((*eps)[2].url() == "http://[::1]:2381");
   for (const char* bad :
-       {"", "127.0.0.1:2379", "https://h:1", "http://h", "http://h:0", "http://h:70000",
+       {"", "127.0.0.1:2379", "ftp://h:1", "https://h", "http://h", "http://h:0", "http://h:70000",
         "http://h:1/v3", "http://:1", "http://h:1,", "http://::1:2"}) {
     INFO(bad);
     auto r = parse_endpoints(bad);

@@ -51,7 +51,7 @@ uint16_t unused_port() {
   return port;
 }
 
-etcd_process::etcd_process() {
+etcd_process::etcd_process(std::optional<etcd_tls> tls) : tls_(std::move(tls)) {
   if (::access(etcd_binary, X_OK) != 0) {
     FAIL(etcd_binary << " is missing: these tests need a real etcd "
                         "(apt-get install -y etcd-server etcd-client)");
@@ -89,7 +89,7 @@ etcd_process::~etcd_process() {
 }
 
 std::string etcd_process::url() const {
-  return "http://127.0.0.1:" + std::to_string(client_port_);
+  return (tls_ ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(client_port_);
 }
 
 bool etcd_process::launch(std::string& why) {
@@ -113,6 +113,10 @@ bool etcd_process::launch(std::string& why) {
                                    "--unsafe-no-fsync",
                                    "--log-level",
                                    "error"};
+  if (tls_) {
+    args.insert(args.end(), {"--cert-file", tls_->cert_file, "--key-file", tls_->key_file,
+                             "--trusted-ca-file", tls_->ca_file, "--client-cert-auth"});
+  }
   std::vector<char*> argv;
   for (auto& a : args) {
     argv.push_back(a.data());
@@ -134,7 +138,13 @@ bool etcd_process::launch(std::string& why) {
   ::close(log_fd);
   pid_ = pid;
 
-  client probe({client_endpoint()});
+  client_options probe_options;
+  endpoint probe_at = client_endpoint();
+  if (tls_) {
+    probe_options.tls = tls_->probe;
+    probe_at.host = tls_->probe_host;
+  }
+  client probe({probe_at}, probe_options);
   const auto give_up = std::chrono::steady_clock::now() + start_bound;
   // Bounded by start_bound; each round waits at most about a second.
   while (std::chrono::steady_clock::now() < give_up) {
