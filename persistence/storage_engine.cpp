@@ -713,6 +713,16 @@ status storage_engine::fence_replica(uint16_t shard, uint64_t epoch) {
   return impl_->write_and_wait(std::move(w), /*bounded=*/false);
 }
 
+void storage_engine::fence_replica_async(uint16_t shard, uint64_t epoch, write_callback done) {
+  detail::pending_write w;
+  w.replica =
+      detail::replica_op{detail::replica_op::kind::fence, shard_delta{shard, epoch, 0, 0, {}}};
+  w.done = done;
+  status why;
+  if (!impl_->writer->submit(w, /*bounded=*/false, &why))
+    done(why);  // not queued (closed, failed): answered here, on the caller's thread
+}
+
 status storage_engine::reset_replica(uint16_t shard, uint64_t epoch, uint64_t position) {
   detail::pending_write w;
   w.replica = detail::replica_op{detail::replica_op::kind::reset,

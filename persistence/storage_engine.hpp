@@ -368,6 +368,12 @@ class storage_engine {
   /// (invalid) if this node owns the shard, for epoch 0 and shard 0xFFFF. Lower than the fence:
   /// ok, nothing changes. Never held, like apply_replicated.
   status fence_replica(uint16_t shard, uint64_t epoch);
+  /// fence_replica without waiting: queued (never refused for a full queue, like fence_replica)
+  /// in order with every other replica operation, so a delta submitted after it is checked
+  /// against the raised fence; `done` runs on the writer thread once it is synced (or refused)
+  /// and must not block. Many shards' fences then share one synced batch: a promotion of twenty
+  /// shards at once costs one fsync on each follower, not twenty in a row.
+  void fence_replica_async(uint16_t shard, uint64_t epoch, write_callback done);
   /// Follower, after a full copy (delete_shard, submit_import of every chunk of a shard_export,
   /// each import acknowledged): sets the position and its epoch to the export's, so that the
   /// primary's next delta (position + 1) applies. The fence becomes max(fence, epoch): a copy

@@ -15,6 +15,7 @@
 // the ISR of an idle shard.
 #include <algorithm>
 #include <deque>
+#include <set>
 
 #include <spdlog/logger.h>
 #include <caf/all.hpp>
@@ -78,8 +79,11 @@ struct led_shard {
   std::deque<read_waiter> reads;
 };
 
+struct prepare_round;
+
 struct leader_state {
   replication_context_ptr ctx;
+  std::vector<std::weak_ptr<prepare_round>> prepares;  // promotions waiting for tails
   replication_view_ptr view;
   std::map<uint16_t, led_shard> led;
   rep::commit_waiters waiters;
@@ -180,7 +184,7 @@ void sync_followers(leader_ptr self, led_shard& l) {
     auto f = s.view->followers.find(r);
     auto& link = l.followers[r];
     caf::actor actor = f != s.view->followers.end() ? f->second : caf::actor{};
-    if (link.actor && !actor)
+    if ((link.actor && !actor) || (!actor && s.view->unreachable.count(r)))
       l.log->connection_lost(r);  // it lags from now on: leaves the ISR without waiting
     if (actor != link.actor) {
       link = follower_link{};  // a new connection (or none): start from what it says
@@ -741,7 +745,10 @@ void propose(leader_ptr self, uint16_t shard, led_shard& l) {
 struct prepare_round {
   caf::typed_response_promise<bool> rp;
   uint16_t shard = 0;
-  size_t waiting = 0;
+  /// The in-sync replicas asked that have not answered: one whose connection is lost meanwhile
+  /// counts as answered with nothing (on_view), since a request to a dead peer only ends by its
+  /// timeout.
+  std::set<std::string> waiting;
   std::vector<std::vector<replica_delta>> tails;
 };
 using prepare_ptr = std::shared_ptr<prepare_round>;
@@ -795,9 +802,9 @@ caf::typed_response_promise<bool> prepare(leader_ptr self, uint16_t shard, uint6
     auto f = s.view->followers.find(m);
     if (m == me(self) || f == s.view->followers.end())
       continue;
-    ++round->waiting;
-    auto one_done = [self, round] {
-      if (--round->waiting == 0)
+    round->waiting.insert(m);
+    auto one_done = [self, round, m] {
+      if (round->waiting.erase(m) && round->waiting.empty())
         finish_prepare(self, round);
     };
     self->request(f->second, std::chrono::milliseconds(1500), replica_tail_atom::value, shard,
@@ -819,14 +826,38 @@ caf::typed_response_promise<bool> prepare(leader_ptr self, uint16_t shard, uint6
               one_done();
             });
   }
-  if (round->waiting == 0)
+  if (round->waiting.empty())
     finish_prepare(self, round);
+  else
+    s.prepares.push_back(round);
   return round->rp;
+}
+
+/// Promotions waiting on a replica whose connection is now lost go on without it.
+void prepares_without_unreachable(leader_ptr self) {
+  auto& s = self->state;
+  auto rounds = std::move(s.prepares);
+  s.prepares.clear();
+  for (auto& weak : rounds) {
+    auto round = weak.lock();
+    if (!round || round->waiting.empty())
+      continue;  // finished
+    for (const auto& node : s.view->unreachable) {
+      if (round->waiting.erase(node))
+        s.ctx->log->info("node={} shard {}: {} is unreachable; the promotion goes on without it",
+                         me(self), round->shard, node);
+    }
+    if (round->waiting.empty())
+      finish_prepare(self, round);
+    else
+      s.prepares.push_back(std::move(weak));
+  }
 }
 
 void on_view(leader_ptr self, replication_view_ptr view) {
   auto& s = self->state;
   s.view = std::move(view);
+  prepares_without_unreachable(self);
   if (!s.view->state)
     return;
   lead_owned(self);

@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,11 @@ namespace ordermesh::cluster::agent {
 struct replication_view {
   state_ptr state;
   std::map<std::string, caf::actor> followers;  // node id -> its replica follower
+  /// Peers whose cluster connection was lost and is not back: a shard this node starts to lead
+  /// with one of them in its ISR proposes it for removal at once, as on a loss while leading
+  /// (primary_log::connection_lost), instead of after the lag timeout. A peer never connected
+  /// yet (a node starting) is not in it.
+  std::set<std::string> unreachable;
   int64_t incarnation = 0;
 };
 using replication_view_ptr = std::shared_ptr<const replication_view>;

@@ -18,9 +18,12 @@ void publish_replication(self_ptr self) {
   auto view = std::make_shared<replication_view>();
   view->state = s.state;
   view->incarnation = s.cfg.disk;
-  for (const auto& [id, p] : s.peers)
+  for (const auto& [id, p] : s.peers) {
     if (p.agent && p.replica)
       view->followers.emplace(id, p.replica);
+    else if (!p.agent && p.down_since)
+      view->unreachable.insert(id);
+  }
   auto replicated = std::make_shared<std::vector<bool>>(s.cfg.shard_count, false);
   for (const auto& a : s.state->shards)
     if (a.shard < replicated->size())

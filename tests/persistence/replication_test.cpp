@@ -467,6 +467,39 @@ TEST_CASE("replication: a lower epoch is refused forever", "[persistence][replic
   CHECK(f->apply_replicated(delta(4, 5, 1, 0, "a")).kind() == status::code::invalid);
 }
 
+TEST_CASE("replication: fences queued without waiting hold like synced ones, in queue order",
+          "[persistence][replication]") {
+  temp_dir dir;
+  storage_options o = checked_options(dir);
+  {
+    auto f = open_engine(o);
+    REQUIRE(f->apply_replicated(delta(4, 2, 1, 0, "a")).is_ok());
+    // Many shards fenced at once (a promotion's pulls), then a deposed primary's delta of the
+    // old epoch queued right behind the fence: refused, though nobody waited for the fence.
+    std::vector<std::promise<status>> fenced(8);
+    for (uint16_t shard = 4; shard < 12; ++shard)
+      f->fence_replica_async(shard, 5, [&fenced, shard](const status& st) {
+        fenced[shard - 4].set_value(st);
+      });
+    std::promise<status> late;
+    REQUIRE(f->submit_replicated(delta(4, 2, 2, 1, "a"),
+                                 [&late](const status& st) { late.set_value(st); }));
+    for (auto& p : fenced)
+      CHECK(p.get_future().get().is_ok());
+    CHECK(late.get_future().get().kind() == status::code::invalid);
+    CHECK(f->replica(4).fence == 5);
+    CHECK(f->replica(11).fence == 5);
+    CHECK(f->replica_position(4) == 1);
+    // Refused like fence_replica: epoch 0, and a shard this node owns.
+    std::promise<status> zero;
+    f->fence_replica_async(6, 0, [&zero](const status& st) { zero.set_value(st); });
+    CHECK(zero.get_future().get().kind() == status::code::invalid);
+  }
+  auto f = open_engine(o);  // synced: the fences survive a restart
+  CHECK(f->replica(4).fence == 5);
+  CHECK(f->replica(11).fence == 5);
+}
+
 TEST_CASE("replication: forget_replica deletes a copy only below the fence",
           "[persistence][replication]") {
   temp_dir dir;
