@@ -38,6 +38,22 @@ bool parse_duration(const std::string& text, std::chrono::milliseconds& out) {
   return true;
 }
 
+std::string check_cluster_tls_flags(const node_config& c) {
+  int given = !c.tls_cert.empty() + !c.tls_key.empty() + !c.tls_ca.empty();
+  if (given != 0 && given != 3)
+    return "--tls-cert, --tls-key and --tls-ca go together: give all three (missing:" +
+           std::string(c.tls_cert.empty() ? " --tls-cert" : "") +
+           (c.tls_key.empty() ? " --tls-key" : "") + (c.tls_ca.empty() ? " --tls-ca" : "") + ")";
+  if (given == 3 && c.insecure_cluster)
+    return "--insecure-cluster and the --tls-* flags exclude each other: give one";
+  // BASP trusts every peer (ENGINEERING.md §2 note 9): a cluster without TLS must be asked for.
+  if (!c.etcd.empty() && given == 0 && !c.insecure_cluster)
+    return "a cluster node (--etcd) needs --tls-cert, --tls-key and --tls-ca (make them with "
+           "scripts/gen-certs.sh DIR NODE_ID), or --insecure-cluster to run without TLS, where "
+           "anyone who reaches the cluster port is a member";
+  return {};
+}
+
 std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
   node_config c;
   std::string reservation_ttl = "15m", passivate_after = "5m", request_timeout = "10s";
@@ -74,6 +90,14 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
       "etcd", po::value(&c.etcd),
       "http://host:port,... of etcd: membership and shards decided there (empty: no etcd)")(
       "cluster", po::value(&c.cluster_name), "cluster name, etcd keys under /ordermesh/NAME/")(
+      "tls-cert", po::value(&c.tls_cert),
+      "this node's certificate (PEM) for the cluster plane; its CN or a DNS name must be "
+      "--node-id (with --etcd: required with --tls-key and --tls-ca, or --insecure-cluster)")(
+      "tls-key", po::value(&c.tls_key), "the private key (PEM) of --tls-cert")(
+      "tls-ca", po::value(&c.tls_ca),
+      "the cluster CA (PEM): peers must present a certificate it signed")(
+      "insecure-cluster", po::bool_switch(&c.insecure_cluster),
+      "a cluster without TLS: anyone who reaches the cluster port is a member (a laptop only)")(
       "lease-ttl", po::value(&lease_ttl),
       "membership lease in etcd; a node that cannot renew it stops serving sooner (3s)")(
       "replication-factor", po::value(&replication_factor),
@@ -283,6 +307,8 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
     return fail(
         "--replication-factor above 1 needs a cluster (--etcd): a node alone has no "
         "other disk to copy to");
+  if (auto tls = check_cluster_tls_flags(c); !tls.empty())
+    return fail(tls);
   c.admin_token_on_command_line = vm.count("admin-token") > 0;
   if (c.admin_token_on_command_line && vm.count("admin-token-file"))
     return fail("--admin-token and --admin-token-file exclude each other: give one");

@@ -21,6 +21,11 @@ struct node_config {
   /// empty: a node alone, coordinated by a local store seeded from its disk.
   std::string etcd;
   std::string cluster_name = "default";  // every etcd key lives under /ordermesh/<name>/
+  /// Mutual TLS on the cluster plane (docs/SECURITY.md, "Cluster plane"): this node's
+  /// certificate and key (PEM) and the cluster CA that every peer's certificate must chain to.
+  /// A cluster node (--etcd) needs all three or an explicit insecure_cluster.
+  std::string tls_cert, tls_key, tls_ca;
+  bool insecure_cluster = false;  // --insecure-cluster: plain BASP, anyone reaching the port joins
   std::chrono::milliseconds lease_ttl{3000};
   /// Copies of each shard on distinct nodes, and the in-sync copies a write needs before it is
   /// acknowledged (issue 12). Read by the node that creates the cluster; the store's value
@@ -66,6 +71,11 @@ struct node_config {
 /// Parses argv. On --help prints usage and returns nullopt with *exit_code 0; on a bad flag
 /// prints a message naming it and returns nullopt with *exit_code 2.
 std::optional<node_config> parse_config(int argc, char** argv, int* exit_code);
+
+/// The rules of the cluster-plane TLS flags: all three --tls-* or none; not with
+/// --insecure-cluster; a cluster node (--etcd) needs one of the two. Empty when they hold,
+/// otherwise the message to exit 2 with. Files are checked later (tls_identity.hpp).
+std::string check_cluster_tls_flags(const node_config& c);
 
 /// "500ms", "30s", "15m", "1h", or a plain number of seconds. False for anything else.
 bool parse_duration(const std::string& text, std::chrono::milliseconds& out);

@@ -46,19 +46,21 @@ void greet(self_ptr self, const std::string& node_id, caf::actor agent) {
 }
 
 /// remote_actor blocks until connected or failed: a short-lived detached actor does it.
+/// The transport is the node's choice (agent_hooks::connect: mutual TLS in a secure cluster).
 caf::actor spawn_connector(self_ptr self) {
   // The unused int: CAF 0.17 dereferences a null tuple when a function actor takes no
   // arguments (UBSan reports it in init_fun_factory.hpp), so never spawn one without any.
   return self->spawn<caf::detached>(
-      [](caf::event_based_actor* h, int) -> caf::behavior {
-        return {
-            [h](connect_atom, const std::string& host, uint16_t port) -> caf::result<caf::actor> {
-              auto res = h->system().middleman().remote_actor(host, port);
-              h->quit();
-              if (!res)
-                return res.error();
-              return *res;
-            }};
+      [connect = self->state.hooks.connect](caf::event_based_actor* h, int) -> caf::behavior {
+        return {[h, connect](connect_atom, const std::string& host,
+                             uint16_t port) -> caf::result<caf::actor> {
+          auto res = connect ? connect(h->system(), host, port)
+                             : h->system().middleman().remote_actor(host, port);
+          h->quit();
+          if (!res)
+            return res.error();
+          return *res;
+        }};
       },
       0);
 }
