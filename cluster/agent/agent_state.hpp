@@ -46,6 +46,10 @@ using tick_atom = caf::atom_constant<caf::atom("m_tick")>;
 
 constexpr size_t max_peers = 1024;
 constexpr std::chrono::milliseconds tick_interval{500};
+/// Of two members the one with the lower id dials; the other dials only after waiting this long
+/// for it. When both dial at once, CAF's BASP ends up with two connections between the pair and
+/// drops both; with TLS, whose handshakes are slower, the two overlap almost every time.
+constexpr std::chrono::milliseconds dial_grace{1500};
 constexpr std::chrono::milliseconds campaign_interval{1000};
 
 struct peer {
@@ -62,6 +66,9 @@ struct peer {
   /// its connection).
   std::optional<clock_type::time_point> silent_since;
   bool ping_in_flight = false;
+  /// Since when this node has waited for the member (a lower id: it dials) to connect to it,
+  /// rather than dialing at the same time (see dial_grace).
+  std::optional<clock_type::time_point> awaited_since;
 };
 
 /// A handoff this node runs as the shard's primary.

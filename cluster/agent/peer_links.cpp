@@ -1,6 +1,6 @@
-// Connections to the other members' agents over CAF's BASP: one per member, made by whichever
-// side gets there first and reused by the other. A peer answers hello with its supervisors,
-// which is all routing needs.
+// Connections to the other members' agents over CAF's BASP: one per member, made by the member
+// with the lower id (the other dials only when that has not happened within dial_grace) and
+// reused by the other. A peer answers hello with its supervisors, which is all routing needs.
 #include <spdlog/logger.h>
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -38,6 +38,7 @@ void greet(self_ptr self, const std::string& node_id, caf::actor agent) {
             p.failures = 0;
             p.down_since.reset();
             p.silent_since.reset();
+            p.awaited_since.reset();
             self->state.log->info("node={} connected to {}", me(self), node_id);
             publish_routes(self);
             publish_replication(self);
@@ -70,6 +71,13 @@ void connect_peer(self_ptr self, const co::member_record& m) {
   auto& p = s.peers[m.node_id];
   if (p.connecting || (p.agent && !p.supervisors.empty()))
     return;
+  if (m.node_id < me(self)) {  // it dials us: give it dial_grace first
+    auto now = clock_type::now();
+    if (!p.awaited_since)
+      p.awaited_since = now;
+    if (now - *p.awaited_since < dial_grace)
+      return;
+  }
   std::string host;
   uint16_t port;
   if (!split_host_port(m.cluster_address, host, port))
@@ -121,6 +129,7 @@ void peer_down(self_ptr self, const caf::actor_addr& source) {
       p.supervisors.clear();
       p.replica = nullptr;
       p.connecting = false;
+      p.awaited_since.reset();  // both ends notice the loss: the lower id dials again first
       if (!p.down_since)
         p.down_since = clock_type::now();
     }
