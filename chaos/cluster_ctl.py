@@ -9,7 +9,10 @@ whole run (a restart reuses them):
   * plain loopback: every node on 127.0.0.1 with distinct free ports.
 Coordination is always etcd (etcd_ctl.py): one etcd per scenario, started first and kept
 across node restarts; every node runs with --etcd, --cluster and --lease-ttl. The admin token
-reaches orderd through the environment (ORDERMESH_ADMIN_TOKEN), never argv.
+reaches orderd through the environment (ORDERMESH_ADMIN_TOKEN), never argv. The cluster plane
+runs mutual TLS when the Cluster gets a `tls_dir` (run.py makes one cluster CA per run there,
+scripts/gen-certs.sh): each node --tls-cert/--tls-key of its own name; without one, every node
+runs with --insecure-cluster.
 
 Processes are launched through `setpriv --pdeathsig KILL` when available so that they die with
 the runner. PR_SET_PDEATHSIG fires when the *thread* that forked exits, so start nodes from a
@@ -47,6 +50,29 @@ def _launcher():
         except (OSError, subprocess.SubprocessError):
             pass
     return []
+
+
+GEN_CERTS = Path(__file__).resolve().parents[1] / "scripts" / "gen-certs.sh"
+
+
+def ensure_certs(tls_dir, names):
+    """Certificates for `names` under tls_dir (the CA made once, by the first call; a name
+    that has its certificate already is not made again)."""
+    missing = [n for n in names if not (Path(tls_dir) / f"{n}.pem").exists()]
+    if missing:
+        p = subprocess.run(["bash", str(GEN_CERTS), str(tls_dir)] + missing, capture_output=True,
+                           text=True, timeout=120, stdin=subprocess.DEVNULL)
+        if p.returncode != 0:
+            raise StartError(f"gen-certs.sh {tls_dir}: {p.stderr.strip()[-400:]}")
+
+
+def tls_flags(tls_dir, name):
+    """orderd's cluster-plane flags for node `name`: mutual TLS, or --insecure-cluster."""
+    if tls_dir is None:
+        return ["--insecure-cluster"]
+    d = Path(tls_dir)
+    return ["--tls-cert", str(d / f"{name}.pem"), "--tls-key", str(d / f"{name}.key"),
+            "--tls-ca", str(d / "ca.pem")]
 
 
 def free_port(host="127.0.0.1"):
@@ -117,6 +143,7 @@ class Node:
                "--log-file", str(self.cluster.dir / self.name / f"orderd.{self.starts}.log")]
         cmd += CLUSTER_FLAGS + self.extra_args
         cmd += etcd_ctl.node_flags(self.cluster.etcd.urls())
+        cmd += tls_flags(self.cluster.tls_dir, self.name)
         return cmd
 
     def alive(self):
@@ -223,11 +250,16 @@ class Node:
 class Cluster:
     """The nodes of one scenario and their etcd. `netns`: True when running in a private
     namespace. The etcd has `etcd_members` members, its files in `etcd_dir` (default next to
-    the nodes' dir)."""
+    the nodes' dir). `tls_dir`: where the run's cluster CA is (certificates for these nodes are
+    made there if missing); None: the nodes run with --insecure-cluster."""
 
     def __init__(self, out_dir, orderd, n, netns=False, admin_token=None, node_args=None,
-                 pid_file=None, etcd_members=1, etcd_dir=None, replication_factor=1):
+                 pid_file=None, etcd_members=1, etcd_dir=None, replication_factor=1,
+                 tls_dir=None):
         self.dir = Path(out_dir)
+        self.tls_dir = tls_dir
+        if tls_dir is not None:
+            ensure_certs(tls_dir, [f"n{i + 1}" for i in range(n)])
         self.replication_factor = replication_factor
         self.pid_file = pid_file
         self.dir.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,8 @@
 
 Every scenario runs on an etcd-coordinated cluster (etcd_ctl.py: one etcd per scenario, 1 member
 or 3 with --etcd-members 3, started before the nodes; nodes run with --etcd, --cluster chaos,
---lease-ttl 3s). There is no other cluster mode: `--coordination` is refused (exit 2).
+--lease-ttl 3s, and mutual TLS on the cluster plane: certificates of one CA per run, made in
+OUT/certs; --insecure-cluster runs them without). There is no other cluster mode: `--coordination` is refused (exit 2).
 
 Per scenario: start etcd and a balanced cluster, run the workload (driver.py) and the seeded nemesis
 schedule (nemesis.py) while an EpochMonitor samples every node's view of the shard map, heal
@@ -286,7 +287,8 @@ def run_scenario(name, args, ctx, sha):
         cluster = Cluster(out / "nodes", args.orderd, args.nodes, netns=ctx["netns"],
                           node_args=node_args, pid_file=Path(args.out) / "pids",
                           etcd_members=spec.get("etcd_members") or args.etcd_members,
-                          etcd_dir=out / "etcd", replication_factor=args.replication_factor)
+                          etcd_dir=out / "etcd", replication_factor=args.replication_factor,
+                          tls_dir=None if args.insecure_cluster else Path(args.out) / "certs")
         nemesis.prepare(name, cluster, out / "nodes")
     except (RuntimeError, OSError, subprocess.SubprocessError) as e:
         entry.update(status="failed", reason=f"cluster setup: {e}"[:500])
@@ -446,6 +448,9 @@ def _main(argv, names, entries):
     p.add_argument("--etcd-members", type=int, choices=(1, 3), default=1,
                    help="members of the etcd the runner starts per scenario (etcd-kill-member "
                         "always runs 3)")
+    p.add_argument("--insecure-cluster", action="store_true",
+                   help="nodes without TLS on the cluster plane (default: mutual TLS, one "
+                        "cluster CA per run under OUT/certs, scripts/gen-certs.sh)")
     p.add_argument("--allow-skips", action="store_true",
                    help="as root, report scenarios this machine cannot run as skipped, not "
                         "failed (a developer's machine; CI must not use it)")

@@ -22,6 +22,7 @@
 
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
+#include <caf/expected.hpp>
 #include <caf/fwd.hpp>
 
 #include "cluster/cluster_messages.hpp"
@@ -53,6 +54,12 @@ struct agent_hooks {
   std::function<void()> on_drained;
   /// The store refused this node for good (another cluster's data dir).
   std::function<void(const std::string&)> on_refused;
+  /// Opens a connection to the agent published at host:port (blocks; the agent calls it from
+  /// a detached actor). Unset: CAF's plain middleman. The node passes caf::openssl's for
+  /// mutual TLS; the agent does not need to know which transport it gets.
+  std::function<caf::expected<caf::actor>(caf::actor_system&, const std::string& host,
+                                          uint16_t port)>
+      connect;
 };
 
 struct member_agent_config {

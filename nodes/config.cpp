@@ -38,6 +38,22 @@ bool parse_duration(const std::string& text, std::chrono::milliseconds& out) {
   return true;
 }
 
+std::string check_cluster_tls_flags(const node_config& c) {
+  int given = !c.tls_cert.empty() + !c.tls_key.empty() + !c.tls_ca.empty();
+  if (given != 0 && given != 3)
+    return "--tls-cert, --tls-key and --tls-ca go together: give all three (missing:" +
+           std::string(c.tls_cert.empty() ? " --tls-cert" : "") +
+           (c.tls_key.empty() ? " --tls-key" : "") + (c.tls_ca.empty() ? " --tls-ca" : "") + ")";
+  if (given == 3 && c.insecure_cluster)
+    return "--insecure-cluster and the --tls-* flags exclude each other: give one";
+  // BASP trusts every peer (ENGINEERING.md §2 note 9): a cluster without TLS must be asked for.
+  if (!c.etcd.empty() && given == 0 && !c.insecure_cluster)
+    return "a cluster node (--etcd) needs --tls-cert, --tls-key and --tls-ca (make them with "
+           "scripts/gen-certs.sh DIR NODE_ID), or --insecure-cluster to run without TLS, where "
+           "anyone who reaches the cluster port is a member";
+  return {};
+}
+
 std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
   node_config c;
   std::string reservation_ttl = "15m", passivate_after = "5m", request_timeout = "10s";
@@ -79,6 +95,15 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
       "http://host:port,... or https://host:port,... of etcd: membership and shards decided "
       "there (empty: no etcd); https needs --tls-cert, --tls-key and --tls-ca")(
       "cluster", po::value(&c.cluster_name), "cluster name, etcd keys under /ordermesh/NAME/")(
+      "tls-cert", po::value(&c.tls_cert),
+      "this node's certificate (PEM) for the cluster plane and etcd's https; its CN or a DNS "
+      "name must be --node-id (with --etcd: required with --tls-key and --tls-ca, or "
+      "--insecure-cluster)")("tls-key", po::value(&c.tls_key),
+                             "the private key (PEM) of --tls-cert")(
+      "tls-ca", po::value(&c.tls_ca),
+      "the cluster CA (PEM): peers must present a certificate it signed")(
+      "insecure-cluster", po::bool_switch(&c.insecure_cluster),
+      "a cluster without TLS: anyone who reaches the cluster port is a member (a laptop only)")(
       "lease-ttl", po::value(&lease_ttl),
       "membership lease in etcd; a node that cannot renew it stops serving sooner (3s)")(
       "replication-factor", po::value(&replication_factor),
@@ -145,11 +170,7 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
       "acknowledge deposits without writing them (fault injection only: tests the checker)")(
       "handoff-chunk-bytes", po::value(&c.handoff_chunk_bytes), "bytes per handoff chunk")(
       "handoff-chunk-delay", po::value(&handoff_chunk_delay),
-      "pause between handoff chunks (fault injection only)")(
-      "tls-cert", po::value(&c.tls_cert),
-      "PEM file: this node's certificate (chain), from the cluster's CA")(
-      "tls-key", po::value(&c.tls_key), "PEM file: the private key of --tls-cert (mode 0600)")(
-      "tls-ca", po::value(&c.tls_ca), "PEM file: the cluster's CA, the only one trusted");
+      "pause between handoff chunks (fault injection only)");
   auto fail = [&](const std::string& why) -> std::optional<node_config> {
     std::cerr << "orderd: " << why << "\n(try --help)\n";
     *exit_code = 2;
@@ -305,6 +326,8 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
     return fail(
         "--replication-factor above 1 needs a cluster (--etcd): a node alone has no "
         "other disk to copy to");
+  if (auto tls = check_cluster_tls_flags(c); !tls.empty())
+    return fail(tls);
   c.admin_token_on_command_line = vm.count("admin-token") > 0;
   if (c.admin_token_on_command_line && vm.count("admin-token-file"))
     return fail("--admin-token and --admin-token-file exclude each other: give one");

@@ -21,6 +21,13 @@ struct node_config {
   /// empty: a node alone, coordinated by a local store seeded from its disk.
   std::string etcd;
   std::string cluster_name = "default";  // every etcd key lives under /ordermesh/<name>/
+  /// Mutual TLS on the cluster plane (docs/SECURITY.md, "Cluster plane"): this node's
+  /// certificate and key (PEM) and the cluster CA that every peer's certificate must chain to.
+  /// A cluster node (--etcd) needs all three or an explicit insecure_cluster. With https://
+  /// --etcd URLs they also serve etcd: orderd verifies etcd's certificate against the CA and
+  /// presents its own (etcd's --client-cert-auth).
+  std::string tls_cert, tls_key, tls_ca;
+  bool insecure_cluster = false;  // --insecure-cluster: plain BASP, anyone reaching the port joins
   std::chrono::milliseconds lease_ttl{3000};
   /// Copies of each shard on distinct nodes, and the in-sync copies a write needs before it is
   /// acknowledged (issue 12). Read by the node that creates the cluster; the store's value
@@ -61,15 +68,16 @@ struct node_config {
   size_t handoff_chunk_bytes = 256 * 1024;
   std::chrono::milliseconds handoff_chunk_delay{0};  // fault injection only
   actors::entity_settings entities;
-  /// PEM files: this node's certificate and key, and the cluster's CA (--tls-cert, --tls-key,
-  /// --tls-ca). With https:// --etcd URLs all three are required: orderd verifies etcd's
-  /// certificate against the CA and presents its own (etcd's --client-cert-auth).
-  std::string tls_cert, tls_key, tls_ca;
 };
 
 /// Parses argv. On --help prints usage and returns nullopt with *exit_code 0; on a bad flag
 /// prints a message naming it and returns nullopt with *exit_code 2.
 std::optional<node_config> parse_config(int argc, char** argv, int* exit_code);
+
+/// The rules of the cluster-plane TLS flags: all three --tls-* or none; not with
+/// --insecure-cluster; a cluster node (--etcd) needs one of the two. Empty when they hold,
+/// otherwise the message to exit 2 with. Files are checked later (tls_identity.hpp).
+std::string check_cluster_tls_flags(const node_config& c);
 
 /// "500ms", "30s", "15m", "1h", or a plain number of seconds. False for anything else.
 bool parse_duration(const std::string& text, std::chrono::milliseconds& out);

@@ -324,7 +324,9 @@ void cluster_status(self_ptr self, const protocol::request& req) {
               json jm = {{"node_id", m.node_id},
                          {"cluster_address", m.cluster_address},
                          {"client_address", m.client_address},
-                         {"state", m.leaving ? "leaving" : m.draining ? "draining" : "up"},
+                         {"state", m.leaving    ? "leaving"
+                                   : m.draining ? "draining"
+                                                : "up"},
                          {"incarnation", m.incarnation},
                          {"disk", m.disk},
                          {"shards_owned", led[m.node_id]}};

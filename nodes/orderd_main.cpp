@@ -22,6 +22,9 @@
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/io/middleman.hpp>
+#include <caf/openssl/manager.hpp>
+#include <caf/openssl/publish.hpp>
+#include <caf/openssl/remote_actor.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
@@ -39,6 +42,7 @@
 #include "nodes/node_meta.hpp"
 #include "nodes/password_hasher.hpp"
 #include "nodes/password_limits.hpp"
+#include "nodes/tls_identity.hpp"
 #include "persistence/storage_engine.hpp"
 
 namespace om = ordermesh;
@@ -135,6 +139,16 @@ int main(int argc, char** argv) {
   if (!parsed)
     return exit_code;
   auto cfg = std::move(*parsed);
+  // A certificate that cannot work is a configuration error, said now rather than found out at
+  // the first handshake in some peer's log.
+  const bool cluster_tls = !cfg.tls_cert.empty();
+  if (cluster_tls) {
+    auto why = om::node::check_tls_identity(cfg.tls_cert, cfg.tls_key, cfg.tls_ca, cfg.node_id);
+    if (!why.empty()) {
+      std::cerr << "orderd: " << why << "\n";
+      return 2;
+    }
+  }
   if (sodium_init() < 0) {
     std::cerr << "orderd: libsodium failed to initialise\n";
     return 1;
@@ -168,6 +182,12 @@ int main(int argc, char** argv) {
         "node={} --admin-token on the command line is visible to every local user (ps); "
         "prefer --admin-token-file or ORDERMESH_ADMIN_TOKEN",
         cfg.node_id);
+  if (cfg.insecure_cluster && !cfg.etcd.empty())
+    log->warn(
+        "node={} --insecure-cluster: the cluster port {}:{} speaks plain CAF BASP without "
+        "authentication; anyone who can reach it is a member (reads and writes every shard, "
+        "and can make this node buffer gigabytes): use it on a laptop only, never on a network",
+        cfg.node_id, cfg.cluster_host, cfg.cluster_port);
   if (cfg.entities.fault_ack_without_write)
     log->warn(
         "node={} --fault-ack-without-write: deposits are acknowledged WITHOUT being "
@@ -228,6 +248,14 @@ int main(int argc, char** argv) {
     om::actors::add_message_types(caf_cfg);
     om::cluster::add_message_types(caf_cfg);
     caf_cfg.load<caf::io::middleman>();
+    if (cluster_tls) {
+      // With certificate, key and CA set, CAF's OpenSSL module verifies both sides of every
+      // cluster connection against the cluster CA (mutual TLS, no hostname check).
+      caf_cfg.load<caf::openssl::manager>();
+      caf_cfg.openssl_certificate = cfg.tls_cert;
+      caf_cfg.openssl_key = cfg.tls_key;
+      caf_cfg.openssl_cafile = cfg.tls_ca;
+    }
     // BASP's own keep-alive, so a silent peer's connection is noticed and dropped even without
     // traffic (its shards then route to `unavailable`). Who is a member is etcd's to say.
     caf_cfg.set("middleman.heartbeat-interval", caf::timespan{cfg.heartbeat_interval});
@@ -277,6 +305,10 @@ int main(int argc, char** argv) {
       ctx->set_lease_until(0);
       hooks.set_lease_until = [ctx](int64_t until_ns) { ctx->set_lease_until(until_ns); };
     }
+    if (cluster_tls)
+      hooks.connect = [](caf::actor_system& s, const std::string& host, uint16_t port) {
+        return caf::openssl::remote_actor(s, host, port);
+      };
     hooks.on_left = [&left, &left_once] {
       if (!left_once.exchange(true))
         left.set_value();
@@ -293,8 +325,14 @@ int main(int argc, char** argv) {
     };
     auto agent = om::cluster::spawn_member_agent(sys, mcfg, *storage, hooks,
                                                  std::move(coordination), log, sink);
-    auto published =
-        sys.middleman().publish(agent, cfg.cluster_port, cfg.cluster_host.c_str(), true);
+    // A node alone has no peers: nothing would ever connect to its cluster port, so it does
+    // not listen on one (one port fewer for an attacker to reach).
+    const bool listens = !cfg.etcd.empty();
+    caf::expected<uint16_t> published{cfg.cluster_port};
+    if (listens && cluster_tls)
+      published = caf::openssl::publish(agent, cfg.cluster_port, cfg.cluster_host.c_str(), true);
+    else if (listens)
+      published = sys.middleman().publish(agent, cfg.cluster_port, cfg.cluster_host.c_str(), true);
     if (!published) {
       log->critical("node={} cannot listen for cluster traffic on {}: {}", cfg.node_id,
                     mcfg.cluster_address, sys.render(published.error()));
@@ -439,7 +477,8 @@ int main(int argc, char** argv) {
     }).detach();
     caf::anon_send_exit(agent, caf::exit_reason::kill);
     caf::anon_send_exit(unavailable, caf::exit_reason::kill);
-    sys.middleman().unpublish(agent, cfg.cluster_port);
+    if (listens)
+      sys.middleman().unpublish(agent, cfg.cluster_port);
     om::actors::stop_entity_layer(layer);
     // ~actor_system waits for every actor to finish.
   }

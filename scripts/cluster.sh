@@ -3,7 +3,10 @@
 # peer port 7380, data, log and pid file under var/cluster/etcd/), then nodes n1..nN (client ports
 # 7401.., cluster ports 7501..), each with its data, logs, pid file and command line under
 # var/cluster/<id>/. Nodes find each other in etcd (orderd --etcd, no --seeds): membership, the
-# controller and the shard map live there.
+# controller and the shard map live there. Node-to-node traffic runs mutual TLS: the cluster CA
+# and one certificate per node are made by scripts/gen-certs.sh under var/cluster/certs/ (the CA
+# once; a node's certificate when it first starts), and every node gets --tls-cert/--tls-key/
+# --tls-ca (ORDERMESH_CLUSTER_ARGS="--insecure-cluster" for plain BASP, with a warning).
 #
 #   scripts/cluster.sh up N [--fresh]  start etcd (unless ORDERMESH_ETCD is set) and wait until it
 #                                      answers, then n1..nN; wait until every node answers and the
@@ -47,6 +50,7 @@ ORDERCTL="$BUILD_DIR/client/orderctl"
 CDIR="${ORDERMESH_CLUSTER_DIR:-var/cluster}"
 [[ "$CDIR" = /* ]] || CDIR="$ROOT/$CDIR"
 TOKEN_FILE="$CDIR/admin.token"
+CERT_DIR="$CDIR/certs"
 PORT_BASE="${ORDERMESH_CLUSTER_PORT_BASE:-7400}"
 WAIT_S="${ORDERMESH_CLUSTER_WAIT:-120}"
 HOST=127.0.0.1
@@ -358,7 +362,8 @@ check_same_etcd() {
 # ---- nodes -------------------------------------------------------------------------------------
 
 # Starts node $1 with the command line stored in its args file (one argument per line), its
-# coordination flags replaced by this cluster's (--etcd, --cluster; an old --seeds goes).
+# coordination flags replaced by this cluster's (--etcd, --cluster; an old --seeds goes), and
+# its certificate flags (made here if it has none yet) unless it runs --insecure-cluster.
 launch() {
   local id="$1" dir pid port
   dir="$(node_dir "$id")"
@@ -370,12 +375,19 @@ launch() {
   for a in "${stored[@]}"; do
     if ((skip)); then skip=0; continue; fi
     case "$a" in
-      --seeds | --etcd | --cluster) skip=1 ;;
-      --seeds=* | --etcd=* | --cluster=*) ;;
+      --seeds | --etcd | --cluster | --tls-cert | --tls-key | --tls-ca) skip=1 ;;
+      --seeds=* | --etcd=* | --cluster=* | --tls-*=*) ;;
       *) args+=("$a") ;;
     esac
   done
   args+=(--etcd "$ETCD_ENDPOINTS" --cluster "$CLUSTER_NAME")
+  if [[ " ${args[*]} " != *" --insecure-cluster "* ]]; then
+    if [[ ! -f "$CERT_DIR/$id.pem" || ! -f "$CERT_DIR/$id.key" ]]; then
+      bash "$ROOT/scripts/gen-certs.sh" "$CERT_DIR" "$id" >/dev/null ||
+        die "could not make the certificate of $id in $CERT_DIR"
+    fi
+    args+=(--tls-cert "$CERT_DIR/$id.pem" --tls-key "$CERT_DIR/$id.key" --tls-ca "$CERT_DIR/ca.pem")
+  fi
   printf '%s\n' "${args[@]}" >"$dir/args"
   # The token goes by environment, not argv, so it does not show in ps.
   ORDERMESH_ADMIN_TOKEN="$(admin_token)" nohup setsid "$ORDERD" "${args[@]}" \

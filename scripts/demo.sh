@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The ordermesh demo: builds (scripts/setup.sh), starts a 3-node cluster on 127.0.0.1 with
 # scripts/cluster.sh (etcd on 127.0.0.1:7379 with its data in var/cluster/etcd/, then n1..n3 on
-# client ports 7401-7403, data and logs under var/cluster/), waits until the shard map in etcd is
+# client ports 7401-7403, data and logs under var/cluster/; node-to-node traffic in mutual TLS
+# with certificates that cluster.sh makes with scripts/gen-certs.sh in var/cluster/certs/), waits until the shard map in etcd is
 # balanced over the three nodes, and walks through a small shop across them: the catalog is loaded
 # through n1, an order is placed on n2, paid on n3 and read on n1; one is rejected for stock, one
 # cancelled. It ends with the shard (and so the node) that owns each entity used. The cluster
@@ -37,7 +38,7 @@ case "${1:-}" in
   stop) exec bash "$CLUSTER" down ;;
   status) exec bash "$CLUSTER" status ;;
   "" | start) ;;
-  -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) die "unknown command: $1 (use: scripts/demo.sh [stop|status])" ;;
 esac
 

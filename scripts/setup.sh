@@ -39,6 +39,8 @@ PACKAGES=(
   python3 netcat-openbsd clang-format
   # lint for what is not C++ (scripts/test.sh): shell scripts and Python
   shellcheck pyflakes3
+  # the cluster CA and node certificates (scripts/gen-certs.sh; libssl comes with libcaf-dev)
+  openssl
   # the consensus store of a cluster (docs/ARCHITECTURE.md): etcd and etcdctl
   etcd-server etcd-client
   # the chaos suite's namespaces and nemeses (chaos/, docs/CHAOS.md)

@@ -3,6 +3,7 @@
 //   member_agent.cpp       the actor: its messages, membership (cluster id, leave), status
 //   shard_routes.cpp       where each shard's messages go on this node
 //   peer_links.cpp         connections to the other members' agents (CAF BASP)
+//   peer_probe.cpp         whether a member whose connection was lost is gone (TCP refusal)
 //   shard_steps.cpp        runs the shard reconciler and carries out its steps
 //   shard_copy.cpp         both ends of a handoff's copy, chunk by chunk
 //   controller_duties.cpp  on the controller: bootstrap the shard map, write move intents,
@@ -47,6 +48,10 @@ using tick_atom = caf::atom_constant<caf::atom("m_tick")>;
 
 constexpr size_t max_peers = 1024;
 constexpr std::chrono::milliseconds tick_interval{500};
+/// Of two members the one with the lower id dials; the other dials only after waiting this long
+/// for it. When both dial at once, CAF's BASP ends up with two connections between the pair and
+/// drops both; with TLS, whose handshakes are slower, the two overlap almost every time.
+constexpr std::chrono::milliseconds dial_grace{1500};
 constexpr std::chrono::milliseconds campaign_interval{1000};
 
 struct peer {
@@ -66,6 +71,9 @@ struct peer {
   /// suspected without waiting for suspect_after (cluster/coordination/suspicion.hpp).
   std::optional<clock_type::time_point> refused_since;
   bool ping_in_flight = false;
+  /// Since when this node has waited for the member (a lower id: it dials) to connect to it,
+  /// rather than dialing at the same time (see dial_grace).
+  std::optional<clock_type::time_point> awaited_since;
 };
 
 /// What `p`'s connection shows, for the suspicion rules (cluster/coordination/suspicion.hpp).
@@ -154,6 +162,10 @@ void connect_members(self_ptr self);
 peer_info answer_hello(self_ptr self, const std::string& from);
 /// A connection ended (a down message from a peer's agent): its shards become unreachable.
 void peer_down(self_ptr self, const caf::actor_addr& source);
+
+/// One TCP connect to the cluster port of `node_id`, whose connection was lost: a refusal
+/// makes it suspect at once (peer::refused_since) and runs the controller's round (peer_probe.cpp).
+void probe_lost_peer(self_ptr self, const std::string& node_id);
 
 // ---- shard_steps.cpp ----
 /// Runs the reconciler over the latest state and carries out every step not already in flight.

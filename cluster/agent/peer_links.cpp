@@ -1,6 +1,6 @@
-// Connections to the other members' agents over CAF's BASP: one per member, made by whichever
-// side gets there first and reused by the other. A peer answers hello with its supervisors,
-// which is all routing needs.
+// Connections to the other members' agents over CAF's BASP: one per member, made by the member
+// with the lower id (the other dials only when that has not happened within dial_grace) and
+// reused by the other. A peer answers hello with its supervisors, which is all routing needs.
 #include <spdlog/logger.h>
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -39,6 +39,7 @@ void greet(self_ptr self, const std::string& node_id, caf::actor agent) {
             p.down_since.reset();
             p.silent_since.reset();
             p.refused_since.reset();
+            p.awaited_since.reset();
             self->state.log->info("node={} connected to {}", me(self), node_id);
             publish_routes(self);
             publish_replication(self);
@@ -47,19 +48,21 @@ void greet(self_ptr self, const std::string& node_id, caf::actor agent) {
 }
 
 /// remote_actor blocks until connected or failed: a short-lived detached actor does it.
+/// The transport is the node's choice (agent_hooks::connect: mutual TLS in a secure cluster).
 caf::actor spawn_connector(self_ptr self) {
   // The unused int: CAF 0.17 dereferences a null tuple when a function actor takes no
   // arguments (UBSan reports it in init_fun_factory.hpp), so never spawn one without any.
   return self->spawn<caf::detached>(
-      [](caf::event_based_actor* h, int) -> caf::behavior {
-        return {
-            [h](connect_atom, const std::string& host, uint16_t port) -> caf::result<caf::actor> {
-              auto res = h->system().middleman().remote_actor(host, port);
-              h->quit();
-              if (!res)
-                return res.error();
-              return *res;
-            }};
+      [connect = self->state.hooks.connect](caf::event_based_actor* h, int) -> caf::behavior {
+        return {[h, connect](connect_atom, const std::string& host,
+                             uint16_t port) -> caf::result<caf::actor> {
+          auto res = connect ? connect(h->system(), host, port)
+                             : h->system().middleman().remote_actor(host, port);
+          h->quit();
+          if (!res)
+            return res.error();
+          return *res;
+        }};
       },
       0);
 }
@@ -69,6 +72,13 @@ void connect_peer(self_ptr self, const co::member_record& m) {
   auto& p = s.peers[m.node_id];
   if (p.connecting || (p.agent && !p.supervisors.empty()))
     return;
+  if (m.node_id < me(self)) {  // it dials us: give it dial_grace first
+    auto now = clock_type::now();
+    if (!p.awaited_since)
+      p.awaited_since = now;
+    if (now - *p.awaited_since < dial_grace)
+      return;
+  }
   std::string host;
   uint16_t port;
   if (!split_host_port(m.cluster_address, host, port))
@@ -125,6 +135,7 @@ peer_info answer_hello(self_ptr self, const std::string& from) {
 
 void peer_down(self_ptr self, const caf::actor_addr& source) {
   auto& st = self->state;
+  std::vector<std::string> lost;
   for (auto& [id, p] : st.peers)
     if (p.agent && p.agent.address() == source) {
       st.log->warn("node={} lost the connection to {}", me(self), id);
@@ -132,12 +143,17 @@ void peer_down(self_ptr self, const caf::actor_addr& source) {
       p.supervisors.clear();
       p.replica = nullptr;
       p.connecting = false;
+      p.awaited_since.reset();  // both ends notice the loss: the lower id dials again first
       if (!p.down_since)
         p.down_since = clock_type::now();
+      lost.push_back(id);
     }
   publish_routes(self);
   publish_replication(self);
-  // Try again at once: a refusal (the process is gone) makes it suspect without waiting.
+  // Is it gone? A refused TCP connect (its process died) makes it suspect at once, whichever
+  // side dials the pair's next connection.
+  for (const auto& id : lost)
+    probe_lost_peer(self, id);
   connect_members(self);
 }
 

@@ -47,9 +47,10 @@ PROCS = []  # every Popen we started, stopped in reverse order by cleanup()
 
 # --systems / --skip take these names or their short aliases; runs alternate in this order.
 SYSTEMS = ("postgresql", "ordermesh-1", "ordermesh-3", "postgresql-sync", "ordermesh-3-rf3",
-           "db_bench")
+           "ordermesh-3-insecure", "db_bench")
 ALIASES = {"pg": "postgresql", "om1": "ordermesh-1", "om3": "ordermesh-3",
-           "pgsync": "postgresql-sync", "om3rf3": "ordermesh-3-rf3"}
+           "pgsync": "postgresql-sync", "om3rf3": "ordermesh-3-rf3",
+           "om3plain": "ordermesh-3-insecure"}
 DEFAULT_SYSTEMS = "pg,om1,om3,db_bench"  # the replicated pair is opt-in (issue 12, in progress)
 # orderd flags of ordermesh-3-rf3: every write on all three nodes' disks when they are in sync,
 # acknowledged once it is on at least two.
@@ -268,14 +269,19 @@ class Ordermesh:
     etcd); more nodes form a cluster through a private etcd (Etcd, under the cluster's dir):
     `--etcd URL --cluster bench-<random> --lease-ttl 3s`, all started at once.
 
+    A cluster's nodes run mutual TLS on the cluster plane (certificates of a CA made for the run
+    by scripts/gen-certs.sh, under the cluster's dir); tls=False (ordermesh-3-insecure, to
+    measure what TLS costs) runs them with --insecure-cluster.
+
     `extra` are more orderd flags for every node; with replication_factor > 1 (ordermesh-3-rf3:
     RF3_FLAGS) the run also waits until every shard has that many replicas, all in its ISR.
     `peers` is which comparison the system belongs to ("single" or "replicated"): the open-loop
     rates derived from a PostgreSQL system's saturation are run by the systems of its group."""
 
     def __init__(self, args, root, n, name=None, extra=(), replication_factor=1,
-                 peers="single"):
+                 peers="single", tls=True):
         self.args, self.n = args, n
+        self.tls = tls
         self.name = name or f"ordermesh-{n}"
         self.extra = list(extra)
         self.replication_factor = replication_factor
@@ -308,6 +314,7 @@ class Ordermesh:
                         "--lease-ttl", LEASE_TTL]
                 if self.replication_factor == 1:  # a cluster's default is 3
                     cmd += ["--replication-factor", "1"]
+                cmd += self.tls_flags(f"n{i}")
             cmd += self.extra
             env = dict(os.environ, ORDERMESH_ADMIN_TOKEN=self.token)
             p = start(cmd, d / "orderd.stderr", env=env)
@@ -320,6 +327,18 @@ class Ordermesh:
             f"{' '.join(str(c) for _, c in self.nodes)}"
             + (f", cluster {self.cluster} on etcd {self.etcd.url}" if self.etcd else "")
             + (f", orderd flags {' '.join(self.extra)}" if self.extra else ""))
+
+    def tls_flags(self, name):
+        """The cluster-plane flags of node `name`: its certificate (made here), or none."""
+        if not self.tls:
+            return ["--insecure-cluster"]
+        certs = self.dir / "certs"
+        r = subprocess.run(["bash", str(REPO / "scripts" / "gen-certs.sh"), str(certs), name],
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            die(f"{self.name}: gen-certs.sh failed: {r.stderr.strip()[-400:]}")
+        return ["--tls-cert", str(certs / f"{name}.pem"), "--tls-key", str(certs / f"{name}.key"),
+                "--tls-ca", str(certs / "ca.pem")]
 
     def wait_answers(self, p, port, limit=60):
         t0 = time.monotonic()
@@ -1091,6 +1110,8 @@ def main():
         "postgresql": lambda: Postgres(args, root),
         "ordermesh-1": lambda: Ordermesh(args, root, 1),
         "ordermesh-3": lambda: Ordermesh(args, root, 3),
+        "ordermesh-3-insecure": lambda: Ordermesh(args, root, 3, name="ordermesh-3-insecure",
+                                                  tls=False),
         "postgresql-sync": lambda: PostgresSync(args, root),
         "ordermesh-3-rf3": lambda: Ordermesh(args, root, 3, name="ordermesh-3-rf3",
                                              extra=RF3_FLAGS, replication_factor=3,

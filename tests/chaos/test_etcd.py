@@ -91,6 +91,28 @@ class EtcdCommandLine(unittest.TestCase):
             self.assertEqual(urls.split(","), three.etcd.urls())
             self.assertEqual(len(set(three.etcd.urls())), 3)
 
+    def test_cluster_plane_flags(self):
+        """With a tls_dir every node runs mutual TLS with a certificate of its own name (made
+        there by scripts/gen-certs.sh, the CA once); without one, --insecure-cluster."""
+        with tempfile.TemporaryDirectory() as d:
+            plain = cluster_ctl.Cluster(Path(d) / "p", "/bin/orderd", 2)
+            for node in plain.nodes:
+                self.assertIn("--insecure-cluster", node.command())
+                self.assertNotIn("--tls-cert", node.command())
+            certs = Path(d) / "certs"
+            tls = cluster_ctl.Cluster(Path(d) / "t", "/bin/orderd", 3, tls_dir=certs)
+            ca = (certs / "ca.pem").read_bytes()
+            for node in tls.nodes:
+                cmd = node.command()
+                self.assertNotIn("--insecure-cluster", cmd)
+                self.assertEqual(cmd[cmd.index("--tls-cert") + 1], str(certs / f"{node.name}.pem"))
+                self.assertEqual(cmd[cmd.index("--tls-key") + 1], str(certs / f"{node.name}.key"))
+                self.assertEqual(cmd[cmd.index("--tls-ca") + 1], str(certs / "ca.pem"))
+                self.assertTrue((certs / f"{node.name}.pem").is_file())
+            # A later scenario of the same run reuses the CA (and the certificates).
+            cluster_ctl.Cluster(Path(d) / "t2", "/bin/orderd", 3, tls_dir=certs)
+            self.assertEqual((certs / "ca.pem").read_bytes(), ca)
+
     def test_loopback_members_get_distinct_ports(self):
         with tempfile.TemporaryDirectory() as d:
             e = etcd_ctl.Etcd(d, members=3, netns=False)

@@ -478,9 +478,8 @@ TEST_CASE("replication: fences queued without waiting hold like synced ones, in 
     // old epoch queued right behind the fence: refused, though nobody waited for the fence.
     std::vector<std::promise<status>> fenced(8);
     for (uint16_t shard = 4; shard < 12; ++shard)
-      f->fence_replica_async(shard, 5, [&fenced, shard](const status& st) {
-        fenced[shard - 4].set_value(st);
-      });
+      f->fence_replica_async(
+          shard, 5, [&fenced, shard](const status& st) { fenced[shard - 4].set_value(st); });
     std::promise<status> late;
     REQUIRE(f->submit_replicated(delta(4, 2, 2, 1, "a"),
                                  [&late](const status& st) { late.set_value(st); }));

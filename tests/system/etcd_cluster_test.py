@@ -781,7 +781,7 @@ def test_another_admin_token_is_refused():
         shop = Shop(c, c.nodes, tag="a", products=4, users=2, orders=2)
         before = snapshot(c, c.nodes[0], shop.entities())
         other_token = "adm-other-" + "5" * 20
-        intruder = eh.ClusterNode(s, "intruder", cluster_args=c.cluster_args + c.etcd_args(),
+        intruder = eh.ClusterNode(s, "intruder", cluster_args=c.node_args("intruder"),
                                   admin_token=other_token)
         intruder.port, intruder.cluster_port = h.free_port(), h.free_port()
         t0 = time.monotonic()

@@ -18,6 +18,9 @@ Builds on harness.py (Session, Node, wait_until, shard_of, ...):
     --cluster NAME --lease-ttl TTL (and a fast --heartbeat-interval), one
     admin token; balanced() / members() / counts() read the etcd mode's cluster.status
     (primary, controller, incarnation, target).
+  * cluster_tls(session, name, ca=...): the --tls-* flags of node `name`, its certificate made by
+    scripts/gen-certs.sh into the session's temp dir (one cluster CA per session and `ca` dir);
+    EtcdCluster starts every node with them (tls=False: --insecure-cluster instead).
   * gateway(), etcd_range(), ordermesh_keys(): etcd's v3 JSON gateway (base64 keys and values),
     to look at what orderd stored under /ordermesh/<cluster>/.
 
@@ -525,6 +528,24 @@ def _reset(s):
 
 
 # ---------------------------------------------------------------------------------------------
+# Mutual TLS on the cluster plane
+
+GEN_CERTS = Path(__file__).resolve().parents[2] / "scripts" / "gen-certs.sh"
+
+
+def cluster_tls(session, name, ca="certs"):
+    """The --tls-cert/--tls-key/--tls-ca flags of node `name`: a certificate (CN=name) of the
+    CA in session.dir/<ca>, made on first use by scripts/gen-certs.sh (the CA too)."""
+    d = session.dir / ca
+    if not (d / f"{name}.pem").exists():
+        p = subprocess.run(["bash", str(GEN_CERTS), str(d), name], capture_output=True,
+                           text=True, timeout=60, stdin=subprocess.DEVNULL)
+        check(p.returncode == 0, f"gen-certs.sh {d} {name} failed: {p.stderr.strip()[-400:]}")
+    return ["--tls-cert", str(d / f"{name}.pem"), "--tls-key", str(d / f"{name}.key"),
+            "--tls-ca", str(d / "ca.pem")]
+
+
+# ---------------------------------------------------------------------------------------------
 # A cluster coordinated through etcd
 
 _ETCD_MODE = {}
@@ -569,12 +590,15 @@ class ClusterNode(h.Node):
 class EtcdCluster:
     """ClusterNodes started with --etcd URL --cluster NAME --lease-ttl TTL and one admin token;
     default --heartbeat-interval 200ms (a dead peer's connection is dropped fast in tests). A
-    node may get its own --etcd URL (a TcpProxy's) through add(etcd_url=...)."""
+    node may get its own --etcd URL (a TcpProxy's) through add(etcd_url=...). Every node has a
+    certificate of the session's cluster CA (cluster_tls), or with tls=False
+    --insecure-cluster."""
 
     def __init__(self, session, etcd, name="t", lease_ttl="3s", extra_args=(),
-                 heartbeat="200ms", replication_factor=1):
+                 heartbeat="200ms", replication_factor=1, tls=True):
         require_etcd_mode()
         self.session = session
+        self.tls = tls
         self.etcd = etcd
         self.name = name
         self.lease_ttl = lease_ttl
@@ -591,11 +615,20 @@ class EtcdCluster:
         return ["--etcd", url or self.etcd.url, "--cluster", self.name,
                 "--lease-ttl", self.lease_ttl]
 
+    def security_args(self, name):
+        """The cluster-plane flags of node `name`: its TLS flags, or --insecure-cluster."""
+        return cluster_tls(self.session, name) if self.tls else ["--insecure-cluster"]
+
+    def node_args(self, name, url=None):
+        """Every cluster flag of node `name`: timings, etcd, cluster-plane security."""
+        return self.cluster_args + self.etcd_args(url) + self.security_args(name)
+
     def add(self, start=True, timeout=45.0, etcd_url=None, extra_args=(), name=None):
         """A new node (n<k+1> unless named) joining by itself through etcd."""
-        node = ClusterNode(self.session, name or f"n{len(self.nodes) + 1}",
-                           cluster_args=self.cluster_args + self.etcd_args(etcd_url)
-                           + list(extra_args), admin_token=self.admin_token)
+        name = name or f"n{len(self.nodes) + 1}"
+        node = ClusterNode(self.session, name,
+                           cluster_args=self.node_args(name, etcd_url) + list(extra_args),
+                           admin_token=self.admin_token)
         self.nodes.append(node)
         if start:
             node.start(timeout)

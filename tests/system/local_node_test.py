@@ -95,7 +95,7 @@ def test_an_etcd_members_disk_is_refused_alone():
         etcd = eh.Etcd(s).start()
         # One member: replication factor 1 (a cluster's default, 3, would wait for two more).
         args = ["--etcd", etcd.url, "--cluster", "lone", "--lease-ttl", "2s",
-                "--replication-factor", "1"]
+                "--replication-factor", "1"] + eh.cluster_tls(s, "n1")
         n = s.node(name="n1", extra_args=args).start()
         h.wait_until(lambda: status(n).get("lease_valid") and len(status(n)["shards"]) == 64,
                      30, 0.1, "the etcd cluster to hold a shard map")
@@ -119,7 +119,8 @@ def test_a_lone_nodes_disk_is_refused_by_etcd():
         lone_id = status(n)["cluster_id"]
         eq(n.terminate(), 0, "exit code after SIGTERM")
         etcd = eh.Etcd(s).start()
-        n.extra_args = ["--etcd", etcd.url, "--cluster", "other", "--lease-ttl", "2s"]
+        n.extra_args = ["--etcd", etcd.url, "--cluster", "other", "--lease-ttl", "2s",
+                        "--insecure-cluster"]
         t0 = time.monotonic()
         code, text = start_refused(n, timeout=40.0)
         eq(code, 2, f"exit code of a lone node's disk started with --etcd ({text[-400:]})")
