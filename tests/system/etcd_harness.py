@@ -616,7 +616,10 @@ class EtcdCluster:
                 "--lease-ttl", self.lease_ttl]
 
     def security_args(self, name):
-        """The cluster-plane flags of node `name`: its TLS flags, or --insecure-cluster."""
+        """The cluster-plane flags of node `name`: its TLS flags, or --insecure-cluster; none
+        with tls="given" (the test passes its own --tls-* flags, e.g. for an https etcd)."""
+        if self.tls == "given":
+            return []
         return cluster_tls(self.session, name) if self.tls else ["--insecure-cluster"]
 
     def node_args(self, name, url=None):
