@@ -142,6 +142,34 @@ on_error() {
 }
 trap on_error ERR
 
+# Which node leads an entity's shard: shard = stable_hash(kind, id) % shard_count
+# (cluster/sharding.cpp: FNV-1a 64 + splitmix64 finalizer, kinds user=1 product=2 inventory=3
+# order=4), and the shard's primary from cluster.status.
+SHARD_PY='import json, sys
+M = (1 << 64) - 1
+KINDS = {"user": 1, "product": 2, "inventory": 3, "order": 4}
+def stable_hash(kind, ident):
+    h = 14695981039346656037
+    h = ((h ^ kind) * 1099511628211) & M
+    for c in ident.encode():
+        h = ((h ^ c) * 1099511628211) & M
+    h ^= h >> 30; h = (h * 0xBF58476D1CE4E5B9) & M
+    h ^= h >> 27; h = (h * 0x94D049BB133111EB) & M
+    h ^= h >> 31
+    return h
+assert stable_hash(1, "alice") == 0x3E267EEB0256291A  # pinned in tests/cluster/sharding_test.cpp
+'
+# primary_of NODE KIND/ID: the node leading that entity's shard now, as NODE sees it.
+primary_of() {
+  python3 - "$(on "$1" --json cluster.status)" "$2" <<EOF
+$SHARD_PY
+st = json.loads(sys.argv[1])["result"]
+kind, ident = sys.argv[2].split("/", 1)
+shard = stable_hash(KINDS[kind], ident) % st["shard_count"]
+print(next(s["primary"] for s in st["shards"] if s["shard"] == shard))
+EOF
+}
+
 RUN="$(date +%s)"  # ids unique per run: a second run reuses the same data
 APPLE="apple-$RUN" PEAR="pear-$RUN" PLUM="plum-$RUN"
 ALICE="alice-$RUN" BOB="bob-$RUN"
@@ -177,7 +205,21 @@ step "alice deposits 50.00 through n3" n3 --token "$T_ALICE" user.deposit --user
   --amount-cents 5000 --request-id "dep-$ALICE"
 step "alice places an order for 2 apples and 1 pear on n2 (reserved)" n2 --token "$T_ALICE" \
   order.place --order-id "$O1" --user-id "$ALICE" --items "$APPLE:2,$PEAR:1"
-step "she pays it on n3" n3 --token "$T_ALICE" order.pay --order-id "$O1"
+# A failover mid-session: the node leading the order's shard dies (kill -9) between the
+# placement and the payment; the payment goes through another node to the in-sync replica that
+# took the shard over, and the dead node comes back as a follower.
+VICTIM="$(primary_of n1 "order/$O1")"
+PAY_VIA=n3
+[[ "$VICTIM" == n3 ]] && PAY_VIA=n1
+printf '\n==> failover: %s leads the shard of %s; kill -9 it (scripts/cluster.sh kill %s)\n' \
+  "$VICTIM" "$O1" "$VICTIM"
+"$CLUSTER" kill "$VICTIM" | sed 's/^/    /'
+step "she pays it on $PAY_VIA: an in-sync replica took the shard over" "$PAY_VIA" \
+  --token "$T_ALICE" order.pay --order-id "$O1"
+say "    the order's shard is now led by $(primary_of "$PAY_VIA" "order/$O1")"
+printf '\n==> %s comes back on its disk and catches up as a follower (scripts/cluster.sh restart %s)\n' \
+  "$VICTIM" "$VICTIM"
+"$CLUSTER" restart "$VICTIM" | sed 's/^/    /'
 step "and reads it on n1" n1 --token "$T_ALICE" order.get --order-id "$O1"
 step "bob orders 3 plums on n3, but there is only 1 (rejected for stock)" n3 --token "$T_BOB" \
   order.place --order-id "$O2" --user-id "$BOB" --items "$PLUM:3" || true
@@ -201,20 +243,8 @@ step "alice's wallet on n1 (50.00 - 2x1.20 - 2.50)" n1 --token "$T_ALICE" user.g
 printf '\n==> where the entities live (shard = stable hash of kind and id; owner = its primary in etcd, from cluster.status)\n'
 status="$(on n1 --json cluster.status)"
 python3 - "$status" "user/$ALICE" "user/$BOB" "product/$APPLE" "product/$PEAR" "product/$PLUM" \
-  "inventory/$APPLE" "inventory/$PEAR" "inventory/$PLUM" "order/$O1" "order/$O2" "order/$O3" <<'EOF'
-import json, sys
-M = (1 << 64) - 1
-KINDS = {"user": 1, "product": 2, "inventory": 3, "order": 4}
-def stable_hash(kind, ident):
-    h = 14695981039346656037
-    h = ((h ^ kind) * 1099511628211) & M
-    for c in ident.encode():
-        h = ((h ^ c) * 1099511628211) & M
-    h ^= h >> 30; h = (h * 0xBF58476D1CE4E5B9) & M
-    h ^= h >> 27; h = (h * 0x94D049BB133111EB) & M
-    h ^= h >> 31
-    return h
-assert stable_hash(1, "alice") == 0x3E267EEB0256291A  # pinned in tests/cluster/sharding_test.cpp
+  "inventory/$APPLE" "inventory/$PEAR" "inventory/$PLUM" "order/$O1" "order/$O2" "order/$O3" <<EOF
+$SHARD_PY
 st = json.loads(sys.argv[1])["result"]
 owner = {s["shard"]: s.get("primary", s.get("owner")) for s in st["shards"]}
 rows = [("ENTITY", "SHARD", "OWNER")]
