@@ -34,6 +34,9 @@ three nodes started with --replication-factor 3 --min-insync 2.
     killed -9 and everything is still served
   * a primary paused (SIGSTOP): the controller's pings find it silent and its shards are served
     by in-sync replicas while its lease still lives; woken, it follows
+  * SIGTERM to a node started with --drain, under load: before it exits 0, the leadership of
+    every shard it led moves to an in-sync replica (no survivor fails any over), it stays a
+    replica of each; restarted, it leads its share again; nothing acknowledged is lost
   * two of three killed: the shards of the survivor can no longer reach min-insync replicas,
     so writes answer `unavailable` (never acknowledged on one disk); both restarted, the
     cluster serves everything acknowledged before, and new writes
