@@ -8,10 +8,15 @@ namespace om::obs {
 
 std::string render_metrics_text() {
   // Placeholder until the registry lands: the build info alone.
-  return std::string{"# HELP ordermesh_build_info The running orderd's version.\n"
-                     "# TYPE ordermesh_build_info gauge\n"
-                     "ordermesh_build_info{version=\""} +
+  return std::string{
+             "# HELP ordermesh_build_info The running orderd's version.\n"
+             "# TYPE ordermesh_build_info gauge\n"
+             "ordermesh_build_info{version=\""} +
          ORDERMESH_VERSION + "\"} 1\n";
 }
+
+std::vector<activity_sample> recent_activity() {
+  return {};
+}  // placeholder
 
 }  // namespace om::obs
