@@ -73,7 +73,8 @@ def systemd_verify(unit_path, orderd):
     workdir = unit_path.parent / "verify"
     workdir.mkdir(exist_ok=True)
     copy = workdir / "orderd.service"
-    copy.write_text(unit_path.read_text().replace("/usr/local/bin/orderd", str(orderd)))
+    copy.write_text(unit_path.read_text().replace("/usr/local/bin/orderd",
+                                                  str(Path(orderd).resolve())))
     p = subprocess.run(["systemd-analyze", "verify", str(copy)], capture_output=True, text=True,
                        timeout=60, stdin=subprocess.DEVNULL)
     problems = [f"systemd-analyze verify: {line}" for line in (p.stdout + p.stderr).splitlines()
