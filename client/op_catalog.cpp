@@ -69,7 +69,8 @@ std::vector<op_spec> make_catalog() {
       {"cluster-status",
        {},
        "anyone",
-       "cluster.status as tables: members, controller, unreachable members, shard owners"},
+       "cluster.status as tables: members, controller, unreachable members, the shards each "
+       "member leads, and per replica set its in-sync replicas (ISR)"},
       {"cluster.leave",
        {req("node_id", "ID", "")},
        "admin",

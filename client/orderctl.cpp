@@ -19,7 +19,9 @@
 #include <vector>
 
 #include "client/client.hpp"
+#include "client/cluster_status_text.hpp"
 #include "client/op_catalog.hpp"
+#include "client/reply_text.hpp"
 #include "client/terminal_text.hpp"
 #include "nodes/secret_file.hpp"
 
@@ -169,7 +171,9 @@ using ordermesh::client::closest;
 using ordermesh::client::find_op;
 using ordermesh::client::op_catalog;
 using ordermesh::client::op_spec;
+using ordermesh::client::print_table;
 using ordermesh::client::printable;
+using ordermesh::client::scalar_text;
 
 std::string dashed(std::string name) {
   std::replace(name.begin(), name.end(), '_', '-');
@@ -335,11 +339,6 @@ command_line parse_command_line(int argc, char** argv) {
 // Every string printed from a reply goes through printable() (declared above): a name with a
 // newline or ESC codes must not fake a line or drive the terminal (client/terminal_text.hpp).
 
-std::string scalar_text(const json& v) {
-  return printable(v.is_string() ? v.get<std::string>()
-                                 : v.dump(-1, ' ', false, json::error_handler_t::replace));
-}
-
 /// A multi-line dump made printable line by line (its own line breaks stay).
 std::string printable_lines(const std::string& text) {
   std::string out;
@@ -451,29 +450,6 @@ std::string items_shorthand(const json& items) {
   return out.size() > 40 ? out.substr(0, 37) + "..." : out;
 }
 
-void print_table(std::ostream& out, const std::vector<std::vector<std::string>>& rows,
-                 const std::string& indent) {
-  std::vector<size_t> widths;
-  for (const auto& row : rows) {
-    widths.resize(std::max(widths.size(), row.size()), 0);
-    for (size_t c = 0; c < row.size(); ++c) {
-      widths[c] = std::max(widths[c], row[c].size());
-    }
-  }
-  for (const auto& row : rows) {
-    out << indent;
-    for (size_t c = 0; c < row.size(); ++c) {
-      // No padding after the last column: trailing blanks only get in the way of scripts.
-      if (c + 1 < row.size()) {
-        out << row[c] << std::string(widths[c] - row[c].size() + 2, ' ');
-      } else {
-        out << row[c];
-      }
-    }
-    out << '\n';
-  }
-}
-
 void render_order(std::ostream& out, const json& order) {
   json head = order;
   head.erase("items");
@@ -517,143 +493,6 @@ void render_order_list(std::ostream& out, const json& orders) {
   }
   print_table(out, rows, "");
   out << "(" << orders.size() << (orders.size() == 1 ? " order" : " orders") << ")\n";
-}
-
-void render_result(std::ostream& out, const json& result);
-
-/// "0-3,7,9-10" for a sorted list of shard numbers.
-std::string ranges_text(const std::vector<int64_t>& numbers) {
-  std::string out;
-  for (size_t i = 0; i < numbers.size();) {
-    size_t j = i;
-    while (j + 1 < numbers.size() && numbers[j + 1] == numbers[j] + 1) {
-      ++j;
-    }
-    out += (out.empty() ? "" : ",") + std::to_string(numbers[i]);
-    if (j > i) {
-      out += "-" + std::to_string(numbers[j]);
-    }
-    i = j + 1;
-  }
-  return out.empty() ? "(none)" : out;
-}
-
-/// `orderctl cluster-status`: the cluster.status result as tables (fields it does not know are
-/// left out; `--json` shows everything).
-void render_cluster_status(std::ostream& out, const json& status) {
-  if (!status.is_object()) {
-    render_result(out, status);
-    return;
-  }
-  const std::string here = scalar_text(status.value("node_id", json("?")));
-  // Coordinated through etcd, or locally (a node alone): a controller, incarnations, a lease.
-  const std::string kind = scalar_text(status.value("coordination", json("?")));
-  const std::string coordinator = scalar_text(status.value("controller", json("")));
-  out << "node " << here << " of cluster " << scalar_text(status.value("cluster_id", json("?")))
-      << " (incarnation " << scalar_text(status.value("incarnation", json("?"))) << ", lease "
-      << (status.value("lease_valid", false) ? "valid" : "NOT valid") << "), "
-      << (kind == "etcd"    ? "coordinated through etcd"
-          : kind == "local" ? "alone (local coordination)"
-                            : "coordinated by " + kind)
-      << ", controller " << (coordinator.empty() ? "(none)" : coordinator) << ", "
-      << scalar_text(status.value("shard_count", json("?"))) << " shards\n";
-  std::string unreachable;
-  for (const auto& id : status.value("unreachable_from_here", json::array())) {
-    unreachable += (unreachable.empty() ? "" : ", ") + scalar_text(id);
-  }
-  out << "unreachable from " << here << ": " << (unreachable.empty() ? "(none)" : unreachable)
-      << "\n\n";
-
-  std::vector<std::vector<std::string>> rows{
-      {"NODE", "STATE", "SHARDS", "CLIENT", "CLUSTER", "ACTIVE_ENTITIES", "NOTE"}};
-  std::vector<std::string> member_ids;
-  const json members = status.value("members", json::array());
-  for (const auto& m : members) {
-    if (!m.is_object()) {
-      continue;
-    }
-    const std::string id = scalar_text(m.value("node_id", json("?")));
-    member_ids.push_back(id);
-    std::string notes;
-    if (id == here) {
-      notes += "this node";
-    }
-    if (id == coordinator) {
-      notes += (notes.empty() ? "" : ", ") + std::string("controller");
-    }
-    if (m.contains("incarnation")) {
-      notes +=
-          (notes.empty() ? "" : ", ") + std::string("incarnation ") + scalar_text(m["incarnation"]);
-    }
-    rows.push_back({id, scalar_text(m.value("state", json("?"))),
-                    scalar_text(m.value("shards_owned", json("?"))),
-                    scalar_text(m.value("client_address", json(""))),
-                    scalar_text(m.value("cluster_address", json(""))),
-                    m.contains("active_entities") ? scalar_text(m["active_entities"]) : "-",
-                    notes});
-  }
-  print_table(out, rows, "");
-
-  // Shard -> owner, compacted per owner: "n1  22  0-10,21,40-49".
-  const json shards = status.value("shards", json::array());
-  std::vector<std::string> owners;
-  std::vector<std::vector<int64_t>> owned;
-  int64_t max_epoch = 0;
-  for (const auto& s : shards) {
-    if (!s.is_object() || !s.contains("shard") || !s["shard"].is_number_integer()) {
-      continue;
-    }
-    const std::string owner =
-        s.contains("owner") && !s["owner"].is_null() ? scalar_text(s["owner"]) : "(none)";
-    size_t k = 0;
-    while (k < owners.size() && owners[k] != owner) {
-      ++k;
-    }
-    if (k == owners.size()) {
-      owners.push_back(owner);
-      owned.emplace_back();
-    }
-    owned[k].push_back(s["shard"].get<int64_t>());
-    if (s.contains("epoch") && s["epoch"].is_number_integer()) {
-      max_epoch = std::max(max_epoch, s["epoch"].get<int64_t>());
-    }
-  }
-  if (owners.empty()) {
-    return;
-  }
-  // Members first, in the members table's order, then any owner that is not a member.
-  std::vector<size_t> order;
-  for (const auto& id : member_ids) {
-    for (size_t k = 0; k < owners.size(); ++k) {
-      if (owners[k] == id) {
-        order.push_back(k);
-      }
-    }
-  }
-  for (size_t k = 0; k < owners.size(); ++k) {
-    if (std::find(order.begin(), order.end(), k) == order.end()) {
-      order.push_back(k);
-    }
-  }
-  out << "\nshard owners (highest epoch " << max_epoch << "):\n";
-  std::vector<std::vector<std::string>> map_rows{{"OWNER", "SHARDS", "WHICH"}};
-  for (const size_t k : order) {
-    std::sort(owned[k].begin(), owned[k].end());
-    map_rows.push_back({owners[k], std::to_string(owned[k].size()), ranges_text(owned[k])});
-  }
-  print_table(out, map_rows, "  ");
-  // Moves in progress (etcd): shard -> the node it is being handed to.
-  std::string moving;
-  for (const auto& sh : shards) {
-    if (sh.is_object() && sh.value("target", json("")).is_string() &&
-        !sh.value("target", std::string()).empty()) {
-      moving += (moving.empty() ? "" : ", ") + scalar_text(sh["shard"]) + " -> " +
-                scalar_text(sh["target"]);
-    }
-  }
-  if (!moving.empty()) {
-    out << "\nmoving: " << moving << "\n";
-  }
 }
 
 void render_result(std::ostream& out, const json& result) {
@@ -770,13 +609,7 @@ int run(int argc, char** argv) {
     return exit_ok;
   }
   if (cluster_table) {
-    // The tables pad columns; an empty last cell would leave blanks at the end of the line.
-    std::ostringstream text;
-    render_cluster_status(text, reply.result);
-    std::istringstream lines(text.str());
-    for (std::string line; std::getline(lines, line);) {
-      std::cout << line.substr(0, line.find_last_not_of(' ') + 1) << '\n';
-    }
+    std::cout << ordermesh::client::cluster_status_text(reply.result);
   } else {
     render_result(std::cout, reply.result);
   }

@@ -969,6 +969,10 @@ scripts/bench.sh --systems all                 # also the replicated pair (issue
 scripts/bench.sh --quick --systems pgsync,om3rf3   # the replicated pair alone
 ```
 
+The full run repeats each measurement 5 times unless `--repeats N` says otherwise; a run writes
+its own command at the top of this file (`command:`) and the repeats behind each median in the
+`n` column, so the numbers above may come from fewer repeats than the default.
+
 Systems (`--systems`, comma list; `--skip` takes some out): `postgresql` (`pg`), `ordermesh-1`
 (`om1`), `ordermesh-3` (`om3`), `db_bench`: the default; `postgresql-sync` (`pgsync`) and
 `ordermesh-3-rf3` (`om3rf3`), the replicated pair of issue 12: opt-in, or `all`. The pair is
@@ -979,7 +983,9 @@ at half of postgresql-sync's saturation (`half-pgsync-rate`; full mode also `pgs
 stops with its stderr.
 
 It installs `postgresql-15` and `rocksdb-tools` with apt-get when missing, builds `orderd`,
-`orderctl` and `orderbench` in Release into `build-bench/`, starts everything on 127.0.0.1 with
+`orderctl` and `orderbench` in Release into `build-bench/` (its own build directory, made on
+its first run, `ORDERMESH_BENCH_BUILD_DIR` to move it; `scripts/setup.sh` builds into `build/`
+instead, RelWithDebInfo), starts everything on 127.0.0.1 with
 free ports and data in a temp directory (`ORDERMESH_BENCH_DIR`, default /var/tmp), and stops what
 it started on exit, by pid. PostgreSQL runs as `nobody` (it refuses root). Nothing here is part
 of the tests: the numbers depend on the machine.
@@ -1000,7 +1006,8 @@ How the ordermesh clusters are started (`scripts/bench/run.py`, class `Ordermesh
   it is on at least two disks. The run also waits until every shard lists three `replicas`, all
   in its `isr` (cluster.status). Same per-order figures as `ordermesh-3` (every orderd and etcd).
 
-`orderbench` alone (see README.md, "orderbench"):
+`orderbench` alone (see README.md, "orderbench"; `build-bench/` exists after a `scripts/bench.sh`
+run, `build/client/orderbench` after `scripts/setup.sh` does the same):
 
 ```sh
 build-bench/client/orderbench --host 127.0.0.1:7401,127.0.0.1:7402,127.0.0.1:7403 \\

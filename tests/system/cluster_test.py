@@ -348,9 +348,14 @@ def test_any_node_reaches_the_same_entity():
               "through etcd")
         check(f"controller {st['controller']}" in p.stdout, "cluster-status names the controller")
         check("unreachable from n3: (none)" in p.stdout, "cluster-status shows the unreachable list")
-        owners_lines = p.stdout.split("shard owners", 1)[-1].splitlines()[2:]
-        listed = sum(int(ln.split()[1]) for ln in owners_lines if ln.strip())
-        eq(listed, 64, "shards listed in the cluster-status owner map")
+        # the shard map grouped: per member what it leads, per replica set its in-sync set
+        leads = p.stdout.split("shards each member leads", 1)[-1].split("\n\n", 1)[0]
+        listed = sum(int(ln.split()[1]) for ln in leads.splitlines()[2:] if ln.strip())
+        eq(listed, 64, "shards listed in the cluster-status leaders table")
+        groups = p.stdout.split("shard groups", 1)[-1].split("\n\n", 1)[0]
+        grouped = sum(int(ln.split()[2]) for ln in groups.splitlines()[2:] if ln.strip())
+        eq(grouped, 64, "shards listed in the cluster-status shard groups")
+        check(len(p.stdout.splitlines()) < 30, "cluster-status fits a screen")
         p = h.orderctl("--port", n3.port, "--json", "cluster-status")
         check(p.returncode == 0 and '"shards"' in p.stdout, "cluster-status --json prints raw")
 

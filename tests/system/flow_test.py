@@ -331,6 +331,15 @@ def test_orderctl():
               f"order.place --help: {p.stdout!r}")
         check("cluster.leave --node-id" in run("--help").stdout, "--help lists every op")
         check(run("--version").stdout.startswith("orderctl "), "--version")
+        # an option orderctl does not know is an error wherever it stands, not an op arg
+        p = run("--colour", "yes", "cluster.status", code=2)
+        check("takes no --colour" in p.stderr, f"unknown global option: {p.stderr!r}")
+        p = run("--colour", "yes", "call", "cluster.status", code=2)
+        check("not as --colour" in p.stderr, f"unknown option with call: {p.stderr!r}")
+        # cluster-status: the shard map grouped, not a line per shard
+        p = run("cluster-status")
+        check(f"{node.name}    64     0-63" in p.stdout and "shard groups" in p.stdout
+              and len(p.stdout.splitlines()) < 20, f"cluster-status: {p.stdout}")
         # an order.place the node answers but whose order ends REJECTED exits 4
         p = run("order.place", "--order-id", "oc3", "--user-id", "carol", "--items", "cup:50",
                 code=4, token=token)

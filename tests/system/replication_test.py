@@ -267,6 +267,23 @@ def test_kill9_primary_fails_over_and_rejoins():
         st2 = c.status(rest[0])
         for sh in st2["shards"]:
             check(sh["primary"] != victim.name, f"shard {sh['shard']} still led by the dead node")
+
+        # orderctl cluster-status while it is down: its shards' group shows the in-sync set
+        # without it, and once its lease has expired (no member any more) it is not named
+        # unreachable.
+        def status_text():
+            p = h.orderctl("--port", rest[0].port, "cluster-status")
+            eq(p.returncode, 0, f"orderctl cluster-status (stderr {p.stderr!r})")
+            return p.stdout
+
+        def shows_dead_node_gone():
+            text = status_text()
+            groups = text.split("shard groups", 1)[-1]
+            return text if ("ISR smaller than the replicas" in groups
+                            and f"unreachable from {rest[0].name}: (none)" in text) else None
+        text = h.wait_until(shows_dead_node_gone, FAILOVER_TIMEOUT, 0.5,
+                            f"cluster-status without {victim.name} in the ISR or as unreachable")
+        log(text.rstrip())
         for u in users:
             before[("user", u)]["balance_cents"] += 7
 
