@@ -80,6 +80,12 @@ std::vector<op_spec> make_catalog() {
        "admin. CAN LOSE ACKNOWLEDGED WRITES: only for a shard whose every in-sync replica is "
        "gone for good",
        "shard, primary, epoch, warning"},
+      {"admin.backup",
+       {req("dir", "D",
+            "absolute, new, below the node's --backup-dir; created on the node's own disk")},
+       "admin",
+       "node_id, cluster_id, sequence, shards (owned, with epochs), created_at_ms, dir: an "
+       "online RocksDB checkpoint plus backup.json; restore with orderd --restore-from D"},
   };
 }
 

@@ -74,7 +74,13 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
   opts.add_options()("help,h", "print this help")(
       "node-id", po::value(&c.node_id), "this node's id ([A-Za-z0-9._-]{1,64}), required")(
       "data-dir", po::value(&c.data_dir), "directory of this node's RocksDB, required")(
-      "client-host", po::value(&c.client_host), "address clients connect to (default 127.0.0.1)")(
+      "backup-dir", po::value(&c.backup_dir),
+      "absolute directory under which admin.backup may create backups (default: none, "
+      "admin.backup is refused)")(
+      "restore-from", po::value(&c.restore_from),
+      "copy this backup (a directory admin.backup made) into --data-dir, which must be empty "
+      "or absent, then start")("client-host", po::value(&c.client_host),
+                               "address clients connect to (default 127.0.0.1)")(
       "client-port", po::value(&client_port), "client protocol port (default 7400)")(
       "client-idle-timeout", po::value(&client_idle_timeout),
       "close a client connection with no request in flight that sent and received nothing "
@@ -210,6 +216,8 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
     return fail("--node-id is required and must match [A-Za-z0-9._-]{1,64}");
   if (c.data_dir.empty())
     return fail("--data-dir is required");
+  if (!c.backup_dir.empty() && c.backup_dir.front() != '/')
+    return fail("--backup-dir must be an absolute path, not '" + c.backup_dir + "'");
   if (client_port == 0 || client_port > 65535 || cluster_port == 0 || cluster_port > 65535)
     return fail("ports must be 1..65535");
   c.client_port = static_cast<uint16_t>(client_port);

@@ -68,6 +68,11 @@ struct node_config {
   size_t handoff_chunk_bytes = 256 * 1024;
   std::chrono::milliseconds handoff_chunk_delay{0};  // fault injection only
   actors::entity_settings entities;
+  /// Online backup and restore (docs/OPERATIONS.md, "Backup and restore"): admin.backup writes
+  /// only into new directories under backup_dir (absolute; empty: admin.backup is refused), and
+  /// restore_from names a backup to copy into an empty --data-dir before starting.
+  std::string backup_dir;
+  std::string restore_from;
 };
 
 /// Parses argv. On --help prints usage and returns nullopt with *exit_code 0; on a bad flag

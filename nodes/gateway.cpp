@@ -361,6 +361,36 @@ void cluster_status(self_ptr self, const protocol::request& req) {
           [self, req](caf::error& err) { refuse(self, req, err); });
 }
 
+// ---- admin.backup ----
+
+using backup_atom = caf::atom_constant<caf::atom("backup")>;
+
+/// One backup on a thread of its own (a flush and a log copy must not stall the actor pool),
+/// then gone. Answers the manifest as JSON text, or the refusal as a typed error.
+caf::behavior backup_worker(caf::event_based_actor* self, std::shared_ptr<online_backup> job) {
+  return {[self, job](backup_atom, const std::string& dir) {
+    auto rp = self->make_response_promise();
+    auto out = job->run(dir);
+    if (out.error.code == errc::none)
+      rp.deliver(out.manifest.dump());
+    else
+      rp.deliver(actors::make_error(out.error));
+    self->quit();
+  }};
+}
+
+void start_backup(self_ptr self, const protocol::request& req) {
+  auto& g = *self->state.g;
+  if (g.backup->running()) {  // answered here: no thread for a request that cannot run
+    refuse(self, req, errc::overloaded, backup_busy);
+    return;
+  }
+  auto worker = self->spawn<caf::detached>(backup_worker, g.backup);
+  self->request(worker, g.request_timeout, backup_atom::value, req.dir)
+      .then([self, req](const std::string& manifest) { answer(self, req, json::parse(manifest)); },
+            [self, req](caf::error& err) { refuse(self, req, err); });
+}
+
 // ---- dispatch ----
 
 /// True when a session token names a user_id other than its own in an op that acts for one user.
@@ -478,6 +508,13 @@ void handle(self_ptr self, protocol::request req) {
     }
     case op::cluster_status:
       cluster_status(self, req);
+      return;
+    case op::admin_backup:
+      if (!who.admin) {
+        refuse(self, req, errc::forbidden, "admin.backup needs the admin token");
+        return;
+      }
+      start_backup(self, req);
       return;
     case op::cluster_leave:
       if (!who.admin) {

@@ -14,6 +14,7 @@
 
 #include "actors/node_context.hpp"
 #include "nodes/client_listener.hpp"
+#include "nodes/online_backup.hpp"
 #include "nodes/password_hasher.hpp"
 #include "nodes/password_limits.hpp"
 #include "nodes/session_tokens.hpp"
@@ -45,6 +46,9 @@ struct gateway_shared {
   std::atomic<bool> draining{false};  // SIGTERM: refuse new requests
   std::atomic<int64_t> in_flight{0};  // requests accepted and not yet answered
   std::atomic<uint64_t> requests{0};  // requests answered since start
+
+  /// admin.backup (docs/OPERATIONS.md, "Backup and restore"); runs on a detached actor.
+  std::shared_ptr<online_backup> backup;
 };
 
 /// The connection handler factory for client_listener: one gateway actor per connection.

@@ -56,17 +56,20 @@ int64_t disk_identity(persistence::storage_engine& storage, std::string* why) {
     *why = "cannot read node metadata: " + st.to_string();
     return 0;
   }
+  return renew_disk_identity(storage, why) ? disk_identity(storage, why) : 0;
+}
+
+bool renew_disk_identity(persistence::storage_engine& storage, std::string* why) {
   std::random_device rd;
   // 53 bits: exact as a JSON number anywhere (cluster.status shows it), and plenty to tell apart
   // the data dirs one node id ever has.
   std::uniform_int_distribution<int64_t> pick(1, (int64_t{1} << 53) - 1);
-  int64_t id = pick(rd);
-  st = storage.put_meta("disk_id", std::to_string(id));
+  auto st = storage.put_meta("disk_id", std::to_string(pick(rd)));
   if (!st) {
     *why = "cannot write node metadata: " + st.to_string();
-    return 0;
+    return false;
   }
-  return id;
+  return true;
 }
 
 }  // namespace ordermesh::node

@@ -21,4 +21,8 @@ bool check_node_meta(persistence::storage_engine& storage, const node_config& cf
 /// directory and delete the copied `disk_id` (the node makes a new one and catches up).
 int64_t disk_identity(persistence::storage_engine& storage, std::string* why);
 
+/// Gives the data dir a new disk identity (a restore: the copy is another disk than the one the
+/// backup was taken of). False with `why` when it cannot be written.
+bool renew_disk_identity(persistence::storage_engine& storage, std::string* why);
+
 }  // namespace ordermesh::node

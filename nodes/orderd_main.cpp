@@ -34,6 +34,7 @@
 #include "cluster/cluster_messages.hpp"
 #include "cluster/member_agent.hpp"
 #include "cluster/replica_sink.hpp"
+#include "nodes/backup_restore.hpp"
 #include "nodes/client_listener.hpp"
 #include "nodes/config.hpp"
 #include "nodes/coordination_session.hpp"
@@ -164,6 +165,20 @@ int main(int argc, char** argv) {
   // Everything orderd creates (data dir, RocksDB files, admin.token, log file) is its own
   // user's alone: the journal holds password hashes and balances. Set before anything is created.
   ::umask(077);
+  // Backup and restore (docs/OPERATIONS.md): a restore fills the empty data dir before anything
+  // opens it; the node then starts on the copy as on any data dir.
+  std::string restored;
+  if (!cfg.restore_from.empty() &&
+      !om::node::restore_backup({cfg.restore_from, cfg.data_dir, cfg.node_id, cfg.shards},
+                                &restored)) {
+    std::cerr << "orderd: --restore-from: " << restored << "\n";
+    return 2;
+  }
+  if (struct stat bst{}; !cfg.backup_dir.empty() &&
+                         (::stat(cfg.backup_dir.c_str(), &bst) != 0 || !S_ISDIR(bst.st_mode))) {
+    std::cerr << "orderd: --backup-dir " << cfg.backup_dir << " is not an existing directory\n";
+    return 2;
+  }
   std::string tightened;
   if (!owner_only_dir(cfg.data_dir, &tightened)) {
     std::cerr << "orderd: " << tightened << "\n";
@@ -173,6 +188,8 @@ int main(int argc, char** argv) {
   if (!cfg.log_file.empty())
     log_tightened = owner_only_file(cfg.log_file);
   auto log = make_logger(cfg);
+  if (!restored.empty())
+    log->warn("node={} {}", cfg.node_id, restored);
   if (!tightened.empty())
     log->warn("node={} {}", cfg.node_id, tightened);
   if (!log_tightened.empty())
@@ -373,6 +390,8 @@ int main(int argc, char** argv) {
                                                              cfg.request_timeout, cfg.session_ttl);
     shared->agent = agent;
     shared->alone = cfg.etcd.empty();
+    shared->backup = std::make_shared<om::node::online_backup>(*storage, cfg.backup_dir,
+                                                               cfg.node_id, cfg.shards, log);
     om::node::listener_options lopts;
     lopts.host = cfg.client_host;
     lopts.port = cfg.client_port;

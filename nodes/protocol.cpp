@@ -24,7 +24,7 @@ struct op_entry {
   op value;
 };
 
-constexpr std::array<op_entry, 17> op_table{{
+constexpr std::array<op_entry, 18> op_table{{
     {"user.register", op::user_register},
     {"user.login", op::user_login},
     {"user.get", op::user_get},
@@ -42,6 +42,7 @@ constexpr std::array<op_entry, 17> op_table{{
     {"cluster.status", op::cluster_status},
     {"cluster.leave", op::cluster_leave},
     {"cluster.force-primary", op::cluster_force_primary},
+    {"admin.backup", op::admin_backup},
 }};
 
 bool op_from_string(std::string_view text, op& out) {
@@ -277,6 +278,10 @@ std::string read_args(const json& object, request& req) {
     case op::cluster_force_primary:
       args.integer("shard", req.shard, 0, 65534);
       args.id("node_id", req.node_id);
+      break;
+    case op::admin_backup:
+      // Only its size here: which paths are allowed is the node's rule (nodes/backup_target).
+      args.text("dir", req.dir, 1, 4096);
       break;
   }
   return args.message();

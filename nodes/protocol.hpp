@@ -33,6 +33,7 @@ enum class op : uint8_t {
   cluster_status,
   cluster_leave,
   cluster_force_primary,
+  admin_backup,
 };
 /// "user.register", ...
 std::string_view to_string(op o);
@@ -56,6 +57,7 @@ struct request {
   std::string crash_id;
   std::string node_id;  // cluster.leave, cluster.force-primary
   int64_t shard = 0;    // cluster.force-primary
+  std::string dir;      // admin.backup: the directory to create (checked by the node)
 };
 
 /// Parse outcome: on failure `error.code` is set (bad_request or too_large) and `id` holds the

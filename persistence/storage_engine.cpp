@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <filesystem>
 #include <future>
 #include <limits>
 #include <map>
@@ -14,6 +15,7 @@
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
+#include <rocksdb/utilities/checkpoint.h>
 #include <spdlog/spdlog.h>
 
 #include "persistence/big_endian.hpp"
@@ -728,6 +730,52 @@ status storage_engine::reset_replica(uint16_t shard, uint64_t epoch, uint64_t po
   w.replica = detail::replica_op{detail::replica_op::kind::reset,
                                  shard_delta{shard, epoch, position, 0, {}}};
   return impl_->write_and_wait(std::move(w), /*bounded=*/false);
+}
+
+status storage_engine::checkpoint(const std::string& dir, checkpoint_info* out) const {
+  if (out == nullptr || dir.empty()) {
+    return status::invalid("checkpoint needs a directory and an out parameter");
+  }
+  if (impl_->writer->on_writer_thread()) {
+    return status::invalid("checkpoint called from a write callback");
+  }
+  std::error_code ec;
+  if (std::filesystem::exists(dir, ec) || ec) {
+    return status::invalid("checkpoint directory '" + dir + "' exists already (or cannot be read)");
+  }
+  rocksdb::Checkpoint* raw = nullptr;
+  if (rocksdb::Status s = rocksdb::Checkpoint::Create(impl_->db.get(), &raw); !s.ok()) {
+    return from_rocksdb(s);
+  }
+  std::unique_ptr<rocksdb::Checkpoint> maker(raw);
+  checkpoint_info info;
+  {
+    // Held across the checkpoint: the ownership records in it are then the ones listed here.
+    std::lock_guard<std::mutex> lock(impl_->ownership_mutex);
+    // log_size_for_flush 0: flush always, so the checkpoint does not depend on replaying a log.
+    if (rocksdb::Status s = maker->CreateCheckpoint(dir, 0, &info.sequence); !s.ok()) {
+      return from_rocksdb(s);  // RocksDB removes its temporary directory itself
+    }
+    for (const auto& [shard, record] : impl_->records) {
+      if (record.owned) {
+        info.owned_shards.emplace_back(shard, record.epoch);
+      }
+    }
+  }
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    info.files.emplace_back(entry.path().filename().string(), entry.file_size(ec));
+    if (ec) {
+      break;
+    }
+  }
+  if (ec) {
+    return status::io_error("listing checkpoint '" + dir + "': " + ec.message());
+  }
+  std::sort(info.files.begin(), info.files.end());
+  spdlog::info("storage: checkpoint of '{}' in '{}' (sequence {}, {} files)", impl_->opts.path, dir,
+               info.sequence, info.files.size());
+  *out = std::move(info);
+  return status::ok();
 }
 
 status storage_engine::health() const {

@@ -219,6 +219,17 @@ struct storage_stats {
   uint64_t applied = 0;             // deltas written by apply_replicated
 };
 
+/// What storage_engine::checkpoint wrote.
+struct checkpoint_info {
+  /// A RocksDB sequence number every write of which is in the checkpoint (the last one, as the
+  /// memtables are flushed first).
+  uint64_t sequence = 0;
+  /// The shards this node owned in the checkpoint, with their epochs, shard ascending.
+  std::vector<std::pair<uint16_t, uint64_t>> owned_shards;
+  /// Every file of the checkpoint directory with its size in bytes, name ascending.
+  std::vector<std::pair<std::string, uint64_t>> files;
+};
+
 class storage_engine;
 
 /// A consistent copy source for one shard: every chunk is read from one RocksDB snapshot taken
@@ -381,6 +392,17 @@ class storage_engine {
   /// Refused (invalid) if this node owns the shard, and for shard 0xFFFF. Ordered with imports
   /// (it goes through the same queue). Blocking: refused from a write callback.
   status reset_replica(uint16_t shard, uint64_t epoch, uint64_t position);
+
+  /// Online backup: a RocksDB checkpoint of the whole database in `dir`, which must not exist
+  /// (status invalid otherwise; nothing is overwritten) and whose parent must. The memtables are
+  /// flushed first and the live write-ahead log is copied too, so every write whose callback
+  /// ran before this call is in the checkpoint: callbacks run only after the synced write.
+  /// Later writes may or may not be. Ownership does not change while it runs (own_shard and
+  /// release_shard wait), so `out->owned_shards` is exactly what the checkpoint holds. Writes
+  /// go on meanwhile. SST files are hard-linked when `dir` is on the same file system (no
+  /// copy), otherwise copied. Blocking (a flush and a copy of the log): not from a write
+  /// callback, nor on a thread that must not block. A failure leaves no `dir` behind.
+  status checkpoint(const std::string& dir, checkpoint_info* out) const;
 
   /// ok until a write failed; then the first error, for good.
   status health() const;

@@ -28,6 +28,8 @@ TEST_CASE("an op's help names each arg and who may call it", "[op_catalog]") {
   auto reg = op_help(*find_op("user.register"));
   CHECK(reg.find("[--name N]") != std::string::npos);  // optional args in brackets
   CHECK(ops_summary().find("cluster.force-primary --shard --node-id") != std::string::npos);
+  CHECK(ops_summary().find("admin.backup --dir") != std::string::npos);
+  CHECK(op_help(*find_op("admin.backup")).find("--backup-dir") != std::string::npos);
 }
 
 TEST_CASE("a near miss gets a suggestion, a far one none", "[op_catalog]") {

@@ -505,6 +505,19 @@ TEST_CASE("admin.crash entity", "[protocol]") {
   CHECK(p.req.crash_id.size() == 64);
 }
 
+TEST_CASE("admin.backup dir", "[protocol]") {
+  require_bad(parse_op("admin.backup", json::object()), "missing arg 'dir'");
+  require_bad(parse_op("admin.backup", {{"dir", 7}}), "arg 'dir' must be a string");
+  require_bad(parse_op("admin.backup", {{"dir", ""}}), "arg 'dir' must be 1..4096 bytes");
+  require_bad(parse_op("admin.backup", {{"dir", "/" + std::string(4096, 'd')}}),
+              "arg 'dir' must be 1..4096 bytes");
+  // Which paths may be written is the node's rule (nodes/backup_target), not the parser's.
+  auto p = parse_op("admin.backup", {{"dir", "relative/b1"}});
+  REQUIRE(p.ok());
+  CHECK(p.req.operation == protocol::op::admin_backup);
+  CHECK(p.req.dir == "relative/b1");
+}
+
 TEST_CASE("replies render as exact JSON lines", "[protocol]") {
   CHECK(protocol::render_ok(7, {{"user_id", "alice"}}) ==
         "{\"id\":7,\"ok\":true,\"result\":{\"user_id\":\"alice\"}}\n");
