@@ -4,6 +4,9 @@ from a real orderd, and what the page shows (members, the grouped shard map's pr
 activity samples yet) is checked against cluster.status. A screenshot of each run is kept under
 the build dir (test-artifacts/status_page*.png) to look at.
 
+A third case serves the page's file with a made-up /status.json: the activity graph drawn from
+samples, and values that look like HTML shown as text.
+
 Without chromium (scripts/setup.sh installs it) every case is reported skipped, never passed,
 and the script exits 77 (ctest's SKIP_RETURN_CODE for this test).
 
@@ -11,12 +14,16 @@ Run: python3 tests/system/status_page_test.py --orderd build/nodes/orderd \
   --orderctl build/client/orderctl [-k NAME]
 """
 
+import http.server
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -38,10 +45,15 @@ class StatusPageDom(HTMLParser):
         self.shard_primary = {}  # shard -> primary, expanded from the grouped rows
         self.groups = 0
         self.body = {}
-        self.text = []
+        self.ids = set()
+        self.text = []  # the text people see (not the script's source)
+        self._in_script = False
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
+        self._in_script = tag == "script"
+        if "id" in a:
+            self.ids.add(a["id"])
         if tag == "body":
             self.body = a
         if tag == "tr" and a.get("class") == "member":
@@ -52,8 +64,13 @@ class StatusPageDom(HTMLParser):
                 if shard:
                     self.shard_primary[int(shard)] = a.get("data-primary")
 
+    def handle_endtag(self, tag):
+        if tag == "script":
+            self._in_script = False
+
     def handle_data(self, data):
-        self.text.append(data)
+        if not self._in_script:
+            self.text.append(data)
 
 
 def artifact_dir():
@@ -95,7 +112,8 @@ def check_page(session, admin_port, status, shot_name):
     check(dom.groups < len(status["shards"]) or len(status["shards"]) <= 1,
           f"{dom.groups} shard rows for {len(status['shards'])} shards: not grouped")
     text = " ".join(dom.text)
-    check("no samples yet" in text, "the empty activity graph does not say 'no samples yet'")
+    check("no-samples" in dom.ids and "no samples yet" in text,
+          "the empty activity graph does not say 'no samples yet'")
     check(status["node_id"] in text, "the page does not name the node")
     shot = artifact_dir() / shot_name
     if shot.exists():
@@ -134,7 +152,74 @@ def test_status_page_cluster():
         check_page(s, ports[0], status, "status_page.png")
 
 
-TESTS = [test_status_page_single_node, test_status_page_cluster]
+class FakeStatus(http.server.BaseHTTPRequestHandler):
+    """Serves the page's file from the repository and a /status.json made up by the test: the
+    activity graph with samples (orderd has none to show until the metrics registry records
+    them) and values that look like HTML, which the page must show as text."""
+
+    status = {}
+
+    def do_GET(self):
+        if self.path == "/status":
+            body, kind = PAGE.read_bytes(), "text/html"
+        elif self.path == "/status.json":
+            body, kind = json.dumps(self.status).encode(), "application/json"
+        else:
+            body, kind = b"not found", "text/plain"
+        self.send_response(200 if kind != "text/plain" else 404)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+PAGE = h.REPO / "nodes" / "admin" / "status_page.html"
+
+
+def test_status_page_draws_activity_and_escapes():
+    now = int(time.time() * 1000)
+    FakeStatus.status = {
+        "node_id": "n1", "version": "t", "uptime_s": 5, "controller": "n1",
+        "ready": {"ready": False, "failing": ["lease"]},
+        "members": [{"node_id": "n1", "client_address": "<b id=injected>x</b>",
+                     "cluster_address": "-", "state": "up", "incarnation": 1,
+                     "shards_owned": 2}],
+        "shards": [{"shard": 0, "primary": "n1", "epoch": 1, "replicas": ["n1"], "isr": ["n1"],
+                    "target": ""},
+                   {"shard": 1, "primary": "n1", "epoch": 2, "replicas": ["n1"], "isr": ["n1"],
+                    "target": ""}],
+        "activity": [{"unix_ms": now - 120000 + i * 5000, "requests_per_s": 400 + 300 * (i % 5),
+                      "p99_ms": 2.0 + (i % 7) * 0.8} for i in range(24)],
+        "membership_events": [{"unix_ms": now, "kind": "joined", "node": "n1",
+                               "text": "<script>alert(1)</script>"}],
+    }
+    server = http.server.ThreadingHTTPServer((h.HOST, 0), FakeStatus)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with h.Session("status-page-fake") as s:
+            url = f"http://127.0.0.1:{server.server_address[1]}/status"
+            dom = chromium(url, ["--dump-dom"], s.dir)
+            shot = artifact_dir() / "status_page_activity.png"
+            chromium(url, [f"--screenshot={shot}", "--window-size=1280,1000"], s.dir)
+            check(shot.is_file(), f"no screenshot at {shot}")
+    finally:
+        server.shutdown()
+        server.server_close()
+    check("<polyline" in dom, "no activity graph drawn from 24 samples")
+    check('id="no-samples"' not in dom, "'no samples yet' shown with samples")
+    check('id="injected"' not in dom and "&lt;b id=injected&gt;" in dom,
+          "a member's address was parsed as HTML")
+    check("&lt;script&gt;alert(1)&lt;/script&gt;" in dom, "an event's text was parsed as HTML")
+    check("not ready: lease" in dom, "the readiness badge does not name the failing check")
+    check('data-shards="0,1"' in dom and "0-1" in dom, "two shards alike are not one row")
+
+
+TESTS = [test_status_page_single_node, test_status_page_cluster,
+         test_status_page_draws_activity_and_escapes]
 
 if __name__ == "__main__":
     if CHROMIUM is None:
