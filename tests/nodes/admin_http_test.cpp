@@ -49,8 +49,10 @@ admin_sources fake_sources(bool ready) {
   return s;
 }
 
-/// Sends `request` to 127.0.0.1:port and reads until the server closes (or 5 s pass).
-std::string http_exchange(uint16_t port, const std::string& request) {
+/// Sends `request` to 127.0.0.1:port and reads until the server closes (or 5 s pass, then
+/// *closed_by_server stays false: a server that failed to close cannot pass for one that did).
+std::string http_exchange(uint16_t port, const std::string& request,
+                          bool* closed_by_server = nullptr) {
   namespace asio = boost::asio;
   asio::io_context io;
   asio::ip::tcp::socket sock(io);
@@ -63,8 +65,11 @@ std::string http_exchange(uint16_t port, const std::string& request) {
   boost::system::error_code ec;
   for (int i = 0; i < 1000; ++i) {
     auto n = sock.read_some(asio::buffer(buf), ec);
-    if (ec)
+    if (ec) {
+      if (closed_by_server)
+        *closed_by_server = ec == asio::error::eof || ec == asio::error::connection_reset;
       break;
+    }
     out.append(buf, n);
   }
   return out;
@@ -233,12 +238,14 @@ TEST_CASE("the admin server closes connections beyond its cap", "[admin]") {
   holder.connect({asio::ip::make_address("127.0.0.1"), server.bound_port()});
   // The server counts the holder once it has accepted it; the next one is closed unanswered.
   std::string refused;
+  bool closed = false;
   for (int i = 0; i < 200 && server.refused_connections() == 0; ++i) {
-    refused = http_exchange(server.bound_port(), "GET /livez HTTP/1.1\r\nHost: x\r\n\r\n");
+    refused = http_exchange(server.bound_port(), "GET /livez HTTP/1.1\r\nHost: x\r\n\r\n", &closed);
     if (server.refused_connections() == 0)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   CHECK(server.refused_connections() >= 1);
+  CHECK(closed);
   CHECK(refused.empty());
   holder.close();
   // With the holder gone, the slot frees up (bounded wait).
@@ -250,4 +257,25 @@ TEST_CASE("the admin server closes connections beyond its cap", "[admin]") {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   CHECK(ok.rfind("HTTP/1.1 200", 0) == 0);
+}
+
+TEST_CASE("the admin server cuts off slow and idle connections", "[admin]") {
+  admin_server_options opts;
+  opts.read_timeout = std::chrono::milliseconds(200);
+  opts.idle_timeout = std::chrono::milliseconds(200);
+  admin_server server(opts, fake_sources(true));
+  std::string why;
+  REQUIRE(server.start(&why));
+  // A request line that never ends: closed unanswered once its read deadline passed (well
+  // before http_exchange's own 5 s receive timeout would end the wait).
+  bool closed = false;
+  auto slow = http_exchange(server.bound_port(), "GET /livez HTTP/1.1\r\nHost: x\r\n", &closed);
+  CHECK(closed);
+  CHECK(slow.empty());
+  // A kept-alive connection: answered, then closed by the idle timeout (no "Connection: close").
+  closed = false;
+  auto idle = http_exchange(server.bound_port(), "GET /livez HTTP/1.1\r\nHost: x\r\n\r\n", &closed);
+  CHECK(closed);
+  CHECK(idle.rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(idle.find("ok\n") != std::string::npos);
 }
