@@ -437,6 +437,7 @@ int main(int argc, char** argv) {
         if (left_future.wait_for(std::chrono::seconds(0)) == std::future_status::ready)
           break;
       }
+      admin_status.set_draining();  // /readyz fails from the signal on, drain included
       if (sig > 0 && cfg.drain && cfg.etcd.empty())
         log->info("node={} --drain: a node alone has nobody to hand its shards to", cfg.node_id);
       if (sig > 0 && cfg.drain && !cfg.etcd.empty() &&
@@ -474,7 +475,6 @@ int main(int argc, char** argv) {
                 sig > 0 ? "signal " + std::to_string(sig) : std::string("left the cluster"));
       // Stop taking requests, let those in flight finish (bounded), then stop.
       shared->draining = true;
-      admin_status.set_draining();
       listener.stop_accepting();
       // Requests already sent keep arriving for a moment: they are answered `unavailable`
       // rather than cut off, so clients know to retry elsewhere.

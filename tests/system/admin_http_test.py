@@ -10,12 +10,14 @@ port"): real orderd processes on 127.0.0.1, real HTTP.
   * a 3-node etcd cluster (replication factor 3): the first node alone answers /readyz 503 with
     "joined" failing (the cluster waits for three members), then 200 on every node once all
     joined; /metrics on each; a node killed shows up in the others' membership events.
+  * SIGTERM with --drain: /readyz answers 503 "draining" while the node hands its shards off.
 
 Run: python3 tests/system/admin_http_test.py --orderd build/nodes/orderd \
   --orderctl build/client/orderctl [-k NAME]
 """
 
 import json
+import signal
 import subprocess
 
 import admin_http as ah
@@ -171,7 +173,35 @@ def test_cluster_readiness_and_events():
         log(f"n1 saw: {[e['text'] for e in hits]}")
 
 
+def test_not_ready_while_draining():
+    """SIGTERM with --drain (replication factor 1: the node hands every shard it owns to the
+    other member first, which takes seconds): /readyz answers 503 "draining" from the signal
+    on, while /livez still answers."""
+    with h.Session("admin-drain") as s:
+        etcd = eh.Etcd(s).start()
+        cluster = eh.EtcdCluster(s, etcd, name="drn", replication_factor=1)
+        cluster.add()
+        port = h.free_port()
+        leaving = cluster.add(extra_args=["--admin-port", str(port), "--drain"])
+        cluster.wait_balanced(timeout=90)
+        ah.wait_ready(port, timeout=60)
+        leaving.proc.send_signal(signal.SIGTERM)  # the pid this test started
+
+        def draining():
+            status, body = ah.readyz(port)
+            if status == 503 and "joined" in body["failing"]:
+                return body
+            check(leaving.alive(), "n2 exited before /readyz was seen failing")
+            return None
+
+        body = h.wait_until(draining, 30, 0.02, "/readyz to fail after SIGTERM")
+        detail = next(c["detail"] for c in body["checks"] if c["name"] == "joined")
+        check("draining" in detail, f"/readyz does not say draining: {body}")
+        eq(leaving.proc.wait(timeout=120), 0, "exit code after the drain")
+
+
 if __name__ == "__main__":
     h.main([test_single_node_endpoints, test_admin_port_off_by_default,
-            test_bad_admin_flags_exit_2, test_cluster_readiness_and_events],
+            test_bad_admin_flags_exit_2, test_cluster_readiness_and_events,
+            test_not_ready_while_draining],
            "orderd's HTTP admin port")
