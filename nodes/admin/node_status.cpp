@@ -1,5 +1,6 @@
 #include "nodes/admin/node_status.hpp"
 
+#include <spdlog/logger.h>
 #include <caf/actor_system.hpp>
 #include <caf/scoped_actor.hpp>
 
@@ -97,7 +98,11 @@ void node_status::sample() {
     caf::scoped_actor self{sys_};
     self->request(agent_, options_.agent_timeout, cluster::member_status_atom::value)
         .receive([&got](const cluster::member_status& ms) { got = ms; },
-                 [](caf::error&) { /* stale view: readiness says so */ });
+                 [this](caf::error& err) {
+                   // The view goes stale; /readyz says so once it is too old.
+                   ctx_->log().debug("node={} admin status: the member agent did not answer: {}",
+                                     ctx_->node_id(), sys_.render(err));
+                 });
   }
   if (!got)
     return;
