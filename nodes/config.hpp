@@ -73,6 +73,10 @@ struct node_config {
   /// restore_from names a backup to copy into an empty --data-dir before starting.
   std::string backup_dir;
   std::string restore_from;
+  // The HTTP admin port (docs/OPERATIONS.md, "Health checks and the admin port"): read-only,
+  // no token, so it binds to loopback unless the operator says otherwise.
+  uint16_t admin_port = 0;  // 0: off
+  std::string admin_bind = "127.0.0.1";
 };
 
 /// Parses argv. On --help prints usage and returns nullopt with *exit_code 0; on a bad flag
