@@ -14,6 +14,7 @@
 #include "cluster/cluster_messages.hpp"
 #include "cluster/member_agent.hpp"
 #include "nodes/protocol.hpp"
+#include "nodes/version.hpp"
 #include "persistence/storage_engine.hpp"
 
 // Local-only messages between the I/O thread, the hasher threads and a gateway actor.
@@ -330,8 +331,11 @@ void cluster_status(self_ptr self, const protocol::request& req) {
                          {"incarnation", m.incarnation},
                          {"disk", m.disk},
                          {"shards_owned", led[m.node_id]}};
-              if (m.node_id == ctx.node_id())
+              if (m.node_id == ctx.node_id()) {
                 jm["active_entities"] = ctx.active_entities.load();
+                jm["version"] = node_version();
+                jm["uptime_ms"] = process_uptime().count();
+              }
               members.push_back(std::move(jm));
             }
             json shards = json::array();
