@@ -399,7 +399,8 @@ int main(int argc, char** argv) {
         sig = sigtimedwait(&stop_signals, nullptr, &poll_interval);
         if (sig == SIGHUP) {
           logger.reopen();
-          log->info("node={} SIGHUP: reopened the log file", cfg.node_id);
+          log->info("node={} SIGHUP: {}", cfg.node_id,
+                    cfg.log_file.empty() ? "no --log-file to reopen" : "reopened the log file");
           sig = 0;
         }
         if (sig > 0)
