@@ -274,6 +274,10 @@ std::optional<node_config> parse_config(int argc, char** argv, const std::vector
   drop_shadowed(from_env, vm);
   try {
     po::store(from_env, vm);
+  } catch (const po::error_with_option_name& e) {
+    auto flag = e.get_option_name();
+    flag.erase(0, flag.find_first_not_of('-'));
+    return fail(variable_of_flag(flag) + ": " + e.what());
   } catch (const std::exception& e) {
     return fail(std::string("in the environment (ORDERMESH_*): ") + e.what());
   }
