@@ -3,6 +3,7 @@
 #include <map>
 #include <string>
 
+#include "nodes/version.hpp"
 #include "persistence/storage_engine.hpp"
 
 namespace ordermesh::node {
@@ -43,8 +44,11 @@ json cluster_status_json(const cluster::member_status& ms, const actors::node_co
                {"incarnation", m.incarnation},
                {"disk", m.disk},
                {"shards_owned", led[m.node_id]}};
-    if (m.node_id == ctx.node_id())
+    if (m.node_id == ctx.node_id()) {
       jm["active_entities"] = ctx.active_entities.load();
+      jm["version"] = node_version();
+      jm["uptime_ms"] = process_uptime().count();
+    }
     members.push_back(std::move(jm));
   }
   json shards = json::array();

@@ -1,18 +1,44 @@
 #include "nodes/config.hpp"
 
-#include <cstdlib>
+#include <algorithm>
 #include <iostream>
 
+#include <unistd.h>
 #include <boost/asio/ip/address.hpp>
+
 #include <boost/program_options.hpp>
 
 #include "cluster/sharding.hpp"
 #include "domain/types.hpp"
+#include "nodes/config_sources.hpp"
 #include "nodes/secret_file.hpp"
+#include "nodes/version.hpp"
 
 namespace ordermesh::node {
 
 namespace po = boost::program_options;
+
+namespace {
+
+/// Read by parse_config itself, not as a flag: it applies only when neither --admin-token nor
+/// --admin-token-file is given anywhere (as before --config and ORDERMESH_<FLAG> existed).
+const std::string admin_token_variable = "ORDERMESH_ADMIN_TOKEN=";
+
+/// --admin-token and --admin-token-file are one setting given two ways: when a higher source
+/// gave either, a lower source's other is dropped rather than refused as a conflict.
+void drop_shadowed(po::parsed_options& lower, const po::variables_map& higher) {
+  if (!higher.count("admin-token") && !higher.count("admin-token-file"))
+    return;
+  auto& o = lower.options;
+  o.erase(std::remove_if(o.begin(), o.end(),
+                         [](const po::option& x) {
+                           return x.string_key == "admin-token" ||
+                                  x.string_key == "admin-token-file";
+                         }),
+          o.end());
+}
+
+}  // namespace
 
 bool parse_duration(const std::string& text, std::chrono::milliseconds& out) {
   if (text.empty() || text.size() > 32)
@@ -55,7 +81,19 @@ std::string check_cluster_tls_flags(const node_config& c) {
   return {};
 }
 
+std::vector<std::string> process_environment() {
+  std::vector<std::string> env;
+  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry)
+    env.emplace_back(*entry);
+  return env;
+}
+
 std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
+  return parse_config(argc, argv, process_environment(), exit_code, std::cout, std::cerr);
+}
+
+std::optional<node_config> parse_config(int argc, char** argv, const std::vector<std::string>& env,
+                                        int* exit_code, std::ostream& out, std::ostream& err) {
   node_config c;
   std::string reservation_ttl = "15m", passivate_after = "5m", request_timeout = "10s";
   std::string passivate_settled_after = "30s";
@@ -72,8 +110,14 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
   uint32_t snapshot_every = c.entities.snapshot_every, restart_limit = c.entities.restart_limit;
   uint32_t client_port = c.client_port, cluster_port = c.cluster_port, shards = c.shards;
   uint32_t admin_port = 0;
+  // The unit of every duration and size, in --help (the unit test checks every such flag).
+  auto duration = [](std::string* text) { return po::value(text)->value_name("DURATION"); };
+  auto bytes = [](size_t* n) { return po::value(n)->value_name("BYTES"); };
   po::options_description opts("orderd options");
-  opts.add_options()("help,h", "print this help")(
+  opts.add_options()("help,h", "print this help")("version", "print orderd's version")(
+      "config", po::value(&c.config_file)->value_name("FILE"),
+      "read settings from FILE, `key = value` lines with the long flags' names "
+      "(node-id = n1); the command line and ORDERMESH_* variables win over it")(
       "node-id", po::value(&c.node_id), "this node's id ([A-Za-z0-9._-]{1,64}), required")(
       "data-dir", po::value(&c.data_dir), "directory of this node's RocksDB, required")(
       "backup-dir", po::value(&c.backup_dir),
@@ -84,17 +128,17 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
       "or absent, then start")("client-host", po::value(&c.client_host),
                                "address clients connect to (default 127.0.0.1)")(
       "client-port", po::value(&client_port), "client protocol port (default 7400)")(
-      "client-idle-timeout", po::value(&client_idle_timeout),
+      "client-idle-timeout", duration(&client_idle_timeout),
       "close a client connection with no request in flight that sent and received nothing "
       "for this long (300s)")(
-      "client-line-timeout", po::value(&client_line_timeout),
+      "client-line-timeout", duration(&client_line_timeout),
       "close a client connection whose request line is not complete this long after its "
       "first byte (10s)")(
       "max-connections", po::value(&c.max_connections),
       "client connections in all; beyond: one overloaded line, then closed (1024)")(
       "max-connections-per-address", po::value(&c.max_connections_per_address),
       "client connections from one IP address, below --max-connections (256)")(
-      "max-unsent-bytes", po::value(&c.max_unsent_bytes),
+      "max-unsent-bytes", bytes(&c.max_unsent_bytes),
       "bytes of replies queued for one client connection before it stops being read, "
       "until the client reads them (1048576)")("cluster-host", po::value(&c.cluster_host),
                                                "address for node-to-node traffic")(
@@ -112,18 +156,18 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
       "the cluster CA (PEM): peers must present a certificate it signed")(
       "insecure-cluster", po::bool_switch(&c.insecure_cluster),
       "a cluster without TLS: anyone who reaches the cluster port is a member (a laptop only)")(
-      "lease-ttl", po::value(&lease_ttl),
+      "lease-ttl", duration(&lease_ttl),
       "membership lease in etcd; a node that cannot renew it stops serving sooner (3s)")(
       "replication-factor", po::value(&replication_factor),
       "copies of each shard on distinct nodes, set when the cluster is created (3 with --etcd: "
       "the cluster starts once that many nodes joined; 1, the only value, without --etcd)")(
       "min-insync", po::value(&min_insync),
       "in-sync copies a write needs before it is acknowledged (2 when --replication-factor > 1)")(
-      "replica-lag-timeout", po::value(&replica_lag_timeout),
+      "replica-lag-timeout", duration(&replica_lag_timeout),
       "a replica not caught up, or not heard from, for this long leaves the in-sync set (1s)")(
-      "commit-timeout", po::value(&commit_timeout),
+      "commit-timeout", duration(&commit_timeout),
       "a write its in-sync replicas did not acknowledge by then answers unavailable (6s)")(
-      "suspect-after", po::value(&suspect_after),
+      "suspect-after", duration(&suspect_after),
       "replicated cluster: the controller moves the shards a member leads to in-sync replicas "
       "once its cluster connection has been down, or it has not answered the controller's "
       "ping, this long, without waiting for its lease to expire (1s; 0s: wait for the lease)")(
@@ -132,23 +176,25 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
       "admin-token-file", po::value(&c.admin_token_file),
       "file holding the admin token (mode 0600 or stricter; one trailing newline is dropped)")(
       "shards", po::value(&shards), "shard count, fixed when the data dir is created (default 64)")(
-      "reservation-ttl", po::value(&reservation_ttl), "unpaid reservations lapse after (15m)")(
+      "reservation-ttl", duration(&reservation_ttl), "unpaid reservations lapse after (15m)")(
       "max-open-orders-per-user", po::value(&max_open_orders),
       "unpaid reservations one user may hold at once; beyond: limit_exceeded (20; 0: unlimited)")(
       "max-reserved-units-per-user", po::value(&max_reserved_units),
       "units one user may hold reserved unpaid, all orders together (1000; 0: unlimited)")(
       "snapshot-every", po::value(&snapshot_every), "snapshot an entity every N events (100)")(
-      "passivate-after", po::value(&passivate_after), "idle entities leave memory after (5m)")(
-      "passivate-settled-after", po::value(&passivate_settled_after),
+      "passivate-after", duration(&passivate_after), "idle entities leave memory after (5m)")(
+      "passivate-settled-after", duration(&passivate_settled_after),
       "idle PAID, CANCELLED or REJECTED orders leave memory after (30s)")(
-      "request-timeout", po::value(&request_timeout), "a client request's deadline (10s)")(
-      "step-timeout", po::value(&step_timeout), "a saga step's deadline before retrying (5s)")(
+      "request-timeout", duration(&request_timeout), "a client request's deadline (10s)")(
+      "step-timeout", duration(&step_timeout), "a saga step's deadline before retrying (5s)")(
       "restart-limit", po::value(&restart_limit), "crashes within --restart-window (5) ...")(
-      "restart-window", po::value(&restart_window), "... that quarantine an entity (10s)")(
-      "quarantine-for", po::value(&quarantine_for), "how long a quarantine lasts (30s)")(
+      "restart-window", duration(&restart_window), "... that quarantine an entity (10s)")(
+      "quarantine-for", duration(&quarantine_for), "how long a quarantine lasts (30s)")(
       "enable-fault-injection", po::bool_switch(&c.entities.fault_injection), "accept admin.crash")(
       "log-level", po::value(&c.log_level), "trace|debug|info|warn|error (info)")(
-      "log-file", po::value(&c.log_file), "log to this file instead of stderr")(
+      "log-file", po::value(&c.log_file),
+      "log to this file instead of stderr; SIGHUP reopens it (after logrotate moved it)")(
+      "log-format", po::value(&c.log_format), "text (default) or json: one JSON object a line")(
       "pwhash", po::value(&c.pwhash), "interactive (default) or fast (tests, benchmarks)")(
       "login-rate-per-user", po::value(&c.login_rate_per_user),
       "user.login and user.register attempts per second for one user id; beyond: overloaded "
@@ -166,9 +212,9 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
       "password-queue-per-address", po::value(&c.password_queue_per_address),
       "password jobs waiting from one client address; beyond: overloaded (16)")(
       "threads", po::value(&c.scheduler_threads), "actor scheduler threads (0: one per core)")(
-      "heartbeat-interval", po::value(&heartbeat_interval),
+      "heartbeat-interval", duration(&heartbeat_interval),
       "node-to-node keep-alive on idle connections (500ms)")(
-      "join-timeout", po::value(&join_timeout),
+      "join-timeout", duration(&join_timeout),
       "give up when the shard map is not known after (30s)")(
       "max-moves", po::value(&c.max_moves), "shards moved at a time when rebalancing (2)")(
       "drain", po::bool_switch(&c.drain),
@@ -176,15 +222,15 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
       "exit")(
       "fault-ack-without-write", po::bool_switch(&c.entities.fault_ack_without_write),
       "acknowledge deposits without writing them (fault injection only: tests the checker)")(
-      "handoff-chunk-bytes", po::value(&c.handoff_chunk_bytes), "bytes per handoff chunk")(
-      "handoff-chunk-delay", po::value(&handoff_chunk_delay),
+      "handoff-chunk-bytes", bytes(&c.handoff_chunk_bytes), "bytes per handoff chunk (262144)")(
+      "handoff-chunk-delay", duration(&handoff_chunk_delay),
       "pause between handoff chunks (fault injection only)")(
       "admin-port", po::value(&admin_port),
       "HTTP admin port: /livez /readyz /metrics /status, read-only, no token (0: off, the "
       "default)")("admin-bind", po::value(&c.admin_bind),
                   "IP address of the admin port (127.0.0.1: loopback only)");
   auto fail = [&](const std::string& why) -> std::optional<node_config> {
-    std::cerr << "orderd: " << why << "\n(try --help)\n";
+    err << "orderd: " << why << "\n(try --help)\n";
     *exit_code = 2;
     return std::nullopt;
   };
@@ -195,19 +241,74 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
       "failure-timeout", po::value(&removed_failure_timeout)->composing(), "");
   po::options_description all;
   all.add(opts).add(removed);
+  // What the environment may set: every flag but --help and --version; a config file: not
+  // --config either (one file, no includes).
+  po::options_description settable, env_settable;
+  for (auto& opt : all.options()) {
+    const auto& name = opt->long_name();
+    if (name == "help" || name == "version")
+      continue;
+    env_settable.add(opt);
+    if (name != "config")
+      settable.add(opt);
+  }
   po::variables_map vm;
   try {
     // No positional arguments: a stray word is a mistake, not something to ignore.
     po::positional_options_description none;
     po::store(po::command_line_parser(argc, argv).options(all).positional(none).run(), vm);
-    po::notify(vm);
   } catch (const std::exception& e) {
     return fail(e.what());
   }
+  // --help and --version answer whatever the environment or a config file hold.
   if (vm.count("help")) {
-    std::cout << "usage: orderd --node-id ID --data-dir DIR [options]\n" << opts << "\n";
+    out << "usage: orderd --node-id ID --data-dir DIR [options]\n"
+        << "       orderd --config FILE [options]\n"
+        << "Every flag can also be given as ORDERMESH_<FLAG> (ORDERMESH_NODE_ID=n1) or as a\n"
+        << "`flag = value` line of --config FILE; the command line wins over the environment,\n"
+        << "the environment over the file. DURATION: a number and a unit, 500ms, 30s, 15m or\n"
+        << "1h (a plain number: seconds). BYTES: a number of bytes.\n"
+        << opts << "\n";
     *exit_code = 0;
     return std::nullopt;
+  }
+  if (vm.count("version")) {
+    out << "orderd " << node_version() << "\n";
+    *exit_code = 0;
+    return std::nullopt;
+  }
+  c.admin_token_on_command_line = vm.count("admin-token") > 0;
+  // Each source below only fills what a higher one left unset (po::store keeps stored values).
+  std::string source_error;
+  po::parsed_options from_env(&env_settable);
+  if (!environment_options(env_settable, env, &from_env, &source_error))
+    return fail(source_error);
+  drop_shadowed(from_env, vm);
+  try {
+    po::store(from_env, vm);
+  } catch (const po::error_with_option_name& e) {
+    auto flag = e.get_option_name();
+    flag.erase(0, flag.find_first_not_of('-'));
+    return fail(variable_of_flag(flag) + ": " + e.what());
+  } catch (const std::exception& e) {
+    return fail(std::string("in the environment (ORDERMESH_*): ") + e.what());
+  }
+  if (vm.count("config")) {
+    const auto path = vm["config"].as<std::string>();
+    po::parsed_options from_file(&settable);
+    if (!config_file_options(settable, path, &from_file, &source_error))
+      return fail(source_error);
+    drop_shadowed(from_file, vm);
+    try {
+      po::store(from_file, vm);
+    } catch (const std::exception& e) {
+      return fail("--config " + path + ": " + e.what());
+    }
+  }
+  try {
+    po::notify(vm);
+  } catch (const std::exception& e) {
+    return fail(e.what());
   }
   if (vm.count("seeds"))
     return fail(
@@ -283,6 +384,8 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
   if (c.log_level != "trace" && c.log_level != "debug" && c.log_level != "info" &&
       c.log_level != "warn" && c.log_level != "error")
     return fail("--log-level must be trace, debug, info, warn or error");
+  if (c.log_format != "text" && c.log_format != "json")
+    return fail("--log-format must be text or json");
   if (c.pwhash != "interactive" && c.pwhash != "fast")
     return fail("--pwhash must be interactive or fast");
   // Password work (docs/SECURITY.md, "Password work").
@@ -349,8 +452,7 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
         "other disk to copy to");
   if (auto tls = check_cluster_tls_flags(c); !tls.empty())
     return fail(tls);
-  c.admin_token_on_command_line = vm.count("admin-token") > 0;
-  if (c.admin_token_on_command_line && vm.count("admin-token-file"))
+  if (vm.count("admin-token") && vm.count("admin-token-file"))
     return fail("--admin-token and --admin-token-file exclude each other: give one");
   if (vm.count("admin-token-file")) {
     auto secret = secrets::read_secret_file(c.admin_token_file, &why);
@@ -359,8 +461,9 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
     c.admin_token = std::move(*secret);
   }
   if (c.admin_token.empty())
-    if (const char* env = std::getenv("ORDERMESH_ADMIN_TOKEN"))
-      c.admin_token = env;
+    for (const auto& entry : env)
+      if (entry.compare(0, admin_token_variable.size(), admin_token_variable) == 0)
+        c.admin_token = entry.substr(admin_token_variable.size());
   if (!c.admin_token.empty() && c.admin_token.size() < 16)
     return fail("the admin token must be at least 16 characters");
   return c;

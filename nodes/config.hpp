@@ -1,8 +1,11 @@
 #pragma once
-// orderd's command line. Every flag has a default except --node-id and --data-dir.
+// orderd's settings: the command line, ORDERMESH_* environment variables and a --config file
+// (config_sources.hpp), in that order of precedence. Every flag has a default except --node-id
+// and --data-dir.
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -43,6 +46,8 @@ struct node_config {
   uint16_t shards = 64;
   std::string log_level = "info";
   std::string log_file;                // empty: stderr
+  std::string log_format = "text";     // or "json" (log_line_format.hpp)
+  std::string config_file;             // --config: where the lowest-precedence settings came from
   std::string pwhash = "interactive";  // or "fast" (tests and benchmarks only)
   // Password work (docs/SECURITY.md, "Password work"): rate limits (attempts per second, 0:
   // unlimited; bursts in attempts) and the hashing pool with its fair queue.
@@ -79,9 +84,18 @@ struct node_config {
   std::string admin_bind = "127.0.0.1";
 };
 
-/// Parses argv. On --help prints usage and returns nullopt with *exit_code 0; on a bad flag
-/// prints a message naming it and returns nullopt with *exit_code 2.
+/// Parses the settings, highest precedence first: argv, the ORDERMESH_<FLAG> variables of `env`
+/// (NAME=VALUE strings, as in environ), the --config file, the defaults. On --help or --version
+/// prints to `out` and returns nullopt with *exit_code 0; on a bad flag, value, variable or
+/// config key prints a message naming it to `err` and returns nullopt with *exit_code 2.
+std::optional<node_config> parse_config(int argc, char** argv, const std::vector<std::string>& env,
+                                        int* exit_code, std::ostream& out, std::ostream& err);
+
+/// The same with the process's environment, std::cout and std::cerr.
 std::optional<node_config> parse_config(int argc, char** argv, int* exit_code);
+
+/// The process's environment as NAME=VALUE strings.
+std::vector<std::string> process_environment();
 
 /// The rules of the cluster-plane TLS flags: all three --tls-* or none; not with
 /// --insecure-cluster; a cluster node (--etcd) needs one of the two. Empty when they hold,

@@ -11,11 +11,8 @@
 #include "cluster/coordination/local_seed.hpp"
 #include "nodes/backup_manifest.hpp"
 #include "nodes/backup_target.hpp"
+#include "nodes/version.hpp"
 #include "persistence/storage_engine.hpp"
-
-#ifndef ORDERMESH_VERSION
-#define ORDERMESH_VERSION "unknown"
-#endif
 
 namespace ordermesh::node {
 
@@ -78,7 +75,7 @@ backup_outcome online_backup::take(const std::string& dir) {
   m.shard_count = shard_count_;
   m.created_at_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(started.time_since_epoch()).count();
-  m.orderd_version = ORDERMESH_VERSION;
+  m.orderd_version = node_version();
   m.sequence = info.sequence;
   m.shards = std::move(info.owned_shards);
   m.files = std::move(info.files);

@@ -16,8 +16,6 @@
 #include <sodium.h>
 #include <sys/stat.h>
 
-#include <spdlog/sinks/basic_file_sink.h>
-#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -42,6 +40,7 @@
 #include "nodes/coordination_session.hpp"
 #include "nodes/gateway.hpp"
 #include "nodes/memory_release.hpp"
+#include "nodes/node_logger.hpp"
 #include "nodes/node_meta.hpp"
 #include "nodes/password_hasher.hpp"
 #include "nodes/password_limits.hpp"
@@ -59,18 +58,6 @@ constexpr std::chrono::seconds shutdown_bound{15};
 /// --drain in a replicated cluster: how long SIGTERM waits for the leadership of this node's
 /// shards to move (one guarded txn and a tail pull per shard: about a second measured).
 constexpr std::chrono::seconds drain_leadership_bound{20};
-
-std::shared_ptr<spdlog::logger> make_logger(const om::node::node_config& cfg) {
-  std::shared_ptr<spdlog::logger> log;
-  if (cfg.log_file.empty())
-    log = spdlog::stderr_logger_mt("orderd");
-  else
-    log = spdlog::basic_logger_mt("orderd", cfg.log_file);
-  log->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
-  log->set_level(spdlog::level::from_str(cfg.log_level));
-  log->flush_on(spdlog::level::info);
-  return log;
-}
 
 /// Creates `dir` (mode 0700), or makes an existing one 0700 when group or others may enter it
 /// (data dirs were created 0755 before). False, with *note saying why, when it cannot; otherwise
@@ -156,11 +143,13 @@ int main(int argc, char** argv) {
     std::cerr << "orderd: libsodium failed to initialise\n";
     return 1;
   }
-  // Block the stop signals in every thread; main waits for them with sigwait.
+  // Block the stop signals in every thread; main waits for them with sigwait. SIGHUP too: it
+  // reopens the log file (logrotate) instead of killing the node.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
@@ -189,7 +178,16 @@ int main(int argc, char** argv) {
   std::string log_tightened;
   if (!cfg.log_file.empty())
     log_tightened = owner_only_file(cfg.log_file);
-  auto log = make_logger(cfg);
+  om::node::log_format log_format{};
+  om::node::parse_log_format(cfg.log_format, log_format);  // checked by parse_config
+  om::node::node_logger logger;
+  try {
+    logger = om::node::make_node_logger(cfg.node_id, cfg.log_level, log_format, cfg.log_file);
+  } catch (const spdlog::spdlog_ex& e) {
+    std::cerr << "orderd: --log-file " << cfg.log_file << ": " << e.what() << "\n";
+    return 1;
+  }
+  auto log = logger.log;
   if (!restored.empty())
     log->warn("node={} {}", cfg.node_id, restored);
   if (!tightened.empty())
@@ -439,6 +437,12 @@ int main(int argc, char** argv) {
       om::node::memory_releaser releaser(std::chrono::seconds(10));
       for (;;) {
         sig = sigtimedwait(&stop_signals, nullptr, &poll_interval);
+        if (sig == SIGHUP) {
+          logger.reopen();
+          log->info("node={} SIGHUP: {}", cfg.node_id,
+                    cfg.log_file.empty() ? "no --log-file to reopen" : "reopened the log file");
+          sig = 0;
+        }
         if (sig > 0)
           break;
         releaser.poll(shared->requests.load(), shared->in_flight.load());

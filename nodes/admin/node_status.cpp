@@ -5,12 +5,9 @@
 #include <caf/scoped_actor.hpp>
 
 #include "nodes/cluster_status_json.hpp"
+#include "nodes/version.hpp"
 #include "observability/metrics_text.hpp"
 #include "persistence/storage_engine.hpp"
-
-#ifndef ORDERMESH_VERSION
-#define ORDERMESH_VERSION "unknown"
-#endif
 
 namespace ordermesh::node::admin {
 
@@ -165,7 +162,7 @@ json node_status::status() const {
                                         .count()
                                   : -1;
   }
-  out["version"] = ORDERMESH_VERSION;
+  out["version"] = node_version();
   out["uptime_s"] = uptime.count();
   out["ready"] = readiness_json(verdict);
   out["membership_events"] = events_json(events_.snapshot());

@@ -223,7 +223,8 @@ def check_books(adm, products, added, users, deposited, orders, what):
 
 def _stamp(text):
     try:
-        return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f").timestamp()
+        # orderd's stamps carry their UTC offset (2026-11-29T14:03:05.123+00:00)
+        return datetime.datetime.fromisoformat(text).timestamp()
     except ValueError:
         return None
 

@@ -227,7 +227,7 @@ class Node:
     """One orderd process (restartable on the same data dir)."""
 
     def __init__(self, session, name="n1", extra_args=(), admin_token=None, pwhash="fast",
-                 data_dir=None, ttl=None, fault_injection=False):
+                 data_dir=None, ttl=None, fault_injection=False, env=None):
         self.session = session
         self.name = name
         self.admin_token = admin_token or "adm-" + secrets.token_hex(12)
@@ -238,6 +238,7 @@ class Node:
         if fault_injection:
             self.extra_args.append("--enable-fault-injection")
         self.pwhash = pwhash
+        self.env = dict(env or {})  # variables for orderd on top of clean_env()
         self.port = None
         self.cluster_port = None
         self.proc = None
@@ -266,7 +267,7 @@ class Node:
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         with open(self.stderr_file, "wb") as err:
             self.proc = subprocess.Popen(_launcher() + self.command(), stdin=subprocess.DEVNULL,
-                                         stdout=err, stderr=err, env=clean_env(),
+                                         stdout=err, stderr=err, env=clean_env(self.env),
                                          close_fds=True)
 
     def start(self, timeout=30.0):
