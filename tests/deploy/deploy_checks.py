@@ -38,9 +38,9 @@ def orderd_flags(orderd):
     return set(re.findall(r"^\s+(?:-\w \[ )?--([a-z][a-z0-9-]*)", out.stdout, re.M))
 
 
-def unknown_flags(used, known, pending=()):
-    """Flags in `used` that orderd does not take and that are not in `pending`."""
-    return sorted(f for f in set(used) if f not in known and f not in pending)
+def unknown_flags(used, known):
+    """Flags in `used` that orderd does not take."""
+    return sorted(f for f in set(used) if f not in known)
 
 
 def flags_in_args(words):

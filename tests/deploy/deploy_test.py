@@ -30,12 +30,6 @@ CONFIG = dc.DEPLOY / "systemd" / "orderd.conf"
 DOCKERFILE = dc.DEPLOY / "docker" / "Dockerfile"
 MANIFESTS = sorted((dc.DEPLOY / "kubernetes").glob("*.yaml"))
 
-# Flags of issue 14 that other branches add to orderd (the admin port, logs, configuration).
-# Until those are merged, `orderd --help` of this branch lacks them; once they are, delete this
-# set so that a renamed flag fails here.
-PENDING_FLAGS = {"config", "admin-port", "admin-bind", "log-format"}
-
-
 _FLAGS = []
 
 
@@ -45,9 +39,6 @@ def known_flags():
     flags = dc.orderd_flags(h.ARGS.orderd)
     check("node-id" in flags and "drain" in flags,
           f"could not read the flags from orderd --help: {sorted(flags)}")
-    pending = sorted(PENDING_FLAGS - flags)
-    if pending:
-        log(f"note: orderd here has no --{', --'.join(pending)} yet (issue 14, other branches)")
     _FLAGS.append(flags)
     return flags
 
@@ -103,8 +94,8 @@ def test_systemd_unit_settings():
 def test_example_config():
     config = dc.parse_config(CONFIG.read_text())
     eq(dc.config_policy(config), [], "the example config")
-    eq(dc.unknown_flags(config, known_flags(), PENDING_FLAGS), [], "flags orderd does not take")
-    check(dc.unknown_flags(dict(config, **{"drian": "true"}), known_flags(), PENDING_FLAGS),
+    eq(dc.unknown_flags(config, known_flags()), [], "flags orderd does not take")
+    check(dc.unknown_flags(dict(config, **{"drian": "true"}), known_flags()),
           "a misspelled flag passed")
     check(dc.config_policy(dc.parse_config(broken(CONFIG.read_text(), "drain = true",
                                                   "drain = false"))),
@@ -118,7 +109,7 @@ def test_example_config():
 def test_dockerfile():
     text = DOCKERFILE.read_text()
     eq(dc.dockerfile_policy(text), [], "the Dockerfile")
-    eq(dc.unknown_flags(dc.dockerfile_cmd_flags(text), known_flags(), PENDING_FLAGS), [],
+    eq(dc.unknown_flags(dc.dockerfile_cmd_flags(text), known_flags()), [],
        "CMD flags orderd does not take")
     # Every library the built orderd and orderctl load comes with the run stage's packages.
     installed = dc.dockerfile_packages(text)
@@ -150,7 +141,7 @@ def test_kubernetes_manifests():
        ["PodDisruptionBudget", "PodDisruptionBudget", "Secret", "Secret", "Service", "Service",
         "Service", "StatefulSet", "StatefulSet"], "kinds")
     eq(dc.kubernetes_policy(docs), [], "the manifests' structure")
-    eq(dc.unknown_flags(dc.flags_in_args(dc.orderd_args(docs)), known_flags(), PENDING_FLAGS),
+    eq(dc.unknown_flags(dc.flags_in_args(dc.orderd_args(docs)), known_flags()),
        [], "orderd args orderd does not take")
 
 
