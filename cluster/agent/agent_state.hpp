@@ -31,7 +31,6 @@
 #include "cluster/coordination/suspicion.hpp"
 #include "cluster/coordination_driver.hpp"
 #include "cluster/member_agent.hpp"
-#include "observability/registry.hpp"
 
 namespace ordermesh::cluster::agent {
 
@@ -121,7 +120,6 @@ struct agent_state {
   caf::actor replica_leader;
   caf::actor replica_follower;
   caf::actor replica_forgetter;  // deletes the copies of shards this node no longer replicates
-  om::obs::collector_handle lag_metrics;  // replication lag in the node's metrics, while it runs
   std::map<uint16_t, uint64_t> prepared;  // shard -> epoch its promotion pulled the ISR's tails
   bool campaigning = false;
   clock_type::time_point last_campaign{};

@@ -266,7 +266,7 @@ caf::behavior member_agent(self_ptr self, member_agent_config cfg,
     ctx->commit_timeout = s.cfg.commit_timeout;
     ctx->rings.assign(s.cfg.shard_count, replication::delta_ring(4096, 4u << 20));
     s.repl = ctx;
-    s.lag_metrics = collect_replication_lag(ctx);
+    collect_replication_lag(ctx);
     s.replica_leader = spawn_replica_leader(self->system(), ctx);
     s.replica_follower = spawn_replica_follower(self->system(), ctx);
     self->link_to(s.replica_leader);

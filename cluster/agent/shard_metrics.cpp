@@ -1,5 +1,7 @@
 #include "cluster/agent/shard_metrics.hpp"
 
+#include <mutex>
+
 #include "cluster/agent/replication_roles.hpp"
 #include "cluster/sharding.hpp"
 
@@ -66,14 +68,17 @@ om::obs::counter& moves_counter(std::string_view kind) {
                            "kind", kind);
 }
 
-om::obs::collector_handle collect_replication_lag(std::shared_ptr<replication_context> repl) {
-  return reg().collect(
+void collect_replication_lag(const std::weak_ptr<replication_context>& repl) {
+  auto h = reg().collect(
       "ordermesh_replication_lag_batches",
       "Batches a follower has not acknowledged yet, per shard this node leads and follower.",
       om::obs::metric_type::gauge, {"shard", "follower"},
       [repl](std::vector<om::obs::sample>& out) {
-        std::lock_guard<std::mutex> lock(repl->lag_mu);
-        for (const auto& [shard, followers] : repl->lag) {
+        auto ctx = repl.lock();
+        if (!ctx)
+          return;
+        std::lock_guard<std::mutex> lock(ctx->lag_mu);
+        for (const auto& [shard, followers] : ctx->lag) {
           for (const auto& [node, lag] : followers) {
             if (out.size() >= max_lag_series)
               return;
@@ -82,6 +87,11 @@ om::obs::collector_handle collect_replication_lag(std::shared_ptr<replication_co
         }
       },
       max_lag_series);
+  // Declared after the registry exists, so destroyed before it at exit.
+  static std::mutex mu;
+  static om::obs::collector_handle handle;
+  std::lock_guard<std::mutex> lock(mu);
+  handle = std::move(h);
 }
 
 }  // namespace ordermesh::cluster::agent

@@ -25,7 +25,8 @@ om::obs::counter& failovers_counter(std::string_view cause);
 om::obs::counter& moves_counter(std::string_view kind);
 
 /// ordermesh_replication_lag_batches{shard,follower}: read at render time from what the replica
-/// leader records (replication_context::lag); registered while the handle lives.
-om::obs::collector_handle collect_replication_lag(std::shared_ptr<replication_context> repl);
+/// leader records (replication_context::lag). One node runs one agent: a later call replaces the
+/// earlier one's collector; once `repl` is gone the collector reports nothing.
+void collect_replication_lag(const std::weak_ptr<replication_context>& repl);
 
 }  // namespace ordermesh::cluster::agent
