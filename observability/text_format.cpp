@@ -69,7 +69,8 @@ std::string format_value(double v) {
     auto r = std::to_chars(buf, buf + sizeof buf, static_cast<long long>(v));
     return std::string(buf, r.ptr);
   }
-  auto r = std::to_chars(buf, buf + sizeof buf, v);  // shortest form that reads back exactly
+  // The shortest form that reads back exactly, as %g would write it: 0.0005, not 5e-04.
+  auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::general);
   return std::string(buf, r.ptr);
 }
 

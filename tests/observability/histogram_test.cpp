@@ -1,9 +1,10 @@
-// Histogram buckets and the quantile estimate the status page shows.
+// Histogram buckets, the quantile estimate the status page shows, and how values are written.
 #include <catch2/catch.hpp>
 
 #include <cmath>
 
 #include "observability/histogram.hpp"
+#include "observability/text_format.hpp"
 
 using namespace om::obs;
 
@@ -42,4 +43,17 @@ TEST_CASE("quantile estimate interpolates inside the bucket that holds it", "[ob
   // In +Inf there is no upper bound: the highest finite one.
   CHECK(estimate_quantile(0.99, bounds, {0, 0, 0, 5}) == 1);
   CHECK(estimate_quantile(0.99, bounds, {0, 0, 0, 0}) == 0);
+}
+
+TEST_CASE("sample values are written as Prometheus reads them", "[observability]") {
+  using om::obs::text::format_value;
+  CHECK(format_value(0.0005) == "0.0005");
+  CHECK(format_value(2.5) == "2.5");
+  CHECK(format_value(4096) == "4096");
+  CHECK(format_value(-3) == "-3");
+  CHECK(format_value(1e300) == "1e+300");
+  CHECK(format_value(INFINITY) == "+Inf");
+  CHECK(format_value(-INFINITY) == "-Inf");
+  CHECK(format_value(NAN) == "NaN");
+  CHECK(std::stod(format_value(0.1 + 0.2)) == 0.1 + 0.2);  // exact round trip
 }

@@ -259,10 +259,8 @@ def test_cluster_reports_shards_and_load():
         etcd = eh.Etcd(s).start()
         c = eh.EtcdCluster(s, etcd, name="metrics", replication_factor=3,
                            extra_args=["--min-insync", "2"])
-        nodes = [with_admin_port(c.add(start=False)) for _ in range(3)]
-        for n in nodes:
-            n.start(45.0)
-        c.wait_balanced(timeout=120.0)
+        c.start(3, balance_timeout=120.0, prepare=with_admin_port)
+        nodes = c.nodes
 
         def isr_settled():
             ms = [scrape(n) for n in nodes]
