@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include <boost/asio/ip/address.hpp>
 #include <boost/program_options.hpp>
 
 #include "cluster/sharding.hpp"
@@ -70,6 +71,7 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
   int64_t max_open_orders = 20, max_reserved_units = 1000;
   uint32_t snapshot_every = c.entities.snapshot_every, restart_limit = c.entities.restart_limit;
   uint32_t client_port = c.client_port, cluster_port = c.cluster_port, shards = c.shards;
+  uint32_t admin_port = 0;
   po::options_description opts("orderd options");
   opts.add_options()("help,h", "print this help")(
       "node-id", po::value(&c.node_id), "this node's id ([A-Za-z0-9._-]{1,64}), required")(
@@ -170,7 +172,11 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
       "acknowledge deposits without writing them (fault injection only: tests the checker)")(
       "handoff-chunk-bytes", po::value(&c.handoff_chunk_bytes), "bytes per handoff chunk")(
       "handoff-chunk-delay", po::value(&handoff_chunk_delay),
-      "pause between handoff chunks (fault injection only)");
+      "pause between handoff chunks (fault injection only)")(
+      "admin-port", po::value(&admin_port),
+      "HTTP admin port: /livez /readyz /metrics /status, read-only, no token (0: off, the "
+      "default)")("admin-bind", po::value(&c.admin_bind),
+                  "IP address of the admin port (127.0.0.1: loopback only)");
   auto fail = [&](const std::string& why) -> std::optional<node_config> {
     std::cerr << "orderd: " << why << "\n(try --help)\n";
     *exit_code = 2;
@@ -214,6 +220,13 @@ std::optional<node_config> parse_config(int argc, char** argv, int* exit_code) {
     return fail("ports must be 1..65535");
   c.client_port = static_cast<uint16_t>(client_port);
   c.cluster_port = static_cast<uint16_t>(cluster_port);
+  if (admin_port > 65535)
+    return fail("--admin-port must be 0..65535 (0: off)");
+  c.admin_port = static_cast<uint16_t>(admin_port);
+  boost::system::error_code bad_bind;
+  boost::asio::ip::make_address(c.admin_bind, bad_bind);
+  if (bad_bind)
+    return fail("--admin-bind must be an IP address (e.g. 127.0.0.1), not '" + c.admin_bind + "'");
   if (shards == 0 || shards > cluster::max_shard_count)
     return fail("--shards must be 1.." + std::to_string(cluster::max_shard_count));
   c.shards = static_cast<uint16_t>(shards);

@@ -68,6 +68,10 @@ struct node_config {
   size_t handoff_chunk_bytes = 256 * 1024;
   std::chrono::milliseconds handoff_chunk_delay{0};  // fault injection only
   actors::entity_settings entities;
+  // The HTTP admin port (docs/OPERATIONS.md, "Health checks and the admin port"): read-only,
+  // no token, so it binds to loopback unless the operator says otherwise.
+  uint16_t admin_port = 0;  // 0: off
+  std::string admin_bind = "127.0.0.1";
 };
 
 /// Parses argv. On --help prints usage and returns nullopt with *exit_code 0; on a bad flag

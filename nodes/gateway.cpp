@@ -13,6 +13,7 @@
 #include "actors/messages.hpp"
 #include "cluster/cluster_messages.hpp"
 #include "cluster/member_agent.hpp"
+#include "nodes/cluster_status_json.hpp"
 #include "nodes/protocol.hpp"
 #include "nodes/request_metrics.hpp"
 #include "persistence/storage_engine.hpp"
@@ -294,72 +295,15 @@ void list_orders(self_ptr self, const protocol::request& req, const domain::prin
           [self, req](caf::error& err) { refuse(self, req, err); });
 }
 
-/// This node's counters, part of every cluster.status.
-json node_counters(const gateway_shared& gs) {
-  auto& ctx = *gs.ctx;
-  auto st = ctx.storage().stats();
-  return json{{"storage",
-               {{"healthy", ctx.storage().health().is_ok()},
-                {"writes", st.writes},
-                {"synced_batches", st.batches},
-                {"events", st.events},
-                {"bytes", st.bytes},
-                {"max_batch", st.max_batch}}},
-              {"entity_restarts", ctx.entity_restarts.load()},
-              {"requests", gs.requests.load()}};
-}
-
-/// cluster.status: what the coordination store holds (etcd, or the local store of a node alone):
-/// members with their incarnations, the controller, each shard's primary, epoch, replicas,
-/// in-sync set and pending move; plus this node's counters.
+/// cluster.status: what the coordination store holds (etcd, or the local store of a node alone),
+/// rendered by cluster_status_json (shared with the admin port's /status.json).
 void cluster_status(self_ptr self, const protocol::request& req) {
   auto& g = *self->state.g;
   self->request(g.agent, g.request_timeout, cluster::member_status_atom::value)
       .then(
           [self, req](const cluster::member_status& ms) {
             auto& gs = *self->state.g;
-            auto& ctx = *gs.ctx;
-            std::map<std::string, size_t> led;
-            for (auto& a : ms.shards)
-              ++led[a.primary];
-            json members = json::array();
-            for (auto& m : ms.members) {
-              json jm = {{"node_id", m.node_id},
-                         {"cluster_address", m.cluster_address},
-                         {"client_address", m.client_address},
-                         {"state", m.leaving    ? "leaving"
-                                   : m.draining ? "draining"
-                                                : "up"},
-                         {"incarnation", m.incarnation},
-                         {"disk", m.disk},
-                         {"shards_owned", led[m.node_id]}};
-              if (m.node_id == ctx.node_id())
-                jm["active_entities"] = ctx.active_entities.load();
-              members.push_back(std::move(jm));
-            }
-            json shards = json::array();
-            for (auto& a : ms.shards) {
-              json shard_json = {{"shard", a.shard},         {"primary", a.primary},
-                                 {"owner", a.primary},       {"epoch", a.epoch},
-                                 {"replicas", a.replicas},   {"isr", a.isr},
-                                 {"isr_disks", a.isr_disks}, {"target", a.target}};
-              // Only the shard's primary knows how far its followers are.
-              if (auto lag = ms.follower_lag.find(a.shard); lag != ms.follower_lag.end())
-                shard_json["lag"] = lag->second;
-              shards.push_back(std::move(shard_json));
-            }
-            json out = {{"node_id", ctx.node_id()},
-                        {"coordination", ms.coordination},
-                        {"cluster_id", ms.cluster_id},
-                        {"controller", ms.controller},
-                        {"incarnation", ms.incarnation},
-                        {"lease_valid", ms.lease_valid},
-                        {"shard_count", ms.shards.size()},
-                        {"unreachable_from_here", ms.unreachable},
-                        {"members", members},
-                        {"shards", shards}};
-            out.update(node_counters(gs));
-            answer(self, req, out);
+            answer(self, req, cluster_status_json(ms, *gs.ctx, gs.requests.load()));
           },
           [self, req](caf::error& err) { refuse(self, req, err); });
 }

@@ -34,6 +34,8 @@
 #include "cluster/cluster_messages.hpp"
 #include "cluster/member_agent.hpp"
 #include "cluster/replica_sink.hpp"
+#include "nodes/admin/admin_server.hpp"
+#include "nodes/admin/node_status.hpp"
 #include "nodes/client_listener.hpp"
 #include "nodes/config.hpp"
 #include "nodes/coordination_session.hpp"
@@ -339,6 +341,24 @@ int main(int argc, char** argv) {
                     mcfg.cluster_address, sys.render(published.error()));
       rc = 1;
     }
+    // The admin port (--admin-port): health, metrics and the status page over HTTP on a thread
+    // of its own, up before the join so that /readyz answers 503 until the node is ready.
+    om::node::admin::node_status admin_status(sys, agent, ctx, {});
+    std::unique_ptr<om::node::admin::admin_server> admin_http;
+    if (rc == 0 && cfg.admin_port != 0) {
+      admin_status.start();
+      om::node::admin::admin_server_options aopts;
+      aopts.host = cfg.admin_bind;
+      aopts.port = cfg.admin_port;
+      admin_http = std::make_unique<om::node::admin::admin_server>(aopts, admin_status.sources());
+      if (!admin_http->start(&why)) {
+        log->critical("node={} {}", cfg.node_id, why);
+        rc = 1;
+      } else {
+        log->info("node={} admin port on {}:{} (/livez /readyz /metrics /status)", cfg.node_id,
+                  cfg.admin_bind, admin_http->bound_port());
+      }
+    }
     // Serve clients only once this node knows the shard map (at once for a node alone).
     auto join_deadline = std::chrono::steady_clock::now() + cfg.join_timeout;
     while (rc == 0 && !ctx->routes() && !refused &&
@@ -392,6 +412,7 @@ int main(int argc, char** argv) {
       rc = 1;
     } else {
       shared->client_address = cfg.client_host + ":" + std::to_string(listener.bound_port());
+      admin_status.set_serving(&shared->requests);
       log->info("node={} ready: clients on {}, {} shards, data in {}", cfg.node_id,
                 shared->client_address, cfg.shards, cfg.data_dir);
       // Wait for SIGTERM/SIGINT, or for the cluster to let this node go after cluster.leave.
@@ -418,6 +439,7 @@ int main(int argc, char** argv) {
         if (left_future.wait_for(std::chrono::seconds(0)) == std::future_status::ready)
           break;
       }
+      admin_status.set_draining();  // /readyz fails from the signal on, drain included
       if (sig > 0 && cfg.drain && cfg.etcd.empty())
         log->info("node={} --drain: a node alone has nobody to hand its shards to", cfg.node_id);
       if (sig > 0 && cfg.drain && !cfg.etcd.empty() &&
@@ -477,6 +499,9 @@ int main(int argc, char** argv) {
       log->flush();
       std::_Exit(rc);
     }).detach();
+    if (admin_http)
+      admin_http->stop();
+    admin_status.stop();
     caf::anon_send_exit(agent, caf::exit_reason::kill);
     caf::anon_send_exit(unavailable, caf::exit_reason::kill);
     if (listens)

@@ -45,6 +45,8 @@ PACKAGES=(
   etcd-server etcd-client
   # the chaos suite's namespaces and nemeses (chaos/, docs/CHAOS.md)
   iproute2 util-linux nftables stress-ng fiu-utils faketime
+  # the status page test loads orderd's /status in headless Chromium (tests/system/status_page_test.py)
+  chromium
 )
 
 is_installed() {
