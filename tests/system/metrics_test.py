@@ -7,7 +7,9 @@ over HTTP on 127.0.0.1 before, while and after orderbench runs against them.
     sample twice); while orderbench runs the counters only grow; after it, the requests counted
     by op grew by at least what orderbench reports acknowledged (order.place, order.pay), each
     op's latency histogram count by as much, group commits and fsyncs grew, entities of every
-    kind are active, the process has an RSS, open descriptors and a start time, and build info
+    kind are active, the process has an RSS, open descriptors and a start time, and build info;
+    the status page's activity (/status.json) counts orderbench's requests once their 5-second
+    intervals are over
   * three nodes on a private etcd, replication factor 3: every node reports the ISR size of all
     64 shards (3 once the cluster settled), the shards led add up to 64 over the nodes; under
     orderbench spread over the three nodes, the requests the nodes count add up to at least what
@@ -149,6 +151,13 @@ def scrape(node):
         return parse_metrics(r.read().decode())
 
 
+def activity(node):
+    """The status page's recent activity (/status.json), oldest first."""
+    url = f"http://{h.HOST}:{node.admin_port}/status.json"
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.loads(r.read().decode())["activity"]
+
+
 def with_admin_port(node):
     node.admin_port = h.free_port()
     node.extra_args += ["--admin-port", str(node.admin_port)]
@@ -252,6 +261,22 @@ def test_one_node_counters_move_with_load():
               value_of(before, "process_cpu_seconds_total"), "CPU seconds grow")
         check(value_of(after, "ordermesh_client_connections_accepted_total") >= 4,
               "orderbench's connections counted")
+        # The status page's activity comes from the same histograms: once the 5-second
+        # intervals orderbench ran in are over, they show its requests (at most 60 samples).
+        replies = r["requests"]["replies"]
+
+        def counted_by_activity():
+            samples = activity(node)
+            seen = sum(a["requests_per_s"] * 5 for a in samples)
+            return (samples, seen) if seen >= replies else None
+
+        samples, seen = h.wait_until(counted_by_activity, 20.0, 0.5,
+                                     f"/status.json activity counting {replies} requests")
+        busy = [a for a in samples if a["requests_per_s"] > 0]
+        log(f"activity: {len(busy)} busy intervals, {seen:.0f} requests, "
+            f"p99 {max(a['p99_ms'] for a in busy):.1f} ms at most")
+        check(len(samples) <= 60, "the activity window is bounded")
+        check(all(a["p99_ms"] > 0 for a in busy), "a busy interval has a p99")
 
 
 def test_cluster_reports_shards_and_load():
