@@ -10,6 +10,8 @@ over HTTP on 127.0.0.1 before, while and after orderbench runs against them.
     kind are active, the process has an RSS, open descriptors and a start time, and build info;
     the status page's activity (/status.json) counts orderbench's requests once their 5-second
     intervals are over
+  * entities crashed through admin.crash: the restarts and the one quarantine are counted, and
+    the quarantined entity's `unavailable` reply counted under its op and code
   * three nodes on a private etcd, replication factor 3: every node reports the ISR size of all
     64 shards (3 once the cluster settled), the shards led add up to 64 over the nodes; under
     orderbench spread over the three nodes, the requests the nodes count add up to at least what
@@ -279,6 +281,33 @@ def test_one_node_counters_move_with_load():
         check(all(a["p99_ms"] > 0 for a in busy), "a busy interval has a p99")
 
 
+def test_entity_crashes_show_as_restarts_and_a_quarantine():
+    with h.Session("metrics-crash") as s:
+        node = with_admin_port(s.node(fault_injection=True)).start()
+        with node.admin() as adm:
+            h.create_product(adm, "gear", 500, 20)
+            before = scrape(node)
+            crashes = 12  # more than the default restart budget (5 within 10 s)
+            for _ in range(crashes):
+                adm.request("admin.crash", {"entity": "inventory/gear"})
+
+            def quarantined():
+                r = adm.request("inventory.get", {"product_id": "gear"})
+                return r.get("ok") is False and r["error"]["code"] == "unavailable"
+
+            h.wait_until(quarantined, 10, 0.1, "inventory/gear quarantined")
+        after = scrape(node)
+        restarts = (value_of(after, "ordermesh_entity_restarts_total")
+                    - value_of(before, "ordermesh_entity_restarts_total"))
+        log(f"{crashes} crashes: {restarts:.0f} restarts counted")
+        check(restarts >= 6, f"restarts counted: {restarts}")
+        eq(total(after, "ordermesh_entity_quarantines_total")
+           - total(before, "ordermesh_entity_quarantines_total"), 1, "one quarantine counted")
+        check(total(after, "ordermesh_client_requests_total",
+                    {"op": "inventory.get", "code": "unavailable"}) >= 1,
+              "the quarantined entity's refusal counted by code")
+
+
 def test_cluster_reports_shards_and_load():
     with h.Session("metrics-cluster") as s:
         etcd = eh.Etcd(s).start()
@@ -314,5 +343,7 @@ def test_cluster_reports_shards_and_load():
 
 if __name__ == "__main__":
     ORDERBENCH = h.take_orderbench_arg()
-    h.main([test_one_node_counters_move_with_load, test_cluster_reports_shards_and_load],
+    h.main([test_one_node_counters_move_with_load,
+            test_entity_crashes_show_as_restarts_and_a_quarantine,
+            test_cluster_reports_shards_and_load],
            __doc__)
