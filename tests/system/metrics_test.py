@@ -15,7 +15,8 @@ over HTTP on 127.0.0.1 before, while and after orderbench runs against them.
   * three nodes on a private etcd, replication factor 3: every node reports the ISR size of all
     64 shards (3 once the cluster settled), the shards led add up to 64 over the nodes; under
     orderbench spread over the three nodes, the requests the nodes count add up to at least what
-    orderbench reports acknowledged, and every node's fsync count grows (followers write too)
+    orderbench reports acknowledged, and every node's fsync count grows (followers write too);
+    one node killed -9: the survivors count a failover for each shard it led and lead all 64
 
 Values are compared, never timed. Needs /usr/bin/etcd (Debian etcd-server) for the second test.
 """
@@ -339,6 +340,24 @@ def test_cluster_reports_shards_and_load():
         lag = [v for m in after for v in values(m, "ordermesh_replication_lag_batches")]
         log(f"replication lag series: {len(lag)}, max {max(lag) if lag else None}")
         check(lag, "the primaries report their followers' lag")
+
+        # kill -9 of one node: the survivors count a failover for each shard it led, and lead
+        # every shard between them.
+        victim, survivors = nodes[2], nodes[:2]
+        led = value_of(after[2], "ordermesh_shards_led")
+        failovers = 'ordermesh_shard_failovers_total'
+        before_kill = sum(total(m, failovers, {"cause": "primary_lost"}) for m in after[:2])
+        victim.kill()
+
+        def failed_over():
+            ms2 = [scrape(n) for n in survivors]
+            done = sum(total(m, failovers, {"cause": "primary_lost"}) for m in ms2)
+            leading = sum(value_of(m, "ordermesh_shards_led") for m in ms2)
+            return (ms2, done - before_kill) if leading == 64 else None
+
+        ms2, counted = h.wait_until(failed_over, 60.0, 0.5, "the survivors lead all 64 shards")
+        log(f"{victim.name} led {led:.0f} shards; {counted:.0f} failovers counted")
+        check(led > 0 and counted >= led, f"failovers counted {counted} for {led} shards lost")
 
 
 if __name__ == "__main__":
