@@ -29,6 +29,7 @@
 #include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include "actors/entity_metrics.hpp"
 #include "actors/errors.hpp"
 #include "actors/messages.hpp"
 #include "actors/node_context.hpp"
@@ -66,9 +67,16 @@ struct entity_state {
   caf::actor supervisor;         // set by entity_behavior
   typename Traits::extra extra;  // what only this kind needs (the order's saga bookkeeping)
 
+  /// This kind's gauge, resolved once per kind (no lock on activation).
+  static om::obs::gauge& active_of_kind() {
+    static auto& g = active_entities_gauge(Traits::name);
+    return g;
+  }
   ~entity_state() {
-    if (counted && ctx)
+    if (counted && ctx) {
       ctx->active_entities.fetch_sub(1, std::memory_order_relaxed);
+      active_of_kind().add(-1);
+    }
   }
   static inline const char* name = "ordermesh.entity";
 };
@@ -478,6 +486,7 @@ bool start_entity(entity_actor<Traits>* self, context_ptr ctx, const entity_ref&
   s.key.id = who.id;
   Traits::init(s.st, who.id);
   s.ctx->active_entities.fetch_add(1, std::memory_order_relaxed);
+  s.active_of_kind().add(1);
   s.counted = true;
   s.shard_epoch = s.ctx->storage().owned_epoch(s.key.shard);
   s.ctx->log().debug("node={} entity={}/{} activating", s.ctx->node_id(), Traits::name, who.id);

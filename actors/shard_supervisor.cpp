@@ -17,6 +17,7 @@
 #include <caf/all.hpp>
 
 #include "actors/entity_actors.hpp"
+#include "actors/entity_metrics.hpp"
 #include "actors/errors.hpp"
 #include "persistence/storage_engine.hpp"
 
@@ -217,6 +218,7 @@ void on_down(self_ptr self, const caf::down_msg& dm) {
   while (!sl.crashes.empty() && now - sl.crashes.front() > cfg.restart_window)
     sl.crashes.pop_front();
   if (sl.crashes.size() > cfg.restart_limit) {
+    quarantines_counter().inc();
     sl.m = mode::quarantined;
     sl.quarantined_until = now + cfg.quarantine_for;
     sl.quarantine_reason = "quarantined: " + describe(sl.who) + " crashed " +

@@ -15,6 +15,7 @@
 #include "cluster/member_agent.hpp"
 #include "nodes/cluster_status_json.hpp"
 #include "nodes/protocol.hpp"
+#include "nodes/request_metrics.hpp"
 #include "persistence/storage_engine.hpp"
 
 // Local-only messages between the I/O thread, the hasher threads and a gateway actor.
@@ -71,10 +72,12 @@ void send_line(self_ptr self, std::string line) {
 }
 
 void answer(self_ptr self, const protocol::request& req, const json& result) {
+  meter_reply(req, errc::none);
   send_line(self, protocol::render_ok(req.id, result));
 }
 
 void refuse(self_ptr self, const protocol::request& req, errc code, std::string_view message) {
+  meter_reply(req, code);
   send_line(self, protocol::render_error(req.id, code, message));
 }
 
@@ -563,13 +566,16 @@ class gateway_handler : public connection_handler {
     // Parsing happens here, on the I/O thread, so bad input never reaches an actor.
     auto parsed = protocol::parse_request(line);
     if (!parsed.ok()) {
+      meter_unparsed(parsed.error.code);
       conn_->send(protocol::render_error(parsed.id, parsed.error.code, parsed.error.message));
       return;
     }
+    parsed.req.received = std::chrono::steady_clock::now();
     caf::anon_send(actor_, std::move(parsed.req));
   }
 
   void on_oversized() override {
+    meter_unparsed(errc::too_large);
     conn_->send(protocol::render_error(nullptr, errc::too_large,
                                        "a request line may be at most 65536 bytes"));
   }

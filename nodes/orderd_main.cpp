@@ -42,6 +42,7 @@
 #include "nodes/memory_release.hpp"
 #include "nodes/node_logger.hpp"
 #include "nodes/node_meta.hpp"
+#include "nodes/node_metrics.hpp"
 #include "nodes/password_hasher.hpp"
 #include "nodes/password_limits.hpp"
 #include "nodes/tls_identity.hpp"
@@ -420,6 +421,7 @@ int main(int argc, char** argv) {
     lopts.idle_timeout = cfg.client_idle_timeout;
     lopts.line_timeout = cfg.client_line_timeout;
     om::node::client_listener listener(lopts, om::node::make_gateway_factory(sys, shared));
+    const om::node::node_metrics metrics(*shared, listener);  // destroyed before the listener
     if (rc != 0) {
       // could not publish or join: nothing to serve
     } else if (!listener.start(&why)) {

@@ -1,6 +1,7 @@
 #pragma once
 // The client protocol (docs/PROTOCOL.md): one JSON object per line. This file parses and
 // validates a request line into a typed request, and renders replies. No sockets, no actors.
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -58,6 +59,8 @@ struct request {
   std::string node_id;  // cluster.leave, cluster.force-primary
   int64_t shard = 0;    // cluster.force-primary
   std::string dir;      // admin.backup: the directory to create (checked by the node)
+  /// When its line arrived (set by the gateway, not parsed): the latency metric starts here.
+  std::chrono::steady_clock::time_point received{};
 };
 
 /// Parse outcome: on failure `error.code` is set (bad_request or too_large) and `id` holds the

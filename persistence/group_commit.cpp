@@ -1,10 +1,13 @@
 #include "persistence/group_commit.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <exception>
 
 #include <spdlog/spdlog.h>
 
+#include "observability/histogram.hpp"
+#include "persistence/commit_metrics.hpp"
 #include "persistence/replica_meta.hpp"
 
 namespace ordermesh::persistence::detail {
@@ -302,10 +305,17 @@ status group_commit::write(std::vector<pending_write>& batch) {
   }
   rocksdb::WriteOptions wo;
   wo.sync = sync_ || must_sync;
+  const auto write_started = std::chrono::steady_clock::now();
   rocksdb::Status s = db_.Write(wo, &wb);
   if (!s.ok()) {
     return status::io_error(s.ToString());
   }
+  auto& metrics = commit_metrics::get();
+  if (wo.sync) {
+    metrics.fsync_seconds.observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - write_started).count());
+  }
+  metrics.batch_writes.observe(static_cast<double>(written));
 
   {
     std::lock_guard<std::mutex> lock(replica_mutex_);

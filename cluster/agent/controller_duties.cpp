@@ -9,6 +9,7 @@
 #include <caf/all.hpp>
 
 #include "cluster/agent/agent_state.hpp"
+#include "cluster/agent/shard_metrics.hpp"
 #include "cluster/coordination/local_seed.hpp"
 #include "cluster/coordination/placement.hpp"
 #include "cluster/replication/failover.hpp"
@@ -33,17 +34,21 @@ bool asked_from(self_ptr self, asked_map asked, uint16_t shard, int64_t revision
 /// outcome is unknown, is forgotten: the next round decides again (the decisions are
 /// deterministic, so a shard skipped for good would stall every step after it).
 void write_guarded(self_ptr self, asked_map asked, uint16_t shard, const co::shard_assignment& next,
-                   int64_t revision) {
+                   int64_t revision, om::obs::counter& written) {
   auto& s = self->state;
   (s.*asked)[shard] = revision;
   self->request(s.driver, s.cfg.request_timeout, coord_write_atom::value, next, revision)
-      .then([](bool) {},
-            [self, asked, shard, revision](caf::error&) {
-              auto& m = self->state.*asked;
-              auto it = m.find(shard);
-              if (it != m.end() && it->second == revision)
-                m.erase(it);
-            });
+      .then(
+          [&written](bool ok) {
+            if (ok)
+              written.inc();  // a metric: counted once the store took it
+          },
+          [self, asked, shard, revision](caf::error&) {
+            auto& m = self->state.*asked;
+            auto it = m.find(shard);
+            if (it != m.end() && it->second == revision)
+              m.erase(it);
+          });
 }
 
 /// Members suspected of being down (co::is_suspected: silent or disconnected for
@@ -179,7 +184,8 @@ void fail_over(self_ptr self) {
                     ? "suspected (its connection is down, or it does not answer)"
                     : "gone",
                 d.next.primary, d.next.epoch, d.next.isr.size());
-    write_guarded(self, &agent_state::failovers, shard, d.next, a.mod_revision);
+    write_guarded(self, &agent_state::failovers, shard, d.next, a.mod_revision,
+                  failovers_counter("primary_lost"));
   }
 }
 
@@ -221,7 +227,8 @@ void move_replicas(self_ptr self) {
     s.log->info("node={} shard {}: {} {} (replicas {} -> {})", me(self), shard,
                 replication::to_string(step.what), step.node, fmt::join(a.replicas, ","),
                 fmt::join(want[shard], ","));
-    write_guarded(self, &agent_state::replica_steps, shard, step.next, a.mod_revision);
+    write_guarded(self, &agent_state::replica_steps, shard, step.next, a.mod_revision,
+                  moves_counter(replication::to_string(step.what)));
   }
 }
 
@@ -313,7 +320,8 @@ void controller_round(self_ptr self) {
     if (asked_from(self, &agent_state::intents, m.shard, a.mod_revision))
       continue;  // asked already from this very state
     s.log->info("node={} moves shard {} from {} to {}", me(self), m.shard, m.from, m.to);
-    write_guarded(self, &agent_state::intents, m.shard, co::with_target(st, m), a.mod_revision);
+    write_guarded(self, &agent_state::intents, m.shard, co::with_target(st, m), a.mod_revision,
+                  moves_counter("handoff"));
   }
 }
 

@@ -8,6 +8,7 @@
 #include <caf/all.hpp>
 
 #include "cluster/agent/agent_state.hpp"
+#include "cluster/agent/shard_metrics.hpp"
 #include "cluster/coordination/local_seed.hpp"
 #include "cluster/replica_sink.hpp"
 #include "cluster/replication/failover.hpp"
@@ -141,6 +142,7 @@ void on_state(self_ptr self, state_ptr st) {
   publish_replication(self);
   reconcile(self);
   publish_routes(self);
+  publish_shard_metrics(*s.state, me(self), s.cfg.min_insync);
   controller_round(self);
   maybe_left(self);
   maybe_drained(self);
@@ -189,12 +191,14 @@ force_result force_primary(self_ptr self, uint16_t shard, const std::string& nod
                 s.state->shards[shard].mod_revision)
       .then(
           [rp, epoch, shard](bool written) mutable {
-            if (written)
+            if (written) {
+              failovers_counter("forced").inc();
               rp.deliver(true, epoch, std::string{});
-            else
+            } else {
               rp.deliver(false, uint64_t{0},
                          "shard " + std::to_string(shard) +
                              " changed meanwhile; read cluster.status and ask again");
+            }
           },
           [rp](caf::error& err) mutable {
             rp.deliver(false, uint64_t{0}, "the store did not take it: " + caf::to_string(err));
@@ -262,6 +266,7 @@ caf::behavior member_agent(self_ptr self, member_agent_config cfg,
     ctx->commit_timeout = s.cfg.commit_timeout;
     ctx->rings.assign(s.cfg.shard_count, replication::delta_ring(4096, 4u << 20));
     s.repl = ctx;
+    collect_replication_lag(ctx);
     s.replica_leader = spawn_replica_leader(self->system(), ctx);
     s.replica_follower = spawn_replica_follower(self->system(), ctx);
     self->link_to(s.replica_leader);

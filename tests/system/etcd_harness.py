@@ -637,11 +637,15 @@ class EtcdCluster:
             node.start(timeout)
         return node
 
-    def start(self, n, balance_timeout=90.0, timeout=45.0):
+    def start(self, n, balance_timeout=90.0, timeout=45.0, prepare=None):
         """n new nodes launched together, each then waited for (one that exited while
         starting, e.g. because a port was taken meanwhile, is started again on fresh ports);
-        returns the status once the cluster is balanced."""
+        returns the status once the cluster is balanced. `prepare(node)`, if given, runs on
+        each new node before its launch (e.g. to add flags)."""
         new = [self.add(start=False) for _ in range(n)]
+        for node in new:
+            if prepare:
+                prepare(node)
         taken = set()
         for node in new:
             while node.port is None or {node.port, node.cluster_port} & taken or \

@@ -495,6 +495,17 @@ def _sigterm(signum, frame):
     raise KeyboardInterrupt("SIGTERM")
 
 
+def take_orderbench_arg():
+    """The orderbench binary: `--orderbench PATH` (taken out of sys.argv, so that parse_args
+    does not see it), else build/client/orderbench."""
+    if "--orderbench" in sys.argv:
+        i = sys.argv.index("--orderbench")
+        path = sys.argv[i + 1]
+        del sys.argv[i:i + 2]
+        return path
+    return str(REPO / "build" / "client" / "orderbench")
+
+
 def parse_args(description):
     default_build = Path(os.environ.get("ORDERMESH_BUILD_DIR", REPO / "build"))
     if not default_build.is_absolute():

@@ -89,11 +89,6 @@ def test_errors_are_counted_not_throughput():
 
 
 if __name__ == "__main__":
-    if "--orderbench" in sys.argv:
-        i = sys.argv.index("--orderbench")
-        ORDERBENCH = sys.argv[i + 1]
-        del sys.argv[i:i + 2]
-    else:
-        ORDERBENCH = str(h.REPO / "build" / "client" / "orderbench")
+    ORDERBENCH = h.take_orderbench_arg()
     h.main([test_closed_loop_place_pay, test_open_loop_mix_counts_errors,
             test_errors_are_counted_not_throughput], __doc__)
