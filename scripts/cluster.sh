@@ -709,7 +709,7 @@ cmd_restart() {
 }
 
 # Waits (bounded by $2 seconds) until node $1 is an up member in etcd with a valid lease, as it
-# sees itself.
+# sees itself, connected to every other member.
 MEMBER_PY='
 import json, sys
 me = sys.argv[1]
@@ -721,6 +721,10 @@ m = {m["node_id"]: m for m in st.get("members", [])}.get(me)
 if st.get("coordination") != "etcd" or not st.get("lease_valid") or not m or m.get("state") != "up":
     print("coordination %s, lease valid %s, member %s" % (st.get("coordination"),
           st.get("lease_valid"), m.get("state") if m else "no")); sys.exit(1)
+if st.get("unreachable_from_here"):
+    # Up in etcd is not enough to serve: requests for the shards other members lead are
+    # forwarded, and answer unavailable until the connections to them are up.
+    print("peers not reached yet: %s" % ",".join(st["unreachable_from_here"])); sys.exit(1)
 print("up member, incarnation %s, leads %s shards, controller %s" % (m.get("incarnation"),
       m.get("shards_owned"), st.get("controller")))
 '
