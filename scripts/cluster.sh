@@ -34,7 +34,8 @@
 # port is the next one), ORDERMESH_CLUSTER_NAME (orderd --cluster "default": keys under
 # /ordermesh/NAME/), ORDERMESH_ADMIN_TOKEN (else generated once into var/cluster/admin.token),
 # ORDERMESH_BUILD_DIR (build), ORDERMESH_CLUSTER_DIR (var/cluster),
-# ORDERMESH_CLUSTER_PORT_BASE (7400: nK gets client port base+K and cluster port base+100+K),
+# ORDERMESH_CLUSTER_PORT_BASE (7400: nK gets client port base+K, cluster port base+100+K and
+# the HTTP admin port, /status /metrics /readyz on 127.0.0.1, base+200+K),
 # ORDERMESH_CLUSTER_ARGS (extra orderd flags for new nodes, e.g. "--lease-ttl 5s"),
 # ORDERMESH_CLUSTER_WAIT (seconds `up`/`add` wait for balance, default 120).
 # scripts/setup.sh runs first only when a binary (orderd, orderctl, etcd, etcdctl) is missing.
@@ -96,6 +97,7 @@ node_num() { # "n3" -> 3; dies on anything else
 }
 client_port() { printf '%s' $((PORT_BASE + $(node_num "$1"))); }
 cluster_port() { printf '%s' $((PORT_BASE + 100 + $(node_num "$1"))); }
+admin_port() { printf '%s' $((PORT_BASE + 200 + $(node_num "$1"))); }
 node_dir() { printf '%s' "$CDIR/$1"; }
 
 # Ids with a directory under $CDIR, in numeric order.
@@ -396,7 +398,8 @@ launch() {
   echo "$pid" >"$dir/orderd.pid"
   rm -f "$dir/left"
   say "$id: started orderd pid $pid (client $HOST:$(client_port "$id"), cluster" \
-    "$HOST:$(cluster_port "$id"), etcd $ETCD_ENDPOINTS)"
+    "$HOST:$(cluster_port "$id"), status http://$HOST:$(admin_port "$id")/status," \
+    "etcd $ETCD_ENDPOINTS)"
 }
 
 # Writes the args file of a new node $1 (launch adds --etcd and --cluster).
@@ -407,7 +410,8 @@ write_args() {
   {
     printf '%s\n' --node-id "$id" --data-dir "$dir/data" --client-host "$HOST" \
       --client-port "$(client_port "$id")" --cluster-host "$HOST" \
-      --cluster-port "$(cluster_port "$id")" --log-file "$dir/orderd.log" --log-level info
+      --cluster-port "$(cluster_port "$id")" --admin-port "$(admin_port "$id")" \
+      --log-file "$dir/orderd.log" --log-level info
     # shellcheck disable=SC2086
     [[ -n "${ORDERMESH_CLUSTER_ARGS:-}" ]] && printf '%s\n' ${ORDERMESH_CLUSTER_ARGS}
     # A cluster's default replication factor is 3 (it starts once three members joined): "up 1"
