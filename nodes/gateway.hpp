@@ -13,6 +13,7 @@
 #include <caf/fwd.hpp>
 
 #include "actors/node_context.hpp"
+#include "domain/request_id.hpp"
 #include "nodes/client_listener.hpp"
 #include "nodes/password_hasher.hpp"
 #include "nodes/password_limits.hpp"
@@ -30,7 +31,8 @@ struct gateway_shared {
         hasher(h),
         limits(l),
         request_timeout(timeout),
-        session_ttl(session) {}
+        session_ttl(session),
+        request_ids(ctx->node_id(), ctx->now_ms()) {}
 
   actors::context_ptr ctx;
   std::string admin_token;
@@ -45,6 +47,9 @@ struct gateway_shared {
   std::atomic<bool> draining{false};  // SIGTERM: refuse new requests
   std::atomic<int64_t> in_flight{0};  // requests accepted and not yet answered
   std::atomic<uint64_t> requests{0};  // requests answered since start
+
+  /// Request ids for requests that come without one (docs/PROTOCOL.md, "Request ids").
+  domain::request_id_source request_ids;
 };
 
 /// The connection handler factory for client_listener: one gateway actor per connection.

@@ -14,8 +14,10 @@ from harness import check, eq, log  # noqa: E402
 
 
 def raw(c, op, args):
-    """The reply line as sent, bytes, for a request with a fixed id."""
+    """The reply line as sent, bytes, for a request with a fixed id and request id (else the
+    reply would carry one the node made, different every time)."""
     req = c.make(op, args, rid=7)
+    req["request_id"] = "probe"
     c.send_raw(json.dumps(req, separators=(",", ":")) + "\n")
     line = c.read_line()
     check(line is not None, f"{op}: no reply")
