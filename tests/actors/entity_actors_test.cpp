@@ -580,6 +580,28 @@ TEST_CASE("the saga records each step's request id and node and the timeline rea
         want);
 }
 
+TEST_CASE("a lapsed reservation is expired under a request id of its own") {
+  temp_dir dir;
+  entity_settings settings;
+  settings.reservation_ttl_ms = 50;
+  node n(dir.path, settings);
+  seed(n);
+  n.ok<domain::order_view>(ref(entity_kind::order, "o1", "req-place"), place_atom::value,
+                           user("ann"), std::string("ann"), items("pen", 1));
+  REQUIRE(eventually([&] {
+    return n.ok<domain::order_view>(o("o1"), read_atom::value, admin).status ==
+           uint8_t(domain::order_status::cancelled);
+  }));
+  auto tl = n.ok<domain::order_timeline_view>(o("o1"), timeline_atom::value, admin);
+  REQUIRE(tl.steps.size() == 4);
+  CHECK(tl.steps[1].request_id == "req-place");
+  CHECK(tl.steps[2].step == "expire");
+  CHECK(tl.steps[2].outcome == "started: expired");
+  CHECK(tl.steps[2].request_id.rfind("t1-expiry-", 0) == 0);
+  CHECK(tl.steps[3].step == "cancel");
+  CHECK(tl.steps[3].request_id == tl.steps[2].request_id);
+}
+
 // ---- issue 13: entities that were never created ----
 
 namespace {
