@@ -171,9 +171,9 @@ void on_step_done(self_ptr self, o::phase step, uint64_t attempt, const step_tal
   ++s.extra.attempt;
   ctx.log().debug("node={} entity=order/{} req={} step {} answered: {}", ctx.node_id(), s.key.id,
                   s.extra.req, step_name(step),
-                  t.refused.code != errc::none ? t.refused.message
-                  : t.retry                    ? std::string("retry")
-                                               : std::string("ok"));
+                  t.refused.code != errc::none ? std::string_view(t.refused.message)
+                  : t.retry                    ? std::string_view("retry")
+                                               : std::string_view("ok"));
   bool refusable = step == o::phase::reserving || step == o::phase::debiting;
   if (t.refused.code != errc::none && refusable) {
     s.extra.retries = 0;
