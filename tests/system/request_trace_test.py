@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """System test of request ids and order.timeline (issue 14): three orderd on a private etcd,
-started with --log-level debug (the request id lines are debug lines).
+started with --log-level debug (the request id lines are debug lines), replication factor 1 (one
+node leads each shard; replication_test.py covers the replicated paths, which carry the same
+entity messages).
 
   * one order followed across nodes: its user, its product's inventory and the order itself live
     on shards led by different nodes, and every request enters through a node that leads none
