@@ -79,6 +79,10 @@ struct order_traits {
     bool expiry_armed = false;
     uint64_t attempt = 0;  // bumped when a step ends: answers and retries of older ones are ignored
     bool step_in_flight = false;
+    /// The request whose saga runs now: every step carries it to its participants, every event
+    /// records it (order.timeline), every log line names it. Empty after a restart resumed a
+    /// saga from disk.
+    std::string req;
   };
   static void init(state& s, const std::string& id) { s.order_id = id; }
   static int64_t wakeup_at(const state& s, int64_t now) { return domain::order::wakeup_at(s, now); }

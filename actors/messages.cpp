@@ -2,6 +2,8 @@
 
 #include <caf/actor_system_config.hpp>
 
+#include "domain/order_timeline.hpp"
+
 namespace ordermesh::actors {
 
 void add_message_types(caf::actor_system_config& cfg) {
@@ -16,6 +18,8 @@ void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<domain::inventory_view>("ordermesh.inventory_view");
   cfg.add_message_type<domain::order_view>("ordermesh.order_view");
   cfg.add_message_type<domain::order_list_view>("ordermesh.order_list_view");
+  cfg.add_message_type<domain::timeline_step>("ordermesh.timeline_step");  // and its vector
+  cfg.add_message_type<domain::order_timeline_view>("ordermesh.order_timeline_view");
 }
 
 }  // namespace ordermesh::actors

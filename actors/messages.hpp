@@ -15,17 +15,20 @@
 
 namespace ordermesh::actors {
 
-/// Addresses one entity: its kind and id.
+/// Addresses one entity: its kind and id. Every message to an entity starts with one, so it is
+/// also the envelope that carries the request id (domain/request_id.hpp) to whichever node runs
+/// the entity: the gateway sets it, and the order's saga sets it on every step it asks.
 struct entity_ref {
   uint8_t kind = 0;  // domain::entity_kind
   std::string id;
+  std::string req{};  // the request this message serves; empty for internal messages
 };
 template <class Inspector>
 auto inspect(Inspector& f, entity_ref& x) {
-  return f(x.kind, x.id);
+  return f(x.kind, x.id, x.req);
 }
-inline entity_ref ref(domain::entity_kind k, std::string id) {
-  return entity_ref{static_cast<uint8_t>(k), std::move(id)};
+inline entity_ref ref(domain::entity_kind k, std::string id, std::string req = {}) {
+  return entity_ref{static_cast<uint8_t>(k), std::move(id), std::move(req)};
 }
 
 /// A user's password hash as stored (for login verification by the node, never by clients).
@@ -72,7 +75,8 @@ using pay_atom = caf::atom_constant<caf::atom("o_pay")>;        // (who) -> orde
 using cancel_atom = caf::atom_constant<caf::atom("o_cancel")>;  // (who) -> order_view
 using wakeup_atom = caf::atom_constant<caf::atom("o_wakeup")>;  // () async: resume or expire
 // any entity
-using read_atom = caf::atom_constant<caf::atom("e_read")>;    // (who) -> its view
+using read_atom = caf::atom_constant<caf::atom("e_read")>;          // (who) -> its view
+using timeline_atom = caf::atom_constant<caf::atom("o_timeline")>;  // (who) -> timeline view
 using crash_atom = caf::atom_constant<caf::atom("e_crash")>;  // () async: throws (fault injection)
 // internal to the actor layer
 using persisted_atom = caf::atom_constant<caf::atom("e_synced")>;

@@ -9,6 +9,7 @@
 
 #include "actors/entity_command.hpp"
 #include "actors/entity_kinds.hpp"
+#include "domain/order_timeline.hpp"
 
 namespace ordermesh::actors {
 
@@ -40,11 +41,17 @@ domain::principal system_principal() {
   return domain::principal{"", true};
 }
 
+/// `to`, carrying the request id of the saga that runs now.
+entity_ref traced(self_ptr self, entity_ref to) {
+  to.req = self->state.extra.req;
+  return to;
+}
+
 /// Sends one step request to entity `to` and records its answer in `tally`.
 template <class View, class... Ts>
 void ask(self_ptr self, const tally_ptr& tally, const entity_ref& to, Ts... xs) {
   auto& ctx = *self->state.ctx;
-  self->request(ctx.route(to), ctx.settings().step_timeout, to, xs...)
+  self->request(ctx.route(to), ctx.settings().step_timeout, traced(self, to), xs...)
       .then([tally](const View&) { tally->record({}); },
             [tally](caf::error& err) { tally->record(to_failure(err)); });
 }
@@ -57,6 +64,29 @@ entity_ref user_of(const o::state& s) {
 }
 
 void run_saga(self_ptr self);
+
+/// Step names for log lines (the same words order.timeline uses).
+const char* step_name(o::phase p) {
+  switch (p) {
+    case o::phase::reserving:
+      return "reserve";
+    case o::phase::rejecting:
+      return "reject";
+    case o::phase::debiting:
+      return "pay";
+    case o::phase::committing:
+      return "confirm";
+    case o::phase::releasing:
+      return "release";
+    case o::phase::refunding:
+      return "refund";
+    case o::phase::returning:
+      return "return";
+    case o::phase::none:
+      break;
+  }
+  return "none";
+}
 
 /// Arms the reservation's expiry timer (one at a time).
 void arm_expiry(self_ptr self) {
@@ -75,6 +105,9 @@ void settle(self_ptr self) {
   s.extra.on_settled.clear();
   for (auto& w : waiting)
     w.second();
+  // The saga's request is done: an order at rest keeps no id (nor its heap bytes). A deferred
+  // command that starts next sets its own.
+  std::string().swap(s.extra.req);
   arm_expiry(self);
   finish_busy(self);
 }
@@ -101,8 +134,12 @@ bool participants_local(self_ptr self, const o::state& st) {
 /// Persists `events` and runs the saga's next step: at once when every participant is on this
 /// node, else once the write is durable. `on_failure` runs if the write fails (the actor is then
 /// stopping; its successor resumes the saga from disk).
-void persist_and_continue(self_ptr self, const std::vector<o::event>& events,
+void persist_and_continue(self_ptr self, std::vector<o::event> events,
                           std::function<void(const domain::failure&)> on_failure = {}) {
+  // Each event records where and for which request it was written (order.timeline).
+  const o::step_trace trace{self->state.ctx->node_id(), self->state.extra.req};
+  for (auto& e : events)
+    o::set_trace(e, trace);
   o::state next = self->state.st;
   for (auto& e : events)
     order_traits::apply(next, e);
@@ -132,6 +169,11 @@ void on_step_done(self_ptr self, o::phase step, uint64_t attempt, const step_tal
     return;  // an older attempt's answers: never act on them
   s.extra.step_in_flight = false;
   ++s.extra.attempt;
+  ctx.log().debug("node={} entity=order/{} req={} step {} answered: {}", ctx.node_id(), s.key.id,
+                  s.extra.req, step_name(step),
+                  t.refused.code != errc::none ? std::string_view(t.refused.message)
+                  : t.retry                    ? std::string_view("retry")
+                                               : std::string_view("ok"));
   bool refusable = step == o::phase::reserving || step == o::phase::debiting;
   if (t.refused.code != errc::none && refusable) {
     s.extra.retries = 0;
@@ -141,8 +183,8 @@ void on_step_done(self_ptr self, o::phase step, uint64_t attempt, const step_tal
   }
   if (t.refused.code != errc::none || t.retry) {
     if (t.refused.code != errc::none)
-      ctx.log().error("node={} entity=order/{} step {} refused by a participant: {}", ctx.node_id(),
-                      s.key.id, static_cast<int>(step), t.refused.message);
+      ctx.log().error("node={} entity=order/{} req={} step {} refused by a participant: {}",
+                      ctx.node_id(), s.key.id, s.extra.req, step_name(step), t.refused.message);
     auto backoff = std::min<int64_t>(100LL << std::min<uint32_t>(s.extra.retries, 10),
                                      ctx.settings().max_retry_backoff.count());
     ++s.extra.retries;
@@ -167,6 +209,9 @@ void run_saga(self_ptr self) {
     return;
   }
   extra.step_in_flight = true;
+  self->state.ctx->log().debug("node={} entity=order/{} req={} step {} starts",
+                               self->state.ctx->node_id(), self->state.key.id, extra.req,
+                               step_name(step));
   auto tally = std::make_shared<step_tally>();
   tally->done = [self, step, attempt = extra.attempt](const step_tally& t) {
     on_step_done(self, step, attempt, t);
@@ -249,7 +294,7 @@ void claim_and_place(self_ptr self, caf::response_promise rp, const std::string&
     self->state.busy = false;  // start_saga sets it again; keeps the deferral order intact
     start_saga(self, events, rp, answer_view(self, rp));
   };
-  self->request(ctx.route(user), ctx.settings().step_timeout, user, claim_atom::value,
+  self->request(ctx.route(user), ctx.settings().step_timeout, traced(self, user), claim_atom::value,
                 self->state.key.id, units)
       .then([start](const domain::user_view&) { start(); },
             [start, refuse_place](caf::error& err) mutable {
@@ -298,7 +343,7 @@ void price_and_place(self_ptr self, caf::response_promise rp, std::string user_i
   };
   for (size_t i = 0; i < items.size(); ++i) {
     auto to = ref(domain::entity_kind::product, items[i].product_id);
-    self->request(ctx.route(to), ctx.settings().step_timeout, to, read_atom::value,
+    self->request(ctx.route(to), ctx.settings().step_timeout, traced(self, to), read_atom::value,
                   system_principal())
         .then(
             [tally, priced, i](const domain::product_view& p) {
@@ -376,7 +421,10 @@ void check_expiry(self_ptr self) {
     arm_expiry(self);
     return;
   }
-  s.ctx->log().info("node={} entity=order/{} reservation expired", s.ctx->node_id(), s.key.id);
+  // No client asked for this: the expiry is a request of its own, named after the node and time.
+  s.extra.req = s.ctx->node_id() + "-expiry-" + std::to_string(s.ctx->now_ms());
+  s.ctx->log().info("node={} entity=order/{} req={} reservation expired", s.ctx->node_id(),
+                    s.key.id, s.extra.req);
   start_saga(self, d.events, caf::response_promise{}, [] {});
 }
 
@@ -388,6 +436,33 @@ bool refused_at_once(self_ptr self, caf::response_promise& rp, const domain::fai
     return false;
   refuse(self, rp, f);
   return true;
+}
+
+/// order.timeline: the order's journal as steps. Read from storage (the actor keeps only the
+/// state), at most max_timeline_steps of the newest events.
+void answer_timeline(self_ptr self, caf::response_promise rp) {
+  auto& s = self->state;
+  const uint64_t max = domain::max_timeline_steps;
+  const uint64_t from = s.seq > max ? s.seq - max + 1 : 1;
+  std::vector<persistence::stored_event> stored;
+  auto st = s.ctx->storage().read_events(s.key, from, max, stored);
+  if (!st.is_ok()) {
+    rp.deliver(make_error(errc::unavailable, "could not read the order's journal; retry"));
+    return;
+  }
+  std::vector<o::event> events;
+  events.reserve(stored.size());
+  for (auto& e : stored) {
+    o::event ev;
+    if (!o::decode(e.bytes, ev)) {
+      rp.deliver(make_error(errc::internal, "an event of the order does not decode"));
+      return;
+    }
+    events.push_back(std::move(ev));
+  }
+  auto view = domain::timeline(s.key.id, events);
+  view.truncated = view.truncated || from > 1;
+  rp.deliver(std::move(view));
 }
 
 }  // namespace
@@ -413,28 +488,47 @@ caf::behavior order_actor(self_ptr self, context_ptr ctx, entity_ref who, caf::a
   }
   return entity_behavior(
       self, supervisor,
-      [=](const entity_ref&, place_atom, const domain::principal& by, const std::string& user_id,
+      [=](const entity_ref& to, place_atom, const domain::principal& by, const std::string& user_id,
           const std::vector<domain::order_item>& items) -> caf::result<domain::order_view> {
         auto rp = self->make_response_promise();
         if (refused_at_once(self, rp, o::check_place(self->state.st, by, user_id, items)))
           return rp;
-        run_or_defer(self, rp, [=] { place(self, rp, by, user_id, items); });
+        run_or_defer(self, rp, [=, req = to.req] {
+          self->state.extra.req = req;
+          place(self, rp, by, user_id, items);
+        });
         return rp;
       },
-      [=](const entity_ref&, pay_atom,
+      [=](const entity_ref& to, pay_atom,
           const domain::principal& by) -> caf::result<domain::order_view> {
         auto rp = self->make_response_promise();
         if (refused_at_once(self, rp, o::check_read(self->state.st, by)))
           return rp;
-        run_or_defer(self, rp, [=] { pay(self, rp, by); });
+        run_or_defer(self, rp, [=, req = to.req] {
+          self->state.extra.req = req;
+          pay(self, rp, by);
+        });
         return rp;
       },
-      [=](const entity_ref&, cancel_atom,
+      [=](const entity_ref& to, cancel_atom,
           const domain::principal& by) -> caf::result<domain::order_view> {
         auto rp = self->make_response_promise();
         if (refused_at_once(self, rp, o::check_read(self->state.st, by)))
           return rp;
-        run_or_defer(self, rp, [=] { cancel(self, rp, by); });
+        run_or_defer(self, rp, [=, req = to.req] {
+          self->state.extra.req = req;
+          cancel(self, rp, by);
+        });
+        return rp;
+      },
+      [=](const entity_ref&, timeline_atom,
+          const domain::principal& by) -> caf::result<domain::order_timeline_view> {
+        auto rp = self->make_response_promise();
+        auto f = o::check_read(self->state.st, by);
+        if (f.code != errc::none)
+          refuse(self, rp, f);
+        else
+          answer_timeline(self, rp);
         return rp;
       },
       [=](const entity_ref&, read_atom, const domain::principal& by) {

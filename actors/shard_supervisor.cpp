@@ -275,6 +275,10 @@ caf::result<caf::message> route(self_ptr self, caf::message_view& xs) {
   auto who = content.get_as<entity_ref>(0);
   auto key = slot_key(who);
   auto& s = self->state;
+  // Every node a request reaches routes it here, so this line puts its id in each node's log.
+  if (!who.req.empty() && s.ctx->log().should_log(spdlog::level::debug))
+    s.ctx->log().debug("node={} entity={} req={} shard={} message for the entity", s.ctx->node_id(),
+                       describe(who), who.req, s.shard);
   auto rp = self->make_response_promise();
   if (s.frozen) {
     if (s.held.size() >= s.ctx->settings().max_buffered * 4) {

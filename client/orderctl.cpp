@@ -495,6 +495,29 @@ void render_order_list(std::ostream& out, const json& orders) {
   out << "(" << orders.size() << (orders.size() == 1 ? " order" : " orders") << ")\n";
 }
 
+void render_result(std::ostream& out, const json& result);
+
+/// order.timeline: one line per step, oldest first.
+void render_timeline(std::ostream& out, const json& timeline) {
+  out << "order_id: " << scalar_text(timeline.value("order_id", json(""))) << '\n';
+  std::vector<std::vector<std::string>> rows{{"AT", "STEP", "OUTCOME", "NODE", "REQUEST_ID"}};
+  for (const auto& step : timeline["steps"]) {
+    if (!step.is_object()) {
+      continue;
+    }
+    const json at = step.value("at", json(0));
+    rows.push_back({at.is_number_integer() ? utc_text(at.get<int64_t>()) : "",
+                    scalar_text(step.value("step", json(""))),
+                    scalar_text(step.value("outcome", json(""))),
+                    scalar_text(step.value("node", json(""))),
+                    scalar_text(step.value("request_id", json("")))});
+  }
+  print_table(out, rows, "");
+  if (timeline.value("truncated", false)) {
+    out << "(older steps left out)\n";
+  }
+}
+
 void render_result(std::ostream& out, const json& result) {
   if (!result.is_object()) {
     out << printable_lines(result.dump(2, ' ', false, json::error_handler_t::replace)) << '\n';
@@ -503,6 +526,9 @@ void render_result(std::ostream& out, const json& result) {
   } else if (result.contains("order_id") && result.contains("items") &&
              result["items"].is_array()) {
     render_order(out, result);
+  } else if (result.contains("order_id") && result.contains("steps") &&
+             result["steps"].is_array()) {
+    render_timeline(out, result);
   } else if (result.size() == 1 && result.contains("orders") && result["orders"].is_array()) {
     render_order_list(out, result["orders"]);
   } else {

@@ -303,4 +303,12 @@ order_view view(const state& s) {
   return v;
 }
 
+const step_trace& trace_of(const event& e) {
+  return std::visit([](const auto& ev) -> const step_trace& { return ev.trace; }, e);
+}
+
+void set_trace(event& e, const step_trace& t) {
+  std::visit([&t](auto& ev) { ev.trace = t; }, e);
+}
+
 }  // namespace ordermesh::domain::order

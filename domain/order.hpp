@@ -32,45 +32,63 @@ enum class phase : uint8_t {
   returning,   // give every item's sold stock back, then CANCELLED
 };
 
+/// Who wrote an event and for which request (docs/PROTOCOL.md, order.timeline). Stored after the
+/// event's own fields; events written before it existed decode with both empty.
+struct step_trace {
+  std::string node;
+  std::string request_id;
+};
+
 struct placed {
   std::string user_id;
   std::vector<order_item> items;  // priced
   int64_t total_cents = 0;
   int64_t at_ms = 0;
+  step_trace trace{};
 };
 struct reserved {
   int64_t at_ms = 0;
   int64_t expires_at = 0;
+  step_trace trace{};
 };
 struct reservation_failed {
   std::string reason;
   int64_t at_ms = 0;
+  step_trace trace{};
 };
 struct rejected {
   int64_t at_ms = 0;
+  step_trace trace{};
 };
 struct payment_started {
   int64_t at_ms = 0;
+  step_trace trace{};
 };
 struct payment_refused {
   std::string reason;
   int64_t at_ms = 0;
+  step_trace trace{};
 };
 struct debited {
   int64_t at_ms = 0;
+  step_trace trace{};
 };
 struct paid {
   int64_t at_ms = 0;
+  step_trace trace{};
 };
 struct cancel_started {
   std::string reason;  // "cancelled by client", "expired", ...
   int64_t at_ms = 0;
+  step_trace trace{};
 };
 struct refunded {
   int64_t at_ms = 0;
+  step_trace trace{};
 };
 struct cancelled {
   int64_t at_ms = 0;
+  step_trace trace{};
 };
 using event = std::variant<placed, reserved, reservation_failed, rejected, payment_started,
                            payment_refused, debited, paid, cancel_started, refunded, cancelled>;
@@ -89,6 +107,10 @@ struct state {
 };
 
 void apply(state& s, const event& e);
+
+/// The trace of any event, and a way to stamp one (the actor knows the node and request).
+const step_trace& trace_of(const event& e);
+void set_trace(event& e, const step_trace& t);
 
 /// Validates items (1..100 items, distinct valid product ids, quantity 1..100000).
 failure check_items(const std::vector<order_item>& items);

@@ -59,9 +59,8 @@ std::string reason_and_time(uint8_t t, const std::string& reason, int64_t at_ms)
   w.i64(at_ms);
   return w.take();
 }
-}  // namespace
 
-std::string encode(const event& e) {
+std::string encode_fields(const event& e) {
   return std::visit(
       overloaded{
           [](const placed& ev) {
@@ -97,6 +96,22 @@ std::string encode(const event& e) {
       e);
 }
 
+/// Appends the event's trace (node, request id) after its own fields. Absent when empty, so an
+/// event without one is stored byte for byte as before the trace existed.
+std::string with_trace(std::string bytes, const step_trace& t) {
+  if (t.node.empty() && t.request_id.empty())
+    return bytes;
+  codec::writer w(0);
+  w.str(t.node);
+  w.str(t.request_id);
+  return bytes + w.take().substr(2);  // without the writer's version and tag bytes
+}
+}  // namespace
+
+std::string encode(const event& e) {
+  return with_trace(encode_fields(e), trace_of(e));
+}
+
 bool decode(std::string_view bytes, event& out) {
   codec::reader r(bytes);
   uint8_t t = 0;
@@ -104,6 +119,11 @@ bool decode(std::string_view bytes, event& out) {
     return false;
   }
   auto finish = [&](auto&& ev) {
+    // The trace, when present, follows the fields (older events end before it).
+    if (!r.done()) {
+      r.str(ev.trace.node);
+      r.str(ev.trace.request_id);
+    }
     if (!r.done()) {
       return false;
     }

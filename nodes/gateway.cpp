@@ -71,14 +71,23 @@ void send_line(self_ptr self, std::string line) {
     s.conn->send(std::move(line));
 }
 
+/// Names the request in the entry node's log when it arrives and when it is answered.
+void log_answer(self_ptr self, const protocol::request& req, std::string_view outcome) {
+  auto& ctx = *self->state.g->ctx;
+  ctx.log().debug("node={} req={} op={} answered {}", ctx.node_id(), req.req_id,
+                  protocol::to_string(req.operation), outcome);
+}
+
 void answer(self_ptr self, const protocol::request& req, const json& result) {
   meter_reply(req, errc::none);
-  send_line(self, protocol::render_ok(req.id, result));
+  log_answer(self, req, "ok");
+  send_line(self, protocol::render_ok(req.id, result, req.req_id));
 }
 
 void refuse(self_ptr self, const protocol::request& req, errc code, std::string_view message) {
   meter_reply(req, code);
-  send_line(self, protocol::render_error(req.id, code, message));
+  log_answer(self, req, domain::to_string(code));
+  send_line(self, protocol::render_error(req.id, code, message, req.req_id));
 }
 
 void refuse(self_ptr self, const protocol::request& req, const caf::error& err) {
@@ -91,7 +100,9 @@ template <class View, class Render, class... Ts>
 void call(self_ptr self, const protocol::request& req, const entity_ref& to, Render render,
           Ts&&... xs) {
   auto& g = *self->state.g;
-  self->request(g.ctx->route(to), g.request_timeout, to, std::forward<Ts>(xs)...)
+  entity_ref traced = to;  // the request id travels with the message (actors/messages.hpp)
+  traced.req = req.req_id;
+  self->request(g.ctx->route(to), g.request_timeout, std::move(traced), std::forward<Ts>(xs)...)
       .then([self, req, render](const View& v) { answer(self, req, render(v)); },
             [self, req](caf::error& err) { refuse(self, req, err); });
 }
@@ -212,7 +223,7 @@ void start_login(self_ptr self, protocol::request req) {
   if (!admit_password_work(self, req))
     return;
   auto& g = *self->state.g;
-  auto to = actors::ref(entity_kind::user, req.user_id);
+  auto to = actors::ref(entity_kind::user, req.user_id, req.req_id);
   self->request(g.ctx->route(to), g.request_timeout, to, actors::creds_atom::value)
       .then(
           [self, req](const actors::credentials& c) mutable {
@@ -246,7 +257,7 @@ void finish_login(self_ptr self, const verified& v) {
 /// order.list: the user's order ids, then each order (the most recent ones, bounded).
 void list_orders(self_ptr self, const protocol::request& req, const domain::principal& who) {
   auto& g = *self->state.g;
-  auto to = actors::ref(entity_kind::user, req.user_id);
+  auto to = actors::ref(entity_kind::user, req.user_id, req.req_id);
   self->request(g.ctx->route(to), g.request_timeout, to, actors::orders_atom::value, who)
       .then(
           [self, req, who](const actors::order_ids& ids) {
@@ -277,7 +288,7 @@ void list_orders(self_ptr self, const protocol::request& req, const domain::prin
               answer(self, req, protocol::to_json(list));
             };
             for (size_t i = 0; i < n; ++i) {
-              auto oref = actors::ref(entity_kind::order, ids.ids[first + i]);
+              auto oref = actors::ref(entity_kind::order, ids.ids[first + i], req.req_id);
               self->request(gs.ctx->route(oref), gs.request_timeout, oref, actors::read_atom::value,
                             who)
                   .then(
@@ -359,6 +370,10 @@ void handle(self_ptr self, protocol::request req) {
   auto& g = *self->state.g;
   ++self->state.outstanding;
   g.in_flight.fetch_add(1, std::memory_order_relaxed);
+  if (req.req_id.empty())
+    req.req_id = g.request_ids.next();
+  g.ctx->log().debug("node={} req={} op={} received", g.ctx->node_id(), req.req_id,
+                     protocol::to_string(req.operation));
   if (g.draining.load()) {
     refuse(self, req, errc::unavailable, "the node is shutting down; retry on another node");
     return;
@@ -435,6 +450,10 @@ void handle(self_ptr self, protocol::request req) {
       return;
     case op::order_list:
       list_orders(self, req, who);
+      return;
+    case op::order_timeline:
+      call<domain::order_timeline_view>(self, req, order(), as_json<domain::order_timeline_view>,
+                                        timeline_atom::value, who);
       return;
     case op::admin_crash: {
       if (!who.admin) {

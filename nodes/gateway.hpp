@@ -13,6 +13,7 @@
 #include <caf/fwd.hpp>
 
 #include "actors/node_context.hpp"
+#include "domain/request_id.hpp"
 #include "nodes/client_listener.hpp"
 #include "nodes/online_backup.hpp"
 #include "nodes/password_hasher.hpp"
@@ -31,7 +32,8 @@ struct gateway_shared {
         hasher(h),
         limits(l),
         request_timeout(timeout),
-        session_ttl(session) {}
+        session_ttl(session),
+        request_ids(ctx->node_id(), ctx->now_ms()) {}
 
   actors::context_ptr ctx;
   std::string admin_token;
@@ -49,6 +51,8 @@ struct gateway_shared {
 
   /// admin.backup (docs/OPERATIONS.md, "Backup and restore"); runs on a detached actor.
   std::shared_ptr<online_backup> backup;
+  /// Request ids for requests that come without one (docs/PROTOCOL.md, "Request ids").
+  domain::request_id_source request_ids;
 };
 
 /// The connection handler factory for client_listener: one gateway actor per connection.

@@ -9,6 +9,8 @@
 #include <exception>
 #include <utility>
 
+#include "domain/request_id.hpp"
+
 namespace ordermesh::protocol {
 
 namespace {
@@ -24,7 +26,7 @@ struct op_entry {
   op value;
 };
 
-constexpr std::array<op_entry, 18> op_table{{
+constexpr std::array<op_entry, 19> op_table{{
     {"user.register", op::user_register},
     {"user.login", op::user_login},
     {"user.get", op::user_get},
@@ -38,6 +40,7 @@ constexpr std::array<op_entry, 18> op_table{{
     {"order.cancel", op::order_cancel},
     {"order.get", op::order_get},
     {"order.list", op::order_list},
+    {"order.timeline", op::order_timeline},
     {"admin.crash", op::admin_crash},
     {"cluster.status", op::cluster_status},
     {"cluster.leave", op::cluster_leave},
@@ -265,6 +268,7 @@ std::string read_args(const json& object, request& req) {
     case op::order_pay:
     case op::order_cancel:
     case op::order_get:
+    case op::order_timeline:
       args.id("order_id", req.order_id);
       break;
     case op::admin_crash:
@@ -285,6 +289,16 @@ std::string read_args(const json& object, request& req) {
       break;
   }
   return args.message();
+}
+
+/// `"request_id":"<id>",` or nothing. Ids are [A-Za-z0-9._:-] only: nothing to escape.
+std::string request_id_field(std::string_view req_id) {
+  if (req_id.empty())
+    return {};
+  std::string out = "\"request_id\":\"";
+  out += req_id;
+  out += "\",";
+  return out;
 }
 
 parsed fail(errc code, std::string message, json id = nullptr) {
@@ -346,6 +360,16 @@ parsed parse_unchecked(std::string_view line) {
     req.token = token_it->get_ref<const std::string&>();
   }
 
+  auto req_id_it = doc.find("request_id");
+  if (req_id_it != doc.end()) {
+    if (!req_id_it->is_string() ||
+        !domain::valid_request_id(req_id_it->get_ref<const std::string&>())) {
+      return fail(errc::bad_request, "request_id must be a string matching [A-Za-z0-9._:-]{1,64}",
+                  out.id);
+    }
+    req.req_id = req_id_it->get_ref<const std::string&>();
+  }
+
   static const json no_args = json::object();
   const json* args = &no_args;
   auto args_it = doc.find("args");
@@ -383,22 +407,27 @@ parsed parse_request(std::string_view line) {
   }
 }
 
-std::string render_ok(const json& id, const json& result) {
+std::string render_ok(const json& id, const json& result, std::string_view req_id) {
   // Built by hand so the reply reads id, ok, result in that order (json objects sort keys).
   std::string out = "{\"id\":";
   out += (id.is_number() || id.is_string()) ? dump(id) : "null";
-  out += ",\"ok\":true,\"result\":";
+  out += ",\"ok\":true,";
+  out += request_id_field(req_id);
+  out += "\"result\":";
   out += result.is_discarded() ? "{}" : dump(result);
   out += "}\n";
   return out;
 }
 
-std::string render_error(const json& id, errc code, std::string_view message) {
+std::string render_error(const json& id, errc code, std::string_view message,
+                         std::string_view req_id) {
   // `none` is not a protocol code; a failed reply must carry one a client can act on.
   const errc shown = code == errc::none ? errc::internal : code;
   std::string out = "{\"id\":";
   out += (id.is_number() || id.is_string()) ? dump(id) : "null";
-  out += ",\"ok\":false,\"error\":{\"code\":";
+  out += ",\"ok\":false,";
+  out += request_id_field(req_id);
+  out += "\"error\":{\"code\":";
   out += dump(json(std::string(domain::to_string(shown))));
   out += ",\"message\":";
   out += dump(json(std::string(message)));
@@ -451,6 +480,18 @@ json to_json(const domain::order_list_view& v) {
     orders.push_back(to_json(order));
   }
   return {{"orders", std::move(orders)}};
+}
+
+json to_json(const domain::order_timeline_view& v) {
+  json steps = json::array();
+  for (const auto& step : v.steps) {
+    steps.push_back({{"step", step.step},
+                     {"outcome", step.outcome},
+                     {"at", step.at_ms},
+                     {"node", step.node},
+                     {"request_id", step.request_id}});
+  }
+  return {{"order_id", v.order_id}, {"steps", std::move(steps)}, {"truncated", v.truncated}};
 }
 
 }  // namespace ordermesh::protocol

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "domain/errors.hpp"
+#include "domain/order_timeline.hpp"
 #include "domain/types.hpp"
 
 namespace ordermesh::protocol {
@@ -30,6 +31,7 @@ enum class op : uint8_t {
   order_cancel,
   order_get,
   order_list,
+  order_timeline,
   admin_crash,
   cluster_status,
   cluster_leave,
@@ -44,6 +46,9 @@ struct request {
   nlohmann::json id;  // number or string, echoed in the reply
   op operation = op::user_get;
   std::string token;  // empty when absent
+  /// The request id (top-level "request_id"; domain/request_id.hpp): the client's, or empty
+  /// until the node assigns one. Not args.request_id, the idempotency key of deposits and adds.
+  std::string req_id;
   std::string user_id;
   std::string product_id;
   std::string order_id;
@@ -75,14 +80,17 @@ struct parsed {
 /// Parses one line (without its '\n'). Never throws.
 parsed parse_request(std::string_view line);
 
-/// Reply lines, each ending in '\n'.
-std::string render_ok(const nlohmann::json& id, const nlohmann::json& result);
-std::string render_error(const nlohmann::json& id, domain::errc code, std::string_view message);
+/// Reply lines, each ending in '\n'. A non-empty `req_id` is echoed as "request_id".
+std::string render_ok(const nlohmann::json& id, const nlohmann::json& result,
+                      std::string_view req_id = {});
+std::string render_error(const nlohmann::json& id, domain::errc code, std::string_view message,
+                         std::string_view req_id = {});
 
 nlohmann::json to_json(const domain::user_view& v);
 nlohmann::json to_json(const domain::product_view& v);
 nlohmann::json to_json(const domain::inventory_view& v);
 nlohmann::json to_json(const domain::order_view& v);
 nlohmann::json to_json(const domain::order_list_view& v);
+nlohmann::json to_json(const domain::order_timeline_view& v);
 
 }  // namespace ordermesh::protocol

@@ -1,6 +1,7 @@
 // The entity layer with a real actor system and a real RocksDB in a temp dir (no sockets):
 // sagas end to end, recovery equal to the live state, snapshots, passivation, supervision,
-// saga resumption after a crash, and every message type through CAF's serializer.
+// saga resumption after a crash, request ids in the order's journal and its timeline, and every
+// message type through CAF's serializer.
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -9,6 +10,8 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <tuple>
+#include <vector>
 
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
@@ -19,6 +22,7 @@
 #include "actors/errors.hpp"
 #include "actors/messages.hpp"
 #include "domain/order.hpp"
+#include "domain/order_timeline.hpp"
 #include "persistence/storage_engine.hpp"
 
 using namespace ordermesh;
@@ -500,25 +504,102 @@ TEST_CASE("every message type survives CAF's serializer (they must cross nodes)"
   ov.order_id = "o1";
   ov.items = {{"pen", 2, 150}};
   ov.status = uint8_t(domain::order_status::paid);
+  domain::order_timeline_view tv;
+  tv.order_id = "o1";
+  tv.steps = {{"confirm", "ok", 17, "n2", "req-9"}};
   auto msg = caf::make_message(
-      entity_ref{4, "o1"}, place_atom::value, admin, std::string("ann"),
+      entity_ref{4, "o1", "req-9"}, place_atom::value, admin, std::string("ann"),
       std::vector<domain::order_item>{{"pen", 2, 0}}, ov, domain::user_view{"ann", "Ann", 5},
       credentials{"h"}, order_ids{{"a", "b"}}, domain::order_list_view{{ov}},
-      domain::product_view{"pen", "Pen", 1}, domain::inventory_view{"pen", 1, 2, 3});
+      domain::product_view{"pen", "Pen", 1}, domain::inventory_view{"pen", 1, 2, 3}, tv);
   std::vector<char> buf;
   caf::binary_serializer sink{sys, buf};
   REQUIRE(!sink(msg));
   caf::message copy;
   caf::binary_deserializer source{sys, buf};
   REQUIRE(!source(copy));
-  REQUIRE(copy.match_elements<entity_ref, place_atom, domain::principal, std::string,
-                              std::vector<domain::order_item>, domain::order_view,
-                              domain::user_view, credentials, order_ids, domain::order_list_view,
-                              domain::product_view, domain::inventory_view>());
+  REQUIRE(
+      copy.match_elements<entity_ref, place_atom, domain::principal, std::string,
+                          std::vector<domain::order_item>, domain::order_view, domain::user_view,
+                          credentials, order_ids, domain::order_list_view, domain::product_view,
+                          domain::inventory_view, domain::order_timeline_view>());
   CHECK(copy.get_as<entity_ref>(0).id == "o1");
+  CHECK(copy.get_as<entity_ref>(0).req == "req-9");
+  CHECK(copy.get_as<domain::order_timeline_view>(12).steps.at(0).request_id == "req-9");
+  CHECK(copy.get_as<domain::order_timeline_view>(12).steps.at(0).node == "n2");
   CHECK(copy.get_as<domain::order_view>(5).items.at(0).unit_price_cents == 150);
   CHECK(copy.get_as<order_ids>(8).ids.size() == 2);
   CHECK(copy.get_as<domain::order_list_view>(9).orders.at(0).order_id == "o1");
+}
+
+// ---- issue 14: request ids and order.timeline ----
+
+TEST_CASE("the saga records each step's request id and node and the timeline reads them back") {
+  temp_dir dir;
+  using steps_t = std::vector<std::tuple<std::string, std::string, std::string, std::string>>;
+  auto steps_of = [](const domain::order_timeline_view& v) {
+    steps_t out;
+    for (auto& st : v.steps)
+      out.emplace_back(st.step, st.outcome, st.node, st.request_id);
+    return out;
+  };
+  const steps_t want = {{"place", "ok", "t1", "req-place"},
+                        {"reserve", "ok", "t1", "req-place"},
+                        {"pay", "started", "t1", "req-pay"},
+                        {"pay", "ok", "t1", "req-pay"},
+                        {"confirm", "ok", "t1", "req-pay"}};
+  {
+    node n(dir.path);
+    seed(n);
+    n.ok<domain::order_view>(ref(entity_kind::order, "o1", "req-place"), place_atom::value,
+                             user("ann"), std::string("ann"), items("pen", 2));
+    auto paid = n.ok<domain::order_view>(ref(entity_kind::order, "o1", "req-pay"), pay_atom::value,
+                                         user("ann"));
+    REQUIRE(paid.status == uint8_t(domain::order_status::paid));
+    auto tl = n.ok<domain::order_timeline_view>(o("o1"), timeline_atom::value, user("ann"));
+    CHECK(tl.order_id == "o1");
+    CHECK_FALSE(tl.truncated);
+    CHECK(steps_of(tl) == want);
+    for (size_t i = 0; i < tl.steps.size(); ++i) {
+      CHECK(tl.steps[i].at_ms >= paid.created_at);
+      CHECK(tl.steps[i].at_ms <= paid.updated_at);
+      if (i > 0)
+        CHECK(tl.steps[i].at_ms >= tl.steps[i - 1].at_ms);
+    }
+    // Only the order's user and the admin may read it; to anyone else it does not exist.
+    CHECK(steps_of(n.ok<domain::order_timeline_view>(o("o1"), timeline_atom::value, admin)) ==
+          want);
+    CHECK(n.ask<domain::order_timeline_view>(o("o1"), timeline_atom::value, user("bob"))
+              .second.code == errc::not_found);
+    CHECK(n.ask<domain::order_timeline_view>(o("never"), timeline_atom::value, admin).second.code ==
+          errc::not_found);
+  }
+  // From disk alone, after a restart: the same steps.
+  node again(dir.path);
+  CHECK(steps_of(again.ok<domain::order_timeline_view>(o("o1"), timeline_atom::value, admin)) ==
+        want);
+}
+
+TEST_CASE("a lapsed reservation is expired under a request id of its own") {
+  temp_dir dir;
+  entity_settings settings;
+  settings.reservation_ttl_ms = 50;
+  node n(dir.path, settings);
+  seed(n);
+  n.ok<domain::order_view>(ref(entity_kind::order, "o1", "req-place"), place_atom::value,
+                           user("ann"), std::string("ann"), items("pen", 1));
+  REQUIRE(eventually([&] {
+    return n.ok<domain::order_view>(o("o1"), read_atom::value, admin).status ==
+           uint8_t(domain::order_status::cancelled);
+  }));
+  auto tl = n.ok<domain::order_timeline_view>(o("o1"), timeline_atom::value, admin);
+  REQUIRE(tl.steps.size() == 4);
+  CHECK(tl.steps[1].request_id == "req-place");
+  CHECK(tl.steps[2].step == "expire");
+  CHECK(tl.steps[2].outcome == "started: expired");
+  CHECK(tl.steps[2].request_id.rfind("t1-expiry-", 0) == 0);
+  CHECK(tl.steps[3].step == "cancel");
+  CHECK(tl.steps[3].request_id == tl.steps[2].request_id);
 }
 
 // ---- issue 13: entities that were never created ----

@@ -615,3 +615,63 @@ TEST_CASE("views render as exact JSON", "[protocol]") {
   domain::order_view empty;
   CHECK(protocol::to_json(empty)["items"] == json::array());
 }
+
+TEST_CASE("request_id: optional and validated and echoed in replies", "[protocol]") {
+  SECTION("absent: empty and the node assigns one") {
+    auto p = protocol::parse_request(R"({"id":1,"op":"order.get","args":{"order_id":"o1"}})");
+    REQUIRE(p.ok());
+    CHECK(p.req.req_id.empty());
+  }
+  SECTION("a valid one is kept and is not the idempotency key in args") {
+    auto p = protocol::parse_request(
+        R"({"id":1,"op":"user.deposit","request_id":"trace-7:a.b_c",)"
+        R"("args":{"user_id":"alice","amount_cents":5,"request_id":"dep-1"}})");
+    REQUIRE(p.ok());
+    CHECK(p.req.req_id == "trace-7:a.b_c");
+    CHECK(p.req.request_id == "dep-1");
+  }
+  SECTION("64 bytes pass and 65 do not") {
+    const std::string at_limit(64, 'r');
+    auto p = protocol::parse_request(
+        json{{"id", 1}, {"op", "cluster.status"}, {"request_id", at_limit}}.dump());
+    REQUIRE(p.ok());
+    CHECK(p.req.req_id == at_limit);
+    auto q = protocol::parse_request(
+        json{{"id", 2}, {"op", "cluster.status"}, {"request_id", at_limit + "r"}}.dump());
+    require_bad(q, "request_id must be", 2);
+  }
+  SECTION("wrong type or characters are bad_request") {
+    for (const json& bad : {json(5), json(""), json("a b"), json("a\nb"), json("x\"y"),
+                            json::array(), json(nullptr)}) {
+      INFO("request_id " << bad.dump());
+      auto p = protocol::parse_request(
+          json{{"id", 3}, {"op", "cluster.status"}, {"request_id", bad}}.dump());
+      require_bad(p, "request_id must be", 3);
+    }
+  }
+  SECTION("replies carry it after ok") {
+    CHECK(protocol::render_ok(7, json::object(), "r-1") ==
+          "{\"id\":7,\"ok\":true,\"request_id\":\"r-1\",\"result\":{}}\n");
+    CHECK(protocol::render_error(7, errc::not_found, "no", "r-2") ==
+          "{\"id\":7,\"ok\":false,\"request_id\":\"r-2\",\"error\":{\"code\":\"not_found\","
+          "\"message\":\"no\"}}\n");
+    CHECK(json::parse(protocol::render_ok(1, json::object(), "n1-abc-1"))["request_id"] ==
+          "n1-abc-1");
+  }
+}
+
+TEST_CASE("order.timeline parses and renders", "[protocol]") {
+  auto p = parse_op("order.timeline", {{"order_id", "o1"}});
+  REQUIRE(p.ok());
+  CHECK(p.req.operation == protocol::op::order_timeline);
+  CHECK(p.req.order_id == "o1");
+  require_bad(parse_op("order.timeline", json::object()), "missing arg 'order_id'");
+  require_bad(parse_op("order.timeline", {{"order_id", "a b"}}), "order_id");
+
+  domain::order_timeline_view v;
+  v.order_id = "o1";
+  v.steps = {{"reserve", "ok", 1700000000000, "n2", "t-1"}};
+  CHECK(protocol::to_json(v).dump() ==
+        R"({"order_id":"o1","steps":[{"at":1700000000000,"node":"n2","outcome":"ok",)"
+        R"("request_id":"t-1","step":"reserve"}],"truncated":false})");
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Issue 13: a user cannot tell another user's ids (users, orders) from ids never used. Probed as
 an attacker would: each op on an id that exists but is someone else's and on an id never used,
-replies compared byte for byte after the request id and the probed id itself are blanked."""
+replies (to requests with the same id and request id) compared byte for byte after the probed id
+itself is blanked."""
 
 import json
 import os
@@ -14,8 +15,10 @@ from harness import check, eq, log  # noqa: E402
 
 
 def raw(c, op, args):
-    """The reply line as sent, bytes, for a request with a fixed id."""
+    """The reply line as sent, bytes, for a request with a fixed id and request id (else the
+    reply would carry one the node made, different every time)."""
     req = c.make(op, args, rid=7)
+    req["request_id"] = "probe"
     c.send_raw(json.dumps(req, separators=(",", ":")) + "\n")
     line = c.read_line()
     check(line is not None, f"{op}: no reply")
@@ -50,7 +53,7 @@ def test_foreign_orders_look_like_missing_ones():
         attacker = node.client()
         attacker.token = h.register_login(attacker, "mallory")
         for existing in ("vic-reserved", "vic-paid", "vic-cancelled"):
-            for op in ("order.get", "order.pay", "order.cancel"):
+            for op in ("order.get", "order.pay", "order.cancel", "order.timeline"):
                 e = same_reply(attacker, op, lambda i: {"order_id": i}, existing,
                                "never-used-" + existing, existing)
                 eq(e["code"], "not_found", f"{op} on {existing}")
