@@ -83,6 +83,10 @@ std::unique_ptr<tls_session> tls_session::handshake(int fd, const std::string& h
     return nullptr;
   }
   SSL_CTX_set_min_proto_version(s->ctx, TLS1_2_VERSION);
+  // Callers retry a write that would block with their buffer as it is then: grown by later
+  // requests (so possibly moved), the unwritten bytes still first. Partial writes let a large
+  // batch go out record by record rather than all or nothing.
+  SSL_CTX_set_mode(s->ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
   const int loaded = cafile.empty()
                          ? SSL_CTX_set_default_verify_paths(s->ctx)
                          : SSL_CTX_load_verify_locations(s->ctx, cafile.c_str(), nullptr);

@@ -7,9 +7,11 @@ with --client-tls-cert/--client-tls-key (certificates from scripts/gen-certs.sh)
   * a client that connects and never finishes the handshake is closed after
     --client-tls-handshake-timeout while other clients are served;
   * the per-address connection cap holds under TLS, with room left for another address;
-  * orderd refuses to start (exit 2) with a key of another certificate or only one of the flags.
+  * orderd refuses to start (exit 2) with a key of another certificate or only one of the flags;
+  * orderbench --tls --cafile runs a short load over TLS with every request answered.
 """
 
+import json
 import os
 import socket
 import ssl
@@ -27,6 +29,7 @@ from client_limits_test import closed_within  # noqa: E402
 GEN_CERTS = Path(__file__).resolve().parents[2] / "scripts" / "gen-certs.sh"
 CERTS = None  # the test CA and n1's certificate, made once in main
 OTHER = None  # another CA with its own n1 certificate
+ORDERBENCH = None  # --orderbench PATH (harness.take_orderbench_arg)
 
 
 def gen_certs(directory, *names):
@@ -244,7 +247,27 @@ def test_bad_tls_flags_stop_the_start():
             check(words in p.stderr, f"the reason ({words}) in: {p.stderr.strip()}")
 
 
+def test_orderbench_over_tls():
+    with h.Session("ctls-bench") as s:
+        n = TlsNode(s).start()
+        p = subprocess.run([ORDERBENCH, "--host", f"{h.HOST}:{n.port}", "--tls", "--cafile",
+                            str(CERTS / "ca.pem"), "--admin-token", n.admin_token,
+                            "--users", "10", "--products", "20", "--duration", "1",
+                            "--warmup", "0.2", "--inflight", "2", "--json", "--quiet"],
+                           capture_output=True, text=True, timeout=120)
+        eq(p.returncode, 0, f"orderbench over TLS: {p.stderr.strip()[-500:]}")
+        res = json.loads(p.stdout)
+        check(res["ok"] > 0, f"ok ops over TLS: {res['ok']}")
+        eq(res["errors"], 0, "errors over TLS")
+        p = subprocess.run([ORDERBENCH, "--host", f"{h.HOST}:{n.port}", "--tls", "--cafile",
+                            str(OTHER / "ca.pem"), "--admin-token", n.admin_token,
+                            "--duration", "1"], capture_output=True, text=True, timeout=60)
+        check(p.returncode != 0, "orderbench trusting another CA ran")
+        check("certificate is not trusted" in p.stderr, f"a clear error: {p.stderr.strip()}")
+
+
 if __name__ == "__main__":
+    ORDERBENCH = h.take_orderbench_arg()
     with tempfile.TemporaryDirectory(prefix="ordermesh-ctls-") as tmp:
         CERTS = gen_certs(Path(tmp) / "certs", "n1")
         OTHER = gen_certs(Path(tmp) / "other", "n1")
@@ -253,6 +276,7 @@ if __name__ == "__main__":
                 test_orderctl_with_another_ca_refuses,
                 test_handshake_never_finished_is_closed,
                 test_connection_caps_hold_under_tls,
-                test_bad_tls_flags_stop_the_start],
+                test_bad_tls_flags_stop_the_start,
+                test_orderbench_over_tls],
                "TLS on the client plane: orderctl --tls, plain clients, wrong CA, handshake "
                "deadline, connection caps, bad flags")
