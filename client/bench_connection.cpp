@@ -20,6 +20,7 @@ connection::~connection() {
 
 connection::connection(connection&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)),
+      tls_(std::move(other.tls_)),
       out_(std::move(other.out_)),
       out_pos_(std::exchange(other.out_pos_, 0)),
       in_(std::move(other.in_)) {}
@@ -28,6 +29,7 @@ connection& connection::operator=(connection&& other) noexcept {
   if (this != &other) {
     close();
     fd_ = std::exchange(other.fd_, -1);
+    tls_ = std::move(other.tls_);
     out_ = std::move(other.out_);
     out_pos_ = std::exchange(other.out_pos_, 0);
     in_ = std::move(other.in_);
@@ -36,6 +38,7 @@ connection& connection::operator=(connection&& other) noexcept {
 }
 
 void connection::close() {
+  tls_.reset();  // before its socket goes
   if (fd_ >= 0)
     ::close(fd_);
   fd_ = -1;
@@ -45,7 +48,8 @@ void connection::close() {
 }
 
 bool connection::open(const client::endpoint& ep, std::chrono::milliseconds timeout,
-                      std::string& error) {
+                      std::string& error, bool tls, const std::string& cafile) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
   close();
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
@@ -77,6 +81,14 @@ bool connection::open(const client::endpoint& ep, std::chrono::milliseconds time
     } else if (r != 0) {
       error = ep.to_string() + ": " + std::strerror(errno);
     }
+    if (r == 0 && tls) {
+      std::string why;
+      tls_ = client::tls_session::handshake(fd, ep.host, cafile, deadline, why);
+      if (!tls_) {
+        error = ep.to_string() + ": " + why;
+        r = -1;
+      }
+    }
     if (r == 0) {
       int one = 1;
       ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -99,14 +111,18 @@ bool connection::send(std::string_view line) {
 
 bool connection::flush() {
   while (out_pos_ < out_.size()) {
-    ssize_t n = ::send(fd_, out_.data() + out_pos_, out_.size() - out_pos_, MSG_NOSIGNAL);
+    std::string tls_error;
+    ssize_t n = tls_ ? tls_->write(out_.data() + out_pos_, out_.size() - out_pos_, tls_error)
+                     : ::send(fd_, out_.data() + out_pos_, out_.size() - out_pos_, MSG_NOSIGNAL);
     if (n > 0) {
       out_pos_ += static_cast<size_t>(n);
       continue;
     }
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+    if (tls_ && tls_error.empty())
+      break;  // would block
+    if (!tls_ && n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
       break;
-    if (n < 0 && errno == EINTR)
+    if (!tls_ && n < 0 && errno == EINTR)
       continue;
     // Only the socket: read() may be walking in_ (a reply handler that sends lands here).
     ::close(fd_);
@@ -128,7 +144,8 @@ bool connection::read(const std::function<void(std::string_view)>& on_line) {
     return false;
   char buf[65536];
   for (;;) {
-    ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    std::string tls_error;
+    ssize_t n = tls_ ? tls_->read(buf, sizeof buf, tls_error) : ::recv(fd_, buf, sizeof buf, 0);
     if (n > 0) {
       in_.append(buf, static_cast<size_t>(n));
       size_t start = 0;
@@ -148,13 +165,17 @@ bool connection::read(const std::function<void(std::string_view)>& on_line) {
         close();
         return false;
       }
-      if (static_cast<size_t>(n) < sizeof buf)
+      // A short read drained the socket; under TLS one record at most comes per read, so
+      // read on until it would block (decrypted bytes left in memory are invisible to poll).
+      if (!tls_ && static_cast<size_t>(n) < sizeof buf)
         return true;
       continue;
     }
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+    if (tls_ && n < 0 && tls_error.empty())
+      return true;  // would block
+    if (!tls_ && n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
       return true;
-    if (n < 0 && errno == EINTR)
+    if (!tls_ && n < 0 && errno == EINTR)
       continue;
     close();
     return false;

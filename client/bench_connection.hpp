@@ -6,10 +6,12 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include "client/client.hpp"
+#include "client/tls_session.hpp"
 
 namespace ordermesh::bench {
 
@@ -24,9 +26,11 @@ class connection {
   connection(connection&& other) noexcept;
   connection& operator=(connection&& other) noexcept;
 
-  /// Connects (blocking, bounded by `timeout`), then switches the socket to non-blocking with
-  /// TCP_NODELAY. False with `error` set when no address of `ep` accepted.
-  bool open(const client::endpoint& ep, std::chrono::milliseconds timeout, std::string& error);
+  /// Connects (blocking, bounded by `timeout`; with `tls` the handshake too, verifying the node
+  /// against `cafile`, empty: the system's CA store), then switches the socket to non-blocking
+  /// with TCP_NODELAY. False with `error` set when no address of `ep` accepted.
+  bool open(const client::endpoint& ep, std::chrono::milliseconds timeout, std::string& error,
+            bool tls = false, const std::string& cafile = {});
   void close();
   bool is_open() const { return fd_ >= 0; }
   int fd() const { return fd_; }
@@ -44,6 +48,7 @@ class connection {
 
  private:
   int fd_ = -1;
+  std::unique_ptr<client::tls_session> tls_;  // set while open over TLS
   std::string out_;
   size_t out_pos_ = 0;
   std::string in_;

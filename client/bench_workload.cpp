@@ -44,6 +44,9 @@ const char* usage_text =
     "  --stock-rate R          closed loop: ops/s assumed when sizing stock (20000)\n"
     "  --timeout-ms N          a request unanswered this long counts as a timeout (10000)\n"
     "  --skip-setup            reuse users and products of an earlier run with this prefix\n"
+    "  --tls                   connect over TLS (a node started with --client-tls-cert)\n"
+    "  --cafile F              with --tls: the CA (PEM) to verify the node with (default: the\n"
+    "                          system's CA store)\n"
     "  --json                  print the results as one JSON object on stdout\n"
     "  --quiet                 no progress lines\n";
 
@@ -119,10 +122,12 @@ bool parse_args(int argc, char** argv, config& cfg, int& exit_code) {
       exit_code = 0;
       return false;
     }
-    if (arg == "--json" || arg == "--quiet" || arg == "--skip-setup" || arg == "--poisson") {
+    if (arg == "--json" || arg == "--quiet" || arg == "--skip-setup" || arg == "--poisson" ||
+        arg == "--tls") {
       (arg == "--json"      ? cfg.json
        : arg == "--quiet"   ? cfg.quiet
        : arg == "--poisson" ? cfg.poisson
+       : arg == "--tls"     ? cfg.tls
                             : cfg.skip_setup) = true;
       continue;
     }
@@ -154,6 +159,8 @@ bool parse_args(int argc, char** argv, config& cfg, int& exit_code) {
       cfg.admin_token = std::string(val);
     } else if (arg == "--admin-token-file") {
       token_file = std::string(val);
+    } else if (arg == "--cafile") {
+      cfg.cafile = std::string(val);
     } else if (arg == "--prefix") {
       cfg.prefix = std::string(val);
     } else if (arg == "--zipf-theta") {
@@ -191,6 +198,8 @@ bool parse_args(int argc, char** argv, config& cfg, int& exit_code) {
   std::string error;
   if (!client::parse_endpoints(hosts, client::default_port, cfg.hosts, error))
     return bad("--host: " + error);
+  if (!cfg.cafile.empty() && !cfg.tls)
+    return bad("--cafile is for TLS: give --tls with it");
   if (dist != "uniform" && dist != "zipf")
     return bad("--dist must be uniform or zipf");
   cfg.zipf = dist == "zipf";
@@ -233,6 +242,8 @@ bool setup_shop(const config& cfg, shop& out) {
   client::options opts;
   opts.endpoints = {cfg.hosts.front()};
   opts.call_timeout = std::chrono::milliseconds(std::max(cfg.timeout_ms, 30000));
+  opts.tls = cfg.tls;
+  opts.cafile = cfg.cafile;
   client::client c(opts);
   if (!c.connect()) {
     std::cerr << "orderbench: cannot connect: " << c.last_error() << "\n";

@@ -35,6 +35,8 @@ struct config {
   bool quiet = false;
   bool skip_setup = false;
   bool poisson = false;  // open loop: exponential gaps instead of even spacing
+  bool tls = false;      // --tls: every connection (and the setup's) over TLS
+  std::string cafile;    // --cafile: the CA to verify the node with (empty: the system's)
 };
 
 /// Parses argv; on error or --help prints to stderr / stdout and returns false with `exit_code`.

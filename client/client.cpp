@@ -3,6 +3,8 @@
 // deadlock with the server blocked on writing replies we are not yet reading).
 #include "client/client.hpp"
 
+#include "client/tls_session.hpp"
+
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -189,6 +191,7 @@ client::~client() {
 client::client(client&& other) noexcept
     : opts_(std::move(other.opts_)),
       fd_(std::exchange(other.fd_, -1)),
+      tls_(std::move(other.tls_)),
       endpoint_index_(other.endpoint_index_),
       next_id_(other.next_id_),
       inbuf_(std::move(other.inbuf_)),
@@ -199,6 +202,7 @@ client& client::operator=(client&& other) noexcept {
     disconnect();
     opts_ = std::move(other.opts_);
     fd_ = std::exchange(other.fd_, -1);
+    tls_ = std::move(other.tls_);
     endpoint_index_ = other.endpoint_index_;
     next_id_ = other.next_id_;
     inbuf_ = std::move(other.inbuf_);
@@ -213,6 +217,7 @@ const endpoint& client::current_endpoint() const {
 }
 
 void client::disconnect() {
+  tls_.reset();  // before its socket goes
   if (fd_ >= 0) {
     ::close(fd_);
     fd_ = -1;
@@ -226,7 +231,7 @@ bool client::stale_connection() {
   // send a request into a dead socket and misreport it as lost.
   pollfd p{fd_, POLLIN, 0};
   if (::poll(&p, 1, 0) <= 0) {
-    return false;
+    return tls_ && tls_->pending();
   }
   return (p.revents & (POLLIN | POLLHUP | POLLERR)) != 0;
 }
@@ -308,6 +313,15 @@ bool client::connect_one(const endpoint& ep, std::string& error) {
     // Requests are small and latency matters more than packet count.
     const int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (opts_.tls) {
+      // The handshake shares the connect deadline: a server that accepts and never answers
+      // costs connect_timeout, as one that never accepts does.
+      tls_ = tls_session::handshake(fd, ep.host, opts_.cafile, deadline, error);
+      if (!tls_) {
+        ::close(fd);
+        break;  // the next address of the same host has the same certificate
+      }
+    }
     fd_ = fd;
     inbuf_.clear();
     ::freeaddrinfo(found);
@@ -415,7 +429,9 @@ std::vector<reply> client::exchange(std::vector<pending_call> calls) {
       break;
     }
     pollfd p{fd_, static_cast<short>(POLLIN | (written < out.size() ? POLLOUT : 0)), 0};
-    const int n = ::poll(&p, 1, poll_ms(deadline));
+    // Bytes TLS already decrypted are invisible to poll: take them without waiting.
+    const int n =
+        tls_ && tls_->pending() ? (p.revents = POLLIN, 1) : ::poll(&p, 1, poll_ms(deadline));
     if (n < 0) {
       if (errno == EINTR) {
         continue;
@@ -427,28 +443,28 @@ std::vector<reply> client::exchange(std::vector<pending_call> calls) {
       continue;  // the deadline check above ends the loop
     }
     if ((p.revents & POLLOUT) != 0) {
-      const ssize_t k = ::send(fd_, out.data() + written, out.size() - written, MSG_NOSIGNAL);
+      std::string error;
+      const ssize_t k = send_some(out.data() + written, out.size() - written, error);
       if (k > 0) {
         written += static_cast<size_t>(k);
-      } else if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-        fail_rest("unavailable",
-                  "write to " + current_endpoint().to_string() + ": " + errno_text(errno));
+      } else if (!error.empty()) {
+        fail_rest("unavailable", "write to " + current_endpoint().to_string() + ": " + error);
         break;
       }
     }
     if ((p.revents & (POLLIN | POLLHUP | POLLERR)) == 0) {
       continue;
     }
-    const ssize_t k = ::recv(fd_, buffer, sizeof(buffer), 0);
+    std::string error;
+    const ssize_t k = recv_some(buffer, sizeof(buffer), error);
     if (k == 0) {
       fail_rest("unavailable",
                 "connection closed by " + current_endpoint().to_string() + " before the reply");
       break;
     }
     if (k < 0) {
-      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-        fail_rest("unavailable",
-                  "read from " + current_endpoint().to_string() + ": " + errno_text(errno));
+      if (!error.empty()) {
+        fail_rest("unavailable", "read from " + current_endpoint().to_string() + ": " + error);
         break;
       }
       continue;
@@ -487,6 +503,28 @@ std::vector<reply> client::exchange(std::vector<pending_call> calls) {
   // Everything asked was answered; any extra bytes belong to nobody.
   inbuf_.clear();
   return replies;
+}
+
+ssize_t client::send_some(const char* data, size_t size, std::string& error) {
+  if (tls_) {
+    return tls_->write(data, size, error);
+  }
+  const ssize_t k = ::send(fd_, data, size, MSG_NOSIGNAL);
+  if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+    error = errno_text(errno);
+  }
+  return k;
+}
+
+ssize_t client::recv_some(char* data, size_t size, std::string& error) {
+  if (tls_) {
+    return tls_->read(data, size, error);
+  }
+  const ssize_t k = ::recv(fd_, data, size, 0);
+  if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+    error = errno_text(errno);
+  }
+  return k;
 }
 
 reply client::call(std::string_view op, const json& args, std::string_view token) {

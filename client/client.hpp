@@ -8,9 +8,11 @@
 // `local` set, which the protocol says is safe to retry with the same ids.
 //
 // A client is not thread-safe: use one per thread (connections are cheap).
+#include <sys/types.h>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,6 +20,8 @@
 #include <nlohmann/json.hpp>
 
 namespace ordermesh::client {
+
+class tls_session;
 
 constexpr uint16_t default_port = 7400;
 /// Longest request line the server accepts (longer ones are refused with too_large).
@@ -51,6 +55,10 @@ struct options {
   int retries = 0;
   /// Pause before the first retry; doubled for each further retry.
   std::chrono::milliseconds retry_backoff{100};
+  /// TLS (docs/SECURITY.md, "Client plane TLS"): the server's certificate must chain to
+  /// `cafile` (PEM; empty: the system's CA store) and name the endpoint's host.
+  bool tls = false;
+  std::string cafile;
 };
 
 /// One request. `id` null lets the client number it; otherwise it must be a number or a string
@@ -122,10 +130,15 @@ class client {
   bool connect_one(const endpoint& ep, std::string& error);
   bool stale_connection();
   std::string render(const request& req, nlohmann::json& id);
+  // send()/recv() on the connection, plain or TLS: bytes moved; 0 (recv) the server closed;
+  // -1 with `error` empty: would block; -1 with `error` set: the connection failed.
+  ssize_t send_some(const char* data, size_t size, std::string& error);
+  ssize_t recv_some(char* data, size_t size, std::string& error);
 
   options opts_;
   int fd_ = -1;
-  size_t endpoint_index_ = 0;  // the next connect starts here: the last one that worked
+  std::unique_ptr<tls_session> tls_;  // set while connected with opts_.tls
+  size_t endpoint_index_ = 0;         // the next connect starts here: the last one that worked
   uint64_t next_id_ = 1;
   std::string inbuf_;  // bytes read past the last complete reply line
   std::string last_error_;

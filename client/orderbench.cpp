@@ -245,7 +245,7 @@ class worker {
  private:
   void reconnect(conn_state& cs, int64_t now) {
     std::string error;
-    if (!cs.c.open(cs.ep, std::chrono::milliseconds(1000), error)) {
+    if (!cs.c.open(cs.ep, std::chrono::milliseconds(1000), error, cfg_.tls, cfg_.cafile)) {
       cs.retry_at = now + 200'000'000;
       if (!warned_) {
         std::cerr << "orderbench: connect " << error << " (retrying)\n";

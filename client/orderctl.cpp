@@ -53,6 +53,10 @@ options (accepted anywhere on the line):
   --get FIELD              print only this field of the result (a.b.0 for nested values)
   --timeout-ms N           how long to wait for the reply (default 5000)
   --connect-timeout-ms N   how long to wait for each host to accept (default 1000)
+  --tls                    talk TLS (a node started with --client-tls-cert); the node's
+                           certificate must name the --host given and chain to --cafile
+  --cafile F               the CA (PEM) to verify the node's certificate with (with --tls;
+                           default: the system's CA store)
   --version                print orderctl's version
   -h, --help               this text; after an op, that op's args
 
@@ -150,6 +154,8 @@ struct command_line {
   std::optional<std::string> token;
   std::optional<std::string> token_file;
   bool raw_json = false;
+  bool tls = false;
+  std::optional<std::string> cafile;
   std::optional<std::string> get_field;
   int64_t timeout_ms = 5000;
   int64_t connect_timeout_ms = 1000;
@@ -182,9 +188,9 @@ std::string dashed(std::string name) {
 
 /// The options orderctl itself takes (not sent to the node), for suggestions.
 const std::vector<std::string>& global_options() {
-  static const std::vector<std::string> names{"host", "port",   "token",      "token_file",
-                                              "json", "get",    "timeout_ms", "connect_timeout_ms",
-                                              "help", "version"};
+  static const std::vector<std::string> names{"host", "port",    "token",      "token_file",
+                                              "json", "get",     "timeout_ms", "connect_timeout_ms",
+                                              "help", "version", "tls",        "cafile"};
   return names;
 }
 
@@ -238,11 +244,11 @@ command_line parse_command_line(int argc, char** argv) {
     if (eq != std::string_view::npos) {
       value = std::string(word.substr(eq + 1));
     }
-    if (key == "json" || key == "version") {
+    if (key == "json" || key == "version" || key == "tls") {
       if (value) {
         throw usage_error{"--" + key + " takes no value"};
       }
-      (key == "json" ? cl.raw_json : cl.version) = true;
+      (key == "json" ? cl.raw_json : key == "tls" ? cl.tls : cl.version) = true;
       continue;
     }
     if (!value) {
@@ -263,6 +269,8 @@ command_line parse_command_line(int argc, char** argv) {
       cl.token = *value;
     } else if (key == "token_file") {
       cl.token_file = *value;
+    } else if (key == "cafile") {
+      cl.cafile = *value;
     } else if (key == "get") {
       cl.get_field = *value;
     } else if (key == "timeout_ms") {
@@ -277,6 +285,9 @@ command_line parse_command_line(int argc, char** argv) {
   }
   if (cl.version) {
     return cl;
+  }
+  if (cl.cafile && !cl.tls) {
+    throw usage_error{"--cafile is for TLS: give --tls with it"};
   }
   if (cl.help) {
     // `orderctl OP --help`: that op's args; `orderctl call ... --help` and `--help`: all.
@@ -590,6 +601,8 @@ int run(int argc, char** argv) {
   }
   opts.call_timeout = std::chrono::milliseconds(cl.timeout_ms);
   opts.connect_timeout = std::chrono::milliseconds(cl.connect_timeout_ms);
+  opts.tls = cl.tls;
+  opts.cafile = cl.cafile.value_or("");
 
   std::string token;
   if (cl.token && cl.token_file) {

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/write.hpp>
 
 namespace ordermesh::node {
@@ -47,8 +48,8 @@ asio::ip::address address_key(const asio::ip::address& a) {
 client_connection::client_connection(tcp::socket socket, asio::ip::address remote,
                                      const listener_options& opts,
                                      std::function<void(client_connection*, close_reason)> on_gone)
-    : socket_(std::move(socket)),
-      timer_(socket_.get_executor()),
+    : stream_(std::move(socket), opts.tls.get()),
+      timer_(stream_.socket().get_executor()),
       opts_(opts),
       on_gone_(std::move(on_gone)),
       remote_(std::move(remote)),
@@ -62,10 +63,34 @@ client_connection::~client_connection() = default;
 void client_connection::start(std::unique_ptr<connection_handler> handler) {
   handler_ = std::move(handler);
   boost::system::error_code ec;
-  socket_.set_option(tcp::no_delay(true), ec);
+  stream_.socket().set_option(tcp::no_delay(true), ec);
   last_activity_ = clock::now();
+  if (stream_.is_tls()) {
+    handshake();
+    return;
+  }
   arm_timer(last_activity_ + opts_.idle_timeout);
   read_more();
+}
+
+void client_connection::handshake() {
+  // A client that connects and never finishes the handshake holds a slot like an idle one, so
+  // it is closed like one, after handshake_timeout (on_timer).
+  handshaking_ = true;
+  handshake_deadline_ = last_activity_ + opts_.handshake_timeout;
+  arm_timer(handshake_deadline_);
+  stream_.async_handshake([self = shared_from_this()](boost::system::error_code ec) {
+    self->handshaking_ = false;
+    if (self->closed_)
+      return;
+    if (ec) {  // not TLS, a protocol error, or a client that refused our certificate
+      self->shutdown_now(close_reason::error);
+      return;
+    }
+    self->last_activity_ = clock::now();
+    self->arm_timer(self->last_activity_ + self->opts_.idle_timeout);
+    self->read_more();
+  });
 }
 
 void client_connection::close_when_done() {
@@ -103,28 +128,29 @@ void client_connection::read_more() {
     }
   }
   reading_ = true;
-  socket_.async_read_some(asio::buffer(buf_),
-                          [self = shared_from_this()](boost::system::error_code ec, size_t n) {
-                            self->reading_ = false;
-                            if (self->closed_)
-                              return;
-                            if (ec == asio::error::eof) {
-                              // The client finished sending (half-close): answer what it asked,
-                              // then close.
-                              self->read_closed_ = true;
-                              self->close_when_done();
-                              return;
-                            }
-                            if (ec) {
-                              self->shutdown_now(close_reason::error);
-                              return;
-                            }
-                            self->last_activity_ = clock::now();
-                            self->buf_pos_ = 0;
-                            self->buf_end_ = n;
-                            self->consume();
-                            self->read_more();
-                          });
+  auto on_read = [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+    self->reading_ = false;
+    if (self->closed_)
+      return;
+    // eof: the client finished sending (half-close, or TLS close_notify); stream_truncated: a
+    // TLS client closed its socket without close_notify. Either way answer what it asked, then
+    // close.
+    if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
+      self->read_closed_ = true;
+      self->close_when_done();
+      return;
+    }
+    if (ec) {
+      self->shutdown_now(close_reason::error);
+      return;
+    }
+    self->last_activity_ = clock::now();
+    self->buf_pos_ = 0;
+    self->buf_end_ = n;
+    self->consume();
+    self->read_more();
+  };
+  stream_.visit([&](auto& s) { s.async_read_some(asio::buffer(buf_), std::move(on_read)); });
 }
 
 void client_connection::consume() {
@@ -189,7 +215,7 @@ void client_connection::send(std::string line) {
       read_more();
     return;
   }
-  asio::post(socket_.get_executor(), [self = shared_from_this(), l = std::move(line)]() mutable {
+  asio::post(timer_.get_executor(), [self = shared_from_this(), l = std::move(line)]() mutable {
     self->deliver(std::move(l));
     self->read_more();
   });
@@ -225,22 +251,22 @@ void client_connection::write_next() {
     *data += outbox_.front();
     outbox_.pop_front();
   }
-  asio::async_write(socket_, asio::buffer(*data),
-                    [self = shared_from_this(), data](boost::system::error_code ec, size_t) {
-                      self->writing_ = false;
-                      if (self->closed_)
-                        return;
-                      self->unsent_ -= data->size();
-                      self->set_queued(self->unsent_);
-                      if (ec) {
-                        self->shutdown_now(close_reason::error);
-                        return;
-                      }
-                      self->last_activity_ = clock::now();
-                      self->write_next();
-                      self->read_more();  // drained below the bound: read again
-                      self->close_when_done();
-                    });
+  auto on_written = [self = shared_from_this(), data](boost::system::error_code ec, size_t) {
+    self->writing_ = false;
+    if (self->closed_)
+      return;
+    self->unsent_ -= data->size();
+    self->set_queued(self->unsent_);
+    if (ec) {
+      self->shutdown_now(close_reason::error);
+      return;
+    }
+    self->last_activity_ = clock::now();
+    self->write_next();
+    self->read_more();  // drained below the bound: read again
+    self->close_when_done();
+  };
+  stream_.visit([&](auto& s) { asio::async_write(s, asio::buffer(*data), std::move(on_written)); });
 }
 
 void client_connection::arm_timer(clock::time_point at) {
@@ -260,6 +286,14 @@ void client_connection::arm_timer(clock::time_point at) {
 
 void client_connection::on_timer() {
   auto now = clock::now();
+  if (handshaking_) {
+    if (now >= handshake_deadline_) {
+      shutdown_now(close_reason::idle);
+      return;
+    }
+    arm_timer(handshake_deadline_);
+    return;
+  }
   clock::time_point next;
   if (in_flight_ == 0) {
     auto idle_at = last_activity_ + opts_.idle_timeout;
@@ -284,7 +318,7 @@ void client_connection::on_timer() {
 }
 
 void client_connection::close() {
-  asio::post(socket_.get_executor(),
+  asio::post(timer_.get_executor(),
              [self = shared_from_this()] { self->shutdown_now(close_reason::shutdown); });
 }
 
@@ -294,8 +328,9 @@ void client_connection::shutdown_now(close_reason why) {
   closed_ = true;
   boost::system::error_code ec;
   timer_.cancel();
-  socket_.shutdown(tcp::socket::shutdown_both, ec);
-  socket_.close(ec);
+  // Under TLS no close_notify: the socket goes at once, whatever state the session is in.
+  stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+  stream_.socket().close(ec);
   // Give the memory back now: the object may live on while replies still in flight arrive.
   std::deque<std::string>().swap(outbox_);
   unsent_ = 0;
@@ -346,7 +381,8 @@ void client_listener::refuse(tcp::socket& socket, const std::string& line) {
   // connections costs the I/O thread a few syscalls each and can never block it.
   boost::system::error_code ec;
   socket.non_blocking(true, ec);
-  socket.write_some(asio::buffer(line), ec);
+  if (!line.empty())
+    socket.write_some(asio::buffer(line), ec);
   socket.close(ec);
 }
 
@@ -394,7 +430,9 @@ void client_listener::accept_next() {
       }
     }
     if (refusal) {
-      refuse(socket, overloaded_line(refusal));
+      // Under TLS a plain line would only break the client's handshake, and a handshake to say
+      // it properly would cost what the cap is there to save: the connection is just closed.
+      refuse(socket, opts_.tls ? std::string() : overloaded_line(refusal));
       accept_next();
       return;
     }

@@ -14,6 +14,9 @@
 //   after its first byte (slow-loris);
 // - count: `max_connections` in all, `max_connections_per_address` from one address, so that
 //   one address can never take every slot. An excess connection gets one `overloaded` line.
+// With `tls` set every connection first completes a TLS handshake (client_stream.hpp), within
+// `handshake_timeout` of its accept or it is closed and counted as idle; every bound above then
+// applies to the decrypted lines and replies alike.
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -28,7 +31,10 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
+
+#include "nodes/client_stream.hpp"
 
 namespace ordermesh::node {
 
@@ -59,6 +65,9 @@ struct listener_options {
   size_t max_unsent_bytes = 1024 * 1024;
   std::chrono::milliseconds idle_timeout{300 * 1000};
   std::chrono::milliseconds line_timeout{10 * 1000};
+  /// Null: plain TCP. Otherwise the TLS server context (client_tls.hpp) of every connection.
+  std::shared_ptr<boost::asio::ssl::context> tls;
+  std::chrono::milliseconds handshake_timeout{5 * 1000};
 };
 
 /// Why a connection ended (counted per listener, for tests and operators).
@@ -87,6 +96,7 @@ class client_connection : public std::enable_shared_from_this<client_connection>
 
  private:
   using clock = std::chrono::steady_clock;
+  void handshake();
   void read_more();
   void consume();
   bool may_dispatch() const;
@@ -100,7 +110,7 @@ class client_connection : public std::enable_shared_from_this<client_connection>
   void close_when_done();
   void release_inbox();
 
-  boost::asio::ip::tcp::socket socket_;
+  client_stream stream_;
   // Constructed on the I/O thread: a send() from it (a handler answering at once) queues the
   // reply directly, so the unsent-bytes bound sees it before the next line is dispatched.
   const std::thread::id io_thread_ = std::this_thread::get_id();
@@ -114,6 +124,8 @@ class client_connection : public std::enable_shared_from_this<client_connection>
   bool discarding_ = false;  // inside an oversized line: drop until '\n'
   char buf_[16 * 1024];
   size_t buf_pos_ = 0, buf_end_ = 0;  // bytes of buf_ read and not yet consumed (flow control)
+  bool handshaking_ = false;          // TLS handshake not done yet: handshake_timeout applies
+  clock::time_point handshake_deadline_;
   bool reading_ = false;
   bool consuming_ = false;  // inside consume(): an inline send() must not start a read
   bool paused_ = false;     // flow control declined to read: the client is not to blame for delays

@@ -102,6 +102,7 @@ std::optional<node_config> parse_config(int argc, char** argv, const std::vector
   std::string handoff_chunk_delay = "0ms", lease_ttl = "3s";
   std::string replica_lag_timeout = "1s", commit_timeout = "6s", suspect_after = "1s";
   std::string client_idle_timeout = "300s", client_line_timeout = "10s";
+  std::string client_tls_handshake_timeout = "5s";
   uint32_t replication_factor = 0, min_insync = 0;  // 0: the default for the mode
   // Caps on one user's unpaid reservations (docs/SECURITY.md, "Reservation caps"): 20 open
   // orders is far more than a person pays at once, and 1000 units lets one order of a few
@@ -134,6 +135,14 @@ std::optional<node_config> parse_config(int argc, char** argv, const std::vector
       "client-line-timeout", duration(&client_line_timeout),
       "close a client connection whose request line is not complete this long after its "
       "first byte (10s)")(
+      "client-tls-cert", po::value(&c.client_tls_cert)->value_name("FILE"),
+      "serve clients over TLS with this certificate (PEM, then any intermediates); needs "
+      "--client-tls-key (default: plain TCP)")("client-tls-key",
+                                               po::value(&c.client_tls_key)->value_name("FILE"),
+                                               "the private key (PEM) of --client-tls-cert")(
+      "client-tls-handshake-timeout", duration(&client_tls_handshake_timeout),
+      "close a TLS client connection whose handshake is not done this long after it "
+      "connected (5s)")(
       "max-connections", po::value(&c.max_connections),
       "client connections in all; beyond: one overloaded line, then closed (1024)")(
       "max-connections-per-address", po::value(&c.max_connections_per_address),
@@ -359,6 +368,8 @@ std::optional<node_config> parse_config(int argc, char** argv, const std::vector
       {"--commit-timeout", commit_timeout, c.commit_timeout},
       {"--client-idle-timeout", client_idle_timeout, c.client_idle_timeout},
       {"--client-line-timeout", client_line_timeout, c.client_line_timeout},
+      {"--client-tls-handshake-timeout", client_tls_handshake_timeout,
+       c.client_tls_handshake_timeout},
   };
   for (auto& x : durations) {
     if (!parse_duration(x.text, x.target))
@@ -415,6 +426,9 @@ std::optional<node_config> parse_config(int argc, char** argv, const std::vector
   if (c.client_idle_timeout > std::chrono::hours(24) ||
       c.client_line_timeout > std::chrono::hours(24))
     return fail("--client-idle-timeout and --client-line-timeout must be at most 24h");
+  // A handshake is a few round trips: longer only lets a silent client hold a slot.
+  if (c.client_tls_handshake_timeout > std::chrono::minutes(5))
+    return fail("--client-tls-handshake-timeout must be at most 5m");
   if (c.max_connections < 2 || c.max_connections > 1000000)
     return fail("--max-connections must be 2..1000000");
   if (c.max_connections_per_address == 0 || c.max_connections_per_address >= c.max_connections)
@@ -452,6 +466,8 @@ std::optional<node_config> parse_config(int argc, char** argv, const std::vector
         "other disk to copy to");
   if (auto tls = check_cluster_tls_flags(c); !tls.empty())
     return fail(tls);
+  if (c.client_tls_cert.empty() != c.client_tls_key.empty())
+    return fail("--client-tls-cert and --client-tls-key go together: give both or neither");
   if (vm.count("admin-token") && vm.count("admin-token-file"))
     return fail("--admin-token and --admin-token-file exclude each other: give one");
   if (vm.count("admin-token-file")) {

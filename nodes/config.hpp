@@ -65,6 +65,10 @@ struct node_config {
   size_t max_unsent_bytes = 1024 * 1024;
   std::chrono::milliseconds client_idle_timeout{300 * 1000};
   std::chrono::milliseconds client_line_timeout{10 * 1000};
+  /// TLS on the client port (docs/SECURITY.md, "Client plane TLS"): both or neither; empty:
+  /// plain TCP. Clients that do not finish the handshake in client_tls_handshake_timeout go.
+  std::string client_tls_cert, client_tls_key;
+  std::chrono::milliseconds client_tls_handshake_timeout{5 * 1000};
   size_t scheduler_threads = 0;  // 0: one per core
   std::chrono::milliseconds heartbeat_interval{500};
   std::chrono::milliseconds join_timeout{30000};  // a new node waits this long to join

@@ -36,6 +36,7 @@
 #include "nodes/admin/node_status.hpp"
 #include "nodes/backup_restore.hpp"
 #include "nodes/client_listener.hpp"
+#include "nodes/client_tls.hpp"
 #include "nodes/config.hpp"
 #include "nodes/coordination_session.hpp"
 #include "nodes/gateway.hpp"
@@ -136,6 +137,15 @@ int main(int argc, char** argv) {
   if (cluster_tls) {
     auto why = om::node::check_tls_identity(cfg.tls_cert, cfg.tls_key, cfg.tls_ca, cfg.node_id);
     if (!why.empty()) {
+      std::cerr << "orderd: " << why << "\n";
+      return 2;
+    }
+  }
+  std::shared_ptr<boost::asio::ssl::context> client_tls;
+  if (!cfg.client_tls_cert.empty()) {
+    std::string why;
+    client_tls = om::node::make_client_tls_context(cfg.client_tls_cert, cfg.client_tls_key, &why);
+    if (!client_tls) {
       std::cerr << "orderd: " << why << "\n";
       return 2;
     }
@@ -420,6 +430,8 @@ int main(int argc, char** argv) {
     lopts.max_unsent_bytes = cfg.max_unsent_bytes;
     lopts.idle_timeout = cfg.client_idle_timeout;
     lopts.line_timeout = cfg.client_line_timeout;
+    lopts.tls = client_tls;
+    lopts.handshake_timeout = cfg.client_tls_handshake_timeout;
     om::node::client_listener listener(lopts, om::node::make_gateway_factory(sys, shared));
     const om::node::node_metrics metrics(*shared, listener);  // destroyed before the listener
     if (rc != 0) {
@@ -430,8 +442,8 @@ int main(int argc, char** argv) {
     } else {
       shared->client_address = cfg.client_host + ":" + std::to_string(listener.bound_port());
       admin_status.set_serving(&shared->requests);
-      log->info("node={} ready: clients on {}, {} shards, data in {}", cfg.node_id,
-                shared->client_address, cfg.shards, cfg.data_dir);
+      log->info("node={} ready: clients on {}{}, {} shards, data in {}", cfg.node_id,
+                shared->client_address, client_tls ? " (TLS)" : "", cfg.shards, cfg.data_dir);
       // Wait for SIGTERM/SIGINT, or for the cluster to let this node go after cluster.leave.
       int sig = 0;
       timespec poll_interval{0, 100 * 1000 * 1000};

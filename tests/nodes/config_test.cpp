@@ -268,3 +268,26 @@ TEST_CASE("log format is text or json") {
   CHECK(bad.code == 2);
   CHECK_THAT(bad.err, Catch::Contains("--log-format must be text or json"));
 }
+
+TEST_CASE("client TLS takes a certificate and a key together and a bounded handshake timeout") {
+  auto ok = parse(with_required({"--client-tls-cert", "/c.pem", "--client-tls-key", "/c.key",
+                                 "--client-tls-handshake-timeout", "2s"}));
+  REQUIRE(ok.cfg.has_value());
+  CHECK(ok.cfg->client_tls_cert == "/c.pem");
+  CHECK(ok.cfg->client_tls_key == "/c.key");
+  CHECK(ok.cfg->client_tls_handshake_timeout == std::chrono::seconds(2));
+  CHECK(parse(required).cfg->client_tls_cert.empty());  // plain TCP unless asked
+  for (const auto& one : {std::vector<std::string>{"--client-tls-cert", "/c.pem"},
+                          std::vector<std::string>{"--client-tls-key", "/c.key"}}) {
+    auto bad = parse(with_required(one));
+    CHECK_FALSE(bad.cfg.has_value());
+    CHECK(bad.code == 2);
+    CHECK_THAT(bad.err, Catch::Contains("--client-tls-cert and --client-tls-key go together"));
+  }
+  for (const char* d : {"0s", "6m", "soon"}) {
+    auto bad = parse(with_required({"--client-tls-handshake-timeout", d}));
+    CHECK_FALSE(bad.cfg.has_value());
+    CHECK(bad.code == 2);
+    CHECK_THAT(bad.err, Catch::Contains("--client-tls-handshake-timeout"));
+  }
+}
