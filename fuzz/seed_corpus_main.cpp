@@ -2,10 +2,13 @@
 // few real request lines and etcd answers), one file per value, under <dir>/<target>/. The
 // committed fuzz/corpus/ was made with `fuzz_seed_corpus fuzz/corpus`; run it again after a
 // format change so the seeds stay valid records (the fuzzer starts from them).
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cluster/coordination/coordination_codec.hpp"
@@ -14,6 +17,7 @@
 #include "domain/order.hpp"
 #include "domain/product.hpp"
 #include "domain/user.hpp"
+#include "nodes/session_tokens.hpp"
 #include "persistence/keys.hpp"
 #include "persistence/replica_meta.hpp"
 
@@ -107,6 +111,15 @@ std::vector<std::string> order_seeds() {
   return history_seeds(s, events, order::apply, order::encode, order::encode_snapshot);
 }
 
+/// session_token_fuzz: an expiry (8 bytes, host order) and a user id, and a real token.
+std::vector<std::string> session_token_seeds() {
+  const int64_t expires_ms = 1800000000000;
+  std::string minted_input(sizeof expires_ms, '\0');
+  std::memcpy(minted_input.data(), &expires_ms, sizeof expires_ms);
+  const ordermesh::node::session_tokens tokens("seed-admin-token");
+  return {minted_input + "alice", tokens.mint("alice", expires_ms)};
+}
+
 std::vector<std::string> protocol_seeds() {
   return {
       R"({"id":1,"op":"user.register","args":{"user_id":"alice","password":"s3cret","name":"Alice"}})",
@@ -155,6 +168,38 @@ std::vector<std::string> coordination_seeds() {
           keys.member("n1"),       keys.shard(5)};
 }
 
+/// An etcd range answer over one cluster's prefix: every key of a bootstrapped 2-shard cluster.
+std::vector<std::string> state_seeds() {
+  using ordermesh::etcd::base64_encode;
+  const codec::key_layout keys("c1");
+  coordination::cluster_config c;
+  c.cluster_id = "3f2a";
+  c.shard_count = 2;
+  coordination::member_record m;
+  m.node_id = "n1";
+  m.cluster_address = "127.0.0.1:7500";
+  std::vector<std::pair<std::string, std::string>> kvs{
+      {keys.config(), codec::encode_config(c)},
+      {keys.member("n1"), codec::encode_member(m)},
+      {keys.controller(), codec::encode_controller({"n1", 3})}};
+  for (uint16_t shard = 0; shard < 2; ++shard) {
+    coordination::shard_assignment s;
+    s.shard = shard;
+    s.epoch = 1;
+    s.primary = "n1";
+    s.replicas = {"n1"};
+    s.isr = {"n1"};
+    kvs.emplace_back(keys.shard(shard), codec::encode_shard(s));
+  }
+  std::string body = R"({"header":{"revision":"12"},"kvs":[)";
+  for (size_t i = 0; i < kvs.size(); ++i) {
+    body += (i == 0 ? "" : ",") + std::string(R"({"key":")") + base64_encode(kvs[i].first) +
+            R"(","value":")" + base64_encode(kvs[i].second) +
+            R"(","create_revision":"3","mod_revision":")" + std::to_string(4 + i) + R"("})";
+  }
+  return {body + R"(],"count":")" + std::to_string(kvs.size()) + R"("})"};
+}
+
 std::vector<std::string> etcd_seeds() {
   using ordermesh::etcd::base64_encode;
   const std::string kv = R"({"key":")" + base64_encode("/ordermesh/c1/members/n1") +
@@ -189,8 +234,10 @@ int main(int argc, char** argv) {
                   write_seeds(dir, "inventory_codec_fuzz", inventory_seeds()) &&
                   write_seeds(dir, "order_codec_fuzz", order_seeds()) &&
                   write_seeds(dir, "protocol_request_fuzz", protocol_seeds()) &&
+                  write_seeds(dir, "session_token_fuzz", session_token_seeds()) &&
                   write_seeds(dir, "persistence_meta_fuzz", persistence_seeds()) &&
                   write_seeds(dir, "coordination_codec_fuzz", coordination_seeds()) &&
+                  write_seeds(dir, "coordination_state_fuzz", state_seeds()) &&
                   write_seeds(dir, "etcd_response_fuzz", etcd_seeds());
   if (!ok) {
     std::cerr << "fuzz_seed_corpus: cannot write under " << dir << "\n";
