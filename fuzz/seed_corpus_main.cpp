@@ -1,7 +1,8 @@
 // Writes the fuzz targets' seed corpus: real values encoded by the project's own encoders (and a
 // few real request lines and etcd answers), one file per value, under <dir>/<target>/. The
 // committed fuzz/corpus/ was made with `fuzz_seed_corpus fuzz/corpus`; run it again after a
-// format change so the seeds stay valid records (the fuzzer starts from them).
+// format change so the seeds stay valid records (the fuzzer starts from them). Only the real
+// session token (session_token_fuzz/seed-1) differs from run to run: its nonce is random.
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
