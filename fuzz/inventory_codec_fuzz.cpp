@@ -3,4 +3,4 @@
 #include "domain/inventory.hpp"
 #include "fuzz/entity_codec_contract.hpp"
 
-ORDERMESH_ENTITY_CODEC_FUZZ_TARGET(ordermesh::domain::inventory)
+ORDERMESH_ENTITY_CODEC_FUZZ_TARGET(ordermesh::domain::inventory, -1)

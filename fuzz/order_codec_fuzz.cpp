@@ -3,4 +3,4 @@
 #include "domain/order.hpp"
 #include "fuzz/entity_codec_contract.hpp"
 
-ORDERMESH_ENTITY_CODEC_FUZZ_TARGET(ordermesh::domain::order)
+ORDERMESH_ENTITY_CODEC_FUZZ_TARGET(ordermesh::domain::order, -1)

@@ -3,4 +3,4 @@
 #include "domain/product.hpp"
 #include "fuzz/entity_codec_contract.hpp"
 
-ORDERMESH_ENTITY_CODEC_FUZZ_TARGET(ordermesh::domain::product)
+ORDERMESH_ENTITY_CODEC_FUZZ_TARGET(ordermesh::domain::product, -1)
