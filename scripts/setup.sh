@@ -39,6 +39,8 @@ PACKAGES=(
   python3 netcat-openbsd clang-format
   # lint for what is not C++ (scripts/test.sh): shell scripts and Python
   shellcheck pyflakes3
+  # the fuzz stage of scripts/test.sh (fuzz/): clang with libFuzzer's runtime
+  clang libclang-rt-14-dev
   # deploy/ checks (tests/deploy): the Kubernetes manifests' YAML, the systemd unit
   yamllint systemd
   # the cluster CA and node certificates (scripts/gen-certs.sh; libssl comes with libcaf-dev)

@@ -6,12 +6,15 @@
 #      its cases run (a case defined but not run fails the stage, by name)
 #   2. lint: clang-format on the C++ that git tracks, shellcheck on the shell scripts, pyflakes
 #      on the Python
-#   3. ASan/UBSan build (build-asan/) running every unit case, checked the same way
+#   3. fuzz: the libFuzzer targets of fuzz/ (build-fuzz/, clang, -DORDERMESH_FUZZ=ON), each run
+#      for a bounded number of inputs from its seed corpus; one test case per target
+#   4. ASan/UBSan build (build-asan/) running every unit case, checked the same way
 # Keeps going after a failing stage, prints a summary, exits non-zero if anything failed. The last
 # line counts test cases (Catch2 cases, Python test functions, chaos scenarios, lint checks):
 #   total: N passed, M failed[, K skipped]
 #
-# Environment: ORDERMESH_SKIP_ASAN=1 skips stage 3 (for quick local runs);
+# Environment: ORDERMESH_SKIP_ASAN=1 skips stage 4 and ORDERMESH_SKIP_FUZZ=1 stage 3 (for quick
+# local runs); ORDERMESH_FUZZ_RUNS=N inputs per fuzz target (default 20000);
 # ORDERMESH_CTEST_LABEL=L runs only ctest label L in stage 1 (unit, system or chaos);
 # ORDERMESH_JOBS as for setup.sh.
 set -uo pipefail
@@ -130,7 +133,66 @@ else
   lint pyflakes pyflakes3 "${PY_FILES[@]}"
 fi
 
-# ---- 3. sanitizers --------------------------------------------------------------------------
+# ---- 3. fuzz: every decoder under libFuzzer (fuzz/, docs/SECURITY.md "Fuzzing") ----------------
+# fuzz_stage: configures build-fuzz/ with clang, builds the targets, runs each for a bounded
+# number of inputs over a scratch copy of its committed seed corpus. A crash or a broken contract
+# fails the target by name; its input is kept under build-fuzz/crashes/.
+fuzz_stage() {
+  local dir="${ORDERMESH_FUZZ_BUILD_DIR:-build-fuzz}" runs="${ORDERMESH_FUZZ_RUNS:-20000}"
+  local cmake_args=(-S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+    -DCMAKE_CXX_COMPILER=clang++ -DORDERMESH_FUZZ=ON)
+  command -v ccache >/dev/null 2>&1 && cmake_args+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  if ! cmake "${cmake_args[@]}" >"$LOGDIR/fuzz-configure.log" 2>&1 ||
+    ! cmake --build "$dir" --parallel "$JOBS" --target fuzz_targets \
+      >"$LOGDIR/fuzz-build.log" 2>&1; then
+    tail -n 40 "$LOGDIR/fuzz-configure.log" "$LOGDIR/fuzz-build.log" 2>/dev/null
+    stage fuzz-build FAILED
+    T_FAILED=$((T_FAILED + 1))
+    return
+  fi
+  stage fuzz-build ok
+  local targets=() t passed=0 failed=() scratch="$LOGDIR/fuzz-corpus"
+  mapfile -t targets <"$dir/fuzz_targets.txt"
+  mkdir -p "$dir/crashes"
+  for t in "${targets[@]}"; do
+    if [[ ! -d "fuzz/corpus/$t" ]]; then
+      echo "fuzz: $t has no seed corpus fuzz/corpus/$t"
+      failed+=("$t")
+      continue
+    fi
+    # New inputs go to the scratch directory (listed first), never into the committed corpus.
+    mkdir -p "$scratch/$t"
+    if "$dir/fuzz/$t" -runs="$runs" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+      -artifact_prefix="$dir/crashes/$t-" "$scratch/$t" "fuzz/corpus/$t" \
+      >"$LOGDIR/fuzz-$t.log" 2>&1; then
+      passed=$((passed + 1))
+      echo "fuzz: $t ok ($(grep -oE 'Done [0-9]+ runs in [0-9]+ second' "$LOGDIR/fuzz-$t.log"))"
+    else
+      tail -n 40 "$LOGDIR/fuzz-$t.log"
+      echo "fuzz: $t FAILED (input kept under $dir/crashes/)"
+      failed+=("$t")
+    fi
+  done
+  T_PASSED=$((T_PASSED + passed))
+  T_FAILED=$((T_FAILED + ${#failed[@]}))
+  if ((${#failed[@]} == 0 && passed > 0)); then
+    stage fuzz ok "$passed targets, $runs runs each"
+  else
+    stage fuzz FAILED "$passed of ${#targets[@]} targets passed; failed: ${failed[*]:-none ran}"
+  fi
+}
+
+if [[ "${ORDERMESH_SKIP_FUZZ:-0}" == 1 ]]; then
+  stage fuzz skipped "ORDERMESH_SKIP_FUZZ=1"
+elif ! command -v clang++ >/dev/null 2>&1; then
+  echo "test.sh: clang++ is not installed (scripts/setup.sh installs it): fuzz stage skipped"
+  stage fuzz skipped "clang++ not installed"
+else
+  banner "fuzz: libFuzzer targets (build-fuzz/)"
+  fuzz_stage
+fi
+
+# ---- 4. sanitizers --------------------------------------------------------------------------
 if [[ "${ORDERMESH_SKIP_ASAN:-0}" == 1 ]]; then
   stage asan-build skipped "ORDERMESH_SKIP_ASAN=1"
 else
