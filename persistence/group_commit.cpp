@@ -400,20 +400,26 @@ void group_commit::release_answered() {
     }
     // Out of the window before the callbacks, so whoever they wake sees it gone (stats first).
     std::vector<pending_write> entries = std::move(front.entries);
+    const status local = front.result;
     held_.pop_front();
     held_count_.store(held_.size(), std::memory_order_relaxed);
-    notify(entries, result);
+    notify(entries, result, &local);
   }
 }
 
-void group_commit::notify(std::vector<pending_write>& batch, const status& result) {
+void group_commit::notify(std::vector<pending_write>& batch, const status& result,
+                          const status* local) {
   for (pending_write& w : batch) {
     if (!w.done) {
       continue;
     }
+    // An ownership record whose on_commit ran must be reported ok, or storage_engine's table
+    // (set by on_commit) and its records (set on ok) disagree, and release_shard then finds
+    // nothing to release while every write is still accepted under the epoch.
+    const status& outcome = local != nullptr && (w.meta || w.shard) ? *local : result;
     // A throwing callback is a caller bug; it must not kill the writer or skip the others.
     try {
-      w.done(w.refusal.is_ok() ? result : w.refusal);
+      w.done(w.refusal.is_ok() ? outcome : w.refusal);
     } catch (const std::exception& e) {
       spdlog::error("storage: write callback threw: {}", e.what());
     } catch (...) {

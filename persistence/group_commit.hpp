@@ -97,7 +97,11 @@ class group_commit {
   void hold_or_notify(std::vector<pending_write>& batch, const status& result);
   /// Runs the callbacks of held batches from the oldest, up to the first not yet answered.
   void release_answered();
-  static void notify(std::vector<pending_write>& batch, const status& result);
+  /// `result` to each entry's callback; with `local` set, that to the entries that are this
+  /// node's own business (meta records, shard imports and deletes): written here, they never
+  /// waited for the replicas, and an `unavailable` from them would leave a done change undone.
+  static void notify(std::vector<pending_write>& batch, const status& result,
+                     const status* local = nullptr);
 
   rocksdb::DB& db_;
   const shard_table& shards_;

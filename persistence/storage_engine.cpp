@@ -443,12 +443,16 @@ status storage_engine::own_shard(uint16_t shard, uint64_t epoch) {
   // write committed under the new epoch is committed after the record that allows it.
   detail::shard_table& table = *impl_->shards;
   detail::group_commit& writer = *impl_->writer;
-  status st =
-      impl_->write_and_wait(std::move(w), /*bounded=*/false, [&table, &writer, shard, epoch] {
-        table.set_owned(shard, epoch);
-        writer.raise_fence(shard, epoch);
-      });
-  if (st.is_ok()) {
+  bool committed = false;  // written by the writer thread before write_and_wait returns
+  status st = impl_->write_and_wait(std::move(w), /*bounded=*/false,
+                                    [&table, &writer, &committed, shard, epoch] {
+                                      table.set_owned(shard, epoch);
+                                      writer.raise_fence(shard, epoch);
+                                      committed = true;
+                                    });
+  // The record follows the table: once the table says owned, so must the record, or a later
+  // release_shard would find nothing to release and leave the shard writable.
+  if (st.is_ok() || committed) {
     record = shard_record{epoch, true};
   } else if (record.epoch == 0) {
     impl_->records.erase(shard);  // nothing was ever recorded

@@ -98,6 +98,24 @@ struct answer_on_exit {
   ~answer_on_exit() { sink.answer_all(status::unavailable("test ended")); }
 };
 
+/// A manual_sink that keeps the writer thread inside its first replicate() until opened: what
+/// is submitted meanwhile is taken as one batch when the gate opens.
+class gated_sink : public manual_sink {
+ public:
+  void replicate(std::vector<shard_delta> deltas, std::function<void(status)> done) override {
+    const bool first = calls() == 0;
+    manual_sink::replicate(std::move(deltas), std::move(done));
+    if (first) {
+      opened_.wait_for(std::chrono::minutes(1));  // hang guard only
+    }
+  }
+  void open() { gate_.set_value(); }
+
+ private:
+  std::promise<void> gate_;
+  std::shared_future<void> opened_ = gate_.get_future().share();
+};
+
 /// Answers ok at once and keeps every delta, in order, for the test to apply by hand.
 class log_sink : public replication_sink {
  public:
@@ -388,6 +406,52 @@ TEST_CASE("replication: callbacks wait for the sink in order and an error is una
   CHECK(log[3] == "3:ok");
   CHECK(engine->stats().replication_errors == 1);
   CHECK(engine->health().is_ok());  // a replication error is the shard's, not the disk's
+}
+
+TEST_CASE("replication: an ownership record shares a batch that replication fails and stays done",
+          "[persistence][replication]") {
+  // Regression (system_replication, a primary killed under load): own_shard's record committed
+  // in the same batch as entity writes whose followers never answered. The table said owned,
+  // the record said not, own_shard reported unavailable, and every release_shard after it
+  // returned ok without releasing: the node demoted the shard every tick and never followed.
+  temp_dir dir;
+  auto sink = std::make_shared<gated_sink>();
+  storage_options o = with_sink(dir, sink);
+  o.max_batch_writes = 16;
+  auto engine = open_engine(o);
+  answer_on_exit closer{*sink};
+  std::mutex mutex;
+  std::vector<std::string> log;
+
+  submit_logged(*engine, events_request({8, 1, "a"}, 1, {"e1"}), "a", log, mutex);
+  REQUIRE(sink->wait_calls(1));  // the writer is now held inside the sink
+  submit_logged(*engine, events_request({9, 1, "b"}, 1, {"e1"}), "b", log, mutex);
+  auto owned = std::async(std::launch::async, [&] { return engine->own_shard(20, 3); });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+  while (engine->stats().queued < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  REQUIRE(engine->stats().queued == 2);
+  sink->open();
+  REQUIRE(sink->wait_calls(2));
+  REQUIRE(sink->deltas(1).size() == 1);
+  CHECK(sink->deltas(1)[0].shard == 9);  // b and the record were taken together
+  CHECK(engine->stats().max_batch == 2);
+  sink->answer(0, status::ok());
+  sink->answer(1, status::io_error("follower gone"));
+
+  const status own = owned.get();
+  CHECK(own.is_ok());  // on this disk, and ownership is this node's business alone
+  CHECK(engine->owned_epoch(20) == 3);
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    REQUIRE(log.size() == 2);
+    CHECK(log[0] == "a:ok");
+    CHECK(log[1].rfind("b:unavailable", 0) == 0);  // entity writes still need their acks
+  }
+  REQUIRE(engine->release_shard(20).is_ok());
+  CHECK(engine->owned_epoch(20) == 0);
+  CHECK(engine->owned_shards().empty());
 }
 
 TEST_CASE("replication: at most max_unacked_batches are held and replica operations still pass",
