@@ -482,6 +482,11 @@ caf::behavior order_actor(self_ptr self, context_ptr ctx, entity_ref who, caf::a
   auto& s = self->state;
   if (s.st.status == domain::order_status::pending) {
     s.busy = true;  // resume the saga that a crash or restart interrupted
+    // The request that started it lives on only in its events' traces; the resumption is a
+    // request of its own (as an expiry is), so its steps and log lines are not anonymous.
+    s.extra.req = s.ctx->node_id() + "-resume-" + std::to_string(s.ctx->now_ms());
+    s.ctx->log().info("node={} entity=order/{} req={} resuming an interrupted saga",
+                      s.ctx->node_id(), s.key.id, s.extra.req);
     self->send(self, retry_atom::value, s.extra.attempt);
   } else {
     arm_expiry(self);

@@ -470,6 +470,11 @@ TEST_CASE("a saga interrupted by a crash resumes when the node starts") {
   }));
   auto order = n.ok<domain::order_view>(o("o9"), read_atom::value, admin);
   CHECK(order.status == uint8_t(domain::order_status::reserved));
+  // The resumed steps carry a request id of their own (not an empty one): "<node>-resume-<ms>".
+  auto tl = n.ok<domain::order_timeline_view>(o("o9"), timeline_atom::value, admin);
+  REQUIRE(tl.steps.size() == 2);
+  CHECK(tl.steps[1].step == "reserve");
+  CHECK(tl.steps[1].request_id.rfind("t1-resume-", 0) == 0);
 }
 
 TEST_CASE("a failed write is never acknowledged, and nothing after it is") {
