@@ -102,7 +102,7 @@ std::optional<node_config> parse_config(int argc, char** argv, const std::vector
   std::string handoff_chunk_delay = "0ms", lease_ttl = "3s";
   std::string replica_lag_timeout = "1s", commit_timeout = "6s", suspect_after = "1s";
   std::string client_idle_timeout = "300s", client_line_timeout = "10s";
-  std::string client_tls_handshake_timeout = "5s";
+  std::string client_tls_handshake_timeout = "5s", cluster_handshake_timeout = "5s";
   uint32_t replication_factor = 0, min_insync = 0;  // 0: the default for the mode
   // Caps on one user's unpaid reservations (docs/SECURITY.md, "Reservation caps"): 20 open
   // orders is far more than a person pays at once, and 1000 units lets one order of a few
@@ -232,6 +232,16 @@ std::optional<node_config> parse_config(int argc, char** argv, const std::vector
       "fault-ack-without-write", po::bool_switch(&c.entities.fault_ack_without_write),
       "acknowledge deposits without writing them (fault injection only: tests the checker)")(
       "handoff-chunk-bytes", bytes(&c.handoff_chunk_bytes), "bytes per handoff chunk (262144)")(
+      "cluster-handshake-timeout", duration(&cluster_handshake_timeout),
+      "an accepted cluster connection that has not finished its TLS and BASP handshake after "
+      "this is closed (5s)")(
+      "cluster-max-pending", po::value(&c.cluster_max_pending),
+      "accepted cluster connections in their handshake at once; one more evicts the oldest "
+      "(64)")("cluster-max-connections", po::value(&c.cluster_max_connections),
+              "accepted cluster connections in all; more are closed at once (1024)")(
+      "cluster-max-frame-bytes", bytes(&c.cluster_max_frame_bytes),
+      "largest BASP message a cluster connection may announce, in bytes; a larger one closes "
+      "the connection (67108864; at least 2 x --handoff-chunk-bytes + 1 MiB)")(
       "handoff-chunk-delay", duration(&handoff_chunk_delay),
       "pause between handoff chunks (fault injection only)")(
       "admin-port", po::value(&admin_port),
@@ -370,6 +380,7 @@ std::optional<node_config> parse_config(int argc, char** argv, const std::vector
       {"--client-line-timeout", client_line_timeout, c.client_line_timeout},
       {"--client-tls-handshake-timeout", client_tls_handshake_timeout,
        c.client_tls_handshake_timeout},
+      {"--cluster-handshake-timeout", cluster_handshake_timeout, c.cluster_handshake_timeout},
   };
   for (auto& x : durations) {
     if (!parse_duration(x.text, x.target))
@@ -422,6 +433,22 @@ std::optional<node_config> parse_config(int argc, char** argv, const std::vector
     return fail("--handoff-chunk-delay needs --enable-fault-injection");
   if (c.handoff_chunk_bytes < 256 || c.handoff_chunk_bytes > (64u << 20))
     return fail("--handoff-chunk-bytes must be 256..67108864");
+  // The cluster port's bounds (docs/SECURITY.md, "Cluster plane").
+  if (c.cluster_handshake_timeout > std::chrono::minutes(5))
+    return fail("--cluster-handshake-timeout must be at most 5m");
+  if (c.cluster_max_pending == 0 || c.cluster_max_pending > 65536)
+    return fail("--cluster-max-pending must be 1..65536");
+  if (c.cluster_max_connections <= c.cluster_max_pending || c.cluster_max_connections > 1000000)
+    return fail(
+        "--cluster-max-connections must be --cluster-max-pending + 1..1000000, so that "
+        "established peers always have room");
+  // A shard copy chunk is the largest message a member sends on purpose: the bound must let
+  // any chunk through with room for its framing (docs/SECURITY.md, "Cluster plane").
+  if (c.cluster_max_frame_bytes < 2 * c.handoff_chunk_bytes + (size_t{1} << 20) ||
+      c.cluster_max_frame_bytes > (size_t{1} << 32))
+    return fail("--cluster-max-frame-bytes must be 2 x --handoff-chunk-bytes + 1048576 (" +
+                std::to_string(2 * c.handoff_chunk_bytes + (size_t{1} << 20)) +
+                ")..4294967296 (bytes)");
   // The client plane's bounds (docs/SECURITY.md).
   if (c.client_idle_timeout > std::chrono::hours(24) ||
       c.client_line_timeout > std::chrono::hours(24))

@@ -31,6 +31,14 @@ struct node_config {
   /// presents its own (etcd's --client-cert-auth).
   std::string tls_cert, tls_key, tls_ca;
   bool insecure_cluster = false;  // --insecure-cluster: plain BASP, anyone reaching the port joins
+  /// The cluster port's bounds (docs/SECURITY.md, "Cluster plane"): a connection still in its
+  /// handshake after this is closed; at most this many such connections (a new one evicts the
+  /// oldest); at most this many accepted connections in all (more are closed at once); no BASP
+  /// frame above this many bytes (the connection is closed).
+  std::chrono::milliseconds cluster_handshake_timeout{5000};
+  size_t cluster_max_pending = 64;
+  size_t cluster_max_connections = 1024;
+  size_t cluster_max_frame_bytes = size_t{64} << 20;
   std::chrono::milliseconds lease_ttl{3000};
   /// Copies of each shard on distinct nodes, and the in-sync copies a write needs before it is
   /// acknowledged (issue 12). Read by the node that creates the cluster; the store's value

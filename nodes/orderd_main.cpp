@@ -21,8 +21,6 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/io/middleman.hpp>
 #include <caf/openssl/manager.hpp>
-#include <caf/openssl/publish.hpp>
-#include <caf/openssl/remote_actor.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
@@ -37,6 +35,7 @@
 #include "nodes/backup_restore.hpp"
 #include "nodes/client_listener.hpp"
 #include "nodes/client_tls.hpp"
+#include "nodes/cluster_transport/guarded_middleman.hpp"
 #include "nodes/config.hpp"
 #include "nodes/coordination_session.hpp"
 #include "nodes/gateway.hpp"
@@ -333,10 +332,24 @@ int main(int argc, char** argv) {
       ctx->set_lease_until(0);
       hooks.set_lease_until = [ctx](int64_t until_ns) { ctx->set_lease_until(until_ns); };
     }
-    if (cluster_tls)
-      hooks.connect = [](caf::actor_system& s, const std::string& host, uint16_t port) {
-        return caf::openssl::remote_actor(s, host, port);
-      };
+    // The cluster port through orderd's own middleman (docs/SECURITY.md, "Cluster plane"):
+    // TLS or plain, with a connection cap, a handshake deadline and a BASP frame bound.
+    om::cluster_transport::transport_options topts;
+    topts.tls = cluster_tls;
+    topts.guard.limits.deadline = cfg.cluster_handshake_timeout;
+    topts.guard.limits.max_pending = cfg.cluster_max_pending;
+    topts.guard.limits.max_total = cfg.cluster_max_connections;
+    topts.guard.max_frame_bytes = cfg.cluster_max_frame_bytes;
+    topts.guard.node_id = cfg.node_id;
+    topts.guard.log = log;
+    auto transport = std::make_shared<om::cluster_transport::cluster_transport>(sys, topts);
+    // Weak: the transport stops (in this scope, before the actor system) whoever holds the hook.
+    hooks.connect = [weak = std::weak_ptr(transport)](caf::actor_system&, const std::string& host,
+                                                      uint16_t port) -> caf::expected<caf::actor> {
+      if (auto t = weak.lock())
+        return t->remote_actor(host, port);
+      return caf::make_error(caf::sec::cannot_connect_to_node);
+    };
     hooks.on_left = [&left, &left_once] {
       if (!left_once.exchange(true))
         left.set_value();
@@ -357,10 +370,8 @@ int main(int argc, char** argv) {
     // not listen on one (one port fewer for an attacker to reach).
     const bool listens = !cfg.etcd.empty();
     caf::expected<uint16_t> published{cfg.cluster_port};
-    if (listens && cluster_tls)
-      published = caf::openssl::publish(agent, cfg.cluster_port, cfg.cluster_host.c_str(), true);
-    else if (listens)
-      published = sys.middleman().publish(agent, cfg.cluster_port, cfg.cluster_host.c_str(), true);
+    if (listens)
+      published = transport->publish(agent, cfg.cluster_port, cfg.cluster_host);
     if (!published) {
       log->critical("node={} cannot listen for cluster traffic on {}: {}", cfg.node_id,
                     mcfg.cluster_address, sys.render(published.error()));
