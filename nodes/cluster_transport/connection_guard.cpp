@@ -1,5 +1,7 @@
 #include "nodes/cluster_transport/connection_guard.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include "observability/registry.hpp"
@@ -22,6 +24,26 @@ obs::counter& connections(const char* event) {
                 "--cluster-max-frame-bytes (oversized_frame).",
                 {"event"})
       .with({event});
+}
+
+/// host:port of the peer on `fd` (IPv4 and IPv6), for the logs.
+std::string peer_of(int fd) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof(addr);
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+    return "?";
+  char host[INET6_ADDRSTRLEN] = "?";
+  uint16_t port = 0;
+  if (addr.ss_family == AF_INET) {
+    auto* in = reinterpret_cast<sockaddr_in*>(&addr);
+    ::inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+    port = ntohs(in->sin_port);
+  } else if (addr.ss_family == AF_INET6) {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&addr);
+    ::inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+    port = ntohs(in6->sin6_port);
+  }
+  return std::string(host) + ":" + std::to_string(port);
 }
 
 }  // namespace
@@ -108,9 +130,12 @@ void connection_guard::sweep_loop() {
 
 void connection_guard::sweep_once() {
   size_t closed = 0;
+  std::string peers;  // the first few, for the warning
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (int fd : registry_.expired(std::chrono::steady_clock::now())) {
+      if (closed < 4)
+        peers += (peers.empty() ? "" : ",") + peer_of(fd);
       ::shutdown(fd, SHUT_RDWR);
       ++closed;
     }
@@ -120,7 +145,7 @@ void connection_guard::sweep_once() {
     return;
   metrics_->handshake_timeouts.inc(closed);
   warn("cluster connection closed: no handshake within --cluster-handshake-timeout",
-       "closed=" + std::to_string(closed) +
+       "closed=" + std::to_string(closed) + " peers=" + peers +
            " timeout_ms=" + std::to_string(options_.limits.deadline.count()));
 }
 

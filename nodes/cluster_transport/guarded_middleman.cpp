@@ -11,6 +11,8 @@
 
 #include "nodes/cluster_transport/guarded_scribe.hpp"
 
+#include <openssl/err.h>
+
 namespace ordermesh::cluster_transport {
 
 namespace {
@@ -30,8 +32,13 @@ caf::expected<caf::io::scribe_ptr> make_scribe(caf::actor_system& sys, default_m
     return caf::make_counted<guarded_scribe<detail::plain_io>>(mpx, fd, std::move(state),
                                                                detail::plain_io{}, false);
   }
+  ERR_clear_error();  // make_session runs SSL_accept / SSL_connect: see tls_io
   auto session = caf::openssl::make_session(sys, fd, accepted);
+  ERR_clear_error();
   if (!session) {
+    if (state->id)  // before the close: the sweeper must never see a closed fd
+      state->guard->on_closed(*state->id);
+    state->id.reset();
     caf::io::network::close_socket(fd);
     return caf::make_error(caf::sec::cannot_connect_to_node);
   }
@@ -59,12 +66,9 @@ class guarded_doorman : public caf::io::network::doorman_impl {
       caf::io::network::close_socket(fd);  // the connection cap: fds stay bounded
       return false;
     }
-    auto id = *state->id;
     auto scribe = make_scribe(parent()->system(), mpx, fd, true, tls_, std::move(state));
-    if (!scribe) {
-      guard_->on_closed(id);  // make_scribe closed the fd
-      return false;
-    }
+    if (!scribe)
+      return false;  // make_scribe deregistered and closed it
     auto hdl = (*scribe)->hdl();
     parent()->add_scribe(std::move(*scribe));
     return doorman::new_connection(&mpx, hdl);

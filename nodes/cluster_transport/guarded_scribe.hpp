@@ -8,7 +8,7 @@
 // - configure_read: a read size above the frame bound is never passed to the stream (BASP would
 //   resize its buffer to whatever a peer's header announces, up to 4 GiB); the socket is shut
 //   down and every later read fails, so CAF tears the connection down as for a lost peer;
-// - the first read that returns application data (TLS done, BASP talking) ends the handshake;
+// - the first application data read or written (TLS done) ends the handshake;
 // - the destructor deregisters the connection before ~event_handler closes its fd.
 #include <atomic>
 #include <cstddef>
@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include <openssl/err.h>
 #include <caf/io/network/default_multiplexer.hpp>
 #include <caf/io/network/native_socket.hpp>
 #include <caf/io/network/stream_impl.hpp>
@@ -49,13 +50,26 @@ struct connection_state {
 };
 
 /// Bytes through an OpenSSL session (the handshake runs inside the first reads and writes).
+///
+/// The thread's OpenSSL error queue is cleared around every call: CAF's session reads it through
+/// SSL_get_error but drains it only when CAF's own logging is compiled in, so one failed
+/// handshake (a stranger, a cut-short ClientHello) left an error that made the next harmless
+/// SSL_ERROR_WANT_READ on ANOTHER connection of the same thread look fatal, dropping a healthy
+/// member connection (seen in cluster_port_limits_test; likely the "connection drops while an
+/// intruder is listed" of docs/SECURITY.md).
 struct tls_io {
   caf::openssl::session_ptr session;
   rw_state read_some(size_t& result, native_socket fd, void* buf, size_t len) {
-    return session->read_some(result, fd, buf, len);
+    ERR_clear_error();
+    auto res = session->read_some(result, fd, buf, len);
+    ERR_clear_error();
+    return res;
   }
   rw_state write_some(size_t& result, native_socket fd, const void* buf, size_t len) {
-    return session->write_some(result, fd, buf, len);
+    ERR_clear_error();
+    auto res = session->write_some(result, fd, buf, len);
+    ERR_clear_error();
+    return res;
   }
   bool must_read_more(native_socket fd, size_t threshold) {
     return session->must_read_more(fd, threshold);
@@ -74,7 +88,11 @@ struct plain_io {
 };
 
 /// The stream's protocol policy: the transport's reads, failing once the frame bound refused
-/// a read, and noticing the first application data.
+/// a read, and noticing the first application data moved either way. Through TLS that means
+/// SSL_accept has completed: the peer showed a certificate of the cluster CA, and an
+/// authenticated peer is trusted (docs/SECURITY.md), so the deadline and the pending cap cover
+/// exactly the unauthenticated part. Plain TCP (--insecure-cluster) authenticates nobody:
+/// BASP's greeting is written at once, so only the total cap and the frame bound apply there.
 template <class Io>
 class guarded_policy {
  public:
@@ -91,7 +109,10 @@ class guarded_policy {
     return res;
   }
   rw_state write_some(size_t& result, native_socket fd, const void* buf, size_t len) {
-    return io_.write_some(result, fd, buf, len);
+    auto res = io_.write_some(result, fd, buf, len);
+    if (res == rw_state::success && result > 0)
+      state_->on_application_data();
+    return res;
   }
   bool must_read_more(native_socket fd, size_t threshold) {
     return !state_->refused.load() && io_.must_read_more(fd, threshold);
