@@ -233,7 +233,7 @@ std::optional<node_config> parse_config(int argc, char** argv, const std::vector
       "acknowledge deposits without writing them (fault injection only: tests the checker)")(
       "handoff-chunk-bytes", bytes(&c.handoff_chunk_bytes), "bytes per handoff chunk (262144)")(
       "cluster-handshake-timeout", duration(&cluster_handshake_timeout),
-      "an accepted cluster connection that has not finished its TLS and BASP handshake after "
+      "an accepted cluster connection that has not finished its TLS handshake after "
       "this is closed (5s)")(
       "cluster-max-pending", po::value(&c.cluster_max_pending),
       "accepted cluster connections in their handshake at once; one more evicts the oldest "
@@ -241,7 +241,7 @@ std::optional<node_config> parse_config(int argc, char** argv, const std::vector
               "accepted cluster connections in all; more are closed at once (1024)")(
       "cluster-max-frame-bytes", bytes(&c.cluster_max_frame_bytes),
       "largest BASP message a cluster connection may announce, in bytes; a larger one closes "
-      "the connection (67108864; at least 2 x --handoff-chunk-bytes + 1 MiB)")(
+      "the connection (67108864; at least twice the handoff chunk size + 1 MiB)")(
       "handoff-chunk-delay", duration(&handoff_chunk_delay),
       "pause between handoff chunks (fault injection only)")(
       "admin-port", po::value(&admin_port),
