@@ -16,17 +16,23 @@ the default bounds: --cluster-max-pending 64, --cluster-max-connections 1024,
     a valid BASP client-handshake header that announces a 0xFFFFFFFF-byte payload: the member
     closes the connection without allocating it (RSS grows by less than 100 MB; CAF 0.17.6
     alone would resize its read buffer to 4 GiB), logs a warning with node=, and the members
-    keep serving.
+    keep serving;
+  * test_oversized_frame_on_insecure_cluster: the same header in plain TCP to a member of an
+    --insecure-cluster cluster (where anyone is a peer): closed, RSS grows by less than 100 MB.
+
+Each test also reads ordermesh_cluster_connections_total from the member's GET /metrics.
 
 Needs /usr/bin/etcd and the openssl CLI: missing, the tests fail (never skip).
 """
 
 import os
 import socket
+import re
 import ssl
 import struct
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -44,11 +50,28 @@ CLOSE_WAIT_S = 40.0  # bound on waiting for a member to close a connection (dead
 SHARED = eh.SharedEtcd("port-etcd")
 
 
-def tls_cluster(s, n, tag):
-    c = eh.EtcdCluster(s, SHARED.get(s), name=SHARED.cluster_name(tag), lease_ttl="2s")
-    st = c.start(n, balance_timeout=BALANCE_TIMEOUT)
-    log(f"{n} TLS nodes balanced: {sorted(c.counts(st).items())}")
+def with_admin_port(node):
+    node.admin_port = h.free_port()
+    node.extra_args += ["--admin-port", str(node.admin_port)]
+
+
+def tls_cluster(s, n, tag, tls=True):
+    """n balanced nodes on the shared etcd, each with an admin port (for /metrics)."""
+    c = eh.EtcdCluster(s, SHARED.get(s), name=SHARED.cluster_name(tag), lease_ttl="2s", tls=tls)
+    st = c.start(n, balance_timeout=BALANCE_TIMEOUT, prepare=with_admin_port)
+    log(f"{n} {'TLS' if tls else 'plain'} nodes balanced: {sorted(c.counts(st).items())}")
     return c, st
+
+
+def connections_metric(node, event):
+    """ordermesh_cluster_connections_total{event="<event>"} from the node's GET /metrics."""
+    url = f"http://{h.HOST}:{node.admin_port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as r:
+        text = r.read().decode()
+    m = re.search(r'^ordermesh_cluster_connections_total\{event="%s"\} (\d+)' % event, text,
+                  re.M)
+    check(m, f"{node.name}'s /metrics has no {event} series")
+    return int(m.group(1))
 
 
 def open_fds(pid):
@@ -140,6 +163,8 @@ def test_idle_flood_stays_bounded():
             check(len(closed) >= FLOOD - MAX_PENDING,
                   f"only {len(closed)} of {FLOOD} idle connections closed")
             check(0 in closed, "the oldest idle connection is still open")
+            evicted = connections_metric(n1, "evicted_pending")
+            check(evicted >= len(closed), f"evicted_pending {evicted} < {len(closed)} closed")
             serve_orders(c, [n1, n2], "b", 3)
             # n2 restarted while the pending cap is full of idle connections: its dial to n1
             # evicts one, its handshake completes, it rejoins and serves.
@@ -172,6 +197,8 @@ def test_idle_connection_closed_at_deadline():
             wait_closed(idle, "an idle TCP connection")
             wait_closed(stalled, "a connection stalled inside its TLS handshake")
             log("both connections closed by the member")
+            eq(connections_metric(n1, "handshake_timeout") >= 2, True,
+               "handshake_timeout counted for both")
             serve_orders(c, [n1, n2], "d", 2)
             lines = [x for x in n1.log_text().splitlines() if "--cluster-handshake-timeout" in x]
             check(lines and "node=n1" in lines[0], f"no deadline warning with node=n1: {lines}")
@@ -217,6 +244,7 @@ def test_oversized_frame_from_authenticated_peer():
               f"the member kept a connection that announced 4 GiB: {outcomes}")
         check(rss1 - rss0 < 100 * 1024, f"RSS grew by {(rss1 - rss0) // 1024} MiB")
         check(n1.alive(), f"{n1.name} died")
+        eq(connections_metric(n1, "oversized_frame"), 3, "oversized_frame counted")
         warned = [x for x in n1.log_text().splitlines() if "--cluster-max-frame-bytes" in x]
         check(warned and "node=n1" in warned[0], f"no warning with node=n1: {warned[:1]}")
         serve_orders(c, [n2, n1], "f", 2)
@@ -224,7 +252,29 @@ def test_oversized_frame_from_authenticated_peer():
             eq(n.terminate(), 0, f"{n.name}'s exit code after SIGTERM")
 
 
+def test_oversized_frame_on_insecure_cluster():
+    with h.Session("port-plain") as s:
+        c, _ = tls_cluster(s, 2, "plain", tls=False)
+        n1, n2 = c.nodes
+        serve_orders(c, [n1, n2], "g", 2)
+        pid = n1.proc.pid
+        rss0 = rss_kib(pid)
+        header = struct.pack(">BBBBIQII", 1, 0, 0, 0, 0xFFFFFFFF, 0, 0, 0)
+        with socket.create_connection((h.HOST, n1.cluster_port), timeout=5) as raw:
+            raw.recv(4096)  # the member's BASP greeting
+            raw.sendall(header + b"\0" * 4096)
+            wait_closed(raw, "a plain connection that announced 4 GiB")
+        rss1 = rss_kib(pid)
+        log(f"a plain 4 GiB header: closed; {n1.name}'s RSS {rss0} -> {rss1} KiB")
+        check(rss1 - rss0 < 100 * 1024, f"RSS grew by {(rss1 - rss0) // 1024} MiB")
+        eq(connections_metric(n1, "oversized_frame"), 1, "oversized_frame counted")
+        serve_orders(c, [n2, n1], "h", 2)
+        for n in c.nodes:
+            eq(n.terminate(), 0, f"{n.name}'s exit code after SIGTERM")
+
+
 if __name__ == "__main__":
     with SHARED:  # ends the shared etcd (by pid) however the run ends
         h.main([test_idle_flood_stays_bounded, test_idle_connection_closed_at_deadline,
-                test_oversized_frame_from_authenticated_peer], __doc__)
+                test_oversized_frame_from_authenticated_peer,
+                test_oversized_frame_on_insecure_cluster], __doc__)
