@@ -55,8 +55,9 @@ struct connection_state {
 /// SSL_get_error but drains it only when CAF's own logging is compiled in, so one failed
 /// handshake (a stranger, a cut-short ClientHello) left an error that made the next harmless
 /// SSL_ERROR_WANT_READ on ANOTHER connection of the same thread look fatal, dropping a healthy
-/// member connection (seen in cluster_port_limits_test; likely the "connection drops while an
-/// intruder is listed" of docs/SECURITY.md).
+/// member connection (seen in cluster_port_limits_test; also the cause of the member
+/// connections that dropped while an intruder was listed: 22 to 29 drops in cluster_tls_test's
+/// 12 s before, none since; docs/SECURITY.md, "Cluster plane").
 struct tls_io {
   caf::openssl::session_ptr session;
   rw_state read_some(size_t& result, native_socket fd, void* buf, size_t len) {
