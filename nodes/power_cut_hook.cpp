@@ -43,7 +43,7 @@ std::shared_ptr<rocksdb::FileSystem> power_cut_hook::file_system() const {
 
 void power_cut_hook::arm(std::shared_ptr<spdlog::logger> log, const std::string& node_id) {
   log->warn(
-      "node={} ORDERMESH_TEST_POWER_CUT=1: TEST BUILD OF THE DISK. Storage runs over a simulated "
+      "node={} ORDERMESH_TEST_POWER_CUT=1: FOR TESTS ONLY. Storage runs over a simulated "
       "disk, and SIGUSR2 cuts its power: everything not synced is dropped and the process ends "
       "at once (exit {}). Never set this outside tests",
       node_id, power_cut_exit_code);

@@ -36,6 +36,8 @@
 //     length are not tracked. Random read-write files and file reuse (log recycling, off in
 //     ordermesh) are refused, so nothing escapes the tracking silently.
 //   * Files that existed before the wrapper saw them are durable as they are.
+//   * RocksDB's info LOG is written around the wrapper (FileSystem::NewLogger) and kept whole:
+//     recovery never reads it.
 //
 // Thread safety: one mutex guards the state and every write; the fsync itself runs outside it
 // (it can take milliseconds) and its result is recorded under it only if no cut came first:
