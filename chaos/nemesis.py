@@ -110,8 +110,9 @@ class Nemesis:
         self._stop(fault)
 
     def power_cut_restart(self, deadline):
-        """SIGUSR2 to a random running node: its disk (persistence::power_cut_fs, every node of
-        the scenario runs over it: prepare()) loses everything not synced, and it ends at once
+        """SIGUSR2 to a random running node: at its next write (within 0.5 s, else at once) its
+        disk (persistence::power_cut_fs, every node of the scenario runs over it: prepare())
+        loses everything not synced, and it ends there
         (exit POWER_CUT_EXIT); restarted on the same data dir 1-2.5 s later. An exit other than
         POWER_CUT_EXIT (the hook did not fire) is recorded in the window and the summary."""
         live = [n for n in self.cluster.nodes if n.alive() and not n.paused]
@@ -688,8 +689,9 @@ SCENARIOS = {
               "doc": "admin.crash of 2-5 entities the workload just touched, in bursts"},
     "mixed": {"kind": "mixed", "doc": "kill, pause and crash drawn at random"},
     "power-cut": {"kind": "power-cut",
-                  "doc": "a simulated power cut of a random node (SIGUSR2: every node runs "
-                         f"with {POWER_CUT_ENV}=1; its files lose everything not synced), "
+                  "doc": "a simulated power cut of a random node at its next write (SIGUSR2: "
+                         f"every node runs with {POWER_CUT_ENV}=1; its files lose everything "
+                         "not synced), "
                          "restarted on the same data dir 1-2.5 s later, repeated"},
     "partition-isolate": {"kind": "partition", "shape": "isolate",
                           "doc": "one node cut off from the other nodes (both ways) for "

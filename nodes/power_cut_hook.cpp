@@ -1,5 +1,6 @@
 #include "nodes/power_cut_hook.hpp"
 
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -13,6 +14,9 @@
 namespace ordermesh::node {
 
 namespace {
+
+/// How long SIGUSR2 waits for a write to cut in before it cuts an idle node.
+constexpr std::chrono::milliseconds idle_cut_after{500};
 
 sigset_t cut_signal() {
   sigset_t set;
@@ -52,13 +56,21 @@ void power_cut_hook::arm(std::shared_ptr<spdlog::logger> log, const std::string&
     int sig = 0;
     while (sigwait(&set, &sig) != 0 || sig != SIGUSR2) {
     }
-    const persistence::power_cut_report r = fs->cut();
-    log->critical(
-        "node={} SIGUSR2: simulated power cut: {} files cut back ({} bytes dropped), {} files "
-        "removed, {} renames undone, {} errors; exiting now",
-        node_id, r.files_truncated, r.bytes_dropped, r.files_removed, r.renames_undone, r.errors);
-    log->flush();
-    std::_Exit(power_cut_exit_code);
+    // Ends the process right where the cut happened: nothing runs on after it.
+    auto end = [log, node_id](const char* when, const persistence::power_cut_report& r) {
+      log->critical(
+          "node={} SIGUSR2: simulated power cut {}: {} files cut back ({} bytes dropped), {} "
+          "files removed, {} renames undone, {} errors; exiting now",
+          node_id, when, r.files_truncated, r.bytes_dropped, r.files_removed, r.renames_undone,
+          r.errors);
+      log->flush();
+      std::_Exit(power_cut_exit_code);
+    };
+    // Within a write if one comes soon (the harshest moment: written, not synced), else now.
+    fs->cut_at_next_write(
+        [end](const persistence::power_cut_report& r) { end("during a write", r); });
+    std::this_thread::sleep_for(idle_cut_after);
+    end("while idle", fs->cut());
   }).detach();
 }
 

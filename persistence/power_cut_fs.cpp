@@ -359,7 +359,17 @@ rocksdb::IOStatus power_cut_fs::append(const std::string& fname, rocksdb::FSWrit
   rocksdb::IOStatus s = file.Append(data, options, dbg);
   if (s.ok())
     files_[fname].length += data.size();
+  if (on_next_write_) {
+    cut_callback on_cut = std::move(on_next_write_);  // cut_locked disarms
+    on_cut(cut_locked());
+  }
   return s;
+}
+
+void power_cut_fs::cut_at_next_write(cut_callback on_cut) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!cut_)
+    on_next_write_ = std::move(on_cut);
 }
 
 rocksdb::IOStatus power_cut_fs::truncate_open(const std::string& fname,
@@ -430,10 +440,15 @@ void power_cut_fs::closed_after_cut(const std::string& fname) {
 
 power_cut_report power_cut_fs::cut() {
   std::lock_guard<std::mutex> lock(mutex_);
+  return cut_locked();
+}
+
+power_cut_report power_cut_fs::cut_locked() {
   power_cut_report report;
   if (cut_)
     return report;
   cut_ = true;
+  on_next_write_ = nullptr;
   rocksdb::IOOptions io;
   // Names first: a file whose name was not durable is gone with all its bytes.
   for (const auto& [dir, names] : pending_names_) {

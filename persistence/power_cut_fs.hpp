@@ -74,6 +74,14 @@ class power_cut_fs : public rocksdb::FileSystemWrapper {
   /// Cuts the power: the files look as after a power loss (see above), and every later call
   /// that would write fails. Returns what it did; a second call does nothing.
   power_cut_report cut();
+  /// Called right after a cut armed by cut_at_next_write, with what it did.
+  using cut_callback = std::function<void(const power_cut_report&)>;
+  /// Arms a cut at the next write through the wrapper, the moment a power loss hurts most: that
+  /// append lands (in the page cache), the power is cut (dropping it and everything else not
+  /// durable), and `on_cut` runs on the writing thread under the wrapper's lock (it must not call
+  /// the wrapper; orderd's ends the process there). The append itself returns ok, as a write to
+  /// the page cache does; the sync after it fails. A later cut() or cut_at_next_write replaces it.
+  void cut_at_next_write(cut_callback on_cut);
   /// Whether cut() happened.
   bool is_cut() const;
   /// Bytes written but not durable now, over every tracked file (for tests).
@@ -150,8 +158,11 @@ class power_cut_fs : public rocksdb::FileSystemWrapper {
   void forget_name(const std::string& path);
   pending_name previous_of(const std::string& target) const;
 
+  power_cut_report cut_locked();
+
   mutable std::mutex mutex_;
   bool cut_ = false;
+  cut_callback on_next_write_;               // armed by cut_at_next_write
   std::map<std::string, file_state> files_;  // by normalized path
   /// Directory (normalized) -> file name -> what a cut does with it.
   std::map<std::string, std::map<std::string, pending_name>> pending_names_;
