@@ -209,6 +209,33 @@ TEST_CASE("power cut: writes made without sync are gone after the cut",
   CHECK(write_sync(*engine, events_request(key_of(0), 1, {"after"})).is_ok());
 }
 
+TEST_CASE("power cut: the write being made when the power goes is neither acknowledged nor kept",
+          "[persistence][power_cut]") {
+  temp_dir dir;
+  auto fs = wrapped_disk();
+  storage_options o = over(dir, fs);
+  o.check_shard_epochs = false;
+  std::vector<power_cut_report> cuts;
+  {
+    auto engine = open_engine(o);
+    REQUIRE(write_sync(*engine, events_request(key_of(1), 1, {"kept"})).is_ok());
+    fs->cut_at_next_write([&cuts](const power_cut_report& r) { cuts.push_back(r); });
+    // Its log record reaches the page cache, then the power goes before the fsync.
+    CHECK(write_sync(*engine, events_request(key_of(1), 2, {"torn"})).kind() ==
+          status::code::io_error);
+    REQUIRE(cuts.size() == 1);
+    CHECK(cuts[0].bytes_dropped > 0);
+    CHECK(cuts[0].errors == 0);
+  }
+  o.file_system = nullptr;
+  auto engine = open_engine(o);
+  recovered_entity r;
+  REQUIRE(engine->load(key_of(1), r).is_ok());
+  CHECK(r.last_seq == 1);
+  REQUIRE(r.events.size() == 1);
+  CHECK(r.events[0].bytes == "kept");
+}
+
 TEST_CASE("power cut: acknowledged writes survive a cut under load", "[persistence][power_cut]") {
   temp_dir dir;
   constexpr int entities = 24;
