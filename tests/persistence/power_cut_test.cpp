@@ -62,6 +62,13 @@ storage_options over(const temp_dir& dir, std::shared_ptr<power_cut_fs> fs) {
   return o;
 }
 
+/// Single-node mode: writes carry no shard epoch.
+storage_options unchecked_over(const temp_dir& dir, std::shared_ptr<power_cut_fs> fs) {
+  storage_options o = over(dir, std::move(fs));
+  o.check_shard_epochs = false;
+  return o;
+}
+
 entity_key key_of(int e) {
   return {static_cast<uint16_t>(e % 4), 1, "e" + std::to_string(e)};
 }
@@ -186,8 +193,7 @@ TEST_CASE("power cut: writes made without sync are gone after the cut",
   // from the page cache, which the cut drops. The engine still reopens cleanly.
   temp_dir dir;
   auto fs = wrapped_disk();
-  storage_options o = over(dir, fs);
-  o.check_shard_epochs = false;
+  storage_options o = unchecked_over(dir, fs);
   o.sync = false;
   {
     auto engine = open_engine(o);
@@ -213,8 +219,7 @@ TEST_CASE("power cut: the write being made when the power goes is neither acknow
           "[persistence][power_cut]") {
   temp_dir dir;
   auto fs = wrapped_disk();
-  storage_options o = over(dir, fs);
-  o.check_shard_epochs = false;
+  storage_options o = unchecked_over(dir, fs);
   std::vector<power_cut_report> cuts;
   {
     auto engine = open_engine(o);
