@@ -4,7 +4,8 @@
 // Public RocksDB API only (<rocksdb/file_system.h>); knows nothing of the engine above it.
 //
 // What is durable, per call (Linux, ext4 with data=ordered, as a node runs here):
-//   * Append / PositionedAppend / Flush / Close write to the page cache: nothing durable.
+//   * Append / Flush / Close write to the page cache: nothing durable. (PositionedAppend, for
+//     direct I/O only, is refused: ordermesh does not use direct I/O.)
 //   * Sync (fdatasync) and Fsync make the file's bytes up to its length at the call durable.
 //   * RangeSync (sync_file_range) makes nothing durable: it neither writes the metadata that
 //     says how long the file is nor flushes the disk's cache (its man page says as much).
@@ -28,7 +29,8 @@
 //     deletes only files that a synced MANIFEST no longer names, and deletes such leftovers
 //     itself at open, so a file coming back never changes what it recovers.
 //   * Unsynced bytes vanish entirely (a real disk may keep some of them, or some pages but
-//     not others): losing all of them is the worst case RocksDB's log recovery must handle.
+//     not others): the most a cut can lose. Not simulated: a tail of garbage or of a torn page
+//     (RocksDB's log records carry checksums for that; a test of it would corrupt bytes).
 //   * Directories are never removed, and creating or removing one is not refused after the cut
 //     (a new, empty data dir surviving a cut is the same for RocksDB as one that did not:
 //     create_if_missing makes what is missing; a process cut off does not create any more).
