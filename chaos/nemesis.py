@@ -5,7 +5,7 @@ fault, hold, heal, repeated until the workload's deadline. The schedule runs in 
 main thread (node restarts must come from a long-lived thread, see cluster_ctl.py). Every loop
 is bounded by the deadline; every window is closed (nemesis stop) by heal_all() at the latest.
 
-Faults: kill -9 + restart; SIGSTOP/SIGCONT around the lease TTL; partitions (one
+Faults: kill -9 + restart; a simulated power cut + restart; SIGSTOP/SIGCONT around the lease TTL; partitions (one
 node isolated, a one-way cut, two halves) and packet loss as nft rules between the per-node
 namespaces (netns.py); admin.crash of entities the workload just touched; CPU starvation
 (stress-ng); fsync failures (fiu-run's POSIX failpoints switched on in a running node with
@@ -27,6 +27,7 @@ the window's stop restarts it, and the stop record says how the node ended (`exi
 
 import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -106,6 +107,29 @@ class Nemesis:
         node.kill()
         self._start(fault, [node.name], undo)
         self._sleep_until(time.monotonic() + self.rng.uniform(*down), deadline)
+        self._stop(fault)
+
+    def power_cut_restart(self, deadline):
+        """SIGUSR2 to a random running node: at its next write (within 0.5 s, else at once) its
+        disk (persistence::power_cut_fs, every node of the scenario runs over it: prepare())
+        loses everything not synced, and it ends there
+        (exit POWER_CUT_EXIT); restarted on the same data dir 1-2.5 s later. An exit other than
+        POWER_CUT_EXIT (the hook did not fire) is recorded in the window and the summary."""
+        live = [n for n in self.cluster.nodes if n.alive() and not n.paused]
+        if not live:
+            return
+        node = self.rng.choice(live)
+        fault = f"power cut {node.name}"
+        node.signal(signal.SIGUSR2)
+        try:
+            code = node.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            code = None
+            node.kill()  # the cut never came: end it anyway, and say so below
+        self._start(fault, [node.name], lambda: self.cluster.restart(node), exit_code=code)
+        if code != POWER_CUT_EXIT:
+            self.events.append(f"  {fault}: exit code {code}, not {POWER_CUT_EXIT}: NO CUT")
+        self._sleep_until(time.monotonic() + self.rng.uniform(1.0, 2.5), deadline)
         self._stop(fault)
 
     def pause_resume(self, deadline):
@@ -510,6 +534,8 @@ class Nemesis:
             self._loop(deadline, self.kill_restart)
         elif kind == "pause":
             self._loop(deadline, self.pause_resume)
+        elif kind == "power-cut":
+            self._loop(deadline, self.power_cut_restart)
         elif kind == "crash":
             self._loop(deadline, self.crash_entities, gap=(0.5, 1.5))
         elif kind == "partition":
@@ -561,6 +587,8 @@ class Nemesis:
 PLANTED_NODE = "n1"
 PLANTED_FLAG = "--fault-ack-without-write"
 
+POWER_CUT_ENV = "ORDERMESH_TEST_POWER_CUT"  # nodes/power_cut_hook.hpp
+POWER_CUT_EXIT = 137
 FSYNC_FAILPOINTS = ("posix/io/sync/fdatasync", "posix/io/sync/fsync")
 FIU_LIB_DIR = "/usr/lib/fiu"
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
@@ -597,10 +625,14 @@ def _fill(path, limit=1 << 30):
 
 
 def prepare(scenario, cluster, out_dir):
-    """What a scenario needs before its nodes start: fiu-run under every node (fsync-fail), or a
-    small tmpfs under one node's data dir (disk-full, in our private mount namespace)."""
+    """What a scenario needs before its nodes start: the power-cut hook in every node
+    (power-cut), fiu-run under every node (fsync-fail), or a small tmpfs under one node's data
+    dir (disk-full, in our private mount namespace)."""
     kind = SCENARIOS[scenario]["kind"]
-    if kind == "fiu":
+    if kind == "power-cut":
+        for n in cluster.nodes:
+            n.env[POWER_CUT_ENV] = "1"
+    elif kind == "fiu":
         for n in cluster.nodes:
             n.fiu_fifo = str(Path(out_dir) / f"fiu-{n.name}")
             n.prefix = ["fiu-run", "-x", "-f", n.fiu_fifo]
@@ -656,6 +688,11 @@ SCENARIOS = {
     "crash": {"kind": "crash",
               "doc": "admin.crash of 2-5 entities the workload just touched, in bursts"},
     "mixed": {"kind": "mixed", "doc": "kill, pause and crash drawn at random"},
+    "power-cut": {"kind": "power-cut",
+                  "doc": "a simulated power cut of a random node at its next write (SIGUSR2: "
+                         f"every node runs with {POWER_CUT_ENV}=1; its files lose everything "
+                         "not synced), "
+                         "restarted on the same data dir 1-2.5 s later, repeated"},
     "partition-isolate": {"kind": "partition", "shape": "isolate",
                           "doc": "one node cut off from the other nodes (both ways) for "
                                  "2.5-5 s; clients still reach it",

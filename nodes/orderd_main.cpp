@@ -45,6 +45,7 @@
 #include "nodes/node_metrics.hpp"
 #include "nodes/password_hasher.hpp"
 #include "nodes/password_limits.hpp"
+#include "nodes/power_cut_hook.hpp"
 #include "nodes/tls_identity.hpp"
 #include "persistence/storage_engine.hpp"
 
@@ -162,6 +163,8 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
+  // Test-only simulated power cut (nodes/power_cut_hook.hpp); before any thread starts.
+  auto power_cut = om::node::power_cut_hook::from_environment();
 
   // Everything orderd creates (data dir, RocksDB files, admin.token, log file) is its own
   // user's alone: the journal holds password hashes and balances. Set before anything is created.
@@ -231,6 +234,10 @@ int main(int argc, char** argv) {
 
   om::persistence::storage_options sopts;
   sopts.path = cfg.data_dir + "/db";
+  if (power_cut) {
+    sopts.file_system = power_cut->file_system();
+    power_cut->arm(log, cfg.node_id);
+  }
   sopts.check_shard_epochs = true;  // a node writes only shards it owns, under their epoch
   // In a cluster every synced batch passes the replica sink: batches of shards with replicas
   // on other nodes are acknowledged only once the in-sync ones hold them (issue 12); the rest

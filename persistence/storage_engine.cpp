@@ -12,6 +12,7 @@
 
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
@@ -121,6 +122,7 @@ bool parse_shard_record(std::string_view name, std::string_view value, uint16_t&
 
 struct storage_engine::impl {
   storage_options opts;
+  std::unique_ptr<rocksdb::Env> env;  // over opts.file_system, if set; outlives db
   std::unique_ptr<rocksdb::DB> db;
   std::unique_ptr<detail::shard_table> shards;   // read by the writer: outlives it
   std::mutex ownership_mutex;                    // one own/release at a time, across its fsync
@@ -220,13 +222,18 @@ std::unique_ptr<storage_engine> storage_engine::open(const storage_options& opts
   if (opts.path.empty()) {
     return fail(status::invalid("empty path"));
   }
+  std::unique_ptr<storage_engine> engine(new storage_engine());
+  impl& in = *engine->impl_;
+  rocksdb::Options options = make_options(opts);
+  if (opts.file_system) {
+    in.env = rocksdb::NewCompositeEnv(opts.file_system);
+    options.env = in.env.get();
+  }
   rocksdb::DB* raw = nullptr;
-  rocksdb::Status s = rocksdb::DB::Open(make_options(opts), opts.path, &raw);
+  rocksdb::Status s = rocksdb::DB::Open(options, opts.path, &raw);
   if (!s.ok()) {
     return fail(from_rocksdb(s));
   }
-  std::unique_ptr<storage_engine> engine(new storage_engine());
-  impl& in = *engine->impl_;
   in.opts = opts;
   in.db.reset(raw);
   in.shards = std::make_unique<detail::shard_table>();

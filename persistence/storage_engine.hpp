@@ -75,6 +75,10 @@
 #include "persistence/keys.hpp"
 #include "persistence/status.hpp"
 
+namespace rocksdb {
+class FileSystem;
+}  // namespace rocksdb
+
 namespace ordermesh::persistence {
 
 struct stored_event {
@@ -200,6 +204,9 @@ struct storage_options {
   /// most; then the writer stops taking writes until the oldest is answered, so the write queue
   /// fills and submit() refuses (overloaded). Replica operations still pass (see apply_replicated).
   size_t max_unacked_batches = 32;
+  /// The file system RocksDB works through; null: the default (the local disk). Tests set a
+  /// persistence::power_cut_fs here to simulate a power cut (power_cut_fs.hpp).
+  std::shared_ptr<rocksdb::FileSystem> file_system;
 };
 
 struct storage_stats {

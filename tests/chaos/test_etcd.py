@@ -286,7 +286,7 @@ class Scenarios(unittest.TestCase):
         for name in self.ETCD:
             self.assertIn(name, run.ORDER)
         self.assertEqual(run.ORDER, list(nemesis.SCENARIOS))
-        self.assertEqual(len(run.ORDER), 24)  # 19 + the 5 of replicated clusters only
+        self.assertEqual(len(run.ORDER), 25)  # 20 + the 5 of replicated clusters only
         # nothing marks a scenario as belonging to one mode any more
         self.assertFalse([n for n, s in nemesis.SCENARIOS.items() if "etcd_only" in s])
         self.assertFalse(hasattr(nemesis, "ETCD_ONLY") or hasattr(nemesis, "applicable"))
@@ -307,7 +307,7 @@ class Scenarios(unittest.TestCase):
 
     def test_all_depends_on_the_replication_factor(self):
         at1, at3 = nemesis.scenarios_for(1), nemesis.scenarios_for(3)
-        self.assertEqual(len(at1), 19)  # what chaos_suite runs: unchanged
+        self.assertEqual(len(at1), 20)  # what chaos_suite runs (19, then power-cut)
         for name in self.REPLICATED:
             self.assertNotIn(name, at1)
             self.assertIn(name, at3)
@@ -315,7 +315,7 @@ class Scenarios(unittest.TestCase):
             self.assertIsNone(nemesis.runs_at(name, 3))
         self.assertIn("rebalance", at1)
         self.assertNotIn("rebalance", at3)  # a replicated cluster refuses cluster.leave
-        for name in ("kill", "pause", "etcd-cut-node", "baseline"):
+        for name in ("kill", "pause", "etcd-cut-node", "baseline", "power-cut"):
             self.assertIn(name, at1)
             self.assertIn(name, at3)
         with mock.patch.object(etcd_ctl, "missing", return_value=None):

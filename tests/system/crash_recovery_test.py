@@ -330,12 +330,15 @@ def verify(node, led, cycle, tokens):
         f"{len(led.restocks)} restocks ({resend} sent again after the restart)")
 
 
-def test_kill9_under_load():
-    with h.Session("crash") as s:
+def cycles_under_load(name, stop, env=None):
+    """Two cycles: load, `stop(node, cycle)` in the middle (it must end the orderd process and
+    return its exit code), restart on the same data dir, load on, verify. power_cut_test.py
+    runs the same cycles with a simulated power cut as `stop`."""
+    with h.Session(name) as s:
         # Without the reservation cap (issue 13): this test is about crashes, and its few users
         # place far more unpaid orders than the default cap lets through.
         node = s.node(extra_args=["--max-open-orders-per-user", "0",
-                                  "--max-reserved-units-per-user", "0"]).start()
+                                  "--max-reserved-units-per-user", "0"], env=env).start()
         tokens = setup(node)
         led = Ledger()
         for cycle in (1, 2):
@@ -346,8 +349,8 @@ def test_kill9_under_load():
             time.sleep(SECONDS * 0.4)
             check(any(w.is_alive() for w in workers), "the load ended before the kill")
             before = led.ok
-            code = node.kill()  # SIGKILL, only our pid
-            log(f"cycle {cycle}: killed orderd (exit {code}) after {before} acknowledged ops")
+            code = stop(node, cycle)
+            log(f"cycle {cycle}: stopped orderd (exit {code}) after {before} acknowledged ops")
             time.sleep(0.3)
             node.start()
             log(f"cycle {cycle}: restarted on port {node.port}")
@@ -358,6 +361,10 @@ def test_kill9_under_load():
                     raise w.failure
             check(led.ok > before, f"cycle {cycle}: no operation acknowledged after the restart")
             verify(node, led, cycle, tokens)
+
+
+def test_kill9_under_load():
+    cycles_under_load("crash", lambda node, cycle: node.kill())  # SIGKILL, only our pid
 
 
 if __name__ == "__main__":
