@@ -122,9 +122,13 @@ void greet(self_ptr self, const std::string& node_id, const std::string& address
                 .then([self, node_id,
                        agent](const peer_info& info) { register_peer(self, node_id, agent, info); },
                       [self, node_id](caf::error& err) {
-                        self->state.peers[node_id].connecting = false;
-                        self->state.log->warn("node={} {} did not accept this node's proof: {}",
-                                              me(self), node_id, caf::to_string(err));
+                        auto& ss = self->state;
+                        ss.peers[node_id].connecting = false;
+                        uint64_t suppressed = 0;
+                        // Rate-limited like a refusal of ours (a key no peer id can take).
+                        if (ss.refusal_log.allow("\n" + node_id, clock_type::now(), &suppressed))
+                          ss.log->warn("node={} {} did not accept this node's proof: {}", me(self),
+                                       node_id, caf::to_string(err));
                       });
           },
           [self, node_id](caf::error&) { self->state.peers[node_id].connecting = false; });
