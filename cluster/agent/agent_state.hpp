@@ -61,6 +61,8 @@ constexpr size_t max_pending_hellos = 64;
 constexpr std::chrono::seconds hello_ttl{30};
 /// A refused proof is logged at most once per claimed id per this long (and always counted).
 constexpr std::chrono::seconds refusal_log_interval{30};
+/// A member whose address answered with a failed proof is dialed again after this long.
+constexpr std::chrono::seconds redial_after_refusal{5};
 
 struct peer {
   caf::actor agent;
@@ -82,6 +84,9 @@ struct peer {
   /// Since when this node has waited for the member (a lower id: it dials) to connect to it,
   /// rather than dialing at the same time (see dial_grace).
   std::optional<clock_type::time_point> awaited_since;
+  /// When the node at its address last failed to prove it is this member (see
+  /// redial_after_refusal).
+  std::optional<clock_type::time_point> proof_refused_at;
 };
 
 /// What `p`'s connection shows, for the suspicion rules (cluster/coordination/suspicion.hpp).

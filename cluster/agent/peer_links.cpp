@@ -43,17 +43,20 @@ om::obs::counter& proofs_refused() {
 void refuse(self_ptr self, const std::string& claimed_raw, const char* side,
             const std::string& why) {
   proofs_refused().inc();
-  // The id is the peer's text: no control characters reach the log.
+  // The id (and a reason quoting the peer) is the peer's text: no control characters reach the
+  // log.
   std::string claimed = claimed_raw.substr(0, identity::max_node_id_bytes);
-  for (auto& c : claimed)
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
-      c = '?';
+  std::string reason = why;
+  for (auto* text : {&claimed, &reason})
+    for (auto& c : *text)
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+        c = '?';
   uint64_t suppressed = 0;
   auto& s = self->state;
   if (!s.refusal_log.allow(claimed, clock_type::now(), &suppressed))
     return;
   s.log->error("node={} refused a peer claiming to be {} ({}): proof of identity failed: {}{}",
-               me(self), claimed, side, why,
+               me(self), claimed, side, reason,
                suppressed ? " (" + std::to_string(suppressed) + " more since the last line)" : "");
 }
 
@@ -73,6 +76,7 @@ void register_peer(self_ptr self, const std::string& node_id, const caf::actor& 
   p.silent_since.reset();
   p.refused_since.reset();
   p.awaited_since.reset();
+  p.proof_refused_at.reset();
   self->state.log->info("node={} connected to {} (id proven)", me(self), node_id);
   publish_routes(self);
   publish_replication(self);
@@ -92,7 +96,9 @@ void greet(self_ptr self, const std::string& node_id, const std::string& address
   auto mine = s.prover->challenge();
   auto fail = [self, node_id](const std::string& why) {
     refuse(self, node_id, "dialed by this node", why);
-    self->state.peers[node_id].connecting = false;
+    auto& p = self->state.peers[node_id];
+    p.connecting = false;
+    p.proof_refused_at = clock_type::now();
   };
   self->request(agent, s.cfg.request_timeout, hello_atom::value, s.cfg.node_id, mine)
       .then(
@@ -158,6 +164,10 @@ void connect_peer(self_ptr self, const co::member_record& m) {
   auto& s = self->state;
   auto& p = s.peers[m.node_id];
   if (p.connecting || (p.agent && !p.supervisors.empty()))
+    return;
+  // Whoever answered at its address did not prove to be it: not dialed again before
+  // redial_after_refusal (each try costs a signature and a verification on both sides).
+  if (p.proof_refused_at && clock_type::now() - *p.proof_refused_at < redial_after_refusal)
     return;
   if (m.node_id < me(self)) {  // it dials us: give it dial_grace first
     auto now = clock_type::now();
