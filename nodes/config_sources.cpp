@@ -107,6 +107,7 @@ bool is_other_variable(const std::string& var) {
       "ORDERMESH_SKIP_ASAN",
       "ORDERMESH_SKIP_SETUP",
       "ORDERMESH_SYSTEM_TESTS",
+      "ORDERMESH_TEST_SKIP_OWN_CERT_CHECK",
       "ORDERMESH_WERROR",
   };
   return std::any_of(std::begin(others), std::end(others),
