@@ -94,11 +94,17 @@ std::optional<pending_challenges::entry> pending_challenges::take(const std::str
   return e;
 }
 
-refusal_log_limiter::refusal_log_limiter(size_t max_ids, clock::duration interval)
-    : max_ids_(max_ids), interval_(interval) {}
+refusal_log_limiter::refusal_log_limiter(size_t max_ids, clock::duration interval, size_t max_lines)
+    : max_ids_(max_ids), interval_(interval), max_lines_(max_lines) {}
 
 bool refusal_log_limiter::allow(const std::string& id, clock::time_point now,
                                 uint64_t* suppressed) {
+  if (window_lines_ == 0 || now - window_start_ >= interval_) {
+    window_start_ = now;
+    window_lines_ = 0;
+  }
+  if (window_lines_ >= max_lines_)
+    return false;  // the total for this interval is spent: counted by the caller's metric only
   auto it = ids_.find(id);
   if (it == ids_.end()) {
     if (ids_.size() >= max_ids_) {
@@ -110,6 +116,7 @@ bool refusal_log_limiter::allow(const std::string& id, clock::time_point now,
     }
     ids_[id] = seen{now, 0};
     *suppressed = 0;
+    ++window_lines_;
     return true;
   }
   if (now - it->second.last < interval_) {
@@ -118,6 +125,7 @@ bool refusal_log_limiter::allow(const std::string& id, clock::time_point now,
   }
   *suppressed = it->second.suppressed;
   it->second = seen{now, 0};
+  ++window_lines_;
   return true;
 }
 

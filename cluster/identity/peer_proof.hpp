@@ -101,11 +101,13 @@ class pending_challenges {
 };
 
 /// At most one log line per peer id per `interval` for refused proofs (a peer that retries
-/// every second must not flood the log). Bounded: when full, old ids are forgotten.
+/// every second must not flood the log), and at most `max_lines` lines per `interval` in all (a
+/// peer that claims a new id each time must not either). Bounded: when full, old ids are
+/// forgotten.
 class refusal_log_limiter {
  public:
   using clock = std::chrono::steady_clock;
-  refusal_log_limiter(size_t max_ids, clock::duration interval);
+  refusal_log_limiter(size_t max_ids, clock::duration interval, size_t max_lines = 20);
   /// True when a line about `id` may be logged now; `suppressed` receives how many were not
   /// logged since the last line about it.
   bool allow(const std::string& id, clock::time_point now, uint64_t* suppressed);
@@ -117,6 +119,9 @@ class refusal_log_limiter {
   };
   size_t max_ids_;
   clock::duration interval_;
+  size_t max_lines_;
+  clock::time_point window_start_{};
+  size_t window_lines_ = 0;
   std::map<std::string, seen> ids_;
 };
 

@@ -196,6 +196,16 @@ TEST_CASE("refusals are logged once per id per interval and counted in between")
   CHECK(l.allow("n3", t0 + 33s, &suppressed));  // n3 was it: a new line at once
 }
 
+TEST_CASE("refusals are logged at most max_lines times per interval in all") {
+  id::refusal_log_limiter l(1024, 30s, 3);
+  uint64_t suppressed = 0;
+  int logged = 0;
+  for (int i = 0; i < 100; ++i)  // a new claimed id every time
+    logged += l.allow("id" + std::to_string(i), t0 + std::chrono::milliseconds(i), &suppressed);
+  CHECK(logged == 3);
+  CHECK(l.allow("id99", t0 + 31s, &suppressed));  // a new interval
+}
+
 TEST_CASE("the insecure prover believes every claim") {
   auto p = id::make_insecure_prover();
   CHECK(p->challenge().size() == id::challenge_bytes);
