@@ -329,8 +329,11 @@ caf::behavior member_agent(self_ptr self, member_agent_config cfg,
         bool primary = kind == sender_kind::proven && st.state && shard < st.state->shards.size() &&
                        st.state->shards[shard].primary == peer_id;
         if (!primary) {
-          st.log->warn("node={} refused a copy of shard {} from {}: not its proven primary",
-                       me(self), shard, kind == sender_kind::proven ? peer_id : "an unproven node");
+          uint64_t suppressed = 0;  // rate-limited like a refused proof (a key no id can take)
+          if (st.refusal_log.allow("\ncopy", clock_type::now(), &suppressed))
+            st.log->warn("node={} refused a copy of shard {} from {}: not its proven primary",
+                         me(self), shard,
+                         kind == sender_kind::proven ? peer_id : "an unproven node");
           return false;
         }
         return receive_copy(self, shard, revision, first, records, done);
