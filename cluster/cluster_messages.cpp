@@ -10,6 +10,7 @@ void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<shard_record>("ordermesh.shard_record");
   // add_message_type<T> registers std::vector<T> too.
   cfg.add_message_type<replica_delta>("ordermesh.replica_delta");
+  cfg.add_message_type<identity::identity_proof>("ordermesh.identity_proof");
 }
 
 }  // namespace ordermesh::cluster

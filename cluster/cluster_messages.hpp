@@ -11,6 +11,8 @@
 #include <caf/atom.hpp>
 #include <caf/fwd.hpp>
 
+#include "cluster/identity/identity_prover.hpp"
+
 namespace ordermesh::cluster {
 
 /// What a node tells a peer about itself when they connect.
@@ -72,7 +74,15 @@ struct routing_table {
 using routing_ptr = std::shared_ptr<const routing_table>;
 
 // ---- agent <-> agent (BASP) ----
-using hello_atom = caf::atom_constant<caf::atom("c_hello")>;  // (caller node id) -> peer_info
+// The hello proves each side's id (cluster/identity/peer_proof.hpp, docs/SECURITY.md):
+/// (caller node id, dialer challenge) -> (node id, dialed challenge, identity_proof): the dialer
+/// says who it claims to be; the dialed node proves its id over the dialer's challenge and
+/// issues its own.
+using hello_atom = caf::atom_constant<caf::atom("c_hello")>;
+/// (caller node id, identity_proof, peer_info) -> peer_info: the dialer, having checked the
+/// dialed node's proof, proves its own id and hands over its actors; the dialed node answers
+/// with its actors once the proof holds, and with an error otherwise (and registers nothing).
+using hello_proof_atom = caf::atom_constant<caf::atom("c_proof")>;
 using leave_atom = caf::atom_constant<caf::atom("c_leave")>;  // (node_id) -> bool
 /// () -> bool: the controller's probe of a connected member (suspects, controller_duties.cpp):
 /// a member that stops answering (paused, cut off) is suspected like one whose connection dropped.

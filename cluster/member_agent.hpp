@@ -60,6 +60,9 @@ struct agent_hooks {
   std::function<caf::expected<caf::actor>(caf::actor_system&, const std::string& host,
                                           uint16_t port)>
       connect;
+  /// Proves this node's id to its peers and checks theirs in the hello (nodes/tls_peer_prover:
+  /// the cluster certificate). Unset: identity::make_insecure_prover (every claim believed).
+  std::shared_ptr<identity::identity_prover> prover;
 };
 
 struct member_agent_config {

@@ -108,6 +108,7 @@ bool is_other_variable(const std::string& var) {
       "ORDERMESH_SKIP_SETUP",
       "ORDERMESH_SYSTEM_TESTS",
       "ORDERMESH_TEST_POWER_CUT",  // nodes/power_cut_hook.hpp reads it itself
+      "ORDERMESH_TEST_SKIP_OWN_CERT_CHECK",
       "ORDERMESH_WERROR",
   };
   return std::any_of(std::begin(others), std::end(others),

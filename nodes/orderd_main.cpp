@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <future>
@@ -47,6 +48,7 @@
 #include "nodes/password_limits.hpp"
 #include "nodes/power_cut_hook.hpp"
 #include "nodes/tls_identity.hpp"
+#include "nodes/tls_peer_prover.hpp"
 #include "persistence/storage_engine.hpp"
 
 namespace om = ordermesh;
@@ -134,9 +136,22 @@ int main(int argc, char** argv) {
   // A certificate that cannot work is a configuration error, said now rather than found out at
   // the first handshake in some peer's log.
   const bool cluster_tls = !cfg.tls_cert.empty();
-  if (cluster_tls) {
+  // Tests only (the impostor of tests/system/peer_identity_test.py): skips this convenience
+  // check, which guards against a wrong file, not against an attacker (who can build a binary
+  // without it); the peers' check of the hello's proof is the boundary.
+  const bool skip_own_cert_check = std::getenv("ORDERMESH_TEST_SKIP_OWN_CERT_CHECK") != nullptr;
+  if (cluster_tls && !skip_own_cert_check) {
     auto why = om::node::check_tls_identity(cfg.tls_cert, cfg.tls_key, cfg.tls_ca, cfg.node_id);
     if (!why.empty()) {
+      std::cerr << "orderd: " << why << "\n";
+      return 2;
+    }
+  }
+  std::shared_ptr<om::cluster::identity::identity_prover> prover;
+  if (cluster_tls) {
+    std::string why;
+    prover = om::node::make_tls_peer_prover(cfg.tls_cert, cfg.tls_key, cfg.tls_ca, &why);
+    if (!prover) {
       std::cerr << "orderd: " << why << "\n";
       return 2;
     }
@@ -211,6 +226,11 @@ int main(int argc, char** argv) {
     log->warn(
         "node={} --admin-token on the command line is visible to every local user (ps); "
         "prefer --admin-token-file or ORDERMESH_ADMIN_TOKEN",
+        cfg.node_id);
+  if (skip_own_cert_check)
+    log->critical(
+        "node={} ORDERMESH_TEST_SKIP_OWN_CERT_CHECK is set: the start-up check of this node's "
+        "certificate is skipped (tests only)",
         cfg.node_id);
   if (cfg.insecure_cluster && !cfg.etcd.empty())
     log->warn(
@@ -339,6 +359,7 @@ int main(int argc, char** argv) {
       ctx->set_lease_until(0);
       hooks.set_lease_until = [ctx](int64_t until_ns) { ctx->set_lease_until(until_ns); };
     }
+    hooks.prover = prover;
     // The cluster port through orderd's own middleman (docs/SECURITY.md, "Cluster plane"):
     // TLS or plain, with a connection cap, a handshake deadline and a BASP frame bound.
     om::cluster_transport::transport_options topts;
@@ -520,7 +541,8 @@ int main(int argc, char** argv) {
                 std::chrono::duration_cast<std::chrono::seconds>(drain_leadership_bound).count());
         } else {
           log->info("node={} signal {}: handing off its shards before leaving", cfg.node_id, sig);
-          caf::anon_send(agent, om::cluster::leave_atom::value, cfg.node_id);
+          caf::scoped_actor leaver{sys};  // the agent takes leave from a sender of this node
+          leaver->send(agent, om::cluster::leave_atom::value, cfg.node_id);
           left_future.wait_for(std::chrono::minutes(5));
         }
       }

@@ -12,6 +12,8 @@
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
+#include "nodes/x509_checks.hpp"
+
 namespace ordermesh::node {
 
 namespace {
@@ -19,26 +21,7 @@ namespace {
 struct file_closer {
   void operator()(std::FILE* f) const { std::fclose(f); }
 };
-struct x509_free {
-  void operator()(X509* x) const { X509_free(x); }
-};
-struct pkey_free {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
 using file_ptr = std::unique_ptr<std::FILE, file_closer>;
-using x509_ptr = std::unique_ptr<X509, x509_free>;
-using pkey_ptr = std::unique_ptr<EVP_PKEY, pkey_free>;
-
-/// The newest OpenSSL error as text (and the queue cleared, so it cannot leak into CAF's).
-std::string openssl_reason() {
-  unsigned long code = ERR_peek_last_error();
-  ERR_clear_error();
-  if (code == 0)
-    return "not a PEM file of the expected kind";
-  char buf[256];
-  ERR_error_string_n(code, buf, sizeof buf);
-  return buf;
-}
 
 file_ptr open_file(const std::string& what, const std::string& path, std::string* why) {
   file_ptr f(std::fopen(path.c_str(), "r"));
@@ -66,56 +49,6 @@ std::vector<x509_ptr> read_certs(const std::string& what, const std::string& pat
 /// Refuses to prompt for a passphrase: orderd runs unattended, an encrypted key is a mistake.
 int no_passphrase(char*, int, int, void*) {
   return -1;
-}
-
-/// The subject's common name, or empty.
-std::string common_name(X509* cert) {
-  X509_NAME* subject = X509_get_subject_name(cert);
-  int i = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
-  if (i < 0)
-    return {};
-  ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, i));
-  return std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(data)),
-                     static_cast<size_t>(ASN1_STRING_length(data)));
-}
-
-/// The DNS names among the subject alternative names.
-std::vector<std::string> dns_names(X509* cert) {
-  std::vector<std::string> out;
-  auto* names =
-      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
-  if (!names)
-    return out;
-  for (int i = 0; i < sk_GENERAL_NAME_num(names); ++i) {
-    const GENERAL_NAME* n = sk_GENERAL_NAME_value(names, i);
-    if (n->type == GEN_DNS)
-      out.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(n->d.dNSName)),
-                       static_cast<size_t>(ASN1_STRING_length(n->d.dNSName)));
-  }
-  GENERAL_NAMES_free(names);
-  return out;
-}
-
-/// Empty when `cert` chains to a CA of `ca_file` and every certificate of the chain is valid
-/// now; otherwise OpenSSL's reason.
-std::string verify_chain(X509* cert, const std::vector<x509_ptr>& intermediates,
-                         const std::vector<x509_ptr>& cas) {
-  std::unique_ptr<X509_STORE, decltype(&X509_STORE_free)> store(X509_STORE_new(), &X509_STORE_free);
-  for (const auto& ca : cas)
-    X509_STORE_add_cert(store.get(), ca.get());
-  std::unique_ptr<STACK_OF(X509), void (*)(STACK_OF(X509)*)> chain(
-      sk_X509_new_null(), [](STACK_OF(X509) * s) { sk_X509_free(s); });
-  for (const auto& x : intermediates)
-    sk_X509_push(chain.get(), x.get());  // borrowed: freed by `intermediates`
-  std::unique_ptr<X509_STORE_CTX, decltype(&X509_STORE_CTX_free)> ctx(X509_STORE_CTX_new(),
-                                                                      &X509_STORE_CTX_free);
-  if (!ctx || X509_STORE_CTX_init(ctx.get(), store.get(), cert, chain.get()) != 1)
-    return "cannot set up the verification: " + openssl_reason();
-  if (X509_verify_cert(ctx.get()) == 1)
-    return {};
-  std::string reason = X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get()));
-  ERR_clear_error();
-  return reason;
 }
 
 }  // namespace
@@ -151,17 +84,13 @@ std::string check_tls_identity(const std::string& cert_file, const std::string& 
   if (auto reason = verify_chain(cert, intermediates, cas); !reason.empty())
     return "--tls-cert " + cert_file + ": does not chain to a CA in --tls-ca " + ca_file + ": " +
            reason;
-  // Peers check only that a certificate comes from the cluster CA (CAF does no name check):
-  // a node whose certificate names another node would be a misconfiguration waiting to hide a
-  // stolen identity, so orderd refuses to start with one.
-  auto cn = common_name(cert);
-  if (cn == node_id)
-    return {};
-  for (const auto& dns : dns_names(cert))
-    if (dns == node_id)
-      return {};
-  return "--tls-cert " + cert_file + ": names '" + cn + "' (CN) and no DNS name '" + node_id +
-         "': a node's certificate must name its --node-id";
+  // Peers refuse a node whose certificate does not name the id it claims (the hello's proof,
+  // tls_peer_prover.cpp); checked here too, so that a wrong file is an exit 2 that says so
+  // rather than refused hellos in the peers' logs.
+  if (auto bad = name_mismatch(cert, node_id); !bad.empty())
+    return "--tls-cert " + cert_file + ": " + bad +
+           ": a node's certificate must name its --node-id";
+  return {};
 }
 
 }  // namespace ordermesh::node

@@ -26,10 +26,12 @@
 #include <caf/response_promise.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include "cluster/agent/proven_peers.hpp"
 #include "cluster/agent/replication_roles.hpp"
 #include "cluster/coordination/shard_reconciler.hpp"
 #include "cluster/coordination/suspicion.hpp"
 #include "cluster/coordination_driver.hpp"
+#include "cluster/identity/peer_proof.hpp"
 #include "cluster/member_agent.hpp"
 
 namespace ordermesh::cluster::agent {
@@ -53,6 +55,14 @@ constexpr std::chrono::milliseconds tick_interval{500};
 /// drops both; with TLS, whose handshakes are slower, the two overlap almost every time.
 constexpr std::chrono::milliseconds dial_grace{1500};
 constexpr std::chrono::milliseconds campaign_interval{1000};
+/// Hellos answered whose proof has not come back yet: one per connecting node, this many in all,
+/// each for at most hello_ttl (peer_links.cpp).
+constexpr size_t max_pending_hellos = 64;
+constexpr std::chrono::seconds hello_ttl{30};
+/// A refused proof is logged at most once per claimed id per this long (and always counted).
+constexpr std::chrono::seconds refusal_log_interval{30};
+/// A member whose address answered with a failed proof is dialed again after this long.
+constexpr std::chrono::seconds redial_after_refusal{5};
 
 struct peer {
   caf::actor agent;
@@ -74,6 +84,9 @@ struct peer {
   /// Since when this node has waited for the member (a lower id: it dials) to connect to it,
   /// rather than dialing at the same time (see dial_grace).
   std::optional<clock_type::time_point> awaited_since;
+  /// When the node at its address last failed to prove it is this member (see
+  /// redial_after_refusal).
+  std::optional<clock_type::time_point> proof_refused_at;
 };
 
 /// What `p`'s connection shows, for the suspicion rules (cluster/coordination/suspicion.hpp).
@@ -105,6 +118,11 @@ struct agent_state {
   clock_type::time_point lease_until{};
   int64_t incarnation = 0;
   std::map<std::string, peer> peers;
+  std::shared_ptr<identity::identity_prover> prover;  // never null once started
+  identity::pending_challenges hellos{max_pending_hellos, hello_ttl};
+  identity::refusal_log_limiter refusal_log{max_peers, refusal_log_interval};
+  /// Which member each connected CAF node proved to be (shared with the replica follower).
+  std::shared_ptr<proven_peers> proven = std::make_shared<proven_peers>();
   std::vector<co::local_shard> local;
   std::vector<bool> busy;                                     // a step in flight, per shard
   std::map<uint16_t, clock_type::time_point> waiting_target;  // send waiting for a connection
@@ -158,8 +176,16 @@ void publish_routes(self_ptr self);
 // ---- peer_links.cpp ----
 /// Connects to every member not connected yet (bounded by max_peers).
 void connect_members(self_ptr self);
-/// A member's agent reached us: remember it (once) and answer who we are.
-peer_info answer_hello(self_ptr self, const std::string& from);
+/// A member's agent dialed us and says it is `from`: prove who we are over its challenge and
+/// issue ours (nothing is registered yet).
+caf::result<std::string, std::string, identity::identity_proof> answer_hello(
+    self_ptr self, const std::string& from, const std::string& challenge);
+/// The dialer's proof: checked against the challenge issued to its node; only then are its
+/// actors registered under `from` and ours handed back.
+caf::result<peer_info> answer_proof(self_ptr self, const std::string& from,
+                                    const identity::identity_proof& proof, peer_info& info);
+/// Where the message being handled came from (proven_peers.hpp); *member: a proven peer's id.
+sender_kind sender_of(self_ptr self, std::string* member);
 /// A connection ended (a down message from a peer's agent): its shards become unreachable.
 void peer_down(self_ptr self, const caf::actor_addr& source);
 

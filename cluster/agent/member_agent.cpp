@@ -246,6 +246,7 @@ caf::behavior member_agent(self_ptr self, member_agent_config cfg,
   s.busy.assign(s.cfg.shard_count, false);
   s.last_step.assign(s.cfg.shard_count, co::step::serve);
   s.store_kind = std::string((*session)->kind());
+  s.prover = s.hooks.prover ? s.hooks.prover : identity::make_insecure_prover();
   driver_config dcfg;
   dcfg.me = co::member_info{s.cfg.node_id, s.cfg.cluster_address, s.cfg.client_address, false,
                             s.cfg.disk};
@@ -265,6 +266,7 @@ caf::behavior member_agent(self_ptr self, member_agent_config cfg,
     ctx->lag_timeout = s.cfg.replica_lag_timeout;
     ctx->commit_timeout = s.cfg.commit_timeout;
     ctx->rings.assign(s.cfg.shard_count, replication::delta_ring(4096, 4u << 20));
+    ctx->proven = s.proven;
     s.repl = ctx;
     collect_replication_lag(ctx);
     s.replica_leader = spawn_replica_leader(self->system(), ctx);
@@ -277,9 +279,18 @@ caf::behavior member_agent(self_ptr self, member_agent_config cfg,
   }
   self->set_down_handler([self](caf::down_msg& dm) { peer_down(self, dm.source); });
   self->send(self, tick_atom::value);
+  // Messages only this node's own actors send (its driver, its writer's completions, its
+  // gateway and main) are refused from anywhere else: CAF lets any connected node address an
+  // actor whose handle it has seen, and the agent's is every peer's.
+  auto local = [self] {
+    std::string ignored;
+    return sender_of(self, &ignored) == sender_kind::this_node;
+  };
   return {
       [self](coord_state_atom, state_ptr& st) { on_state(self, std::move(st)); },
-      [self](coord_lease_atom, int64_t until_ns, int64_t incarnation) {
+      [self, local](coord_lease_atom, int64_t until_ns, int64_t incarnation) {
+        if (!local())
+          return;
         auto& st = self->state;
         st.lease_until = clock_type::time_point(std::chrono::nanoseconds(until_ns));
         if (st.hooks.set_lease_until)
@@ -294,18 +305,56 @@ caf::behavior member_agent(self_ptr self, member_agent_config cfg,
         if (changed)
           publish_replication(self);
       },
-      [self](tick_atom) { tick(self); },
-      [self](hello_atom, const std::string& from) { return answer_hello(self, from); },
-      [](ping_atom) { return true; },
-      [self](copy_atom, uint16_t shard, int64_t revision, bool first,
-             std::vector<shard_record>& records,
-             bool done) { return receive_copy(self, shard, revision, first, records, done); },
-      [self](next_chunk_atom, uint16_t shard, const std::string& after_key) {
-        send_chunk(self, shard, after_key);
+      [self, local](tick_atom) {
+        if (local())
+          tick(self);
       },
-      [self](imported_atom, uint64_t id, bool ok) { imported(self, id, ok); },
+      [self](hello_atom, const std::string& from, const std::string& challenge) {
+        return answer_hello(self, from, challenge);
+      },
+      [self](hello_proof_atom, const std::string& from, const identity::identity_proof& proof,
+             peer_info& info) { return answer_proof(self, from, proof, info); },
+      [self](ping_atom) -> caf::result<bool> {
+        std::string peer_id;
+        if (sender_of(self, &peer_id) == sender_kind::unknown)
+          return caf::make_error(caf::sec::invalid_argument, "not a proven member");
+        return true;
+      },
+      [self](copy_atom, uint16_t shard, int64_t revision, bool first,
+             std::vector<shard_record>& records, bool done) -> caf::result<bool> {
+        // Only the shard's primary sends its copy: the proven id of the sending node must be it.
+        std::string peer_id;
+        auto kind = sender_of(self, &peer_id);
+        auto& st = self->state;
+        bool primary = kind == sender_kind::proven && st.state && shard < st.state->shards.size() &&
+                       st.state->shards[shard].primary == peer_id;
+        if (!primary) {
+          uint64_t suppressed = 0;  // rate-limited like a refused proof (a key no id can take)
+          if (st.refusal_log.allow("\ncopy", clock_type::now(), &suppressed))
+            st.log->warn("node={} refused a copy of shard {} from {}: not its proven primary",
+                         me(self), shard,
+                         kind == sender_kind::proven ? peer_id : "an unproven node");
+          return false;
+        }
+        return receive_copy(self, shard, revision, first, records, done);
+      },
+      [self, local](next_chunk_atom, uint16_t shard, const std::string& after_key) {
+        if (local())
+          send_chunk(self, shard, after_key);
+      },
+      [self, local](imported_atom, uint64_t id, bool ok) {
+        if (local())
+          imported(self, id, ok);
+      },
       [self](leave_atom, const std::string& node_id) -> caf::result<bool> {
         auto& st = self->state;
+        // This node's gateway or main asks; a peer may pass on its operator's request for this
+        // node only (the gateway there delegates it here), and only once its id is proven.
+        std::string peer_id;
+        auto kind = sender_of(self, &peer_id);
+        if (kind == sender_kind::unknown || (kind == sender_kind::proven && node_id != me(self)))
+          return caf::make_error(caf::sec::invalid_argument,
+                                 "leave is asked by this node's operator or a proven member");
         if (node_id != me(self)) {
           auto p = st.peers.find(node_id);
           if (p == st.peers.end() || !p->second.agent)
@@ -341,7 +390,9 @@ caf::behavior member_agent(self_ptr self, member_agent_config cfg,
                 [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
         return rp;
       },
-      [self](drain_atom) -> caf::result<bool> {
+      [self, local](drain_atom) -> caf::result<bool> {
+        if (!local())
+          return caf::make_error(caf::sec::invalid_argument, "asked by this node only");
         auto& st = self->state;
         if (!st.state || !st.state->config || st.state->config->replication_factor <= 1)
           return false;  // not replicated: the caller hands its shards off by leave_atom
@@ -359,8 +410,14 @@ caf::behavior member_agent(self_ptr self, member_agent_config cfg,
                 [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
         return rp;
       },
-      [self](member_status_atom) { return status_of(self); },
-      [self](force_primary_atom, uint16_t shard, const std::string& node) {
+      [self, local](member_status_atom) -> caf::result<member_status> {
+        if (!local())
+          return caf::make_error(caf::sec::invalid_argument, "asked by this node only");
+        return status_of(self);
+      },
+      [self, local](force_primary_atom, uint16_t shard, const std::string& node) {
+        if (!local())
+          return refused_force("asked by this node's gateway only");
         return force_primary(self, shard, node);
       },
   };

@@ -1,11 +1,15 @@
 // Connections to the other members' agents over CAF's BASP: one per member, made by the member
 // with the lower id (the other dials only when that has not happened within dial_grace) and
-// reused by the other. A peer answers hello with its supervisors, which is all routing needs.
+// reused by the other. Over it the two agents say hello, and each proves its id to the other
+// (cluster/identity/peer_proof.hpp: the dialed node first, then the dialer); only then does
+// each register the other's supervisors and replica follower, which is all routing and
+// replication need.
 #include <spdlog/logger.h>
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
 #include "cluster/agent/agent_state.hpp"
+#include "observability/registry.hpp"
 
 namespace ordermesh::cluster::agent {
 
@@ -24,25 +28,114 @@ bool split_host_port(const std::string& s, std::string& host, uint16_t& port) {
   return port != 0;
 }
 
-void greet(self_ptr self, const std::string& node_id, caf::actor agent) {
+/// ordermesh_peer_proofs_refused_total: hellos whose proof of identity failed, either side.
+om::obs::counter& proofs_refused() {
+  static auto& c = om::obs::registry::global()
+                       .counters("ordermesh_peer_proofs_refused_total",
+                                 "Cluster hellos refused because the peer did not prove the node "
+                                 "id it claims (certificate, name or signature)")
+                       .with({});
+  return c;
+}
+
+/// A peer claiming `claimed` failed its proof: counted, and logged at most once per claimed id
+/// per refusal_log_interval (a peer retrying every second must not flood the log).
+void refuse(self_ptr self, const std::string& claimed_raw, const char* side,
+            const std::string& why) {
+  proofs_refused().inc();
+  // The id (and a reason quoting the peer) is the peer's text: no control characters reach the
+  // log.
+  std::string claimed = claimed_raw.substr(0, identity::max_node_id_bytes);
+  std::string reason = why;
+  for (auto* text : {&claimed, &reason})
+    for (auto& c : *text)
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+        c = '?';
+  uint64_t suppressed = 0;
   auto& s = self->state;
-  self->monitor(agent);
-  self->request(agent, s.cfg.request_timeout, hello_atom::value, s.cfg.node_id)
+  if (!s.refusal_log.allow(claimed, clock_type::now(), &suppressed))
+    return;
+  s.log->error("node={} refused a peer claiming to be {} ({}): proof of identity failed: {}{}",
+               me(self), claimed, side, reason,
+               suppressed ? " (" + std::to_string(suppressed) + " more since the last line)" : "");
+}
+
+/// `node_id` proved its id: its agent, supervisors and follower become this node's routes.
+void register_peer(self_ptr self, const std::string& node_id, const caf::actor& agent,
+                   const peer_info& info) {
+  auto& p = self->state.peers[node_id];
+  if (p.agent != agent)
+    self->monitor(agent);
+  self->state.proven->set(agent.node(), node_id);
+  p.agent = agent;
+  p.supervisors = info.supervisors;
+  p.replica = info.replica;
+  p.connecting = false;
+  p.failures = 0;
+  p.down_since.reset();
+  p.silent_since.reset();
+  p.refused_since.reset();
+  p.awaited_since.reset();
+  p.proof_refused_at.reset();
+  self->state.log->info("node={} connected to {} (id proven)", me(self), node_id);
+  publish_routes(self);
+  publish_replication(self);
+}
+
+peer_info my_info(self_ptr self) {
+  auto& st = self->state;
+  return peer_info{st.cfg.node_id, st.hooks.supervisors, st.replica_follower};
+}
+
+/// The dialer's side: hello with our challenge; check the dialed node's proof (it must be
+/// `node_id`, published at `address`, the one we dialed); then prove ours and hand over our
+/// actors; register its actors from the answer.
+void greet(self_ptr self, const std::string& node_id, const std::string& address,
+           caf::actor agent) {
+  auto& s = self->state;
+  auto mine = s.prover->challenge();
+  auto fail = [self, node_id](const std::string& why) {
+    refuse(self, node_id, "dialed by this node", why);
+    auto& p = self->state.peers[node_id];
+    p.connecting = false;
+    p.proof_refused_at = clock_type::now();
+  };
+  self->request(agent, s.cfg.request_timeout, hello_atom::value, s.cfg.node_id, mine)
       .then(
-          [self, node_id, agent](const peer_info& info) {
-            auto& p = self->state.peers[node_id];
-            p.agent = agent;
-            p.supervisors = info.supervisors;
-            p.replica = info.replica;
-            p.connecting = false;
-            p.failures = 0;
-            p.down_since.reset();
-            p.silent_since.reset();
-            p.refused_since.reset();
-            p.awaited_since.reset();
-            self->state.log->info("node={} connected to {}", me(self), node_id);
-            publish_routes(self);
-            publish_replication(self);
+          [self, node_id, address, agent, mine, fail](const std::string& answered_as,
+                                                      const std::string& theirs,
+                                                      const identity::identity_proof& proof) {
+            auto& st = self->state;
+            if (answered_as != node_id)
+              return fail("the node at " + address + " answered as '" + answered_as.substr(0, 64) +
+                          "'");
+            identity::proof_context ctx{
+                identity::proof_role::dialed, node_id, me(self), address, mine, theirs};
+            if (auto why = identity::check_proof(*st.prover, proof, ctx); !why.empty())
+              return fail(why);
+            ctx.role = identity::proof_role::dialer;
+            ctx.prover_id = me(self);
+            ctx.verifier_id = node_id;
+            identity::identity_proof own;
+            std::string why;
+            if (!identity::make_proof(*st.prover, ctx, &own, &why)) {
+              st.log->error("node={} cannot prove its id to {}: {}", me(self), node_id, why);
+              st.peers[node_id].connecting = false;
+              return;
+            }
+            self->request(agent, st.cfg.request_timeout, hello_proof_atom::value, st.cfg.node_id,
+                          own, my_info(self))
+                .then([self, node_id,
+                       agent](const peer_info& info) { register_peer(self, node_id, agent, info); },
+                      [self, node_id](caf::error& err) {
+                        auto& ss = self->state;
+                        ss.peers[node_id].connecting = false;
+                        uint64_t suppressed = 0;
+                        // Rate-limited like a refusal of ours (a key no peer id can take).
+                        if (ss.refusal_log.allow("\n" + node_id, clock_type::now(), &suppressed))
+                          ss.log->warn("node={} {} did not accept this node's proof: {}", me(self),
+                                       node_id, caf::to_string(err));
+                      });
           },
           [self, node_id](caf::error&) { self->state.peers[node_id].connecting = false; });
 }
@@ -72,6 +165,10 @@ void connect_peer(self_ptr self, const co::member_record& m) {
   auto& p = s.peers[m.node_id];
   if (p.connecting || (p.agent && !p.supervisors.empty()))
     return;
+  // Whoever answered at its address did not prove to be it: not dialed again before
+  // redial_after_refusal (each try costs a signature and a verification on both sides).
+  if (p.proof_refused_at && clock_type::now() - *p.proof_refused_at < redial_after_refusal)
+    return;
   if (m.node_id < me(self)) {  // it dials us: give it dial_grace first
     auto now = clock_type::now();
     if (!p.awaited_since)
@@ -88,7 +185,8 @@ void connect_peer(self_ptr self, const co::member_record& m) {
   auto address = m.cluster_address;
   auto started = clock_type::now();
   self->request(spawn_connector(self), s.cfg.request_timeout * 2, connect_atom::value, host, port)
-      .then([self, node_id](const caf::actor& agent) { greet(self, node_id, agent); },
+      .then([self, node_id,
+             address](const caf::actor& agent) { greet(self, node_id, address, agent); },
             [self, node_id, address, started](caf::error& err) {
               auto& peer = self->state.peers[node_id];
               peer.connecting = false;
@@ -121,21 +219,77 @@ void connect_members(self_ptr self) {
       connect_peer(self, m);
 }
 
-peer_info answer_hello(self_ptr self, const std::string& from) {
-  // The caller reached us: reach it back over the same connection, not a new one of ours.
+sender_kind sender_of(self_ptr self, std::string* member) {
+  return classify_sender(self->current_sender(), self->node(), *self->state.proven, member);
+}
+
+caf::result<std::string, std::string, identity::identity_proof> answer_hello(
+    self_ptr self, const std::string& from, const std::string& challenge) {
   auto& st = self->state;
-  auto caller = caf::actor_cast<caf::actor>(self->current_sender());
+  auto sender = self->current_sender();
+  if (!sender || sender->node() == self->node())
+    return caf::make_error(caf::sec::invalid_argument, "a hello comes from a peer's agent");
+  auto claimed = from.substr(0, identity::max_node_id_bytes);
+  if (auto bad = identity::check_peer_id(from, me(self)); !bad.empty()) {
+    refuse(self, claimed, "dialed this node", bad);
+    return caf::make_error(caf::sec::invalid_argument, bad);
+  }
+  if (auto bad = identity::check_challenge(challenge); !bad.empty()) {
+    refuse(self, claimed, "dialed this node", bad);
+    return caf::make_error(caf::sec::invalid_argument, bad);
+  }
   auto p = st.peers.find(from);
-  bool known = p != st.peers.end() && p->second.agent && !p->second.supervisors.empty();
-  if (caller && !known && !from.empty() && from.size() <= 64 && from != me(self) &&
-      (p != st.peers.end() || st.peers.size() < max_peers))
-    greet(self, from, caller);
-  return peer_info{st.cfg.node_id, st.hooks.supervisors, st.replica_follower};
+  if (p == st.peers.end() && st.peers.size() >= max_peers)
+    return caf::make_error(caf::sec::invalid_argument, "too many peers");
+  identity::pending_challenges::entry e;
+  e.claimed_id = from;
+  e.dialer_challenge = challenge;
+  e.dialed_challenge = st.prover->challenge();
+  auto mine = e.dialed_challenge;
+  if (!st.hellos.issue(caf::to_string(sender->node()), std::move(e), clock_type::now()))
+    return caf::make_error(caf::sec::invalid_argument, "too many hellos waiting for a proof");
+  identity::proof_context ctx{identity::proof_role::dialed, me(self),  from,
+                              st.cfg.cluster_address,       challenge, mine};
+  identity::identity_proof proof;
+  std::string why;
+  if (!identity::make_proof(*st.prover, ctx, &proof, &why)) {
+    st.log->error("node={} cannot prove its id to {}: {}", me(self), from, why);
+    return caf::make_error(caf::sec::runtime_error, "cannot prove its id");
+  }
+  return caf::result<std::string, std::string, identity::identity_proof>(
+      st.cfg.node_id, std::move(mine), std::move(proof));
+}
+
+caf::result<peer_info> answer_proof(self_ptr self, const std::string& from,
+                                    const identity::identity_proof& proof, peer_info& info) {
+  auto& st = self->state;
+  auto sender = self->current_sender();
+  if (!sender || sender->node() == self->node())
+    return caf::make_error(caf::sec::invalid_argument, "a proof comes from a peer's agent");
+  auto claimed = from.substr(0, identity::max_node_id_bytes);
+  // The challenge was issued to this CAF node (this connection) for this claimed id.
+  auto e = st.hellos.take(caf::to_string(sender->node()), from, clock_type::now());
+  if (!e) {
+    refuse(self, claimed, "dialed this node", "no hello of its own waits for this proof");
+    return caf::make_error(caf::sec::invalid_argument, "no hello waits for this proof");
+  }
+  identity::proof_context ctx{
+      identity::proof_role::dialer, from, me(self), st.cfg.cluster_address, e->dialer_challenge,
+      e->dialed_challenge};
+  if (auto why = identity::check_proof(*st.prover, proof, ctx); !why.empty()) {
+    refuse(self, claimed, "dialed this node", why);
+    return caf::make_error(caf::sec::invalid_argument, "proof of identity refused");
+  }
+  if (info.node_id != from)
+    return caf::make_error(caf::sec::invalid_argument, "its actors are announced under another id");
+  register_peer(self, from, caf::actor_cast<caf::actor>(sender), info);
+  return my_info(self);
 }
 
 void peer_down(self_ptr self, const caf::actor_addr& source) {
   auto& st = self->state;
   std::vector<std::string> lost;
+  st.proven->erase(source.node());
   for (auto& [id, p] : st.peers)
     if (p.agent && p.agent.address() == source) {
       st.log->warn("node={} lost the connection to {}", me(self), id);

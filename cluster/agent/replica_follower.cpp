@@ -179,8 +179,8 @@ caf::result<uint8_t, uint64_t, uint64_t, int64_t> apply(follower_ptr self, uint1
   for (size_t i = 0; i < slot.deltas.size(); ++i) {
     ps::status why;
     auto done = [me, id, i](const ps::status& result) {
-      caf::anon_send(me, applied_atom::value, id, static_cast<uint64_t>(i),
-                     static_cast<uint8_t>(result.kind()), result.message());
+      caf::send_as(me, me, applied_atom::value, id, static_cast<uint64_t>(i),
+                   static_cast<uint8_t>(result.kind()), result.message());
     };
     if (!storage.submit_replicated(slot.deltas[i], done, &why)) {
       // Not queued (full, failing): this one answers for itself, the rest are not sent.
@@ -315,8 +315,8 @@ tail_result tail(follower_ptr self, uint16_t shard, uint64_t epoch, uint64_t fro
   auto rp = pt.rp;
   caf::actor me = caf::actor_cast<caf::actor>(self);
   storage.fence_replica_async(shard, epoch, [me, id](const ps::status& result) {
-    caf::anon_send(me, fenced_atom::value, id, static_cast<uint8_t>(result.kind()),
-                   result.message());
+    caf::send_as(me, me, fenced_atom::value, id, static_cast<uint8_t>(result.kind()),
+                 result.message());
   });
   return rp;
 }
@@ -349,14 +349,31 @@ reply beat(follower_ptr self, uint16_t shard, uint64_t epoch) {
   return answer(ctx, shard, replica_reply::ok, ctx.storage->replica_position(shard));
 }
 
+/// Where the message being handled came from: a primary's messages are taken only from a node
+/// that proved its member id in the agents' hello (peer_links.cpp), this node's own completions
+/// only from this node (any connected node can address an actor whose handle it has seen).
+sender_kind sender_of(follower_ptr self) {
+  std::string member;
+  return classify_sender(self->current_sender(), self->node(), *self->state.ctx->proven, &member);
+}
+
 caf::behavior replica_follower(follower_ptr self, replication_context_ptr ctx) {
   self->state.ctx = std::move(ctx);
+  auto from_member = [self] { return sender_of(self) != sender_kind::unknown; };
+  auto local = [self] { return sender_of(self) == sender_kind::this_node; };
   return {
-      [self](replica_append_atom, uint16_t shard, uint64_t epoch,
-             const std::vector<replica_delta>& deltas) {
+      [self, from_member](replica_append_atom, uint16_t shard, uint64_t epoch,
+                          const std::vector<replica_delta>& deltas)
+          -> caf::result<uint8_t, uint64_t, uint64_t, int64_t> {
+        if (!from_member()) {
+          auto r = answer(*self->state.ctx, shard, replica_reply::failed, 0);
+          return {std::get<0>(r), std::get<1>(r), std::get<2>(r), std::get<3>(r)};
+        }
         return apply(self, shard, epoch, deltas);
       },
-      [self](applied_atom, uint64_t id, uint64_t index, uint8_t code, std::string& message) {
+      [self, local](applied_atom, uint64_t id, uint64_t index, uint8_t code, std::string& message) {
+        if (!local())
+          return;
         auto it = self->state.pending.find(id);
         if (it == self->state.pending.end() || index >= it->second.results.size())
           return;
@@ -364,18 +381,25 @@ caf::behavior replica_follower(follower_ptr self, replication_context_ptr ctx) {
         --it->second.waiting;
         finish_apply(self, id);
       },
-      [self](replica_copy_atom, uint16_t shard, uint64_t epoch, bool first,
-             std::vector<shard_record>& records, bool done, uint64_t position,
-             uint64_t position_epoch) {
+      [self, from_member](replica_copy_atom, uint16_t shard, uint64_t epoch, bool first,
+                          std::vector<shard_record>& records, bool done, uint64_t position,
+                          uint64_t position_epoch) {
+        if (!from_member())
+          return answer(*self->state.ctx, shard, replica_reply::failed, 0);
         return copy_chunk(self, shard, epoch, first, records, done, position, position_epoch);
       },
-      [self](replica_tail_atom, uint16_t shard, uint64_t epoch, uint64_t from) {
+      [self, from_member](replica_tail_atom, uint16_t shard, uint64_t epoch, uint64_t from) {
+        if (!from_member())
+          return tail_now(tail_answer(*self->state.ctx, shard, replica_reply::failed, 0));
         return tail(self, shard, epoch, from);
       },
-      [self](fenced_atom, uint64_t id, uint8_t code, const std::string&) {
-        tail_fenced(self, id, code);
+      [self, local](fenced_atom, uint64_t id, uint8_t code, const std::string&) {
+        if (local())
+          tail_fenced(self, id, code);
       },
-      [self](replica_beat_atom, uint16_t shard, uint64_t epoch) {
+      [self, from_member](replica_beat_atom, uint16_t shard, uint64_t epoch) {
+        if (!from_member())
+          return answer(*self->state.ctx, shard, replica_reply::failed, 0);
         return beat(self, shard, epoch);
       },
   };

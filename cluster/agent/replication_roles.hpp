@@ -26,6 +26,7 @@
 #include <caf/atom.hpp>
 #include <caf/fwd.hpp>
 
+#include "cluster/agent/proven_peers.hpp"
 #include "cluster/cluster_messages.hpp"
 #include "cluster/coordination_driver.hpp"
 #include "cluster/replica_sink.hpp"
@@ -73,6 +74,9 @@ struct replication_context {
   /// Written by the leader, read by the agent. Guarded by lag_mu.
   std::mutex lag_mu;
   std::map<uint16_t, std::map<std::string, uint64_t>> lag;
+  /// Which member each connected node proved to be (the agent's): the follower takes a
+  /// primary's messages only from a node that proved its id.
+  std::shared_ptr<proven_peers> proven = std::make_shared<proven_peers>();
 };
 using replication_context_ptr = std::shared_ptr<replication_context>;
 

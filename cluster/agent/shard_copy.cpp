@@ -198,7 +198,8 @@ caf::result<bool> receive_copy(self_ptr self, uint16_t shard, int64_t revision, 
   bool queued = s.storage->submit_import(
       shard, std::move(kv),
       [agent, id](const persistence::status& st) {
-        caf::anon_send(agent, imported_atom::value, id, st.is_ok());
+        // Sent as the agent itself: the agent takes imported_atom from this node only.
+        caf::send_as(agent, agent, imported_atom::value, id, st.is_ok());
       },
       &why);
   if (!queued) {
