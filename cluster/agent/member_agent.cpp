@@ -363,6 +363,7 @@ caf::behavior member_agent(self_ptr self, member_agent_config cfg,
       [self](force_primary_atom, uint16_t shard, const std::string& node) {
         return force_primary(self, shard, node);
       },
+      [self](remove_member_atom, const std::string& node) { return remove_member(self, node); },
   };
 }
 
