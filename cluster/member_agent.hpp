@@ -109,6 +109,10 @@ struct member_status {
   std::vector<coordination::member_record> members;
   std::vector<coordination::shard_assignment> shards;
   std::vector<std::string> unreachable;  // members this node has no connection to
+  /// Nodes shards name without a member key (the clock of --dead-member-timeout), and dead
+  /// nodes whose replicas are being replaced (docs/REPLICATION.md, "A member that dies for good").
+  std::vector<coordination::departure_record> absent;
+  std::vector<coordination::departure_record> removed;
   /// For each shard this node leads with replicas: how many positions (synced batches) each
   /// follower is behind this node's log, as of its last answer.
   std::map<uint16_t, std::map<std::string, uint64_t>> follower_lag;

@@ -219,6 +219,8 @@ member_status status_of(self_ptr self) {
       r.controller = s.state->controller->node_id;
     r.members = s.state->members;
     r.shards = s.state->shards;
+    r.absent = s.state->absent;
+    r.removed = s.state->removed;
     for (const auto& m : s.state->members) {
       auto p = s.peers.find(m.node_id);
       if (m.node_id != me(self) && (p == s.peers.end() || !p->second.agent))

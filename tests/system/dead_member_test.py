@@ -130,18 +130,29 @@ def test_operator_removes_a_dead_member():
         check(names_node(c.status(ctrl), victim.name), "the dead node keeps its replicas")
         with ect.Depositor(c, shop.users) as dep:
             t0 = time.monotonic()
+            if c.status(ctrl) is not None:  # shown as absent once the controller noticed
+                h.wait_until(lambda: [d["state"] for d in c.status(ctrl).get("departed", [])
+                                      if d["node_id"] == victim.name] == ["absent"], 30.0, 0.3,
+                             f"cluster.status lists {victim.name} as absent")
             p = h.orderctl("--port", ctrl.port, "cluster.remove-member", "--node", victim.name,
                            token=c.admin_token)
             eq(p.returncode, 0, f"orderctl cluster.remove-member: {p.stdout} {p.stderr}")
             check("removing" in p.stdout, f"orderctl's answer: {p.stdout}")
             with c.admin(rest[1]) as adm:  # asked again through another node: under way
                 adm.ok("cluster.remove-member", {"node_id": victim.name})
+            h.wait_until(lambda: any(d["node_id"] == victim.name and d["state"] == "removing"
+                                     and d["by"] == "operator"
+                                     for d in (c.status(ctrl) or {}).get("departed", [])) or
+                         not departure_keys(etcd, c.name), 30.0, 0.2,
+                         "cluster.status lists the removal (or it is over already)")
             h.wait_until(lambda: on_nodes(c, rest, 3), REMOVAL_TIMEOUT, 0.5,
                          "every shard on the three live nodes, all in sync")
             log(f"{victim.name}'s replicas replaced {time.monotonic() - t0:.1f}s after "
                 "cluster.remove-member")
             h.wait_until(lambda: not departure_keys(etcd, c.name), 30.0, 0.3,
                          "the removal's record deleted once no shard names the node")
+            h.wait_until(lambda: (c.status(ctrl) or {}).get("departed") == [], 30.0, 0.3,
+                         "cluster.status lists no departed node once it is over")
             time.sleep(1)  # a few deposits after the removal too
         finish(c, shop, ents, before, dep)
 
