@@ -84,6 +84,13 @@ std::vector<op_spec> make_catalog() {
        "admin. CAN LOSE ACKNOWLEDGED WRITES: only for a shard whose every in-sync replica is "
        "gone for good",
        "shard, primary, epoch, warning"},
+      {"cluster.remove-member",
+       {req("node_id", "ID", "also spelled --node")},
+       "admin. For a node that is gone for good (its machine lost): refused for a live member "
+       "(use cluster.leave), an unknown id, or when fewer live members than the replication "
+       "factor would remain",
+       "node_id, state (removing): each shard it held gets a new replica on a live member, "
+       "which catches up and enters the in-sync set before the dead one is dropped"},
       {"admin.backup",
        {req("dir", "D",
             "absolute, new, below the node's --backup-dir; created on the node's own disk")},

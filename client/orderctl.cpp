@@ -327,7 +327,7 @@ command_line parse_command_line(int argc, char** argv) {
     throw unknown_op(cl.op);
   }
   for (auto [key, value] : op_args) {
-    if (key == "node" && cl.op == "cluster.force-primary") {
+    if (key == "node" && (cl.op == "cluster.force-primary" || cl.op == "cluster.remove-member")) {
       key = "node_id";  // the and the docs' spelling: --node ID
     }
     check_arg_known(*spec, key);

@@ -207,6 +207,14 @@ caf::behavior driver(self_ptr self, std::unique_ptr<co::session>* session, drive
         self->state.force_read = true;
         return true;
       },
+      [self](coord_depart_atom, co::departure_kind kind,
+             const co::departure_record& r) -> caf::result<bool> {
+        return answer(self, self->state.session->write_departure(kind, r));
+      },
+      [self](coord_forget_atom, co::departure_kind kind, const std::string& node,
+             int64_t expected) -> caf::result<bool> {
+        return answer(self, self->state.session->forget_departure(kind, node, expected));
+      },
       [self](coord_leave_atom) -> caf::result<bool> {
         auto r = self->state.session->leave();
         if (!r)

@@ -16,6 +16,8 @@
 //   (coord_update_atom, bool leaving) -> bool
 //   (coord_drain_atom) -> bool (this member's record now says draining)
 //   (coord_leave_atom) -> bool
+//   (coord_depart_atom, departure_kind, departure_record) -> bool (false: a member, or exists)
+//   (coord_forget_atom, departure_kind, std::string node, int64_t expected) -> bool
 // A failed call answers a caf::error whose context names the coordination error (unavailable,
 // fenced, lease_lost, invalid); nothing is retried here: the agent decides.
 #include <chrono>
@@ -44,6 +46,8 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ordermesh::cluster::state_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ordermesh::cluster::assignments_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ordermesh::cluster::coordination::shard_assignment)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ordermesh::cluster::coordination::cluster_config)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ordermesh::cluster::coordination::departure_kind)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ordermesh::cluster::coordination::departure_record)
 
 namespace ordermesh::cluster {
 
@@ -56,6 +60,8 @@ using coord_bootstrap_atom = caf::atom_constant<caf::atom("k_boot")>;
 using coord_update_atom = caf::atom_constant<caf::atom("k_update")>;
 using coord_leave_atom = caf::atom_constant<caf::atom("k_leave")>;
 using coord_drain_atom = caf::atom_constant<caf::atom("k_drain")>;
+using coord_depart_atom = caf::atom_constant<caf::atom("k_depart")>;
+using coord_forget_atom = caf::atom_constant<caf::atom("k_forget")>;
 
 struct driver_config {
   coordination::member_info me;

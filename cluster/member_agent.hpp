@@ -94,6 +94,9 @@ struct member_agent_config {
   /// connection to that member has been down this long (0: only once its lease has expired).
   /// Safe at any time (docs/REPLICATION.md, "Failover"): only availability depends on it.
   std::chrono::milliseconds suspect_after{1000};
+  /// Replicated cluster: the controller removes a node that has had no member key this long
+  /// (replication/member_removal.hpp); 0: never, only the operator's cluster.remove-member.
+  std::chrono::milliseconds dead_member_timeout{300000};
   /// This node's disk identity (node_meta: made with the data dir), published in its member
   /// record; in replication it is what an ISR entry names (docs/REPLICATION.md).
   int64_t disk = 0;
@@ -109,6 +112,10 @@ struct member_status {
   std::vector<coordination::member_record> members;
   std::vector<coordination::shard_assignment> shards;
   std::vector<std::string> unreachable;  // members this node has no connection to
+  /// Nodes shards name without a member key (the clock of --dead-member-timeout), and dead
+  /// nodes whose replicas are being replaced (docs/REPLICATION.md, "A member that dies for good").
+  std::vector<coordination::departure_record> absent;
+  std::vector<coordination::departure_record> removed;
   /// For each shard this node leads with replicas: how many positions (synced batches) each
   /// follower is behind this node's log, as of its last answer.
   std::map<uint16_t, std::map<std::string, uint64_t>> follower_lag;
@@ -122,6 +129,14 @@ using member_status_atom = caf::atom_constant<caf::atom("m_status")>;
 /// `node_id` becomes the shard's primary at epoch + 1, alone in its ISR. CAN LOSE ACKNOWLEDGED
 /// WRITES (docs/REPLICATION.md, "Failover"). Asked by this node's gateway only.
 using force_primary_atom = caf::atom_constant<caf::atom("m_force")>;
+
+/// (remove_member_atom, std::string node_id) -> (std::string refusal, std::string why): the
+/// operator's removal of a dead node (orderctl cluster.remove-member): a `removed` record in
+/// the store, after which the controller replaces the node's replicas. `refusal` is empty when
+/// recorded (or under way already), else replication::to_string(removal_refusal) ("live_member",
+/// "unknown", "too_few_members", "not_replicated") or "store" (the store did not take it).
+/// Asked by this node's gateway only.
+using remove_member_atom = caf::atom_constant<caf::atom("m_remove")>;
 
 /// (drain_atom) -> bool: a controlled shutdown in a replicated cluster (SIGTERM with --drain).
 /// True: this member now asks to be drained (member_record::draining: the controller moves the

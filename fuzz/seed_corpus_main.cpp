@@ -134,6 +134,7 @@ std::vector<std::string> protocol_seeds() {
       R"({"id":9,"op":"admin.crash","token":"t","args":{"entity":"order/o1"}})",
       R"({"id":10,"op":"cluster.force-primary","token":"t","args":{"node_id":"n2","shard":3}})",
       R"({"id":11,"op":"admin.backup","token":"t","args":{"dir":"/tmp/b"}})",
+      R"({"id":13,"op":"cluster.remove-member","token":"t","args":{"node_id":"n4"}})",
       R"({"id":12,"op":"cluster.status"})"};
 }
 

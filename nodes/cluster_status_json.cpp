@@ -61,6 +61,14 @@ json cluster_status_json(const cluster::member_status& ms, const actors::node_co
       shard_json["lag"] = lag->second;
     shards.push_back(std::move(shard_json));
   }
+  // Dead nodes still named by shards: gone (the timeout's clock runs) or being replaced.
+  json departed = json::array();
+  for (const auto* list : {&ms.absent, &ms.removed})
+    for (const auto& d : *list)
+      departed.push_back({{"node_id", d.node_id},
+                          {"state", list == &ms.absent ? "absent" : "removing"},
+                          {"since_ms", d.since_ms},
+                          {"by", d.by}});
   json out = {{"node_id", ctx.node_id()},
               {"coordination", ms.coordination},
               {"cluster_id", ms.cluster_id},
@@ -70,6 +78,7 @@ json cluster_status_json(const cluster::member_status& ms, const actors::node_co
               {"shard_count", ms.shards.size()},
               {"unreachable_from_here", ms.unreachable},
               {"members", members},
+              {"departed", departed},
               {"shards", shards}};
   out.update(node_counters(ctx, requests));
   return out;

@@ -101,6 +101,7 @@ std::optional<node_config> parse_config(int argc, char** argv, const std::vector
   std::string heartbeat_interval = "500ms", join_timeout = "30s";
   std::string handoff_chunk_delay = "0ms", lease_ttl = "3s";
   std::string replica_lag_timeout = "1s", commit_timeout = "6s", suspect_after = "1s";
+  std::string dead_member_timeout = "5m";
   std::string client_idle_timeout = "300s", client_line_timeout = "10s";
   std::string client_tls_handshake_timeout = "5s", cluster_handshake_timeout = "5s";
   uint32_t replication_factor = 0, min_insync = 0;  // 0: the default for the mode
@@ -180,6 +181,10 @@ std::optional<node_config> parse_config(int argc, char** argv, const std::vector
       "replicated cluster: the controller moves the shards a member leads to in-sync replicas "
       "once its cluster connection has been down, or it has not answered the controller's "
       "ping, this long, without waiting for its lease to expire (1s; 0s: wait for the lease)")(
+      "dead-member-timeout", duration(&dead_member_timeout),
+      "replicated cluster: a node without a lease (no member key) for this long is removed as "
+      "cluster.remove-member would: its replicas are copied to live members, then it is dropped "
+      "(a duration such as 90s or 5m; 5m; 0s: never, only cluster.remove-member)")(
       "admin-token", po::value(&c.admin_token),
       "admin token (or env ORDERMESH_ADMIN_TOKEN); visible in ps: prefer --admin-token-file")(
       "admin-token-file", po::value(&c.admin_token_file),
@@ -477,6 +482,10 @@ std::optional<node_config> parse_config(int argc, char** argv, const std::vector
        (c.suspect_after < std::chrono::milliseconds(200) || c.suspect_after >= c.lease_ttl)))
     return fail("--suspect-after must be 0s (off) or 200ms..less than --lease-ttl, not '" +
                 suspect_after + "'");
+  if (!parse_duration(dead_member_timeout, c.dead_member_timeout) ||
+      c.dead_member_timeout.count() < 0)
+    return fail("--dead-member-timeout: not a duration: '" + dead_member_timeout +
+                "' (e.g. 90s, 5m; 0s: never)");
   if (!vm.count("replication-factor"))  // a cluster keeps each acknowledged write on 2+ disks
     replication_factor = c.etcd.empty() ? 1 : 3;
   if (replication_factor == 0 || replication_factor > 7)

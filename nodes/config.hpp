@@ -48,6 +48,10 @@ struct node_config {
   std::chrono::milliseconds replica_lag_timeout{1000};
   std::chrono::milliseconds commit_timeout{6000};
   std::chrono::milliseconds suspect_after{1000};
+  /// Replicated cluster: how long a node may be without a member key before the controller
+  /// removes it and replaces its replicas (docs/REPLICATION.md, "A member that dies for good").
+  /// 0: never (only cluster.remove-member).
+  std::chrono::milliseconds dead_member_timeout{300000};
   std::string admin_token;       // --admin-token(-file) or ORDERMESH_ADMIN_TOKEN; generated if none
   std::string admin_token_file;  // where it was read from, if from a file
   bool admin_token_on_command_line = false;  // --admin-token: visible in ps, worth a warning

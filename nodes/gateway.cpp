@@ -319,6 +319,33 @@ void cluster_status(self_ptr self, const protocol::request& req) {
           [self, req](caf::error& err) { refuse(self, req, err); });
 }
 
+/// cluster.remove-member: the agent checks it against the store's state and records the
+/// removal (cluster/agent/member_removal.cpp); each refusal maps to the code a client can act on.
+void remove_member(self_ptr self, const protocol::request& req, const domain::principal& who) {
+  auto& g = *self->state.g;
+  if (!who.admin) {
+    refuse(self, req, errc::forbidden, "cluster.remove-member needs the admin token");
+    return;
+  }
+  if (g.alone) {
+    refuse(self, req, errc::invalid_state, "a node alone (no --etcd) has no other member");
+    return;
+  }
+  self->request(g.agent, g.request_timeout, cluster::remove_member_atom::value, req.node_id)
+      .then(
+          [self, req](const std::string& refusal, const std::string& why) {
+            if (refusal.empty())
+              answer(self, req, json{{"node_id", req.node_id}, {"state", "removing"}});
+            else if (refusal == "unknown")
+              refuse(self, req, errc::not_found, why);
+            else if (refusal == "store")
+              refuse(self, req, errc::unavailable, why);
+            else  // live_member, too_few_members, not_replicated
+              refuse(self, req, errc::invalid_state, why);
+          },
+          [self, req](caf::error& err) { refuse(self, req, err); });
+}
+
 // ---- admin.backup ----
 
 using backup_atom = caf::atom_constant<caf::atom("backup")>;
@@ -527,6 +554,9 @@ void handle(self_ptr self, protocol::request req) {
                                             req.node_id + " are lost"}});
               },
               [self, req](caf::error& err) { refuse(self, req, err); });
+      return;
+    case op::cluster_remove_member:
+      remove_member(self, req, who);
       return;
   }
   refuse(self, req, errc::bad_request, "unknown op");

@@ -347,6 +347,7 @@ int main(int argc, char** argv) {
     mcfg.replica_lag_timeout = cfg.replica_lag_timeout;
     mcfg.commit_timeout = cfg.commit_timeout;
     mcfg.suspect_after = cfg.suspect_after;
+    mcfg.dead_member_timeout = cfg.dead_member_timeout;
     mcfg.disk = disk;
     om::cluster::agent_hooks hooks;
     hooks.supervisors = layer.supervisors;

@@ -26,7 +26,7 @@ struct op_entry {
   op value;
 };
 
-constexpr std::array<op_entry, 19> op_table{{
+constexpr std::array<op_entry, 20> op_table{{
     {"user.register", op::user_register},
     {"user.login", op::user_login},
     {"user.get", op::user_get},
@@ -45,6 +45,7 @@ constexpr std::array<op_entry, 19> op_table{{
     {"cluster.status", op::cluster_status},
     {"cluster.leave", op::cluster_leave},
     {"cluster.force-primary", op::cluster_force_primary},
+    {"cluster.remove-member", op::cluster_remove_member},
     {"admin.backup", op::admin_backup},
 }};
 
@@ -277,6 +278,7 @@ std::string read_args(const json& object, request& req) {
     case op::cluster_status:
       break;
     case op::cluster_leave:
+    case op::cluster_remove_member:
       args.id("node_id", req.node_id);
       break;
     case op::cluster_force_primary:

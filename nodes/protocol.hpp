@@ -36,6 +36,7 @@ enum class op : uint8_t {
   cluster_status,
   cluster_leave,
   cluster_force_primary,
+  cluster_remove_member,
   admin_backup,
 };
 /// "user.register", ...
@@ -61,7 +62,7 @@ struct request {
   std::vector<domain::order_item> items;                       // unit_price_cents 0
   domain::entity_kind crash_kind = domain::entity_kind::user;  // admin.crash {entity: "kind/id"}
   std::string crash_id;
-  std::string node_id;  // cluster.leave, cluster.force-primary
+  std::string node_id;  // cluster.leave, cluster.force-primary, cluster.remove-member
   int64_t shard = 0;    // cluster.force-primary
   std::string dir;      // admin.backup: the directory to create (checked by the node)
   /// When its line arrived (set by the gateway, not parsed): the latency metric starts here.

@@ -133,6 +133,7 @@ struct agent_state {
   std::map<uint16_t, int64_t> failovers;  // controller: shard -> revision a failover was based on
   std::map<uint16_t, int64_t> replica_steps;  // controller: shard -> revision a replica move was on
   bool waiting_logged = false;                // controller: "waiting for N members" said once
+  std::set<std::string> departures_asked;     // controller: "<kind>/<node>" writes in flight
   // Replication (null without a replica sink: a node alone).
   replication_context_ptr repl;
   caf::actor replica_leader;
@@ -220,5 +221,8 @@ void publish_replication(self_ptr self);
 // ---- controller_duties.cpp ----
 /// One round of the controller's work (or a campaign when there is no controller).
 void controller_round(self_ptr self);
+
+/// The operator's removal of a dead node (remove_member_atom, member_removal.cpp).
+caf::result<std::string, std::string> remove_member(self_ptr self, const std::string& node);
 
 }  // namespace ordermesh::cluster::agent

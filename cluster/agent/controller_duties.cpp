@@ -2,6 +2,7 @@
 // write move intents from the placement (cluster/coordination/placement.hpp). Without a
 // controller, every member campaigns now and then.
 #include <algorithm>
+#include <chrono>
 #include <optional>
 #include <set>
 
@@ -13,6 +14,7 @@
 #include "cluster/coordination/local_seed.hpp"
 #include "cluster/coordination/placement.hpp"
 #include "cluster/replication/failover.hpp"
+#include "cluster/replication/member_removal.hpp"
 #include "cluster/replication/replica_moves.hpp"
 
 namespace ordermesh::cluster::agent {
@@ -189,46 +191,72 @@ void fail_over(self_ptr self) {
   }
 }
 
-/// Replica moves (a replicated cluster's join and leave): for each shard, one step of
-/// next_replica_step towards desired_replicas, written as a txn guarded by the key's revision.
-/// At most max_concurrent_moves shards wait for a new replica to catch up at once (each needs a
-/// full copy). A shard whose failover was just written waits for the next round. Joins and
-/// returns rebalance (replica_balance.hpp) a few shards at a time; a member suspected of being
-/// down (its connection, or its pings: suspects) is neither added nor made primary until it
-/// answers again, since either would only wait on it (or be failed over again at once).
+/// Replica moves (a replicated cluster's join and leave, and the replacement of removed
+/// nodes): replication::plan_replica_writes picks, for each shard, one step of
+/// next_replica_step towards desired_replicas, at most max_concurrent_moves shards catching up
+/// at once, nothing added or made primary that is suspected of being down; each is written as a
+/// txn guarded by the key's revision. A shard whose failover (or step) was just asked from this
+/// very state waits for the next round.
 void move_replicas(self_ptr self) {
   auto& s = self->state;
   const auto& st = *s.state;
   auto want = replication::desired_replicas(st);
-  auto suspected = suspects(self);
-  std::vector<replication::replica_step> steps;
-  size_t catching_up = 0;
-  for (uint16_t shard = 0; shard < st.shards.size() && shard < want.size(); ++shard) {
-    steps.push_back(replication::next_replica_step(st, shard, want[shard]));
-    if (steps.back().what == replication::replica_step_kind::wait_catch_up)
-      ++catching_up;
-  }
-  for (uint16_t shard = 0; shard < steps.size(); ++shard) {
-    const auto& step = steps[shard];
-    const auto& a = st.shards[shard];
-    using k = replication::replica_step_kind;
-    if (step.what != k::add_replica && step.what != k::move_primary && step.what != k::drop_replica)
-      continue;
-    if (step.what != k::drop_replica && suspected.count(step.node))
-      continue;
-    if (asked_from(self, &agent_state::failovers, shard, a.mod_revision) ||
-        asked_from(self, &agent_state::replica_steps, shard, a.mod_revision))
-      continue;  // a failover or a step asked already from this very state
-    if (step.what == k::add_replica) {
-      if (catching_up >= s.cfg.max_concurrent_moves)
-        continue;
-      ++catching_up;
-    }
-    s.log->info("node={} shard {}: {} {} (replicas {} -> {})", me(self), shard,
+  auto asked = [self, &st](uint16_t shard) {
+    auto rev = st.shards[shard].mod_revision;
+    return asked_from(self, &agent_state::failovers, shard, rev) ||
+           asked_from(self, &agent_state::replica_steps, shard, rev);
+  };
+  auto steps =
+      replication::plan_replica_writes(st, want, suspects(self), s.cfg.max_concurrent_moves, asked);
+  for (const auto& step : steps) {
+    const auto& a = st.shards[step.shard];
+    s.log->info("node={} shard {}: {} {} (replicas {} -> {})", me(self), step.shard,
                 replication::to_string(step.what), step.node, fmt::join(a.replicas, ","),
-                fmt::join(want[shard], ","));
-    write_guarded(self, &agent_state::replica_steps, shard, step.next, a.mod_revision,
+                fmt::join(want[step.shard], ","));
+    write_guarded(self, &agent_state::replica_steps, step.shard, step.next, a.mod_revision,
                   moves_counter(replication::to_string(step.what)));
+  }
+}
+
+/// Nodes that shard keys name but that have no member key (replication/member_removal.hpp):
+/// the controller starts their absence clock in the store (so that a new controller goes on
+/// counting from the same moment), removes them once --dead-member-timeout has passed, and
+/// deletes the records that are over. One write per record in flight at a time; a write that
+/// loses a race (the node joined, another controller wrote first) changes nothing and the next
+/// round decides again from what the store holds.
+void record_departures(self_ptr self) {
+  auto& s = self->state;
+  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  for (const auto& step :
+       replication::plan_departures(*s.state, now_ms, s.cfg.dead_member_timeout)) {
+    const auto& node = step.record.node_id;
+    auto key = std::string(co::to_string(step.kind)) + "/" + node;
+    if (!s.departures_asked.insert(key).second)
+      continue;  // asked already; its answer comes first
+    using k = replication::departure_step_kind;
+    if (step.what == k::remove)
+      s.log->warn(
+          "node={} {} has had no lease for --dead-member-timeout ({} s): removing it, its "
+          "replicas are replaced on live members",
+          me(self), node, s.cfg.dead_member_timeout.count() / 1000);
+    else
+      s.log->info("node={} {} {} record of {}", me(self), replication::to_string(step.what),
+                  co::to_string(step.kind), node);
+    auto done = [self, key](bool) { self->state.departures_asked.erase(key); };
+    auto failed = [self, key](caf::error& err) {
+      self->state.departures_asked.erase(key);
+      self->state.log->warn("node={} departure record {}: {}", me(self), key, caf::to_string(err));
+    };
+    if (step.what == k::forget)
+      self->request(s.driver, s.cfg.request_timeout, coord_forget_atom::value, step.kind, node,
+                    step.expected_revision)
+          .then(done, failed);
+    else
+      self->request(s.driver, s.cfg.request_timeout, coord_depart_atom::value, step.kind,
+                    step.record)
+          .then(done, failed);
   }
 }
 
@@ -312,6 +340,7 @@ void controller_round(self_ptr self) {
     if (s.cfg.suspect_after.count() > 0)
       ping_members(self);
     fail_over(self);
+    record_departures(self);
     move_replicas(self);  // a replicated cluster moves replicas, not whole shards (handoffs)
     return;
   }

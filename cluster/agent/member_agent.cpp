@@ -219,6 +219,8 @@ member_status status_of(self_ptr self) {
       r.controller = s.state->controller->node_id;
     r.members = s.state->members;
     r.shards = s.state->shards;
+    r.absent = s.state->absent;
+    r.removed = s.state->removed;
     for (const auto& m : s.state->members) {
       auto p = s.peers.find(m.node_id);
       if (m.node_id != me(self) && (p == s.peers.end() || !p->second.agent))
@@ -420,6 +422,7 @@ caf::behavior member_agent(self_ptr self, member_agent_config cfg,
           return refused_force("asked by this node's gateway only");
         return force_primary(self, shard, node);
       },
+      [self](remove_member_atom, const std::string& node) { return remove_member(self, node); },
   };
 }
 

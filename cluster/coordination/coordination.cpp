@@ -20,6 +20,16 @@ std::string_view to_string(errc e) {
   return "unknown";
 }
 
+std::string_view to_string(departure_kind k) {
+  switch (k) {
+    case departure_kind::absent:
+      return "absent";
+    case departure_kind::removed:
+      return "removed";
+  }
+  return "unknown";
+}
+
 std::string error::to_string() const {
   std::string s(::ordermesh::cluster::coordination::to_string(code));
   if (!message.empty())

@@ -94,6 +94,25 @@ struct shard_assignment {
   int64_t mod_revision = 0;
 };
 
+/// A node that shard keys still name while it has no member key (docs/REPLICATION.md, "A member
+/// that dies for good"). Two kinds, each under its own key: `absent` (when the controller first
+/// saw it gone: the clock of --dead-member-timeout, kept in the store so that it survives a
+/// change of controller) and `removed` (its replicas are being replaced: by the operator's
+/// cluster.remove-member or by the timeout). A removed id cannot join until the removal ends.
+enum class departure_kind : uint8_t { absent, removed };
+std::string_view to_string(departure_kind k);
+
+struct departure_record {
+  std::string node_id;
+  /// The writer's wall clock, in milliseconds since the Unix epoch, when it wrote the record.
+  int64_t since_ms = 0;
+  /// removed: who asked ("operator" or "timeout"); absent: empty.
+  std::string by;
+  /// The store revision of the record's last change (the guard that deletes it). Filled in by
+  /// reads; ignored on writes.
+  int64_t mod_revision = 0;
+};
+
 /// Settings fixed when the cluster is first created.
 struct cluster_config {
   /// Random, chosen at bootstrap. A node remembers it on its disk and refuses a store that
@@ -113,7 +132,9 @@ struct cluster_state {
   int64_t config_revision = 0;
   std::vector<member_record> members;  // ordered by node id
   std::optional<member_record> controller;
-  std::vector<shard_assignment> shards;  // index = shard; empty until bootstrap
+  std::vector<shard_assignment> shards;   // index = shard; empty until bootstrap
+  std::vector<departure_record> absent;   // ordered by node id
+  std::vector<departure_record> removed;  // ordered by node id
 };
 
 /// What a node says about itself when it joins.
@@ -137,7 +158,9 @@ class session {
 
   /// Becomes a member: takes a lease of `ttl` and writes the member key bound to it. A key left
   /// by an earlier life of the same node id is replaced, so the node gets a new incarnation and
-  /// the earlier one is fenced. Returns the record as stored.
+  /// the earlier one is fenced. Returns the record as stored. errc::invalid while the store
+  /// holds a `removed` record for the id (its replicas are being replaced; it joins once that
+  /// ends, as a new member).
   virtual result<member_record> join(const member_info& me, std::chrono::milliseconds ttl) = 0;
 
   /// Rewrites this member's record (addresses, leaving) under the same lease and incarnation,
@@ -187,6 +210,28 @@ class session {
   /// Waits until the store's revision passes `after` or `timeout` passes. Returns the revision
   /// seen (equal to `after` on timeout).
   virtual result<int64_t> wait_change(int64_t after, std::chrono::milliseconds timeout) = 0;
+
+  /// Writes the `kind` record of `r.node_id`, only while no member key of that id exists, no
+  /// record of that kind exists for it yet, and this member is current. Writing `removed` also
+  /// deletes the `absent` record (its clock has done its job). Returns true if written or if
+  /// that record exists already (asked twice), false if the node is a member (read again);
+  /// errc::fenced if this member is not current. The default (a store of one node, which never has
+  /// a dead member): errc::invalid.
+  virtual result<bool> write_departure(departure_kind kind, const departure_record& r) {
+    (void)kind;
+    (void)r;
+    return error{errc::invalid, "this store keeps no departure records"};
+  }
+
+  /// Deletes the `kind` record of `node_id` if its key still has `expected_revision` and this
+  /// member is current. Returns true if deleted, false if it changed or is gone.
+  virtual result<bool> forget_departure(departure_kind kind, const std::string& node_id,
+                                        int64_t expected_revision) {
+    (void)kind;
+    (void)node_id;
+    (void)expected_revision;
+    return error{errc::invalid, "this store keeps no departure records"};
+  }
 
   /// The cluster's shared-secret fingerprint: an opaque string the caller derives from a secret
   /// every member must share (the node's admin token), never the secret itself. Stores

@@ -229,6 +229,10 @@ std::string key_layout::shard(uint16_t shard) const {
   return shards_prefix() + std::string(5 - digits.size(), '0') + digits;
 }
 
+std::string key_layout::departure(departure_kind k, std::string_view node_id) const {
+  return prefix_ + std::string(to_string(k)) + "/" + std::string(node_id);
+}
+
 key_layout::parsed key_layout::parse(std::string_view key) const {
   parsed p;
   if (key.substr(0, prefix_.size()) != prefix_)
@@ -236,6 +240,11 @@ key_layout::parsed key_layout::parse(std::string_view key) const {
   std::string_view rest = key.substr(prefix_.size());
   constexpr std::string_view members = "members/";
   constexpr std::string_view shards = "shards/";
+  constexpr std::string_view absent = "absent/";
+  constexpr std::string_view removed = "removed/";
+  auto under = [&](std::string_view dir) {
+    return rest.substr(0, dir.size()) == dir && rest.size() > dir.size();
+  };
   if (rest == "config") {
     p.what = kind::config;
   } else if (rest == "controller") {
@@ -243,6 +252,12 @@ key_layout::parsed key_layout::parse(std::string_view key) const {
   } else if (rest.substr(0, members.size()) == members && rest.size() > members.size()) {
     p.what = kind::member;
     p.node_id = std::string(rest.substr(members.size()));
+  } else if (under(absent)) {
+    p.what = kind::absent;
+    p.node_id = std::string(rest.substr(absent.size()));
+  } else if (under(removed)) {
+    p.what = kind::removed;
+    p.node_id = std::string(rest.substr(removed.size()));
   } else if (rest.substr(0, shards.size()) == shards) {
     std::string_view digits = rest.substr(shards.size());
     uint32_t n = 0;
@@ -286,6 +301,24 @@ result<member_record> decode_member(std::string_view text) {
     m.disk = r.decimal("disk");
     m.draining = r.flag("draining");
     return m;
+  });
+}
+
+std::string encode_departure(const departure_record& d) {
+  json j = {{"node_id", d.node_id}, {"since_ms", d.since_ms}};
+  if (!d.by.empty())
+    j["by"] = d.by;
+  return dump(j);
+}
+
+result<departure_record> decode_departure(std::string_view text) {
+  return decode_object<departure_record>(text, "departure", [](reader& r) {
+    departure_record d;
+    d.node_id = r.text("node_id", true);
+    d.since_ms = static_cast<int64_t>(
+        r.number("since_ms", 0, static_cast<uint64_t>(std::numeric_limits<int64_t>::max())));
+    d.by = r.text("by", false);
+    return d;
   });
 }
 
@@ -428,6 +461,18 @@ result<cluster_state> decode_state(const key_layout& keys, int64_t revision,
         shards[p.shard] = std::move(s.value());
         break;
       }
+      case key_layout::kind::absent:
+      case key_layout::kind::removed: {
+        auto d = decode_departure(kv.value);
+        if (!d)
+          return bad_key(kv.key, d.err().message);
+        if (d.value().node_id != p.node_id)
+          return bad_key(kv.key, "holds node " + d.value().node_id);
+        d.value().mod_revision = kv.mod_revision;
+        (p.what == key_layout::kind::absent ? st.absent : st.removed)
+            .push_back(std::move(d.value()));
+        break;
+      }
       case key_layout::kind::other:
         if (p.bad_shard_key)
           return bad_key(kv.key, "is not a shard key (shards/ and 5 digits)");
@@ -436,6 +481,11 @@ result<cluster_state> decode_state(const key_layout& keys, int64_t revision,
   }
   std::sort(st.members.begin(), st.members.end(),
             [](const member_record& a, const member_record& b) { return a.node_id < b.node_id; });
+  auto by_id = [](const departure_record& a, const departure_record& b) {
+    return a.node_id < b.node_id;
+  };
+  std::sort(st.absent.begin(), st.absent.end(), by_id);
+  std::sort(st.removed.begin(), st.removed.end(), by_id);
   if (st.config) {
     st.shards.reserve(st.config->shard_count);
     for (uint32_t i = 0; i < st.config->shard_count; ++i) {

@@ -8,6 +8,8 @@
 //   controller             {"node_id","incarnation"}
 //   shards/<NNNNN>         {"shard","epoch","primary","replicas","isr","target"}
 //   secret_fingerprint     an opaque string, written once (session::claim_secret_fingerprint)
+//   absent/<node_id>       {"node_id","since_ms"}       (departure_record, departure_kind::absent)
+//   removed/<node_id>      {"node_id","since_ms","by"}  (departure_record, departure_kind::removed)
 //
 // A member's incarnation is its key's create revision and a shard's mod_revision its key's mod
 // revision: etcd keeps both, so neither is in the value (encode ignores them, decode leaves 0).
@@ -46,13 +48,15 @@ class key_layout {
   std::string members_prefix() const { return prefix_ + "members/"; }
   std::string member(std::string_view node_id) const;
   std::string shards_prefix() const { return prefix_ + "shards/"; }
+  /// "absent/<node_id>" or "removed/<node_id>".
+  std::string departure(departure_kind k, std::string_view node_id) const;
   /// "shards/" and the shard number as 5 zero-padded decimal digits ("shards/00042").
   std::string shard(uint16_t shard) const;
 
-  enum class kind : uint8_t { config, controller, member, shard, other };
-  /// What a key is. For a member, `node_id` is its id; for a shard, `shard` its number. A key
-  /// under "shards/" that is not 5 digits is `other` with `bad_shard_key` set; a key outside the
-  /// prefix or unknown under it is `other`.
+  enum class kind : uint8_t { config, controller, member, shard, absent, removed, other };
+  /// What a key is. For a member, an absent or a removed record, `node_id` is its id; for a shard,
+  /// `shard` its number. A key under "shards/" that is not 5 digits is `other` with `bad_shard_key`
+  /// set; a key outside the prefix or unknown under it is `other`.
   struct parsed {
     kind what = kind::other;
     std::string node_id;
@@ -74,6 +78,10 @@ struct controller_value {
 std::string encode_member(const member_record& m);
 /// node_id is required; the addresses and `leaving` default to empty / false. incarnation is 0.
 result<member_record> decode_member(std::string_view json);
+
+std::string encode_departure(const departure_record& d);
+/// node_id and since_ms (>= 0) required; `by` defaults to empty. mod_revision is 0.
+result<departure_record> decode_departure(std::string_view json);
 
 std::string encode_controller(const controller_value& c);
 /// Both fields required; incarnation > 0.

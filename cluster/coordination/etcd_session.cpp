@@ -135,6 +135,16 @@ class etcd_session final : public session {
     return guarded("write_shard", [&] { return do_write_shard(next, expected_revision); });
   }
 
+  result<bool> write_departure(departure_kind kind, const departure_record& r) override {
+    return guarded("write_departure", [&] { return do_write_departure(kind, r); });
+  }
+
+  result<bool> forget_departure(departure_kind kind, const std::string& node_id,
+                                int64_t expected_revision) override {
+    return guarded("forget_departure",
+                   [&] { return do_forget_departure(kind, node_id, expected_revision); });
+  }
+
   result<int64_t> wait_change(int64_t after, milliseconds timeout) override {
     return guarded("wait_change", [&] { return do_wait_change(after, timeout); });
   }
@@ -180,13 +190,24 @@ class etcd_session final : public session {
     const std::string key = keys_.member(me.node_id);
     for (int attempt = 0; attempt < join_attempts; ++attempt) {
       // Create the member key only if absent: its create revision is the new incarnation.
+      // And only while no removal of this id is under way (docs/REPLICATION.md, "A member that
+      // dies for good"): a node back on a disk the cluster is replacing must not serve it.
+      const std::string removal = keys_.departure(departure_kind::removed, me.node_id);
       etcd::txn_request create;
       create.compares.push_back(compare::absent(key));
+      create.compares.push_back(compare::absent(removal));
       create.success.push_back(put(key, codec::encode_member(rec), lease));
       create.failure.push_back(range_key(key));
+      create.failure.push_back(range_key(removal));
       auto t = client_.txn(create, by());
       if (!t)  // if it was applied after all, revoking the lease deletes the key again
         return abandon(from_etcd(t.err(), "join: create member key"));
+      if (!t->succeeded && first_kv(range_at(*t, 1)))
+        return abandon(fail(errc::invalid,
+                            "join: " + me.node_id +
+                                " was removed from the cluster (cluster.remove-member or "
+                                "--dead-member-timeout) and its replicas are being replaced; it "
+                                "can join again, as a new member, once that has finished"));
       if (t->succeeded) {
         node_id_ = me.node_id;
         incarnation_ = t->revision;
@@ -459,6 +480,64 @@ class etcd_session final : public session {
       cached_shards_[next.shard] = std::move(stored);
     }
     return true;
+  }
+
+  result<bool> do_write_departure(departure_kind kind, const departure_record& r) {
+    if (auto e = check_joined())
+      return *e;
+    if (r.node_id.empty() || r.since_ms < 0)
+      return fail(errc::invalid, "write_departure: no node id, or a negative time");
+    etcd::txn_request t;
+    const std::string key = keys_.departure(kind, r.node_id);
+    t.compares.push_back(compare::absent(keys_.member(r.node_id)));  // never of a live member
+    t.compares.push_back(compare::absent(key));
+    t.compares.push_back(current());
+    t.success.push_back(put(key, codec::encode_departure(r)));
+    if (kind == departure_kind::removed) {
+      etcd::delete_request clock;  // the absence clock has done its job
+      clock.key = keys_.departure(departure_kind::absent, r.node_id);
+      t.success.push_back(clock);
+    }
+    t.failure.push_back(range_key(keys_.member(node_id_)));
+    t.failure.push_back(range_key(keys_.member(r.node_id)));
+    t.failure.push_back(range_key(key));
+    auto res = client_.txn(t, by());
+    if (!res)
+      return from_etcd(res.err(), "write_departure");
+    auto outcome = guarded_outcome(*res);
+    if (!outcome || outcome.value())
+      return outcome;
+    // Refused: a member again (false), or the record is there already (asked twice: true).
+    return !first_kv(range_at(*res, 1)) && first_kv(range_at(*res, 2)) != nullptr;
+  }
+
+  result<bool> do_forget_departure(departure_kind kind, const std::string& node_id,
+                                   int64_t expected_revision) {
+    if (auto e = check_joined())
+      return *e;
+    etcd::txn_request t;
+    const std::string key = keys_.departure(kind, node_id);
+    t.compares.push_back(compare::mod(key, compare_result::equal, expected_revision));
+    t.compares.push_back(current());
+    etcd::delete_request del;
+    del.key = key;
+    t.success.push_back(del);
+    t.failure.push_back(range_key(keys_.member(node_id_)));
+    auto res = client_.txn(t, by());
+    if (!res)
+      return from_etcd(res.err(), "forget_departure");
+    return guarded_outcome(*res);
+  }
+
+  /// A txn guarded by current() that reads this member's key on failure: fenced when that key
+  /// is not this life's, false when another compare failed.
+  result<bool> guarded_outcome(const etcd::txn_response& r) const {
+    if (r.succeeded)
+      return true;
+    const etcd::key_value* mine = first_kv(range_at(r, 0));
+    if (!mine || mine->create_revision != incarnation_)
+      return fenced();
+    return false;
   }
 
   result<int64_t> do_wait_change(int64_t after, milliseconds timeout) {

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "cluster/replication/failover.hpp"
+#include "cluster/replication/member_removal.hpp"
 #include "cluster/replication/replica_balance.hpp"
 
 namespace ordermesh::cluster::replication {
@@ -122,6 +123,8 @@ std::vector<std::vector<std::string>> desired_replicas(const coord::cluster_stat
   for (const auto& a : state.shards) {
     std::vector<std::string> out;
     auto stays = [&](const std::string& id) {
+      if (is_removed(state, id))
+        return false;  // dead for good (member_removal.hpp): replaced like a leaving member
       const auto* m = member(id);
       return !m || !m->leaving;  // a dead member stays: it comes back and catches up
     };
@@ -148,7 +151,22 @@ std::vector<std::vector<std::string>> desired_replicas(const coord::cluster_stat
       out.push_back(m->node_id);
     }
     if (out.size() < rf) {
-      all.push_back(a.replicas);  // cannot keep the replication factor: move nothing
+      // Too few members for the factor: nobody goes (a leaving or removed replica still holds
+      // a copy), but every member that is no replica yet is added: one more copy each, and a
+      // shard left with fewer replicas than min_insync (a forced promotion) can take writes
+      // again. The primary stays first.
+      std::vector<std::string> keep;
+      if (contains(a.replicas, a.primary))
+        keep.push_back(a.primary);
+      for (const auto& r : a.replicas)
+        if (r != a.primary)
+          keep.push_back(r);
+      for (const auto& d : out)
+        if (!contains(keep, d)) {
+          keep.push_back(d);
+          ++load[d];
+        }
+      all.push_back(std::move(keep));
       continue;
     }
     for (const auto& r : a.replicas)
@@ -164,8 +182,58 @@ std::vector<std::vector<std::string>> desired_replicas(const coord::cluster_stat
   return all;
 }
 
+namespace {
+
+replica_step step_towards(const coord::cluster_state& state, uint16_t shard,
+                          const std::vector<std::string>& desired);
+
+}  // namespace
+
 replica_step next_replica_step(const coord::cluster_state& state, uint16_t shard,
                                const std::vector<std::string>& desired) {
+  auto s = step_towards(state, shard, desired);
+  s.shard = shard;
+  return s;
+}
+
+std::vector<replica_step> plan_replica_writes(const coord::cluster_state& state,
+                                              const std::vector<std::vector<std::string>>& desired,
+                                              const std::set<std::string>& suspected,
+                                              size_t max_catching_up,
+                                              const std::function<bool(uint16_t)>& skip) {
+  using k = replica_step_kind;
+  std::vector<replica_step> steps;
+  size_t catching_up = 0;
+  for (uint16_t shard = 0; shard < state.shards.size() && shard < desired.size(); ++shard) {
+    steps.push_back(next_replica_step(state, shard, desired[shard]));
+    // A copy under way: a replica waiting to catch up, or an add asked already (in flight, not
+    // read back yet: without it, the next state read before the add lands would add more).
+    const auto what = steps.back().what;
+    if (what == k::wait_catch_up || (what == k::add_replica && skip && skip(shard)))
+      ++catching_up;
+  }
+  std::vector<replica_step> out;
+  for (auto& step : steps) {
+    if (step.what != k::add_replica && step.what != k::move_primary && step.what != k::drop_replica)
+      continue;
+    if (step.what != k::drop_replica && suspected.count(step.node))
+      continue;
+    if (skip && skip(step.shard))
+      continue;
+    if (step.what == k::add_replica) {
+      if (catching_up >= max_catching_up)
+        continue;
+      ++catching_up;
+    }
+    out.push_back(std::move(step));
+  }
+  return out;
+}
+
+namespace {
+
+replica_step step_towards(const coord::cluster_state& state, uint16_t shard,
+                          const std::vector<std::string>& desired) {
   if (shard >= state.shards.size() || !state.config || desired.empty())
     return blocked("no such shard, no config, or no desired replica");
   const auto& a = state.shards[shard];
@@ -224,5 +292,7 @@ replica_step next_replica_step(const coord::cluster_state& state, uint16_t shard
   s.what = replica_step_kind::done;
   return s;
 }
+
+}  // namespace
 
 }  // namespace ordermesh::cluster::replication

@@ -21,7 +21,10 @@
 // A primary only ever moves to an ISR member whose entry names its member's current disk.
 // Only the primary ever adds to the ISR within an epoch; others only remove from it. A removal
 // the primary has not read yet only makes it wait for one more ack, never for one fewer.
+#include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -42,6 +45,7 @@ std::string_view to_string(replica_step_kind k);
 
 struct replica_step {
   replica_step_kind what = replica_step_kind::blocked;
+  uint16_t shard = 0;
   std::string node;
   ::ordermesh::cluster::coordination::shard_assignment next;
   std::string reason;
@@ -50,12 +54,15 @@ struct replica_step {
 /// The replicas each shard should have (index = shard): its current ones, but for members that
 /// are leaving, each replaced by the member (not leaving, not a replica of it yet) that holds
 /// the fewest replicas (counted as desired so far, so one leaving node's shards spread over the
-/// others; ties: the smaller node id); the primary first if it stays. A replica whose member key
-/// is gone (a dead node) stays: it comes back and catches up, and replacing it would copy the
-/// shard for nothing. Where the replication factor cannot be kept (too few members) nothing
-/// moves: the current replicas. Then balance_replicas (replica_balance.hpp): a member that
-/// joined or came back takes its share of replicas, then of primaries, a few shards at a time
-/// (max_shards_in_motion); a balanced cluster desires exactly what it holds.
+/// others; ties: the smaller node id); the primary first if it stays. A removed node (a `removed`
+/// record: cluster.remove-member or --dead-member-timeout, member_removal.hpp) is replaced the
+/// same way. A replica whose member key is gone (a dead node) but that is not removed stays: it
+/// comes back and catches up, and replacing it would copy the shard for nothing. Where the
+/// replication factor cannot be kept (too few members) nobody goes, but every member that is
+/// not a replica yet is added (a shard below the factor gets every copy it can have). Then
+/// balance_replicas (replica_balance.hpp): a member that joined or came back takes its share of
+/// replicas, then of primaries, a few shards at a time (max_shards_in_motion); a balanced cluster
+/// desires exactly what it holds.
 std::vector<std::vector<std::string>> desired_replicas(
     const ::ordermesh::cluster::coordination::cluster_state& state);
 
@@ -65,5 +72,18 @@ std::vector<std::vector<std::string>> desired_replicas(
 /// member at the incarnation its ISR entry records (otherwise failover comes first: blocked).
 replica_step next_replica_step(const ::ordermesh::cluster::coordination::cluster_state& state,
                                uint16_t shard, const std::vector<std::string>& desired);
+
+/// The steps the controller writes this round (shard order): next_replica_step for every shard
+/// towards `desired` (index = shard), keeping only writes (add_replica, move_primary,
+/// drop_replica) and leaving out shards `skip` names (a write asked already from this state).
+/// A `suspected` node is neither added nor made primary (either would only wait on it). At
+/// most `max_catching_up` shards wait for a new replica at once (each needs a full copy): those
+/// already waiting count, and so do adds `skip` names (asked, not read back yet); further adds
+/// wait for a later round. Drops and primary moves are
+/// never held back by it.
+std::vector<replica_step> plan_replica_writes(
+    const ::ordermesh::cluster::coordination::cluster_state& state,
+    const std::vector<std::vector<std::string>>& desired, const std::set<std::string>& suspected,
+    size_t max_catching_up, const std::function<bool(uint16_t)>& skip);
 
 }  // namespace ordermesh::cluster::replication

@@ -1,8 +1,8 @@
 // What only the etcd session has to show, against a real etcd that each case starts on
 // 127.0.0.1 (tests/etcd/etcd_process.hpp; a missing /usr/bin/etcd fails, never skips): the keys
 // and values as stored, races decided by etcd's txns, real lease expiry, the watch behind
-// wait_change, values that do not decode, bootstraps above etcd's txn op limit, and an etcd out
-// of reach.
+// wait_change, values that do not decode, bootstraps above etcd's txn op limit, an etcd out
+// of reach, and the departure records of a dead member.
 #include <catch2/catch.hpp>
 
 #include <atomic>
@@ -410,4 +410,99 @@ TEST_CASE("etcd session: the first secret fingerprint stays, before any member j
   // Nodes ignore the key: a read with it present decodes.
   REQUIRE(n1->join(info("n1"), 3s));
   REQUIRE(n1->read());
+}
+
+// The departure records of a dead member (coordination.hpp, departure_record): the guards of
+// their txns (never of a live member, once, only by a current member), the removal's hold on a
+// rejoin of the same id, and their codec.
+TEST_CASE("departure records: never of a live member - a removed id cannot join until it ends") {
+  etcd_fixture fx("departures");
+  auto n1 = fx.connect();
+  REQUIRE(n1->join(info("n1"), 3s));
+  auto n2 = fx.connect();
+  REQUIRE(n2->join(info("n2"), 3s));
+
+  // n2 holds a lease: neither record can be written about it.
+  departure_record r{"n2", 1234, "", 0};
+  CHECK_FALSE(n1->write_departure(departure_kind::absent, r).value());
+  CHECK_FALSE(n1->write_departure(departure_kind::removed, r).value());
+  REQUIRE(n2->leave().value());
+
+  // Gone: its absence clock, as stored, then the removal, which stops the clock.
+  REQUIRE(n1->write_departure(departure_kind::absent, r).value());
+  CHECK(n1->write_departure(departure_kind::absent, r).value());  // asked twice: there already
+  CHECK(raw_get(fx, "absent/n2")->version == 1);                  // and written once
+  auto clock = raw_get(fx, "absent/n2");
+  REQUIRE(clock);
+  CHECK(clock->lease == 0);  // outlives every member's lease: a new controller reads it
+  CHECK(json::parse(clock->value) == json{{"node_id", "n2"}, {"since_ms", 1234}});
+  auto st = n1->read().value();
+  REQUIRE(st.absent.size() == 1);
+  CHECK(st.absent[0].since_ms == 1234);
+  CHECK(st.absent[0].mod_revision == clock->mod_revision);
+
+  departure_record removal{"n2", 5678, "operator", 0};
+  REQUIRE(n1->write_departure(departure_kind::removed, removal).value());
+  CHECK_FALSE(raw_get(fx, "absent/n2"));
+  st = n1->read().value();
+  CHECK(st.absent.empty());
+  REQUIRE(st.removed.size() == 1);
+  CHECK(st.removed[0].by == "operator");
+
+  // n2 comes back while it is being removed: refused, and it holds no lease (serves nothing).
+  auto back = fx.connect();
+  auto refused = back->join(info("n2"), 3s);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.err().code == errc::invalid);
+  CHECK(refused.err().message.find("removed") != std::string::npos);
+  CHECK(n1->read().value().members.size() == 1);
+
+  // A stale revision deletes nothing; the current one ends the removal; then n2 joins anew.
+  CHECK_FALSE(
+      n1->forget_departure(departure_kind::removed, "n2", st.removed[0].mod_revision - 1).value());
+  REQUIRE(n1->forget_departure(departure_kind::removed, "n2", st.removed[0].mod_revision).value());
+  CHECK_FALSE(raw_get(fx, "removed/n2"));
+  REQUIRE(back->join(info("n2"), 3s));
+  CHECK(n1->read().value().members.size() == 2);
+}
+
+TEST_CASE("departure records: only a current member writes them") {
+  etcd_fixture fx("departures-fenced");
+  auto old_life = fx.connect();
+  REQUIRE(old_life->join(info("n1"), 3s));
+  auto new_life = fx.connect();
+  REQUIRE(new_life->join(info("n1"), 3s));  // fences the old life
+  departure_record r{"n9", 1, "", 0};
+  CHECK(old_life->write_departure(departure_kind::absent, r).err().code == errc::fenced);
+  CHECK(old_life->forget_departure(departure_kind::absent, "n9", 1).err().code == errc::fenced);
+  CHECK(new_life->write_departure(departure_kind::absent, r).value());
+}
+
+TEST_CASE("departure records: codec - keys - and values that do not decode") {
+  codec::key_layout keys("prod");
+  CHECK(keys.departure(departure_kind::absent, "n3") == "/ordermesh/prod/absent/n3");
+  CHECK(keys.departure(departure_kind::removed, "n3") == "/ordermesh/prod/removed/n3");
+  auto p = keys.parse("/ordermesh/prod/removed/n3");
+  CHECK(p.what == codec::key_layout::kind::removed);
+  CHECK(p.node_id == "n3");
+  CHECK(keys.parse("/ordermesh/prod/absent/n4").what == codec::key_layout::kind::absent);
+  CHECK(keys.parse("/ordermesh/prod/absent/").what == codec::key_layout::kind::other);
+
+  departure_record d{"n3", 42, "timeout", 0};
+  auto back = codec::decode_departure(codec::encode_departure(d));
+  REQUIRE(back);
+  CHECK(back.value().node_id == "n3");
+  CHECK(back.value().since_ms == 42);
+  CHECK(back.value().by == "timeout");
+  CHECK_FALSE(codec::decode_departure(R"({"since_ms":1})"));
+  CHECK_FALSE(codec::decode_departure(R"({"node_id":"n3","since_ms":-1})"));
+  CHECK_FALSE(codec::decode_departure("[]"));
+
+  // A record whose value names another node than its key is refused by decode_state.
+  etcd::key_value kv;
+  kv.key = "/ordermesh/prod/removed/n3";
+  kv.value = codec::encode_departure({"n4", 1, "operator", 0});
+  auto st = codec::decode_state(keys, 10, {kv});
+  REQUIRE_FALSE(st);
+  CHECK(st.err().message.find("removed/n3") != std::string::npos);
 }

@@ -269,6 +269,18 @@ TEST_CASE("log format is text or json") {
   CHECK_THAT(bad.err, Catch::Contains("--log-format must be text or json"));
 }
 
+TEST_CASE("dead member timeout is a duration - 5m by default - 0s for never") {
+  CHECK(parse(required).cfg->dead_member_timeout == std::chrono::minutes(5));
+  CHECK(parse(with_required({"--dead-member-timeout", "90s"})).cfg->dead_member_timeout ==
+        std::chrono::seconds(90));
+  CHECK(parse(with_required({"--dead-member-timeout", "0s"})).cfg->dead_member_timeout.count() ==
+        0);
+  auto bad = parse(with_required({"--dead-member-timeout", "soon"}));
+  CHECK_FALSE(bad.cfg.has_value());
+  CHECK(bad.code == 2);
+  CHECK_THAT(bad.err, Catch::Contains("--dead-member-timeout"));
+}
+
 TEST_CASE("client TLS takes a certificate and a key together and a bounded handshake timeout") {
   auto ok = parse(with_required({"--client-tls-cert", "/c.pem", "--client-tls-key", "/c.key",
                                  "--client-tls-handshake-timeout", "2s"}));

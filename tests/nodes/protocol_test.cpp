@@ -167,6 +167,14 @@ TEST_CASE("every op parses its happy path", "[protocol]") {
       CHECK(p.req.crash_id == "x-1");
     }
   }
+  SECTION("cluster.remove-member") {
+    auto p = parse_op("cluster.remove-member", {{"node_id", "n4"}});
+    REQUIRE(p.ok());
+    CHECK(p.req.operation == protocol::op::cluster_remove_member);
+    CHECK(p.req.node_id == "n4");
+    CHECK_FALSE(parse_op("cluster.remove-member", {}).ok());
+    CHECK_FALSE(parse_op("cluster.remove-member", {{"node_id", "a b"}}).ok());
+  }
   SECTION("cluster.status with args missing") {
     auto p = protocol::parse_request(R"({"id":1,"op":"cluster.status"})");
     REQUIRE(p.ok());
