@@ -524,6 +524,7 @@ caf::behavior not_started_behavior(entity_actor<Traits>* self, const caf::actor&
       });
   return {
       [self](passivate_atom) { self->quit(); },
+      [self](evict_atom) { self->quit(); },  // its shard moves: nothing of it to finish
   };
 }
 
