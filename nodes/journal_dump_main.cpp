@@ -5,7 +5,7 @@
 //
 // Exit status of dump: 0 the dump is on stdout; 1 the data dir cannot be read (message on
 // stderr); 2 bad usage. Of verify: 0 clean; 1 damage found (one line per damaged entity);
-// 2 bad usage; 3 the data dir cannot be opened.
+// 2 bad usage; 3 the data dir cannot be opened or is not in this version's value format.
 #include <charconv>
 #include <cstring>
 #include <iostream>
@@ -32,13 +32,13 @@ constexpr const char* usage_text =
     "  --pretty           indent the JSON\n"
     "  -h, --help         this text\n"
     "\n"
-    "\n"
     "verify: checks the checksum of every event and snapshot of the stopped node's data dir\n"
     "and that each entity's events are contiguous; prints one line per damaged entity and a\n"
     "summary.\n"
     "\n"
     "Exit status: dump: 0 dumped; 1 the data dir cannot be read; 2 bad usage.\n"
-    "verify: 0 clean; 1 damage found; 2 bad usage; 3 the data dir cannot be opened.\n";
+    "verify: 0 clean; 1 damage found; 2 bad usage; 3 the data dir cannot be opened (or is a\n"
+    "0.2.0 one, without checksums: start orderd on it once to migrate it).\n";
 
 int usage_error(const std::string& why) {
   std::cerr << "ordermesh-journal: " << why << "\n" << usage_text;

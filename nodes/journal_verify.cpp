@@ -202,6 +202,23 @@ bool verify_journal(const journal_verify_options& opts, journal_verify_report* o
   if (!db) {
     return false;
   }
+  // Without the format record the values have no checksums to check: every one would "fail".
+  std::string format;
+  rocksdb::Status got =
+      db->Get(rocksdb::ReadOptions(), keys::meta(persistence::value_format::meta_name), &format);
+  if (!got.ok() || format != persistence::value_format::current) {
+    if (error != nullptr) {
+      *error = got.IsNotFound()
+                   ? "'" + opts.data_dir +
+                         "' holds values without checksums (written by 0.2.0, or its migration "
+                         "was cut short): start this version's orderd on it once to migrate it"
+               : got.ok()
+                   ? "'" + opts.data_dir + "' is in value format '" + format +
+                         "', unknown to this version"
+                   : "cannot read the value format of '" + opts.data_dir + "': " + got.ToString();
+    }
+    return false;
+  }
   journal_verify_report report;
   verifier(opts, report).run(*db);
   db->Close().PermitUncheckedError();

@@ -40,8 +40,9 @@ struct journal_verify_report {
   std::vector<damaged_entity> damaged;  // the first max_damaged of them, in key order
 };
 
-/// Scans the data dir. False and *error set when it cannot be opened at all; true otherwise
-/// (damage is in the report).
+/// Scans the data dir. False and *error set when it cannot be opened, or its values are not in
+/// value_format::current (a 0.2.0 dir has no checksums to verify: orderd migrates it at start);
+/// true otherwise (damage is in the report).
 bool verify_journal(const journal_verify_options& opts, journal_verify_report* out,
                     std::string* error);
 

@@ -39,7 +39,9 @@ void write_two_users(const ptest::temp_dir& dir) {
 
 std::unique_ptr<rocksdb::DB> open_raw(const ptest::temp_dir& dir) {
   rocksdb::DB* raw = nullptr;
-  REQUIRE(rocksdb::DB::Open(rocksdb::Options(), dir.db_path(), &raw).ok());
+  rocksdb::Options o;
+  o.create_if_missing = true;
+  REQUIRE(rocksdb::DB::Open(o, dir.db_path(), &raw).ok());
   return std::unique_ptr<rocksdb::DB>(raw);
 }
 
@@ -102,6 +104,21 @@ TEST_CASE("journal verify: a missing event is a journal gap", "[journal_verify]"
   CHECK(report.damaged[0].id == "alice");
   CHECK(report.damaged[0].seq == 3);
   CHECK(report.damaged[0].what == "journal gap: expected seq 2, found 3");
+}
+
+TEST_CASE("journal verify: a 0.2.0 data dir is refused, not reported as all damaged",
+          "[journal_verify]") {
+  ptest::temp_dir dir;
+  {
+    auto db = open_raw(dir);  // the 0.2.0 layout: no format record, values without checksums
+    REQUIRE(db->Put(rocksdb::WriteOptions(), keys::event({4, 1, "alice"}, 1), "e1").ok());
+  }
+  journal_verify_options opts;
+  opts.data_dir = fs::path(dir.db_path()).parent_path().string();
+  journal_verify_report report;
+  std::string error;
+  CHECK_FALSE(verify_journal(opts, &report, &error));
+  CHECK(error.find("holds values without checksums") != std::string::npos);
 }
 
 TEST_CASE("journal verify: a data dir that cannot be opened is an error", "[journal_verify]") {
