@@ -55,6 +55,16 @@ journal_verify_report verify(const ptest::temp_dir& dir) {
   return report;
 }
 
+/// Why verify refuses the data dir (it must refuse it).
+std::string refusal(const ptest::temp_dir& dir) {
+  journal_verify_options opts;
+  opts.data_dir = fs::path(dir.db_path()).parent_path().string();
+  journal_verify_report report;
+  std::string error;
+  CHECK_FALSE(verify_journal(opts, &report, &error));
+  return error;
+}
+
 }  // namespace
 
 TEST_CASE("journal verify: a clean data dir has no damage", "[journal_verify]") {
@@ -113,21 +123,11 @@ TEST_CASE("journal verify: a 0.2.0 data dir is refused, not reported as all dama
     auto db = open_raw(dir);  // the 0.2.0 layout: no format record, values without checksums
     REQUIRE(db->Put(rocksdb::WriteOptions(), keys::event({4, 1, "alice"}, 1), "e1").ok());
   }
-  journal_verify_options opts;
-  opts.data_dir = fs::path(dir.db_path()).parent_path().string();
-  journal_verify_report report;
-  std::string error;
-  CHECK_FALSE(verify_journal(opts, &report, &error));
-  CHECK(error.find("holds values without checksums") != std::string::npos);
+  CHECK(refusal(dir).find("holds values without checksums") != std::string::npos);
 }
 
 TEST_CASE("journal verify: a data dir that cannot be opened is an error", "[journal_verify]") {
   ptest::temp_dir dir;
-  journal_verify_options opts;
-  opts.data_dir = fs::path(dir.db_path()).parent_path().string();
-  journal_verify_report report;
-  std::string error;
-  CHECK_FALSE(verify_journal(opts, &report, &error));
-  CHECK(error.find("cannot open") != std::string::npos);
+  CHECK(refusal(dir).find("cannot open") != std::string::npos);
   CHECK_FALSE(fs::exists(dir.db_path()));
 }
