@@ -63,6 +63,7 @@ struct entity_state {
   uint64_t shard_epoch = 0;  // the epoch under which this node owned the shard at activation
   bool counted = false;
   bool forgetting = false;       // asked to be passivated because it was never created
+  std::string corruption;        // set when recovery found damaged data: what is damaged
   uint32_t reads_in_flight = 0;  // read barriers awaiting the shard leader's answer
   caf::actor supervisor;         // set by entity_behavior
   typename Traits::extra extra;  // what only this kind needs (the order's saga bookkeeping)
@@ -125,20 +126,25 @@ void maybe_stop(entity_actor<Traits>* self) {
     self->quit();
 }
 
-/// Loads the snapshot and replays later events. False (and logs) when the data cannot be read.
+/// Loads the snapshot and replays later events. False (and logs) when the data cannot be read;
+/// when it is damaged (a checksum fails, a record does not decode) also sets s.corruption, and
+/// leaves the log line to the supervisor, which quarantines the entity for good.
 template <class Traits>
 bool recover(entity_actor<Traits>* self) {
   auto& s = self->state;
   persistence::recovered_entity rec;
   auto st = s.ctx->storage().load(s.key, rec);
+  if (st.kind() == persistence::status::code::corruption) {
+    s.corruption = st.message();
+    return false;
+  }
   if (!st) {
     s.ctx->log().error("node={} entity={}/{} recovery failed: {}", s.ctx->node_id(), Traits::name,
                        s.key.id, st.to_string());
     return false;
   }
   if (rec.snapshot_seq > 0 && !Traits::decode_snapshot(rec.snapshot, s.st)) {
-    s.ctx->log().error("node={} entity={}/{} snapshot {} does not decode", s.ctx->node_id(),
-                       Traits::name, s.key.id, rec.snapshot_seq);
+    s.corruption = "snapshot " + std::to_string(rec.snapshot_seq) + " does not decode";
     return false;
   }
   s.snapshot_bytes = saturate(rec.snapshot.size());
@@ -146,8 +152,7 @@ bool recover(entity_actor<Traits>* self) {
     s.bytes_since_snapshot = saturate(s.bytes_since_snapshot + uint64_t{e.bytes.size()});
     typename Traits::event ev;
     if (!Traits::decode(e.bytes, ev)) {
-      s.ctx->log().error("node={} entity={}/{} event {} does not decode", s.ctx->node_id(),
-                         Traits::name, s.key.id, e.seq);
+      s.corruption = "event " + std::to_string(e.seq) + " does not decode";
       return false;
     }
     Traits::apply(s.st, ev);
@@ -476,7 +481,8 @@ caf::behavior entity_behavior(entity_actor<Traits>* self, caf::actor supervisor,
   };
 }
 
-/// Sets up the state and recovers it. False: the entity cannot start (it has quit).
+/// Sets up the state and recovers it. False: the entity cannot start; it has quit, or its data
+/// is damaged (s.corruption set) and it must get not_started_behavior.
 template <class Traits>
 bool start_entity(entity_actor<Traits>* self, context_ptr ctx, const entity_ref& who) {
   auto& s = self->state;
@@ -491,10 +497,35 @@ bool start_entity(entity_actor<Traits>* self, context_ptr ctx, const entity_ref&
   s.shard_epoch = s.ctx->storage().owned_epoch(s.key.shard);
   s.ctx->log().debug("node={} entity={}/{} activating", s.ctx->node_id(), Traits::name, who.id);
   if (!recover(self)) {
-    self->quit(caf::exit_reason::user_shutdown);
+    if (s.corruption.empty())
+      self->quit(caf::exit_reason::user_shutdown);  // a read error: the supervisor restarts it
     return false;
   }
   return true;
+}
+
+/// What an entity that failed start_entity runs. One whose data is damaged stays up just long
+/// enough to answer what its supervisor already handed it with `corrupted`, tells the supervisor
+/// (which quarantines it for good, logs it once and answers every later request itself), and
+/// leaves when the supervisor agrees. Restarting it would only read the same damage again.
+template <class Traits>
+caf::behavior not_started_behavior(entity_actor<Traits>* self, const caf::actor& supervisor) {
+  auto& s = self->state;
+  if (s.corruption.empty())
+    return {};  // quit already
+  self->send(supervisor, corrupted_atom::value, entity_ref{s.key.kind, s.key.id}, s.corruption);
+  self->set_default_handler(
+      [self](caf::scheduled_actor*, caf::message_view&) -> caf::result<caf::message> {
+        if (!self->current_message_id().is_request())
+          return caf::message{};  // an async note (idle, wakeup): nothing to answer
+        return make_error(domain::errc::corrupted,
+                          std::string(Traits::name) + "/" + self->state.key.id +
+                              ": its stored data is damaged (" + self->state.corruption + ")");
+      });
+  return {
+      [self](passivate_atom) { self->quit(); },
+      [self](evict_atom) { self->quit(); },  // its shard moves: nothing of it to finish
+  };
 }
 
 }  // namespace ordermesh::actors

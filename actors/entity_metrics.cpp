@@ -23,4 +23,13 @@ om::obs::counter& quarantines_counter() {
   return c;
 }
 
+om::obs::counter& corrupted_counter() {
+  static auto& c = om::obs::registry::global()
+                       .counters("ordermesh_entity_corrupted_total",
+                                 "Entities whose stored events or snapshot failed their checksum "
+                                 "or did not decode; each answers corrupted to every request.")
+                       .with({});
+  return c;
+}
+
 }  // namespace ordermesh::actors

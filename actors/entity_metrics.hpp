@@ -12,5 +12,8 @@ namespace ordermesh::actors {
 om::obs::gauge& active_entities_gauge(std::string_view kind);
 /// ordermesh_entity_quarantines_total: entities quarantined after crashing too often.
 om::obs::counter& quarantines_counter();
+/// ordermesh_entity_corrupted_total: entities found with damaged stored data (each once per
+/// node run); they answer `corrupted` until the node restarts with the entity restored.
+om::obs::counter& corrupted_counter();
 
 }  // namespace ordermesh::actors

@@ -51,7 +51,7 @@ void with_product(self_ptr self, caf::response_promise rp, std::function<void()>
 caf::behavior inventory_actor(self_ptr self, context_ptr ctx, entity_ref who,
                               caf::actor supervisor) {
   if (!start_entity(self, std::move(ctx), who))
-    return {};
+    return not_started_behavior(self, supervisor);
   auto view = [](const inv::state& s) { return inv::view(s); };
   using result = domain::inventory_view;
   return entity_behavior(

@@ -84,6 +84,8 @@ using passivate_atom = caf::atom_constant<caf::atom("e_passiv")>;
 using idle_atom = caf::atom_constant<caf::atom("e_idle")>;    // supervisor: nothing routed lately
 using evict_atom = caf::atom_constant<caf::atom("e_evict")>;  // stop now: the shard moves away
 using barrier_atom = caf::atom_constant<caf::atom("e_barrier")>;
+// entity -> its supervisor, local only: (entity_ref, why) its stored data is damaged.
+using corrupted_atom = caf::atom_constant<caf::atom("e_corrupt")>;
 using retry_atom = caf::atom_constant<caf::atom("e_retry")>;
 using expire_atom = caf::atom_constant<caf::atom("o_expire")>;
 using fire_atom = caf::atom_constant<caf::atom("w_fire")>;

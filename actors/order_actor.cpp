@@ -446,6 +446,10 @@ void answer_timeline(self_ptr self, caf::response_promise rp) {
   const uint64_t from = s.seq > max ? s.seq - max + 1 : 1;
   std::vector<persistence::stored_event> stored;
   auto st = s.ctx->storage().read_events(s.key, from, max, stored);
+  if (st.kind() == persistence::status::code::corruption) {
+    rp.deliver(make_error(errc::corrupted, "the order's journal is damaged: " + st.message()));
+    return;
+  }
   if (!st.is_ok()) {
     rp.deliver(make_error(errc::unavailable, "could not read the order's journal; retry"));
     return;
@@ -478,7 +482,7 @@ void fail_waiters<order_traits>(self_ptr self, const domain::failure& why) {
 
 caf::behavior order_actor(self_ptr self, context_ptr ctx, entity_ref who, caf::actor supervisor) {
   if (!start_entity(self, std::move(ctx), who))
-    return {};
+    return not_started_behavior(self, supervisor);
   auto& s = self->state;
   if (s.st.status == domain::order_status::pending) {
     s.busy = true;  // resume the saga that a crash or restart interrupted

@@ -9,7 +9,7 @@ namespace p = domain::product;
 caf::behavior product_actor(entity_actor<product_traits>* self, context_ptr ctx, entity_ref who,
                             caf::actor supervisor) {
   if (!start_entity(self, std::move(ctx), who))
-    return {};
+    return not_started_behavior(self, supervisor);
   auto view = [](const p::state& s) { return p::view(s); };
   return entity_behavior(
       self, supervisor,

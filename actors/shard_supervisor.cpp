@@ -4,6 +4,11 @@
 // One writer per entity: a new incarnation is spawned only after the old one has exited and
 // every write it submitted has been confirmed (a storage barrier: an empty write queued behind
 // them). Messages that arrive meanwhile wait here, with a bound.
+//
+// Damaged data (issue 13): an entity whose stored events or snapshot fail their checksum (or do
+// not decode) tells its supervisor at activation; the slot then stays `corrupted` for the rest
+// of the node's run and every request for it is answered `corrupted` here, without a restart
+// (it would read the same damage again). Every other entity of the shard is untouched.
 #include "actors/shard_supervisor.hpp"
 
 #include <algorithm>
@@ -27,7 +32,7 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-enum class mode { running, stopping, restarting, quarantined };
+enum class mode { running, stopping, restarting, quarantined, corrupted };
 
 struct slot {
   entity_ref who;
@@ -191,6 +196,8 @@ void on_down(self_ptr self, const caf::down_msg& dm) {
     return;
   auto& sl = si->second;
   sl.actor = nullptr;
+  if (sl.m == mode::corrupted && !s.frozen)
+    return;        // it left as agreed; the slot keeps answering for it
   if (s.frozen) {  // evicted for a handoff (or crashed meanwhile): nothing restarts here
     for (auto& b : sl.buffered)
       s.held.push_back(std::move(b));
@@ -267,6 +274,29 @@ void sweep_idle(self_ptr self) {
   self->delayed_send(self, sweep_period(cfg), idle_atom::value);
 }
 
+/// The entity at `key` found its stored data damaged: quarantine it for good (see the header).
+void mark_corrupted(self_ptr self, const entity_ref& who, const std::string& why) {
+  auto& s = self->state;
+  auto it = s.slots.find(slot_key(who));
+  if (it == s.slots.end() || it->second.m == mode::corrupted || !it->second.actor ||
+      it->second.actor.address() != caf::actor_cast<caf::actor_addr>(self->current_sender()))
+    return;
+  auto& sl = it->second;
+  corrupted_counter().inc();
+  sl.m = mode::corrupted;
+  sl.quarantine_reason = describe(sl.who) + " is quarantined on node " + s.ctx->node_id() +
+                         ": its stored data is damaged (" + why +
+                         "); restore it from a replica or a backup (docs/OPERATIONS.md)";
+  s.ctx->log().error("node={} entity={} shard={} {}", s.ctx->node_id(), describe(sl.who), s.shard,
+                     sl.quarantine_reason);
+  auto buffered = std::move(sl.buffered);
+  sl.buffered.clear();
+  for (auto& b : buffered)
+    b.second.deliver(make_error(domain::errc::corrupted, sl.quarantine_reason));
+  // It answers what it was handed before leaving (its mailbox is in order).
+  self->send(sl.actor, passivate_atom::value);
+}
+
 /// Any message addressed to an entity (first element an entity_ref): route it.
 caf::result<caf::message> route(self_ptr self, caf::message_view& xs) {
   auto& content = xs.content();
@@ -326,6 +356,9 @@ caf::result<caf::message> route(self_ptr self, caf::message_view& xs) {
       else
         buffer(self, sl, xs.move_content_to_message(), rp);
       return rp;
+    case mode::corrupted:
+      rp.deliver(make_error(domain::errc::corrupted, sl.quarantine_reason));
+      return rp;
     case mode::stopping:
     case mode::restarting:
       buffer(self, sl, xs.move_content_to_message(), rp);
@@ -377,6 +410,9 @@ caf::behavior shard_supervisor(self_ptr self, context_ptr ctx, uint16_t shard) {
             sl.crashes.clear();
           spawn_into(self, key, sl);
         }
+      },
+      [self](corrupted_atom, const entity_ref& who, const std::string& why) {
+        mark_corrupted(self, who, why);
       },
       [self](stats_atom) { return static_cast<uint64_t>(self->state.slots.size()); },
       [self](cluster::freeze_atom) -> caf::result<bool> {

@@ -10,7 +10,7 @@ using self_ptr = entity_actor<user_traits>*;
 
 caf::behavior user_actor(self_ptr self, context_ptr ctx, entity_ref who, caf::actor supervisor) {
   if (!start_entity(self, std::move(ctx), who))
-    return {};
+    return not_started_behavior(self, supervisor);
   auto view = [](const u::state& s) { return u::view(s); };
   return entity_behavior(
       self, supervisor,

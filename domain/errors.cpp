@@ -8,7 +8,7 @@ constexpr errc all_codes[] = {
     errc::none,          errc::bad_request, errc::unauthorized,   errc::forbidden,
     errc::not_found,     errc::conflict,    errc::out_of_stock,   errc::insufficient_funds,
     errc::invalid_state, errc::unavailable, errc::timeout,        errc::overloaded,
-    errc::too_large,     errc::internal,    errc::limit_exceeded,
+    errc::too_large,     errc::internal,    errc::limit_exceeded, errc::corrupted,
 };
 }  // namespace
 
@@ -44,6 +44,8 @@ std::string_view to_string(errc code) {
       return "internal";
     case errc::limit_exceeded:
       return "limit_exceeded";
+    case errc::corrupted:
+      return "corrupted";
   }
   // A value outside the enum (e.g. a corrupt byte) still needs a non-empty spelling.
   return "internal";

@@ -24,10 +24,11 @@ enum class errc : uint8_t {
   internal,
   // Added after `internal`: codes cross nodes as their numbers, so existing ones keep theirs.
   limit_exceeded,  // a per-user cap (unpaid reservations) is reached; nothing changed
+  corrupted,       // the entity's stored data is damaged: it serves nothing until restored
 };
 
 /// The highest code; anything above it from another node reads as `internal`.
-constexpr errc last_errc = errc::limit_exceeded;
+constexpr errc last_errc = errc::corrupted;
 
 /// The protocol spelling, e.g. "out_of_stock". Never empty.
 std::string_view to_string(errc code);

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <charconv>
-#include <cstdarg>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -10,7 +9,6 @@
 #include <vector>
 
 #include <rocksdb/db.h>
-#include <rocksdb/env.h>
 #include <rocksdb/options.h>
 
 #include "domain/inventory.hpp"
@@ -18,9 +16,11 @@
 #include "domain/product.hpp"
 #include "domain/types.hpp"
 #include "domain/user.hpp"
+#include "nodes/journal_open.hpp"
 #include "nodes/protocol.hpp"
 #include "persistence/big_endian.hpp"
 #include "persistence/keys.hpp"
+#include "persistence/value_format.hpp"
 
 namespace ordermesh::node {
 
@@ -28,14 +28,6 @@ namespace {
 
 using nlohmann::json;
 namespace keys = persistence::keys;
-
-/// RocksDB's info log would be a file in the data dir: this one drops every line instead.
-class discard_logger : public rocksdb::Logger {
- public:
-  using rocksdb::Logger::Logv;
-  void Logv(const char*, va_list) override {}
-  void Logv(const rocksdb::InfoLogLevel, const char*, va_list) override {}
-};
 
 /// One entity kind's domain functions: how its records decode, apply and render.
 template <class State, class Event, class View>
@@ -289,13 +281,21 @@ class dumper {
       current_->key = k;
     }
     const bool snapshot = key[end + 1] == 's';
-    record r{persistence::detail::get_u64be(key.substr(end + 2)), std::string(value)};
+    // The payload (the codec's bytes, without the checksum) is decoded and digested once its
+    // checksum holds; a damaged record is listed under errors only.
+    std::string_view payload;
+    if (persistence::status st = persistence::value_format::unseal(key, value, payload);
+        !st.is_ok()) {
+      error(st.message());
+      return true;
+    }
+    record r{persistence::detail::get_u64be(key.substr(end + 2)), std::string(payload)};
     json entry = {{"node", opts_.node_id},
                   {"shard", k.shard},
                   {"kind", kind_name(k.kind)},
                   {"id", k.id},
                   {"seq", r.seq},
-                  {"digest", journal_digest(value)}};
+                  {"digest", journal_digest(payload)}};
     if (snapshot) {
       entry["snapshot"] = true;
       ++snapshots_;
@@ -372,20 +372,6 @@ class dumper {
   uint64_t error_count_ = 0;
 };
 
-/// The database directory of a data dir: `<dir>/db`, or `dir` itself if it is a database.
-std::string database_path(const std::string& data_dir) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  const fs::path child = fs::path(data_dir) / "db";
-  if (fs::is_directory(child, ec)) {
-    return child.string();
-  }
-  if (fs::exists(fs::path(data_dir) / "CURRENT", ec)) {
-    return data_dir;
-  }
-  return child.string();  // does not exist: opening it reports that
-}
-
 }  // namespace
 
 std::string journal_digest(std::string_view bytes) {
@@ -419,21 +405,15 @@ bool dump_journal(const journal_dump_options& opts, json* out, std::string* erro
   if (!domain::valid_id(opts.node_id)) {
     return fail("--node-id is required and must match [A-Za-z0-9._-]{1,64}");
   }
-  const std::string path = database_path(opts.data_dir);
-  rocksdb::Options o;
-  o.create_if_missing = false;
-  o.error_if_exists = false;
-  o.info_log = std::make_shared<discard_logger>();
-  o.max_open_files = 256;
-  rocksdb::DB* raw = nullptr;
-  rocksdb::Status s = rocksdb::DB::OpenForReadOnly(o, path, &raw);
-  if (!s.ok()) {
-    return fail("cannot open the database '" + path + "' read-only: " + s.ToString());
+  const std::string path = journal_database_path(opts.data_dir);
+  std::string why_not;
+  std::unique_ptr<rocksdb::DB> db = open_journal_read_only(opts.data_dir, &why_not);
+  if (!db) {
+    return fail(why_not);
   }
-  std::unique_ptr<rocksdb::DB> db(raw);
 
   std::string recorded;
-  s = db->Get(rocksdb::ReadOptions(), keys::meta("node_id"), &recorded);
+  rocksdb::Status s = db->Get(rocksdb::ReadOptions(), keys::meta("node_id"), &recorded);
   if (s.ok() && recorded != opts.node_id) {
     return fail("the data dir '" + opts.data_dir + "' belongs to node '" + recorded + "', not '" +
                 opts.node_id + "'");

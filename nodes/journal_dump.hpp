@@ -14,7 +14,8 @@
 //
 // What it writes (stdout, one JSON object):
 //   entries       every event {node, shard, kind, id, seq, digest} and snapshot (the same with
-//                 "snapshot": true); digest = FNV-1a 64 of the stored bytes, 16 hex digits
+//                 "snapshot": true); digest = FNV-1a 64 of the record's payload (the codec's
+//                 bytes, without the checksum of persistence/value_format.hpp), 16 hex digits
 //   shard_epochs  {node: {shard: [E]}}: the storage engine keeps only the latest epoch per shard
 //                 (owned or released), not the history, so each list has one element
 //   owned         {node: {shard: {"epoch": E, "owned": bool}}}: the records themselves, so the
@@ -26,7 +27,8 @@
 //                 "snapshot_seq", "owned" (this node owns the entity's shard) and, when a snapshot
 //                 exists and the events from seq 1 are on disk, "snapshot_consistent" (replaying
 //                 every event from seq 1 renders the same state as snapshot + later events)
-//   errors        records that do not decode (key, event or snapshot, ownership record)
+//   errors        records whose checksum fails (not listed in entries) or that do not decode
+//                 (key, event or snapshot, ownership record)
 //   stats         counts of events, snapshots, entities, wakeup entries
 //
 // What it cannot show: events carry no shard epoch on disk (the engine checks the epoch when it

@@ -82,6 +82,29 @@ std::string meta(std::string_view name) {
   return out;
 }
 
+bool parse_record(std::string_view key, entity_key& out, char& tag, uint64_t& seq) {
+  // [shard:2][kind:1][id:1+][0x00][tag:1][seq:8]
+  if (key.size() < 2 + 1 + 1 + 1 + 1 + 8) {
+    return false;
+  }
+  const size_t end = key.size() - 8 - 1 - 1;  // where the 0x00 after the id must be
+  const char t = key[end + 1];
+  if (key[end] != '\0' || (t != 'e' && t != 's')) {
+    return false;
+  }
+  entity_key k;
+  k.shard = detail::get_u16be(key);
+  k.kind = static_cast<uint8_t>(key[2]);
+  k.id.assign(key.substr(3, end - 3));
+  if (!valid(k)) {
+    return false;
+  }
+  out = std::move(k);
+  tag = t;
+  seq = detail::get_u64be(key.substr(end + 2));
+  return true;
+}
+
 bool parse_wakeup(std::string_view key, entity_key& out) {
   // [shard:2][0xF0][kind:1][id:1+]
   if (key.size() < 5 || static_cast<uint8_t>(key[2]) != wakeup_tag) {

@@ -37,6 +37,9 @@ std::string shard_end(uint16_t shard);
 /// this layout is a bare prefix).
 bool in_shard(std::string_view key, uint16_t shard);
 std::string meta(std::string_view name);
+/// Decodes an event or snapshot key: its entity, its tag ('e' or 's') and its seq; false when
+/// `key` is not one (a wakeup, a meta key, or malformed).
+bool parse_record(std::string_view key, entity_key& out, char& tag, uint64_t& seq);
 /// Decodes a wakeup key; false when `key` is not one.
 bool parse_wakeup(std::string_view key, entity_key& out);
 /// Whether `k` can be stored: id non-empty and [A-Za-z0-9._-]+, kind != wakeup_tag (that byte

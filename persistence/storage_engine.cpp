@@ -24,6 +24,8 @@
 #include "persistence/group_commit.hpp"
 #include "persistence/replica_meta.hpp"
 #include "persistence/shard_table.hpp"
+#include "persistence/value_format.hpp"
+#include "persistence/value_migration.hpp"
 
 namespace ordermesh::persistence {
 
@@ -80,6 +82,25 @@ bool record_seq(const rocksdb::Slice& key, const std::string& record_prefix, uin
   }
   seq = detail::get_u64be(view(key).substr(record_prefix.size()));
   return true;
+}
+
+/// Checks a stored event or snapshot value and copies its payload to `out`.
+status unseal_into(const rocksdb::Slice& key, const rocksdb::Slice& stored, std::string& out) {
+  std::string_view payload;
+  status st = value_format::unseal(view(key), view(stored), payload);
+  if (st.is_ok()) {
+    out.assign(payload);
+  }
+  return st;
+}
+
+/// A RocksDB error while reading one entity's records (e.g. a block whose own checksum fails):
+/// named after the entity, so the caller can quarantine it alone.
+status entity_read_error(const entity_key& key, const rocksdb::Status& s) {
+  status st = from_rocksdb(s);
+  const std::string who = "kind " + std::to_string(key.kind) + " id " + key.id + " (shard " +
+                          std::to_string(key.shard) + "): ";
+  return st.kind() == status::code::corruption ? status::corruption(who + st.message()) : st;
 }
 
 // Shard ownership records: meta "shard_epoch/<shard in decimal>" -> "owned <epoch>" or
@@ -236,6 +257,10 @@ std::unique_ptr<storage_engine> storage_engine::open(const storage_options& opts
   }
   in.opts = opts;
   in.db.reset(raw);
+  // Before anything is read or served: every value must carry its checksum (value_format.hpp).
+  if (status formatted = detail::ensure_value_format(*raw, opts.sync); !formatted.is_ok()) {
+    return fail(std::move(formatted));
+  }
   in.shards = std::make_unique<detail::shard_table>();
   // Before the writer starts: no write may be checked against a table not yet loaded.
   if (status loaded = in.load_shard_records(); !loaded.is_ok()) {
@@ -300,10 +325,13 @@ status storage_engine::load(const entity_key& key, recovered_entity& out) const 
     if (!record_seq(it->key(), snap_prefix, out.snapshot_seq)) {
       return status::corruption("malformed snapshot key for '" + key.id + "'");
     }
-    out.snapshot = it->value().ToString();
+    if (status st = unseal_into(it->key(), it->value(), out.snapshot); !st.is_ok()) {
+      out = recovered_entity{};
+      return st;
+    }
   }
   if (!it->status().ok()) {
-    return from_rocksdb(it->status());
+    return entity_read_error(key, it->status());
   }
 
   uint64_t expected = out.snapshot_seq + 1;
@@ -317,11 +345,16 @@ status storage_engine::load(const entity_key& key, recovered_entity& out) const 
       return status::corruption("journal gap for '" + key.id + "': expected seq " +
                                 std::to_string(expected) + ", found " + std::to_string(seq));
     }
-    out.events.push_back(stored_event{seq, it->value().ToString()});
+    stored_event ev{seq, {}};
+    if (status st = unseal_into(it->key(), it->value(), ev.bytes); !st.is_ok()) {
+      out = recovered_entity{};
+      return st;
+    }
+    out.events.push_back(std::move(ev));
     ++expected;
   }
   if (!it->status().ok()) {
-    return from_rocksdb(it->status());
+    return entity_read_error(key, it->status());
   }
   out.last_seq = out.events.empty() ? out.snapshot_seq : out.events.back().seq;
   return status::ok();
@@ -341,9 +374,18 @@ status storage_engine::read_events(const entity_key& key, uint64_t from_seq, siz
     if (!record_seq(it->key(), event_prefix, seq)) {
       return status::corruption("malformed event key for '" + key.id + "'");
     }
-    out.push_back(stored_event{seq, it->value().ToString()});
+    stored_event ev{seq, {}};
+    if (status st = unseal_into(it->key(), it->value(), ev.bytes); !st.is_ok()) {
+      out.clear();
+      return st;
+    }
+    out.push_back(std::move(ev));
   }
-  return from_rocksdb(it->status());
+  if (!it->status().ok()) {
+    out.clear();
+    return entity_read_error(key, it->status());
+  }
+  return status::ok();
 }
 
 bool storage_engine::submit(write_request req, write_callback done, status* why) {
@@ -570,6 +612,11 @@ status storage_engine::impl::read_chunk(uint16_t shard, const std::string& after
     const size_t size = it->key().size() + it->value().size();
     if (!out.records.empty() && bytes + size > max_bytes) {
       break;  // the first record always goes in, so that a chunk makes progress
+    }
+    // An export feeds handoffs and replica re-seeds: a damaged value stops it here.
+    if (status st = value_format::check(view(it->key()), view(it->value())); !st.is_ok()) {
+      out.records.clear();
+      return st;
     }
     out.records.emplace_back(it->key().ToString(), it->value().ToString());
     bytes += size;

@@ -5,6 +5,7 @@
 
 #include "persistence/big_endian.hpp"
 #include "persistence/keys.hpp"
+#include "persistence/value_format.hpp"
 
 namespace ordermesh::persistence::detail {
 
@@ -46,6 +47,13 @@ status validate(const shard_op& op) {
                              " has a key outside its range");
     }
   }
+  // A damaged value is refused here, before anything is written: a copy must not spread it.
+  for (const auto& record : op.records) {
+    if (status st = value_format::check(record.first, record.second); !st.is_ok()) {
+      return status::corruption("import into shard " + std::to_string(op.shard) + ": " +
+                                st.message());
+    }
+  }
   return status::ok();
 }
 
@@ -67,6 +75,16 @@ status validate(const replica_op& op) {
     if (!keys::in_shard(r.key, d.shard)) {
       return status::invalid("delta for shard " + std::to_string(d.shard) +
                              " has a key outside its range");
+    }
+  }
+  // A follower refuses a damaged value rather than store it: corruption does not spread.
+  for (const replica_record& r : d.records) {
+    if (r.kind != replica_record::op::put) {
+      continue;
+    }
+    if (status st = value_format::check(r.key, r.value); !st.is_ok()) {
+      return status::corruption("delta for shard " + std::to_string(d.shard) + " at position " +
+                                std::to_string(d.position) + ": " + st.message());
     }
   }
   return status::ok();
@@ -108,8 +126,11 @@ struct captured_out {
 template <class Out>
 rocksdb::Status append_request(const write_request& req, Out& out, append_counts& counts) {
   uint64_t seq = req.first_seq;
+  // Sealed here, on the writer thread: what is stored and replicated carries its checksum.
   for (const std::string& ev : req.events) {
-    rocksdb::Status s = out.put(keys::event(req.key, seq++), ev);
+    std::string key = keys::event(req.key, seq++);
+    std::string stored = value_format::seal(key, ev);
+    rocksdb::Status s = out.put(std::move(key), stored);
     if (!s.ok()) {
       return s;
     }
@@ -117,7 +138,9 @@ rocksdb::Status append_request(const write_request& req, Out& out, append_counts
   }
   counts.events += req.events.size();
   if (req.snapshot) {
-    rocksdb::Status s = out.put(keys::snapshot(req.key, snapshot_seq(req)), *req.snapshot);
+    std::string key = keys::snapshot(req.key, snapshot_seq(req));
+    std::string stored = value_format::seal(key, *req.snapshot);
+    rocksdb::Status s = out.put(std::move(key), stored);
     if (!s.ok()) {
       return s;
     }

@@ -13,6 +13,7 @@
 #include <tuple>
 #include <vector>
 
+#include <rocksdb/db.h>
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
 #include <caf/all.hpp>
@@ -23,6 +24,7 @@
 #include "actors/messages.hpp"
 #include "domain/order.hpp"
 #include "domain/order_timeline.hpp"
+#include "persistence/keys.hpp"
 #include "persistence/storage_engine.hpp"
 
 using namespace ordermesh;
@@ -428,6 +430,43 @@ TEST_CASE("a crashed entity restarts alone and repeated crashes quarantine it") 
     auto [v2, f2] = n.ask<domain::inventory_view>(inv("pen"), read_atom::value, admin);
     return f2.code == errc::none && v2.available == 10;
   }));
+}
+
+TEST_CASE("an entity whose stored data is damaged answers corrupted and the rest serves") {
+  temp_dir dir;
+  entity_settings s;
+  s.restart_limit = 1;  // a restart loop would quarantine it as `unavailable` at once
+  persistence::entity_key damaged;
+  {
+    node n(dir.path, s);
+    seed(n);
+    damaged = {n.ctx().shard_of(p("pen")), uint8_t(entity_kind::product), "pen"};
+  }
+  {
+    // A bit flip on disk, written through RocksDB so that only the value's checksum can tell.
+    rocksdb::DB* raw = nullptr;
+    REQUIRE(rocksdb::DB::Open(rocksdb::Options(), dir.path + "/db", &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    const std::string key = persistence::keys::event(damaged, 1);
+    std::string value;
+    REQUIRE(db->Get(rocksdb::ReadOptions(), key, &value).ok());
+    value[1] = static_cast<char>(value[1] ^ 0x04);
+    REQUIRE(db->Put(rocksdb::WriteOptions(), key, value).ok());
+  }
+  node n(dir.path, s);
+  for (int i = 0; i < 4; ++i) {  // from the entity itself first, then from its supervisor
+    auto [v, f] = n.ask<domain::product_view>(p("pen"), read_atom::value, admin);
+    INFO(f.message);
+    CHECK(f.code == errc::corrupted);
+    CHECK(f.message.find("product/pen") != std::string::npos);
+    CHECK(f.message.find("checksum mismatch") != std::string::npos);
+  }
+  CHECK(n.ctx().entity_restarts.load() == 0);  // quarantined, not restarted
+  // Its inventory is another entity, and the user is untouched.
+  CHECK(n.ok<domain::inventory_view>(inv("pen"), read_atom::value, admin).available == 10);
+  CHECK(n.ok<domain::user_view>(u("ann"), read_atom::value, admin).balance_cents == 10000);
+  n.ok<domain::product_view>(p("ink"), create_atom::value, admin, std::string("Ink"), int64_t{90});
+  CHECK(n.ok<domain::product_view>(p("ink"), read_atom::value, admin).price_cents == 90);
 }
 
 TEST_CASE("a saga interrupted by a crash resumes when the node starts") {

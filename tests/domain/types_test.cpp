@@ -15,6 +15,7 @@ TEST_CASE("errc spellings are the protocol's and round-trip", "[domain][types]")
   CHECK(to_string(errc::invalid_state) == "invalid_state");
   CHECK(to_string(errc::too_large) == "too_large");
   CHECK(to_string(errc::limit_exceeded) == "limit_exceeded");
+  CHECK(to_string(errc::corrupted) == "corrupted");
   for (int i = 0; i <= static_cast<int>(last_errc); ++i) {
     const auto code = static_cast<errc>(i);
     INFO("code " << i);

@@ -17,6 +17,7 @@
 
 #include "persistence/keys.hpp"
 #include "persistence/storage_engine.hpp"
+#include "persistence/value_format.hpp"
 #include "tests/persistence/test_support.hpp"
 
 using namespace ordermesh::persistence;
@@ -183,8 +184,11 @@ shard_records export_records(const storage_engine& engine, uint16_t shard,
 shard_delta delta(uint16_t shard, uint64_t epoch, uint64_t position, uint64_t prev_epoch,
                   const std::string& id) {
   shard_delta d{shard, epoch, position, prev_epoch, {}};
-  d.records.push_back(replica_record{replica_record::op::put, keys::event({shard, 1, id}, position),
-                                     "v" + std::to_string(position) + "@" + std::to_string(epoch)});
+  // Sealed as the primary's engine stores it: a follower checks every value's checksum.
+  const std::string key = keys::event({shard, 1, id}, position);
+  d.records.push_back(replica_record{
+      replica_record::op::put, key,
+      value_format::seal(key, "v" + std::to_string(position) + "@" + std::to_string(epoch))});
   return d;
 }
 
@@ -236,7 +240,9 @@ TEST_CASE("replication: a position advances once per batch per shard written",
     CHECK(engine->replica_position(9) == 1);
 
     // Imports do not advance it; delete_shard sets it to 0 with the range.
-    REQUIRE(import_sync(*engine, 7, {{keys::event({7, 1, "i"}, 1), "imported"}}).is_ok());
+    const std::string imported = keys::event({7, 1, "i"}, 1);
+    REQUIRE(
+        import_sync(*engine, 7, {{imported, value_format::seal(imported, "imported")}}).is_ok());
     CHECK(engine->replica_position(7) == 0);
     REQUIRE(engine->delete_shard(3).is_ok());
     CHECK(engine->replica_position(3) == 0);
@@ -371,7 +377,8 @@ TEST_CASE("replication: callbacks wait for the sink in order and an error is una
   REQUIRE(first[0].records.size() == 1);
   CHECK(first[0].records[0].kind == replica_record::op::put);
   CHECK(first[0].records[0].key == keys::event(k, 1));
-  CHECK(first[0].records[0].value == "e1");
+  // Byte for byte as stored, checksum included.
+  CHECK(first[0].records[0].value == value_format::seal(keys::event(k, 1), "e1"));
   CHECK(sink->deltas(1)[0].position == 2);
 
   // The later batches are answered first: nothing runs before the oldest is answered.

@@ -15,6 +15,7 @@
 
 #include "persistence/keys.hpp"
 #include "persistence/storage_engine.hpp"
+#include "persistence/value_format.hpp"
 #include "tests/persistence/test_support.hpp"
 
 using namespace ordermesh::persistence;
@@ -561,7 +562,8 @@ TEST_CASE("shards: import refuses foreign keys and owned shards", "[persistence]
     CHECK_FALSE(ran);
     return why;
   };
-  status why = try_import(12, {{good, "x"}, {keys::event({13, 1, "a"}, 1), "y"}});
+  status why =
+      try_import(12, {{good, value_format::seal(good, "x")}, {keys::event({13, 1, "a"}, 1), "y"}});
   CHECK(why.kind() == status::code::invalid);
   CHECK(why.message() == "import into shard 12 has a key outside its range");
   CHECK(try_import(12, {{keys::meta("cluster_id"), "x"}}).kind() == status::code::invalid);
@@ -571,7 +573,7 @@ TEST_CASE("shards: import refuses foreign keys and owned shards", "[persistence]
         status::code::invalid);
 
   REQUIRE(engine->own_shard(12, 1).is_ok());
-  why = try_import(12, {{good, "x"}});
+  why = try_import(12, {{good, value_format::seal(good, "x")}});
   CHECK(why.kind() == status::code::invalid);
   CHECK(why.message().find("import refused: shard 12 is owned by this node at epoch 1") == 0);
   CHECK(engine->stats().refused == 6);
@@ -581,7 +583,7 @@ TEST_CASE("shards: import refuses foreign keys and owned shards", "[persistence]
   CHECK(export_all(*engine, 13, 1024).front().records.empty());
   CHECK(engine->health().is_ok());
   REQUIRE(engine->release_shard(12).is_ok());
-  CHECK(import_sync(*engine, 12, {{good, "x"}}).is_ok());
+  CHECK(import_sync(*engine, 12, {{good, value_format::seal(good, "x")}}).is_ok());
   CHECK(loaded(*engine, {12, 1, "a"}) == "ok snap@0= last=1 events: 1=x");
   CHECK(import_sync(*engine, 12, {}).is_ok());  // nothing to import is fine
 }
@@ -608,9 +610,9 @@ TEST_CASE("shards: an import is checked again at commit time", "[persistence][sh
     }
     REQUIRE(raw->stats().queued == 1);
     // Accepted: shard 20 is not owned yet. Committed after the record: it must be refused then.
-    REQUIRE(
-        engine->submit_import(20, {{keys::event({20, 1, "a"}, 1), "x"}},
-                              [&import_result](const status& s) { import_result.set_value(s); }));
+    REQUIRE(engine->submit_import(
+        20, {{keys::event({20, 1, "a"}, 1), value_format::seal(keys::event({20, 1, "a"}, 1), "x")}},
+        [&import_result](const status& s) { import_result.set_value(s); }));
     gate.open();
   }
   REQUIRE(own.get().is_ok());
