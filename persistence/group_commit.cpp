@@ -349,11 +349,28 @@ status group_commit::write(std::vector<pending_write>& batch) {
 }
 
 void group_commit::hold_or_notify(std::vector<pending_write>& batch, const status& result) {
-  if (deltas_.empty()) {
-    if (held_.empty()) {
-      notify(batch, result);  // the path of every batch without a sink
+  if (deltas_.empty() && held_.empty()) {
+    notify(batch, result);  // the path of every batch without a sink
+    return;
+  }
+  // This node's own records (ownership, meta, shard imports and deletes) are answered now, not
+  // behind replicated batches: their outcome is known once synced, and the member agent that
+  // waits for them is what tells the replica leader of a new shard map. Held behind batches
+  // whose followers died, an own_shard or release_shard blocked the agent until those batches
+  // timed out, the leader (deposed, its ISR changes refused) never learned why, and the node
+  // left the shards the controller had just given it unserved for seconds (chaos `kill`).
+  auto local_only = [](const pending_write& w) { return w.meta || w.shard; };
+  if (std::any_of(batch.begin(), batch.end(), local_only)) {
+    std::vector<pending_write> now;
+    std::vector<pending_write> rest;
+    for (pending_write& w : batch)
+      (local_only(w) ? now : rest).push_back(std::move(w));
+    notify(now, result);
+    batch.swap(rest);
+    if (batch.empty())
       return;
-    }
+  }
+  if (deltas_.empty()) {
     // Nothing to wait for itself, but callbacks keep submission order.
     held_.push_back(held_batch{std::move(batch), result, nullptr});
     held_count_.store(held_.size(), std::memory_order_relaxed);

@@ -10,7 +10,8 @@
 // Replica positions: every batch that writes entity records of a shard advances that shard's
 // position by one and writes its replica record in the same WriteBatch, so the position on disk
 // is always that of the last committed batch. With a replication sink, the batch's callbacks are
-// held (with those of every later batch, to keep submission order) until the sink answers; at
+// held (with those of every later batch, to keep submission order) until the sink answers, except
+// those of meta records and shard imports/deletes, answered once synced (hold_or_notify); at
 // most max_unacked_batches are held, then the writer takes only replica operations (their own
 // lane) until the oldest held batch is answered.
 #include <atomic>

@@ -43,10 +43,13 @@
 // implies the earlier one is on them too. At most max_unacked_batches batches are held; then the
 // writer takes nothing but replica operations until the oldest is answered, so the write queue
 // fills and submit() answers overloaded: every queue stays bounded. The blocking calls in the
-// main queue (put_meta, own_shard, release_shard, delete_shard, reset_replica) return only once
-// every earlier batch is answered: the sink's answers must never wait for one of them on this
-// node. Without a sink nothing is captured or held, and a batch costs one small meta put per
-// shard written more than before.
+// main queue that only change this node's own records (put_meta, own_shard, release_shard,
+// delete_shard, imports) return once their own batch is synced, never held behind replicated
+// ones: the member agent that makes them is also what tells the replica leader, whose answers
+// release held batches, of new shard maps (waiting there would be a cycle). Entity writes
+// queued before them are committed before them (so a release still leaves the range stable for
+// export) but may be acknowledged later. Without a sink nothing is captured or held, and a
+// batch costs one small meta put per shard written more than before.
 //
 // Apply (follower). apply_replicated writes a delta with its position and epoch in one synced
 // batch, only in order (position = replica_position + 1) and never below the fence: the highest

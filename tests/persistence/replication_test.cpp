@@ -201,6 +201,19 @@ void submit_logged(storage_engine& engine, write_request r, const std::string& t
   }));
 }
 
+/// Hang guard only: waits until `log` holds at least `n` lines (the writer runs callbacks).
+void wait_logged(const std::vector<std::string>& log, std::mutex& mutex, size_t n) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+  while (std::chrono::steady_clock::now() < deadline) {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (log.size() >= n)
+        return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
 }  // namespace
 
 TEST_CASE("replication: a position advances once per batch per shard written",
@@ -450,6 +463,7 @@ TEST_CASE("replication: an ownership record shares a batch that replication fail
   const status own = owned.get();
   CHECK(own.is_ok());  // on this disk, and ownership is this node's business alone
   CHECK(engine->owned_epoch(20) == 3);
+  wait_logged(log, mutex, 2);
   {
     std::lock_guard<std::mutex> lock(mutex);
     REQUIRE(log.size() == 2);
@@ -459,6 +473,40 @@ TEST_CASE("replication: an ownership record shares a batch that replication fail
   REQUIRE(engine->release_shard(20).is_ok());
   CHECK(engine->owned_epoch(20) == 0);
   CHECK(engine->owned_shards().empty());
+}
+
+TEST_CASE("replication: ownership and meta records do not wait for earlier replicated batches",
+          "[persistence][replication]") {
+  // The member agent calls own_shard / release_shard / put_meta synchronously; the replica
+  // leader that answers the sink learns of new shard maps through that agent. Held behind an
+  // unanswered batch, those calls blocked the agent (chaos `kill`: a node deposed while its
+  // follower died served nothing for 5 s). They return once their own batch is synced.
+  temp_dir dir;
+  auto sink = std::make_shared<manual_sink>();
+  storage_options o = with_sink(dir, sink);
+  auto engine = open_engine(o);
+  answer_on_exit closer{*sink};
+  std::mutex mutex;
+  std::vector<std::string> log;
+
+  submit_logged(*engine, events_request({8, 1, "a"}, 1, {"e1"}), "a", log, mutex);
+  REQUIRE(sink->wait_calls(1));  // held: nobody answers it yet
+  auto owned = std::async(std::launch::async, [&] { return engine->own_shard(20, 3); });
+  REQUIRE(owned.wait_for(std::chrono::minutes(1)) == std::future_status::ready);  // hang guard
+  CHECK(owned.get().is_ok());
+  CHECK(engine->owned_epoch(20) == 3);
+  REQUIRE(engine->put_meta("note", "x").is_ok());
+  REQUIRE(engine->release_shard(20).is_ok());
+  CHECK(engine->owned_epoch(20) == 0);
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    CHECK(log.empty());  // the entity write still waits for its acknowledgement
+  }
+  sink->answer(0, status::ok());
+  wait_logged(log, mutex, 1);
+  std::lock_guard<std::mutex> lock(mutex);
+  REQUIRE(log.size() == 1);
+  CHECK(log[0] == "a:ok");
 }
 
 TEST_CASE("replication: at most max_unacked_batches are held and replica operations still pass",
