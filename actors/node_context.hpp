@@ -34,7 +34,7 @@ struct entity_settings {
   /// Settled orders (PAID, CANCELLED, REJECTED) are read rarely and never act by themselves:
   /// they leave memory sooner, so memory follows the live orders, not the order rate.
   std::chrono::milliseconds passivate_settled_after{30 * 1000};
-  std::chrono::milliseconds step_timeout{5000};       // one saga step's request to a participant
+  std::chrono::milliseconds step_timeout{2000};       // one saga step's request to a participant
   std::chrono::milliseconds max_retry_backoff{5000};  // saga retries back off up to this
   uint32_t restart_limit = 5;                         // crashes within restart_window ...
   std::chrono::milliseconds restart_window{10000};

@@ -97,7 +97,7 @@ std::optional<node_config> parse_config(int argc, char** argv, const std::vector
   node_config c;
   std::string reservation_ttl = "15m", passivate_after = "5m", request_timeout = "10s";
   std::string passivate_settled_after = "30s";
-  std::string step_timeout = "5s", restart_window = "10s", quarantine_for = "30s";
+  std::string step_timeout = "2s", restart_window = "10s", quarantine_for = "30s";
   std::string heartbeat_interval = "500ms", join_timeout = "30s";
   std::string handoff_chunk_delay = "0ms", lease_ttl = "3s";
   std::string replica_lag_timeout = "1s", commit_timeout = "6s", suspect_after = "1s";
@@ -200,7 +200,7 @@ std::optional<node_config> parse_config(int argc, char** argv, const std::vector
       "passivate-settled-after", duration(&passivate_settled_after),
       "idle PAID, CANCELLED or REJECTED orders leave memory after (30s)")(
       "request-timeout", duration(&request_timeout), "a client request's deadline (10s)")(
-      "step-timeout", duration(&step_timeout), "a saga step's deadline before retrying (5s)")(
+      "step-timeout", duration(&step_timeout), "a saga step's deadline before retrying (2s)")(
       "restart-limit", po::value(&restart_limit), "crashes within --restart-window (5) ...")(
       "restart-window", duration(&restart_window), "... that quarantine an entity (10s)")(
       "quarantine-for", duration(&quarantine_for), "how long a quarantine lasts (30s)")(

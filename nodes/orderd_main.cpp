@@ -371,6 +371,11 @@ int main(int argc, char** argv) {
     topts.guard.max_frame_bytes = cfg.cluster_max_frame_bytes;
     topts.guard.node_id = cfg.node_id;
     topts.guard.log = log;
+    // A link silent for twice the suspicion delay is dropped and dialed again (tcp_dial.hpp):
+    // by then the member is suspected anyway, and a fresh connection is up as soon as a
+    // partition heals. Without suspicion, the kernel's defaults.
+    if (cfg.suspect_after.count() > 0)
+      topts.user_timeout = std::max(std::chrono::milliseconds{1000}, cfg.suspect_after * 2);
     auto transport = std::make_shared<om::cluster_transport::cluster_transport>(sys, topts);
     // Weak: the transport stops (in this scope, before the actor system) whoever holds the hook.
     hooks.connect = [weak = std::weak_ptr(transport)](caf::actor_system&, const std::string& host,

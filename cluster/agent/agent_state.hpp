@@ -47,6 +47,7 @@ using copy_atom = caf::atom_constant<caf::atom("m_copy")>;
 using next_chunk_atom = caf::atom_constant<caf::atom("m_next")>;    // (shard, after_key)
 using imported_atom = caf::atom_constant<caf::atom("m_imported")>;  // (import id, ok)
 using tick_atom = caf::atom_constant<caf::atom("m_tick")>;
+using probe_again_atom = caf::atom_constant<caf::atom("m_reprobe")>;  // (node id, tries left)
 
 constexpr size_t max_peers = 1024;
 constexpr std::chrono::milliseconds tick_interval{500};
@@ -145,6 +146,13 @@ struct agent_state {
   bool deposing = false;                 // a depose of a silent controller is in flight
   clock_type::time_point last_depose{};  // at most one per suspect_after
   bool suspicions_held = false;          // suspects, but no majority reached: logged once per spell
+  /// Reaches no majority of the members alive (co::is_cut_off; refresh_cut_off): its ISRs keep
+  /// their silent followers and it campaigns only once no controller was seen for suspect_after.
+  bool cut_off = false;
+  /// The members suspected at the last refresh_cut_off (silent or gone): unreachable in the
+  /// replication view.
+  std::set<std::string> suspected;
+  std::optional<clock_type::time_point> no_controller_since;  // the store names no controller
   bool bootstrapping = false;
   bool leaving = false;
   bool leave_sent = false;
@@ -190,9 +198,15 @@ sender_kind sender_of(self_ptr self, std::string* member);
 /// A connection ended (a down message from a peer's agent): its shards become unreachable.
 void peer_down(self_ptr self, const caf::actor_addr& source);
 
+/// Probes of a lost peer's cluster port (probe_lost_peer): the first at the loss, the others
+/// this far apart while it is neither refused nor back.
+constexpr int probe_tries = 3;
+constexpr std::chrono::milliseconds probe_retry_delay{150};
+
 /// One TCP connect to the cluster port of `node_id`, whose connection was lost: a refusal
 /// makes it suspect at once (peer::refused_since) and runs the controller's round (peer_probe.cpp).
-void probe_lost_peer(self_ptr self, const std::string& node_id);
+/// Not refused (yet: a dying process may still accept): tried again up to `tries_left` - 1 times.
+void probe_lost_peer(self_ptr self, const std::string& node_id, int tries_left = probe_tries);
 
 // ---- shard_steps.cpp ----
 /// Runs the reconciler over the latest state and carries out every step not already in flight.
@@ -221,6 +235,13 @@ void publish_replication(self_ptr self);
 // ---- controller_duties.cpp ----
 /// One round of the controller's work (or a campaign when there is no controller).
 void controller_round(self_ptr self);
+
+// ---- cut_off.cpp ----
+/// Recomputes whether this node is cut off (agent_state::cut_off), and whom it suspects
+/// (agent_state::suspected), from the suspicion signals; on a change of either, tells the
+/// replica leader (publish_replication), and logs a change of the first. In a replicated
+/// cluster with suspicion on; elsewhere never cut off.
+void refresh_cut_off(self_ptr self);
 
 /// The operator's removal of a dead node (remove_member_atom, member_removal.cpp).
 caf::result<std::string, std::string> remove_member(self_ptr self, const std::string& node);

@@ -72,11 +72,15 @@ std::set<std::string> suspects(self_ptr self) {
     const auto& peer = p->second;
     if (co::is_suspected(signals_of(peer), now, s.cfg.suspect_after))
       out.insert(m.node_id);  // silent, refused, or its connection stays down
-    else if (peer.agent)
-      ++connected;
+    else if (peer.agent &&
+             (!peer.silent_since || now - *peer.silent_since < s.cfg.suspect_after / 2))
+      ++connected;  // and heard from lately: one going silent too does not count as reached
   }
   // Only a controller that still reaches a majority of the members (itself included) acts on
   // its suspicions: one cut off from the others would otherwise take every shard for itself.
+  // Reached means answering now: a controller cut off sees its peers fall silent a few hundred
+  // ms apart, and counting the one not suspected yet moved the other's shards away from it.
+  // (Unanswered for half the suspicion delay is far beyond a healthy ping's milliseconds.)
   bool held = !out.empty() && (connected + 1) * 2 <= s.state->members.size();
   if (held != s.suspicions_held) {
     s.suspicions_held = held;
@@ -267,10 +271,18 @@ void controller_round(self_ptr self) {
   if (!s.state || !lease_ok(self) || s.refused)
     return;
   const auto& st = *s.state;
+  auto now = clock_type::now();
   if (!st.controller) {
-    if (!s.campaigning && clock_type::now() - s.last_campaign >= campaign_interval) {
+    if (!s.no_controller_since)
+      s.no_controller_since = now;
+    // Cut off, it gives the members that reach each other suspect_after to elect one of them:
+    // re-elected, it would hold the controller's key while reaching nobody (they would have to
+    // depose it again, a round trip of suspect_after more). Alone it still campaigns after that.
+    if (s.cut_off && now - *s.no_controller_since < s.cfg.suspect_after)
+      return;
+    if (!s.campaigning && now - s.last_campaign >= campaign_interval) {
       s.campaigning = true;
-      s.last_campaign = clock_type::now();
+      s.last_campaign = now;
       self->request(s.driver, s.cfg.request_timeout, coord_campaign_atom::value)
           .then(
               [self](const std::string& controller) {
@@ -282,6 +294,7 @@ void controller_round(self_ptr self) {
     }
     return;
   }
+  s.no_controller_since.reset();
   if (st.controller->node_id != me(self) || st.controller->incarnation != s.incarnation) {
     watch_controller(self);
     return;

@@ -138,6 +138,7 @@ void on_state(self_ptr self, state_ptr st) {
   if (!check_cluster_id(self))
     return;
   connect_members(self);
+  refresh_cut_off(self);
   // Before any step: a shard this node is about to own must be known replicated to the sink.
   publish_replication(self);
   reconcile(self);
@@ -153,6 +154,7 @@ void tick(self_ptr self) {
   if (s.state && !s.disk_checked && !s.refused && !check_cluster_id(self))
     return;
   connect_members(self);
+  refresh_cut_off(self);
   reconcile(self);
   controller_round(self);
   maybe_left(self);
@@ -310,6 +312,10 @@ caf::behavior member_agent(self_ptr self, member_agent_config cfg,
       [self, local](tick_atom) {
         if (local())
           tick(self);
+      },
+      [self, local](probe_again_atom, const std::string& node_id, int tries_left) {
+        if (local())
+          probe_lost_peer(self, node_id, tries_left);
       },
       [self](hello_atom, const std::string& from, const std::string& challenge) {
         return answer_hello(self, from, challenge);

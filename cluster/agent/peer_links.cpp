@@ -4,6 +4,8 @@
 // (cluster/identity/peer_proof.hpp: the dialed node first, then the dialer); only then does
 // each register the other's supervisors and replica follower, which is all routing and
 // replication need.
+#include <algorithm>
+
 #include <spdlog/logger.h>
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -298,8 +300,11 @@ void peer_down(self_ptr self, const caf::actor_addr& source) {
       p.replica = nullptr;
       p.connecting = false;
       p.awaited_since.reset();  // both ends notice the loss: the lower id dials again first
+      // Silent before its link was dropped (a partition: the kernel gives up on the link
+      // after --suspect-after x 2), it has been unreachable since the first unanswered ping.
       if (!p.down_since)
-        p.down_since = clock_type::now();
+        p.down_since =
+            p.silent_since ? std::min(*p.silent_since, clock_type::now()) : clock_type::now();
       lost.push_back(id);
     }
   publish_routes(self);

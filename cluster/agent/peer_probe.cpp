@@ -69,7 +69,7 @@ bool split_address(const std::string& s, std::string& host, uint16_t& port) {
 
 }  // namespace
 
-void probe_lost_peer(self_ptr self, const std::string& node_id) {
+void probe_lost_peer(self_ptr self, const std::string& node_id, int tries_left) {
   auto& s = self->state;
   if (!s.state)
     return;
@@ -92,10 +92,18 @@ void probe_lost_peer(self_ptr self, const std::string& node_id) {
       0);
   self->request(prober, co::refusal_window * 4, probe_atom::value, host, port)
       .then(
-          [self, node_id](bool refused) {
+          [self, node_id, tries_left](bool refused) {
             auto& peer = self->state.peers[node_id];
-            if (!refused || peer.agent || !peer.down_since || peer.refused_since)
-              return;  // alive, back already, or suspected already
+            if (peer.agent || !peer.down_since || peer.refused_since)
+              return;  // back already, or suspected already
+            if (!refused) {
+              // A dying process closes its connections a moment before its listening socket:
+              // a probe that soon may still be accepted. Tried again shortly, a few times.
+              if (tries_left > 1)
+                self->delayed_send(self, probe_retry_delay, probe_again_atom::value, node_id,
+                                   tries_left - 1);
+              return;
+            }
             peer.refused_since = clock_type::now();
             self->state.log->warn(
                 "node={} {} refused a new connection after its connection was lost: suspected "

@@ -171,6 +171,7 @@ void end_lead(leader_ptr self, uint16_t shard, const std::string& why) {
 
 void sync_followers(leader_ptr self, led_shard& l) {
   auto& s = self->state;
+  l.log->hold_removals(s.view->cut_off);
   for (auto it = l.followers.begin(); it != l.followers.end();) {
     const auto& r = l.assignment.replicas;
     if (std::find(r.begin(), r.end(), it->first) == r.end())

@@ -49,6 +49,9 @@ struct replication_view {
   /// yet (a node starting) is not in it.
   std::set<std::string> unreachable;
   int64_t incarnation = 0;
+  /// This node reaches no majority of the members (agent_state::cut_off): the shards it leads
+  /// remove no follower from their ISR (primary_log::hold_removals).
+  bool cut_off = false;
 };
 using replication_view_ptr = std::shared_ptr<const replication_view>;
 

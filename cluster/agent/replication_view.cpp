@@ -18,12 +18,17 @@ void publish_replication(self_ptr self) {
   auto view = std::make_shared<replication_view>();
   view->state = s.state;
   view->incarnation = s.cfg.disk;
+  view->cut_off = s.cut_off;
   for (const auto& [id, p] : s.peers) {
     if (p.agent && p.replica)
       view->followers.emplace(id, p.replica);
     else if (!p.agent && p.down_since)
       view->unreachable.insert(id);
   }
+  // Suspected while still connected (silent: paused or cut off, its link not dropped yet):
+  // unreachable too, so a promotion does not wait for its tail (refresh_cut_off republishes
+  // when the suspects change).
+  view->unreachable.insert(s.suspected.begin(), s.suspected.end());
   auto replicated = std::make_shared<std::vector<bool>>(s.cfg.shard_count, false);
   for (const auto& a : s.state->shards)
     if (a.shard < replicated->size())

@@ -1,5 +1,7 @@
 #include "cluster/coordination/suspicion.hpp"
 
+#include <algorithm>
+
 namespace ordermesh::cluster::coordination {
 
 bool is_refusal(const peer_signals& p, suspicion_clock::time_point started,
@@ -17,6 +19,14 @@ bool is_suspected(const peer_signals& p, suspicion_clock::time_point now,
   if (p.connected)
     return long_ago(p.silent_since);
   return (p.down_since && p.refused_since) || long_ago(p.down_since);
+}
+
+bool is_cut_off(size_t members, size_t silent, size_t gone) {
+  if (silent == 0 || gone >= members)
+    return false;
+  auto alive = members - gone;
+  auto reached = alive - std::min(silent, alive);
+  return reached * 2 <= alive;
 }
 
 }  // namespace ordermesh::cluster::coordination

@@ -4,6 +4,7 @@
 // trades availability: acting on a wrong one costs a needless failover, never a lost write (a
 // replaced primary cannot commit without its successor: docs/REPLICATION.md, "Failover").
 #include <chrono>
+#include <cstddef>
 #include <optional>
 
 namespace ordermesh::cluster::coordination {
@@ -39,5 +40,15 @@ bool is_refusal(const peer_signals& p, suspicion_clock::time_point started,
 /// once) or that stayed disconnected for `suspect_after`. suspect_after <= 0 disables all of it.
 bool is_suspected(const peer_signals& p, suspicion_clock::time_point now,
                   std::chrono::milliseconds suspect_after);
+
+/// Whether this node is cut off: of the `members` holding a lease (itself included), `silent`
+/// are suspected but were not seen gone (silent, or disconnected for suspect_after: alive as far
+/// as the store knows, so maybe it is this node's links that failed), and `gone` were seen gone
+/// (a refused reconnect: their process died). Cut off when the members not seen gone that this
+/// node still reaches are no majority of them. Two members with one silent: cut off (a partition
+/// and a dead peer look the same until its lease expires); with one gone: not. A cut-off node
+/// neither removes followers from its ISRs nor campaigns at once for controller: the members
+/// that reach each other take its shards instead (docs/REPLICATION.md, "A node cut off").
+bool is_cut_off(size_t members, size_t silent, size_t gone);
 
 }  // namespace ordermesh::cluster::coordination

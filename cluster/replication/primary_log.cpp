@@ -64,6 +64,10 @@ void primary_log::recompute() {
 write_status primary_log::can_write(clock_time now) const {
   if (isr_.size() < config_.min_insync)
     return write_status::unavailable;
+  // Too few members answer at all for a commit (nor would removals help: propose): refused at
+  // once instead of held until the commit timeout.
+  if (isr_.size() - silent_members(now) < config_.min_insync)
+    return write_status::unavailable;
   if (isr_.size() > config_.min_insync)
     return write_status::ok;  // a laggard can be removed without going below min_insync
   for (const auto& m : isr_) {
@@ -72,6 +76,20 @@ write_status primary_log::can_write(clock_time now) const {
       return write_status::unavailable;  // it must stay, and commits would wait for it
   }
   return write_status::ok;
+}
+
+size_t primary_log::silent_members(clock_time now) const {
+  size_t n = 0;
+  for (const auto& m : isr_) {
+    auto it = followers_.find(m);
+    if (m == self_ || it == followers_.end())
+      continue;
+    const auto& f = it->second;
+    if (f.unreachable ||
+        (config_.max_silence.count() > 0 && now - f.heard_at > config_.max_silence))
+      ++n;
+  }
+  return n;
 }
 
 position primary_log::local_durable(position p, clock_time now) {
@@ -151,7 +169,13 @@ std::optional<isr_change> primary_log::propose(clock_time now) {
     }
     return out;
   };
-  if (isr_.size() > config_.min_insync) {
+  // A removal helps only if the members that still answer (slow or not) make min_insync once
+  // every silent one is gone: otherwise writes stay paused either way, and the removal only
+  // shrinks the set a successor can be chosen from. A primary that hears from none of its followers
+  // is more likely cut off than they all are; removing them one by one while the others take its
+  // shards over left each new primary alone in the ISR, its writes paused until a full copy.
+  bool removal_helps = isr_.size() - silent_members(now) >= config_.min_insync;
+  if (!removals_held_ && removal_helps && isr_.size() > config_.min_insync) {
     for (const auto& m : isr_) {
       auto it = followers_.find(m);
       if (m == self_ || it == followers_.end() || !lagging(it->second, now))

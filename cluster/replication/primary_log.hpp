@@ -19,6 +19,10 @@
 //    would leave fewer than min_insync: then it stays (it still holds everything committed, so it
 //    stays a safe failover choice) and writes answer `unavailable` until it catches up or leaves by
 //    another way.
+//    Nor is one removed while the members that answer at all are fewer than min_insync (writes
+//    are refused at once then): removing it would not let writes resume, and a primary that
+//    hears from none of its followers is the one likely cut off (the others replace it; its
+//    removals would leave them no ISR to promote).
 //  - A replica outside the ISR that holds every committed position and is within the lag
 //    bound is proposed for re-entry. One proposal is in flight at a time.
 //  - A read is answered once every member of the maximal ISR acknowledged, at this epoch, a
@@ -114,6 +118,14 @@ class primary_log {
   /// commit of the shard that long). Its next answer (ack or heartbeat) clears it.
   void connection_lost(const std::string& node);
 
+  /// While `held`, no member is proposed for removal (additions still are): this node reaches
+  /// no majority of the members (cut off, coordination/suspicion.hpp), so the silence of its
+  /// followers says more about its own links than about them, and the members that reach each
+  /// other replace it as primary instead. Removing the healthy followers first would leave the
+  /// shard's next primary with a smaller ISR (writes paused until the other catches up), or none
+  /// to promote. Availability only: a held removal keeps requiring acks, never fewer.
+  void hold_removals(bool held) { removals_held_ = held; }
+
   /// The ISR change to write now, if any (none while one is in flight). The caller writes it
   /// and reports the outcome with isr_changed; an outcome it does not know (etcd unavailable)
   /// it finds out by reading before it reports.
@@ -149,6 +161,9 @@ class primary_log {
     bool unreachable = false;
   };
   bool in(const std::vector<std::string>& set, const std::string& node) const;
+  /// How many ISR members other than this one are silent at `now`: unreachable, or not heard
+  /// from for max_silence (slow ones answer, so they do not count).
+  size_t silent_members(clock_time now) const;
   bool lagging(const follower& f, clock_time now) const;
   void recompute();
 
@@ -162,6 +177,7 @@ class primary_log {
   uint64_t round_ = 0;
   std::map<std::string, follower> followers_;  // every replica but self (bounded by the RF)
   std::optional<isr_change> pending_;
+  bool removals_held_ = false;
 };
 
 }  // namespace ordermesh::cluster::replication

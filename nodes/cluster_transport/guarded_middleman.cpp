@@ -10,6 +10,7 @@
 #include <caf/sec.hpp>
 
 #include "nodes/cluster_transport/guarded_scribe.hpp"
+#include "nodes/cluster_transport/tcp_dial.hpp"
 
 #include <openssl/err.h>
 
@@ -50,8 +51,12 @@ caf::expected<caf::io::scribe_ptr> make_scribe(caf::actor_system& sys, default_m
 class guarded_doorman : public caf::io::network::doorman_impl {
  public:
   guarded_doorman(default_multiplexer& mpx, native_socket fd,
-                  std::shared_ptr<connection_guard> guard, bool tls)
-      : caf::io::network::doorman_impl(mpx, fd), guard_(std::move(guard)), tls_(tls) {}
+                  std::shared_ptr<connection_guard> guard, bool tls,
+                  std::chrono::milliseconds user_timeout)
+      : caf::io::network::doorman_impl(mpx, fd),
+        guard_(std::move(guard)),
+        tls_(tls),
+        user_timeout_(user_timeout) {}
 
   bool new_connection() override {
     if (detached())
@@ -66,6 +71,7 @@ class guarded_doorman : public caf::io::network::doorman_impl {
       caf::io::network::close_socket(fd);  // the connection cap: fds stay bounded
       return false;
     }
+    set_user_timeout(fd, user_timeout_);
     auto scribe = make_scribe(parent()->system(), mpx, fd, true, tls_, std::move(state));
     if (!scribe)
       return false;  // make_scribe deregistered and closed it
@@ -77,34 +83,40 @@ class guarded_doorman : public caf::io::network::doorman_impl {
  private:
   std::shared_ptr<connection_guard> guard_;
   bool tls_;
+  std::chrono::milliseconds user_timeout_;
 };
 
 /// CAF's middleman actor with the guarded scribes and doorman in place of the default ones.
 class guarded_middleman_actor : public caf::io::middleman_actor_impl {
  public:
   guarded_middleman_actor(caf::actor_config& cfg, caf::actor broker,
-                          std::shared_ptr<connection_guard> guard, bool tls)
+                          std::shared_ptr<connection_guard> guard, const transport_options& o)
       : caf::io::middleman_actor_impl(cfg, std::move(broker)),
         guard_(std::move(guard)),
-        tls_(tls) {}
+        tls_(o.tls),
+        connect_timeout_(o.connect_timeout),
+        user_timeout_(o.user_timeout) {}
 
   const char* name() const override { return "ordermesh.guarded_middleman"; }
 
  protected:
   caf::expected<caf::io::scribe_ptr> connect(const std::string& host, uint16_t port) override {
-    auto fd = caf::io::network::new_tcp_connection(host, port);
-    if (!fd)
-      return std::move(fd.error());
+    std::string why;
+    native_socket fd = dial_tcp(host, port, connect_timeout_, &why);
+    if (fd < 0)
+      return caf::make_error(caf::sec::cannot_connect_to_node, host + ":" + std::to_string(port),
+                             why);
+    set_user_timeout(fd, user_timeout_);
     auto state = std::make_shared<connection_state>();
     state->guard = guard_;  // no id: a dialled connection has no handshake deadline
-    return make_scribe(system(), mpx(), *fd, false, tls_, std::move(state));
+    return make_scribe(system(), mpx(), fd, false, tls_, std::move(state));
   }
 
   caf::expected<caf::io::doorman_ptr> open(uint16_t port, const char* addr, bool reuse) override {
     auto fd = caf::io::network::new_tcp_acceptor_impl(port, addr, reuse);
     if (!fd)
       return std::move(fd.error());
-    return caf::make_counted<guarded_doorman>(mpx(), *fd, guard_, tls_);
+    return caf::make_counted<guarded_doorman>(mpx(), *fd, guard_, tls_, user_timeout_);
   }
 
  private:
@@ -114,6 +126,8 @@ class guarded_middleman_actor : public caf::io::middleman_actor_impl {
 
   std::shared_ptr<connection_guard> guard_;
   bool tls_;
+  std::chrono::milliseconds connect_timeout_;
+  std::chrono::milliseconds user_timeout_;
 };
 
 }  // namespace
@@ -122,9 +136,9 @@ cluster_transport::cluster_transport(caf::actor_system& sys, transport_options o
     : sys_(sys), request_timeout_(options.request_timeout) {
   auto guard = std::make_shared<connection_guard>(std::move(options.guard));
   auto broker = sys.middleman().named_broker<caf::io::basp_broker>(caf::atom("BASP"));
-  // Detached like caf::openssl's: connect blocks in new_tcp_connection.
+  // Detached like caf::openssl's: connect blocks in dial_tcp (at most connect_timeout).
   middleman_ = sys.spawn<guarded_middleman_actor, caf::detached + caf::hidden>(
-      std::move(broker), std::move(guard), options.tls);
+      std::move(broker), std::move(guard), options);
 }
 
 cluster_transport::~cluster_transport() {

@@ -28,6 +28,13 @@ struct transport_options {
   bool tls = true;
   /// Bound on a publish or a connect request (a connect includes the BASP handshake).
   std::chrono::milliseconds request_timeout{30000};
+  /// Bound on the TCP connect of a dial (tcp_dial.hpp): a peer cut off costs this, not the
+  /// kernel's two minutes of SYN retries, and the next dial sends a fresh SYN.
+  std::chrono::milliseconds connect_timeout{1000};
+  /// TCP_USER_TIMEOUT of every cluster connection, dialed or accepted (0: the kernel's
+  /// default): a link across a partition is dropped after this, not revived only at the next
+  /// backed-off retransmission after the heal.
+  std::chrono::milliseconds user_timeout{0};
 };
 
 class cluster_transport {

@@ -56,3 +56,27 @@ TEST_CASE("suspect_after 0 turns suspicion off", "[suspicion]") {
   p.refused_since = t0;
   CHECK_FALSE(is_suspected(p, t0 + 1h, 0ms));
 }
+
+TEST_CASE("a node is cut off when the members it reaches are no majority of those alive",
+          "[suspicion]") {
+  // Alone, or nobody suspected: never.
+  CHECK_FALSE(is_cut_off(1, 0, 0));
+  CHECK_FALSE(is_cut_off(3, 0, 0));
+  CHECK_FALSE(is_cut_off(3, 0, 2));
+  // Three members: one silent leaves two of three; two silent leave one.
+  CHECK_FALSE(is_cut_off(3, 1, 0));
+  CHECK(is_cut_off(3, 2, 0));
+  // A member seen gone (its reconnect refused) no longer counts: one dead and one silent leave
+  // this node alone among the two that may be alive.
+  CHECK(is_cut_off(3, 1, 1));
+  // Two members: a silent peer may be alive beyond a partition (cut off until its lease
+  // expires); a peer seen gone is not (this node goes on alone).
+  CHECK(is_cut_off(2, 1, 0));
+  CHECK_FALSE(is_cut_off(2, 0, 1));
+  // Five members: two silent leave three of five; three silent leave two.
+  CHECK_FALSE(is_cut_off(5, 2, 0));
+  CHECK(is_cut_off(5, 3, 0));
+  // Counts beyond the members (a stale view) do not underflow.
+  CHECK(is_cut_off(3, 5, 0));
+  CHECK_FALSE(is_cut_off(3, 1, 3));
+}

@@ -278,3 +278,60 @@ TEST_CASE("primary: a member whose connection dropped lags at once - until it an
   q.ack("b", 1, 2, 0, q.next_round(), t0);
   CHECK(q.can_write(t0) == write_status::ok);
 }
+
+TEST_CASE(
+    "primary: while removals are held a silent member stays in the ISR - re-entry is not held") {
+  auto p = c_lags();
+  p.hold_removals(true);  // cut off: the others replace this primary instead
+  CHECK_FALSE(p.propose(t0 + 5s).has_value());
+  CHECK(p.committed() == 5);  // c's acks are still required: nothing commits past them
+  p.hold_removals(false);     // it reaches a majority again
+  auto change = p.propose(t0 + 5s);
+  REQUIRE(change.has_value());
+  CHECK(change->what == isr_change::kind::shrink);
+  CHECK(change->member == "c");
+  // Additions are not held: a replica that caught up enters while this node is cut off from
+  // the others (it answered, so it is not the one cut off).
+  primary_log q("a", 2, {"a", "b", "c"}, {"a", "b"}, 0, 0, config(2), t0);
+  q.hold_removals(true);
+  q.ack("b", 1, 2, 0, q.next_round(), t0);
+  q.ack("c", 1, 2, 0, q.next_round(), t0);
+  auto grow = q.propose(t0);
+  REQUIRE(grow.has_value());
+  CHECK(grow->what == isr_change::kind::expand);
+  CHECK(grow->member == "c");
+}
+
+TEST_CASE("primary: no removal while too few members keep up for writes to resume after it") {
+  // b and c both lag (connections lost): removing one would leave the other, still lagging,
+  // in an ISR of min_insync 2, so writes would stay paused; this primary is likely the one cut
+  // off, and the others keep it in the ISR they promote from.
+  auto p = three();
+  p.local_durable(1, t0);
+  p.ack("b", 1, 2, 1, p.next_round(), t0);
+  p.ack("c", 1, 2, 1, p.next_round(), t0);
+  p.connection_lost("b");
+  p.connection_lost("c");
+  CHECK_FALSE(p.propose(t0 + 5s).has_value());
+  // Writes are refused at once rather than held until their commit timeout.
+  CHECK(p.can_write(t0 + 5s) == write_status::unavailable);
+  CHECK(p.committed() == 1);
+  // b answers again: now dropping c lets writes go on with a and b.
+  p.ack("b", 1, 2, 1, p.next_round(), t0 + 5s);
+  CHECK(p.can_write(t0 + 5s) == write_status::ok);
+  auto change = p.propose(t0 + 5s);
+  REQUIRE(change.has_value());
+  CHECK(change->what == isr_change::kind::shrink);
+  CHECK(change->member == "c");
+  // At min_insync 1 a primary alone keeps writing: both leave, one at a time.
+  primary_log q("a", 2, {"a", "b", "c"}, {"a", "b", "c"}, 0, 0, config(1), t0);
+  q.connection_lost("b");
+  q.connection_lost("c");
+  auto first = q.propose(t0);
+  REQUIRE(first.has_value());
+  CHECK(first->what == isr_change::kind::shrink);
+  q.isr_changed(true);
+  auto second = q.propose(t0);
+  REQUIRE(second.has_value());
+  CHECK(second->isr == std::vector<std::string>{"a"});
+}
