@@ -88,6 +88,7 @@ using barrier_atom = caf::atom_constant<caf::atom("e_barrier")>;
 using corrupted_atom = caf::atom_constant<caf::atom("e_corrupt")>;
 using retry_atom = caf::atom_constant<caf::atom("e_retry")>;
 using expire_atom = caf::atom_constant<caf::atom("o_expire")>;
+using resume_atom = caf::atom_constant<caf::atom("o_resume")>;  // order: resume once confirmed
 using fire_atom = caf::atom_constant<caf::atom("w_fire")>;
 using stats_atom = caf::atom_constant<caf::atom("n_stats")>;
 

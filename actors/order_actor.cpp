@@ -469,6 +469,34 @@ void answer_timeline(self_ptr self, caf::response_promise rp) {
   rp.deliver(std::move(view));
 }
 
+/// Resumes the saga of an order started from its journal (a restart, a failover, a crash of the
+/// entity), once the read barrier confirms that the state it starts from is committed and that
+/// this node still leads the shard; until then it asks again, backing off. An entity restarted
+/// after a write that was never acknowledged holds that write in its state (it is on this
+/// node's disk): on a primary that was replaced meanwhile it never commits, and steps sent from
+/// it reserved stock for an order that does not exist (seen in the chaos `zombie` scenario).
+/// Steps of such an entity are only ever sent by its successor, from committed state. A node
+/// that no longer leads the shard evicts the entity, which ends the asking.
+void resume_when_confirmed(self_ptr self) {
+  after_read_barrier(self, [self](const domain::failure& f) {
+    auto& s = self->state;
+    if (f.code == errc::none) {
+      s.extra.retries = 0;
+      self->send(self, retry_atom::value, s.extra.attempt);
+      return;
+    }
+    if (s.extra.retries == 0)
+      s.ctx->log().info(
+          "node={} entity=order/{} req={} saga not resumed yet: its state is not confirmed "
+          "committed here ({})",
+          s.ctx->node_id(), s.key.id, s.extra.req, f.message);
+    auto backoff = std::min<int64_t>(100LL << std::min<uint32_t>(s.extra.retries, 10),
+                                     s.ctx->settings().max_retry_backoff.count());
+    ++s.extra.retries;
+    self->delayed_send(self, std::chrono::milliseconds(backoff), resume_atom::value);
+  });
+}
+
 }  // namespace
 
 template <>
@@ -491,7 +519,7 @@ caf::behavior order_actor(self_ptr self, context_ptr ctx, entity_ref who, caf::a
     s.extra.req = s.ctx->node_id() + "-resume-" + std::to_string(s.ctx->now_ms());
     s.ctx->log().info("node={} entity=order/{} req={} resuming an interrupted saga",
                       s.ctx->node_id(), s.key.id, s.extra.req);
-    self->send(self, retry_atom::value, s.extra.attempt);
+    self->send(self, resume_atom::value);
   } else {
     arm_expiry(self);
   }
@@ -549,6 +577,7 @@ caf::behavior order_actor(self_ptr self, context_ptr ctx, entity_ref who, caf::a
         if (attempt == self->state.extra.attempt)
           run_saga(self);
       },
+      [=](resume_atom) { resume_when_confirmed(self); },
       [=](expire_atom) {
         self->state.extra.expiry_armed = false;
         check_expiry(self);

@@ -2,9 +2,11 @@
 // sagas end to end, recovery equal to the live state, snapshots, passivation, supervision,
 // saga resumption after a crash, request ids in the order's journal and its timeline, and every
 // message type through CAF's serializer.
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <memory>
 #include <optional>
@@ -22,6 +24,7 @@
 #include "actors/entity_layer.hpp"
 #include "actors/errors.hpp"
 #include "actors/messages.hpp"
+#include "cluster/cluster_messages.hpp"
 #include "domain/order.hpp"
 #include "domain/order_timeline.hpp"
 #include "persistence/keys.hpp"
@@ -57,8 +60,10 @@ domain::principal user(std::string id) {
 /// everything, like a process exit; a new one on the same dir recovers from disk.
 class node {
  public:
+  /// `before_start`: runs on the context before the entity layer starts (and wakes orders).
   explicit node(const std::string& dir, entity_settings settings = {},
-                std::optional<uint64_t> fail_writes_after = {}) {
+                std::optional<uint64_t> fail_writes_after = {},
+                std::function<void(node_context&, caf::actor_system&)> before_start = {}) {
     persistence::storage_options o;
     o.path = dir + "/db";
     o.fail_writes_after = fail_writes_after;
@@ -75,6 +80,8 @@ class node {
     auto log =
         std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>());
     ctx_ = std::make_shared<node_context>("t1", storage_.get(), settings, 8, log);
+    if (before_start)
+      before_start(*ctx_, *sys_);
     layer_ = start_entity_layer(*sys_, ctx_);
   }
   ~node() {
@@ -514,6 +521,74 @@ TEST_CASE("a saga interrupted by a crash resumes when the node starts") {
   REQUIRE(tl.steps.size() == 2);
   CHECK(tl.steps[1].step == "reserve");
   CHECK(tl.steps[1].request_id.rfind("t1-resume-", 0) == 0);
+}
+
+TEST_CASE("a saga resumes only once the read barrier confirms its state is committed") {
+  temp_dir dir;
+  {
+    node n(dir.path);
+    seed(n);
+  }
+  // An order whose shard is not the inventory's: only the order's shard is replicated here.
+  node_context probe("p", nullptr, {}, 8, spdlog::default_logger());
+  std::string id;
+  for (int i = 0; i < 100 && id.empty(); ++i)
+    if (probe.shard_of(o("o" + std::to_string(i))) != probe.shard_of(inv("pen")))
+      id = "o" + std::to_string(i);
+  REQUIRE(!id.empty());
+  auto shard = probe.shard_of(o(id));
+  {
+    // What an entity restarted after a write that was never acknowledged starts from: its
+    // `placed` event on this node's disk, which a replaced primary's replicas never commit.
+    persistence::storage_options opts;
+    opts.path = dir.path + "/db";
+    opts.check_shard_epochs = true;
+    persistence::status st;
+    auto storage = persistence::storage_engine::open(opts, &st);
+    REQUIRE(storage);
+    domain::order::state empty;
+    empty.order_id = id;
+    auto d = domain::order::place(empty, "ann", {domain::order_item{"pen", 3, 150}}, 1000);
+    REQUIRE(d.ok());
+    persistence::write_request w;
+    w.key = {shard, uint8_t(entity_kind::order), id};
+    w.first_seq = 1;
+    w.shard_epoch = 1;
+    w.events.push_back(domain::order::encode(d.events.front()));
+    w.wakeup_due_ms = 1;
+    std::promise<bool> done;
+    REQUIRE(storage->submit(std::move(w),
+                            [&](const persistence::status& s2) { done.set_value(s2.is_ok()); }));
+    REQUIRE(done.get_future().get());
+  }
+  // The replica leader of the order's shard: it cannot confirm (this node was replaced) until
+  // the test says so.
+  auto confirm = std::make_shared<std::atomic<bool>>(false);
+  auto asked = std::make_shared<std::atomic<int>>(0);
+  caf::actor leader;
+  node n(dir.path, {}, {}, [&](node_context& ctx, caf::actor_system& sys) {
+    leader = sys.spawn([confirm, asked](caf::event_based_actor*) -> caf::behavior {
+      return {[confirm, asked](cluster::read_barrier_atom, uint16_t) -> caf::result<bool> {
+        ++*asked;
+        if (*confirm)
+          return true;
+        return caf::make_error(caf::sec::request_timeout);
+      }};
+    });
+    ctx.set_read_barrier(
+        [leader, shard](uint16_t s) { return s == shard ? leader : caf::actor{}; });
+  });
+  // Woken at start, the order asks and asks again, but sends no step: nothing is reserved.
+  CHECK(eventually([&] { return asked->load() >= 2; }));
+  CHECK(n.ok<domain::inventory_view>(inv("pen"), read_atom::value, admin).reserved == 0);
+  std::this_thread::sleep_for(300ms);
+  CHECK(n.ok<domain::inventory_view>(inv("pen"), read_atom::value, admin).reserved == 0);
+  // Confirmed (the write committed after all, on a node still leading the shard): it resumes.
+  *confirm = true;
+  CHECK(eventually([&] {
+    return n.ok<domain::inventory_view>(inv("pen"), read_atom::value, admin).reserved == 3;
+  }));
+  caf::anon_send_exit(leader, caf::exit_reason::user_shutdown);  // the system waits for it
 }
 
 TEST_CASE("a failed write is never acknowledged, and nothing after it is") {
