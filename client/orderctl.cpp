@@ -300,6 +300,15 @@ command_line parse_command_line(int argc, char** argv) {
     return cl;
   }
   if (positional.empty()) {
+    if (!op_args.empty()) {
+      // `orderctl --bogus user.get`: --bogus is no global option, and it took the op as its
+      // value. Say that, not only that the op is missing.
+      auto name = op_args[0].first;
+      std::replace(name.begin(), name.end(), '_', '-');
+      throw usage_error{"unknown option --" + name + " (it took '" + op_args[0].second +
+                        "' as its value, so no op is left; an op's own args come after the op; "
+                        "try orderctl --help)"};
+    }
     throw usage_error{"no op given (try orderctl --help)"};
   }
   if (positional[0] == "call") {

@@ -649,14 +649,25 @@ void send_txn(leader_ptr self, uint16_t shard) {
     return;
   l.txn_in_flight = true;
   auto epoch = l.epoch;
+  auto guard = l.txn_guard;
   self->request(s.ctx->driver, s.ctx->request_timeout * 2, coord_write_atom::value, *l.txn,
                 l.txn_guard)
       .then(
-          [self, shard, epoch](bool written) {
+          [self, shard, epoch, guard](bool written) {
             auto* at = led_at(self, shard, epoch);
             if (!at)
               return;
             at->txn_in_flight = false;
+            if (!at->txn || at->txn_guard != guard) {
+              // The answer to a txn that a newer read of the key settled meanwhile (on_view:
+              // it landed and shows there, or can no longer land). It says nothing of the
+              // proposal made since, which waited for this answer: send that one now. Taking
+              // it for the newer one's refusal left that one refused at the key's latest
+              // revision, waiting for a newer read that never came (an ISR stuck at two of
+              // three after a restart under load).
+              send_txn(self, shard);
+              return;
+            }
             if (!written)
               at->refused_at = at->txn_guard;
             if (at->txn)

@@ -476,6 +476,33 @@ TEST_CASE("an entity whose stored data is damaged answers corrupted and the rest
   CHECK(n.ok<domain::product_view>(p("ink"), read_atom::value, admin).price_cents == 90);
 }
 
+/// Writes what a node that died right after persisting an order's `placed` event leaves on
+/// disk: that event (ann orders 3 pens) and its wakeup entry, nothing reserved yet.
+void write_placed_order(const std::string& dir, const std::string& id) {
+  persistence::storage_options opts;
+  opts.path = dir + "/db";
+  opts.check_shard_epochs = true;
+  persistence::status st;
+  auto storage = persistence::storage_engine::open(opts, &st);
+  REQUIRE(storage);
+  domain::order::state empty;
+  empty.order_id = id;
+  auto d = domain::order::place(empty, "ann", {domain::order_item{"pen", 3, 150}}, 1000);
+  REQUIRE(d.ok());
+  persistence::write_request w;
+  // The shard must be the one the node computes: a throwaway context says which.
+  node_context probe("p", storage.get(), {}, 8, spdlog::default_logger());
+  w.key = {probe.shard_of(o(id)), uint8_t(entity_kind::order), id};
+  w.first_seq = 1;
+  w.shard_epoch = 1;
+  w.events.push_back(domain::order::encode(d.events.front()));
+  w.wakeup_due_ms = 1;
+  std::promise<bool> done;
+  REQUIRE(storage->submit(std::move(w),
+                          [&](const persistence::status& s2) { done.set_value(s2.is_ok()); }));
+  REQUIRE(done.get_future().get());
+}
+
 TEST_CASE("a saga interrupted by a crash resumes when the node starts") {
   temp_dir dir;
   {
@@ -484,31 +511,7 @@ TEST_CASE("a saga interrupted by a crash resumes when the node starts") {
   }
   // Write what a node that died right after persisting `placed` leaves on disk: the event
   // and the wakeup entry, nothing reserved yet.
-  {
-    persistence::storage_options opts;
-    opts.path = dir.path + "/db";
-    opts.check_shard_epochs = true;
-    persistence::status st;
-    auto storage = persistence::storage_engine::open(opts, &st);
-    REQUIRE(storage);
-    domain::order::state empty;
-    empty.order_id = "o9";
-    auto d = domain::order::place(empty, "ann", {domain::order_item{"pen", 3, 150}}, 1000);
-    REQUIRE(d.ok());
-    persistence::write_request w;
-    w.key = {static_cast<uint16_t>(0), uint8_t(entity_kind::order), "o9"};
-    // The shard must be the one the node computes: use a throwaway context to ask.
-    node_context probe("p", storage.get(), {}, 8, spdlog::default_logger());
-    w.key.shard = probe.shard_of(o("o9"));
-    w.first_seq = 1;
-    w.shard_epoch = 1;
-    w.events.push_back(domain::order::encode(d.events.front()));
-    w.wakeup_due_ms = 1;
-    std::promise<bool> done;
-    REQUIRE(storage->submit(std::move(w),
-                            [&](const persistence::status& s2) { done.set_value(s2.is_ok()); }));
-    REQUIRE(done.get_future().get());
-  }
+  write_placed_order(dir.path, "o9");
   node n(dir.path);
   // Nobody asks for o9: the wakeup scheduler activates it and the saga finishes.
   CHECK(eventually([&] {
@@ -537,30 +540,9 @@ TEST_CASE("a saga resumes only once the read barrier confirms its state is commi
       id = "o" + std::to_string(i);
   REQUIRE(!id.empty());
   auto shard = probe.shard_of(o(id));
-  {
-    // What an entity restarted after a write that was never acknowledged starts from: its
-    // `placed` event on this node's disk, which a replaced primary's replicas never commit.
-    persistence::storage_options opts;
-    opts.path = dir.path + "/db";
-    opts.check_shard_epochs = true;
-    persistence::status st;
-    auto storage = persistence::storage_engine::open(opts, &st);
-    REQUIRE(storage);
-    domain::order::state empty;
-    empty.order_id = id;
-    auto d = domain::order::place(empty, "ann", {domain::order_item{"pen", 3, 150}}, 1000);
-    REQUIRE(d.ok());
-    persistence::write_request w;
-    w.key = {shard, uint8_t(entity_kind::order), id};
-    w.first_seq = 1;
-    w.shard_epoch = 1;
-    w.events.push_back(domain::order::encode(d.events.front()));
-    w.wakeup_due_ms = 1;
-    std::promise<bool> done;
-    REQUIRE(storage->submit(std::move(w),
-                            [&](const persistence::status& s2) { done.set_value(s2.is_ok()); }));
-    REQUIRE(done.get_future().get());
-  }
+  // What an entity restarted after a write that was never acknowledged starts from: its
+  // `placed` event on this node's disk, which a replaced primary's replicas never commit.
+  write_placed_order(dir.path, id);
   // The replica leader of the order's shard: it cannot confirm (this node was replaced) until
   // the test says so.
   auto confirm = std::make_shared<std::atomic<bool>>(false);

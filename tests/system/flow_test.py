@@ -336,6 +336,10 @@ def test_orderctl():
         check("takes no --colour" in p.stderr, f"unknown global option: {p.stderr!r}")
         p = run("--colour", "yes", "call", "cluster.status", code=2)
         check("not as --colour" in p.stderr, f"unknown option with call: {p.stderr!r}")
+        # one that took the op as its value is named, not only the missing op
+        p = run("--colour", "cluster.status", code=2)
+        check("unknown option --colour" in p.stderr and "'cluster.status'" in p.stderr,
+              f"unknown option before the op: {p.stderr!r}")
         # cluster-status: the shard map grouped, not a line per shard
         p = run("cluster-status")
         check(f"{node.name}    64     0-63" in p.stdout and "shard groups" in p.stdout
