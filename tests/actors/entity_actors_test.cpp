@@ -528,18 +528,18 @@ TEST_CASE("a saga interrupted by a crash resumes when the node starts") {
 
 TEST_CASE("a saga resumes only once the read barrier confirms its state is committed") {
   temp_dir dir;
+  // An order whose shard is not the inventory's: only the order's shard is replicated here.
+  std::string id;
+  uint16_t shard = 0;
   {
     node n(dir.path);
     seed(n);
+    for (int i = 0; i < 100 && id.empty(); ++i)
+      if (n.ctx().shard_of(o("o" + std::to_string(i))) != n.ctx().shard_of(inv("pen")))
+        id = "o" + std::to_string(i);
+    REQUIRE(!id.empty());
+    shard = n.ctx().shard_of(o(id));
   }
-  // An order whose shard is not the inventory's: only the order's shard is replicated here.
-  node_context probe("p", nullptr, {}, 8, spdlog::default_logger());
-  std::string id;
-  for (int i = 0; i < 100 && id.empty(); ++i)
-    if (probe.shard_of(o("o" + std::to_string(i))) != probe.shard_of(inv("pen")))
-      id = "o" + std::to_string(i);
-  REQUIRE(!id.empty());
-  auto shard = probe.shard_of(o(id));
   // What an entity restarted after a write that was never acknowledged starts from: its
   // `placed` event on this node's disk, which a replaced primary's replicas never commit.
   write_placed_order(dir.path, id);
