@@ -549,14 +549,20 @@ TEST_CASE("a saga resumes only once the read barrier confirms its state is commi
   auto asked = std::make_shared<std::atomic<int>>(0);
   caf::actor leader;
   node n(dir.path, {}, {}, [&](node_context& ctx, caf::actor_system& sys) {
-    leader = sys.spawn([confirm, asked](caf::event_based_actor*) -> caf::behavior {
-      return {[confirm, asked](cluster::read_barrier_atom, uint16_t) -> caf::result<bool> {
-        ++*asked;
-        if (*confirm)
-          return true;
-        return caf::make_error(caf::sec::request_timeout);
-      }};
-    });
+    // The state goes in as spawn arguments, not captures: CAF 0.17 dereferences a null
+    // argument tuple for a function actor spawned without any (UBSan: null reference).
+    using flag = std::shared_ptr<std::atomic<bool>>;
+    using count = std::shared_ptr<std::atomic<int>>;
+    leader = sys.spawn(
+        [](caf::event_based_actor*, flag confirmed, count asks) -> caf::behavior {
+          return {[confirmed, asks](cluster::read_barrier_atom, uint16_t) -> caf::result<bool> {
+            ++*asks;
+            if (*confirmed)
+              return true;
+            return caf::make_error(caf::sec::request_timeout);
+          }};
+        },
+        confirm, asked);
     ctx.set_read_barrier(
         [leader, shard](uint16_t s) { return s == shard ? leader : caf::actor{}; });
   });

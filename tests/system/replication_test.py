@@ -525,9 +525,12 @@ def test_paused_primary_replaced_while_its_lease_lives():
     replicas while its member key is still in etcd, i.e. before its lease could expire. Woken,
     it demotes and follows; nothing acknowledged is lost."""
     with h.Session("repl-pause") as s:
-        _, c, st = rf3_cluster(s, "pause")
+        # A 6 s lease, as for the paused controller below: the lease is renewed every third of
+        # its TTL, so a 3 s lease may end 2 s after the pause, and a loaded CI machine took 2.2 s
+        # to fail over. What is checked is the order (pings before the lease), not a time.
+        _, c, st = rf3_cluster(s, "pause", lease_ttl="6s")
         victim = next(n for n in c.nodes if n.name != st["controller"])
-        ents, _, still, _ = pause_and_write(c, st, "p", victim, "3s")
+        ents, _, still, _ = pause_and_write(c, st, "p", victim, "6s")
         check(still, f"{victim.name}'s shards were served only once its lease had expired: the "
               "pings did not find it silent")
         h.wait_until(lambda: isr_complete(c, c.nodes), ISR_TIMEOUT, 0.5, "every ISR complete")
