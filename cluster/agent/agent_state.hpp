@@ -48,9 +48,13 @@ using next_chunk_atom = caf::atom_constant<caf::atom("m_next")>;    // (shard, a
 using imported_atom = caf::atom_constant<caf::atom("m_imported")>;  // (import id, ok)
 using tick_atom = caf::atom_constant<caf::atom("m_tick")>;
 using probe_again_atom = caf::atom_constant<caf::atom("m_reprobe")>;  // (node id, tries left)
+using watch_atom = caf::atom_constant<caf::atom("m_watch")>;
 
 constexpr size_t max_peers = 1024;
 constexpr std::chrono::milliseconds tick_interval{500};
+/// Pings and suspicion between ticks (member_agent.cpp, watch()): how late after
+/// --suspect-after a silent member is acted on.
+constexpr std::chrono::milliseconds watch_interval{100};
 /// Of two members the one with the lower id dials; the other dials only after waiting this long
 /// for it. When both dial at once, CAF's BASP ends up with two connections between the pair and
 /// drops both; with TLS, whose handshakes are slower, the two overlap almost every time.
@@ -150,7 +154,7 @@ struct agent_state {
   /// their silent followers and it campaigns only once no controller was seen for suspect_after.
   bool cut_off = false;
   /// The members suspected at the last refresh_cut_off (silent or gone): unreachable in the
-  /// replication view.
+  /// replication view, and no forwards go to them (shard_routes.cpp).
   std::set<std::string> suspected;
   std::optional<clock_type::time_point> no_controller_since;  // the store names no controller
   bool bootstrapping = false;

@@ -53,6 +53,7 @@ void refresh_cut_off(self_ptr self) {
   else if (cut_changed)
     s.log->info("node={} is no longer cut off", me(self));
   publish_replication(self);
+  publish_routes(self);  // no forwards to a suspected primary (shard_routes.cpp)
 }
 
 }  // namespace ordermesh::cluster::agent

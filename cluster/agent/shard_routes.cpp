@@ -1,5 +1,6 @@
 // Where each shard's messages go on this node: its own supervisor (ours at the store's epoch),
-// a peer's supervisor (the primary is a member and connected), or the `unavailable` responder.
+// a peer's supervisor (the primary is a member, connected and not suspected), or the
+// `unavailable` responder.
 #include <algorithm>
 
 #include <caf/actor.hpp>
@@ -40,9 +41,13 @@ void publish_routes(self_ptr self) {
       bool serving = s.storage->owned_epoch(i) == a.epoch && !s.refused_shards.count(i);
       table->route[i] = serving ? s.hooks.supervisors[i] : s.hooks.unavailable;
     } else {
+      // A primary this node suspects (silent or disconnected for --suspect-after: paused, cut
+      // off from here, or this node is the one cut off) gets no forwards: they would wait for the
+      // client's timeout in a queue it does not read. `unavailable` at once sends the client to
+      // retry, and the shard's failover (or the heal) publishes a route again.
       auto p = s.peers.find(a.primary);
       bool reachable = p != s.peers.end() && p->second.agent && p->second.supervisors.size() == n &&
-                       is_member(self, a.primary);
+                       is_member(self, a.primary) && !s.suspected.count(a.primary);
       table->route[i] = reachable ? p->second.supervisors[i] : s.hooks.unavailable;
     }
   }

@@ -557,6 +557,55 @@ def test_paused_controller_replaced_while_its_lease_lives():
         stop_and_audit(c, ents)
 
 
+def test_suspected_primary_gets_no_forwards():
+    """Two of three nodes paused (SIGSTOP) on a long lease: the third reaches no majority, so
+    nobody fails their shards over. It suspects both once they have left its pings unanswered
+    for --suspect-after, and from then on answers requests for the shards they lead with
+    `unavailable` at once, instead of forwarding them into a queue nobody reads (the client
+    would wait for its own timeout, and a load balancer would eject this healthy node). Woken,
+    they are served again; nothing acknowledged is lost."""
+    with h.Session("repl-suspect") as s:
+        # A 10 s lease: the paused nodes stay members (and primaries) for the whole check.
+        _, c, st = rf3_cluster(s, "suspect", lease_ttl="10s")
+        alive = next(n for n in c.nodes if n.name == st["controller"])
+        paused = [n for n in c.nodes if n is not alive]
+        shop = ect.Shop(c, c.nodes, tag="s", products=3, users=12, orders=0)
+        ents = shop.entities()
+        users = []
+        for n in paused:
+            mine, _ = ect.split(c, st, ents, n.name)
+            users += [i for k, i in mine if k == "user"]
+        check(users, "the paused nodes lead some users")
+        keys = [k for k in c.keys() if any(k.endswith("/members/" + n.name) for n in paused)]
+        for n in paused:
+            n.proc.send_signal(signal.SIGSTOP)
+        reply, took, still = None, None, False
+        try:
+            time.sleep(2.5)  # past --suspect-after (1 s), well inside the lease
+            t0 = time.monotonic()
+            try:
+                with c.admin(alive, timeout=5.0) as adm:
+                    reply = deposit(adm, users[0], 1, "while-suspected")
+            except OSError as e:
+                reply = {"no reply": f"{type(e).__name__}: {e}"}
+            took = time.monotonic() - t0
+            still = all(k in c.keys() for k in keys)
+        finally:
+            for n in paused:
+                n.proc.send_signal(signal.SIGCONT)
+        check(still, "a paused node's member key left etcd: its lease ran out, so this did not "
+              "check suspicion alone")
+        eq(ect.code_of(reply), "unavailable",
+           f"a deposit to {users[0]} (its primary paused and suspected) through {alive.name}: "
+           f"{reply}")
+        log(f"{alive.name} answered a request for a suspected primary's shard in {took:.3f}s: "
+            f"{ect.code_of(reply)}")
+        with c.admin(alive) as adm:
+            adm.ok_retry("user.deposit", {"user_id": users[0], "amount_cents": 2,
+                                          "request_id": "after-wake"})
+        stop_and_audit(c, ents)
+
+
 def test_two_of_three_killed():
     with h.Session("repl-two") as s:
         _, c, st = rf3_cluster(s, "two")
@@ -918,7 +967,7 @@ if __name__ == "__main__":
             test_primaries_killed_under_load, test_reads_show_only_committed_and_current_state,
             test_paused_primary_replaced_while_its_lease_lives,
             test_paused_controller_replaced_while_its_lease_lives,
-            test_two_of_three_killed, test_whole_cluster_restarted_on_its_disks,
+            test_suspected_primary_gets_no_forwards, test_two_of_three_killed, test_whole_cluster_restarted_on_its_disks,
             test_leave_moves_replicas_to_a_new_node, test_join_rebalances_replicas,
             test_drain_moves_leadership_before_stopping, test_force_primary],
            __doc__)
