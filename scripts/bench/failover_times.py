@@ -6,14 +6,21 @@ instead: the time then includes deposing it and electing the next one) and measu
 shard it led, the time from the kill to the first acknowledged write on that shard (a wallet
 deposit to a user of that shard, retried every 20 ms through a surviving node until ok). Then the
 node is restarted and the next sample waits until every shard's ISR is complete again.
+`--fault pause` stops the node (SIGSTOP) instead of killing it: it keeps its connections and its
+lease, so only its silence shows (--suspect-after); it is woken (SIGCONT) once every shard it led
+was written through another primary. Each request then waits at most 0.2 s for its answer (a
+forwarded request to the paused node is never answered: the time measured is the cluster's, not
+a client's timeout).
 Prints one line per sample and a JSON summary: p50, p99 and max over every (sample, shard) and
 the per-sample maximum. Stops everything it started, by pid.
 
   python3 scripts/bench/failover_times.py [--repeats 20] [--lease-ttl 3s] [--victim controller]
+                                          [--fault kill|pause]
 """
 
 import argparse
 import json
+import signal
 import sys
 import threading
 import time
@@ -44,7 +51,8 @@ class FailoverBench(ct.Bench):
         return st
 
     def client(self, name):
-        return h.Client(self.ports[name][0], timeout=5.0, token=ct.TOKEN)
+        timeout = 0.2 if self.args.fault == "pause" else 5.0
+        return h.Client(self.ports[name][0], timeout=timeout, token=ct.TOKEN)
 
 
 def users_per_shard(shards=64):
@@ -85,6 +93,8 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
     ap.add_argument("--victim", choices=["other", "controller"], default="other",
                     help="kill a node that is not the controller (default) or the controller")
+    ap.add_argument("--fault", choices=["kill", "pause"], default="kill",
+                    help="kill -9 the victim (default), or stop it (SIGSTOP) and wake it after")
     args = ap.parse_args()
     if not 1 <= args.repeats <= 100:
         ap.error("--repeats 1..100")
@@ -113,7 +123,10 @@ def main():
             led = [s["shard"] for s in st["shards"] if s["primary"] == victim]
             got = {}
             t0 = time.monotonic()
-            b.kill(victim)
+            if args.fault == "pause":
+                b.procs[victim].send_signal(signal.SIGSTOP)
+            else:
+                b.kill(victim)
             threads = [threading.Thread(target=first_ack, args=(b, via, users[s], t0, got,
                                                                 f"s{i}-{s}"))
                        for s in led]
@@ -125,10 +138,14 @@ def main():
             times = sorted(got.values())
             per_shard += times
             per_sample.append(times[-1] if times else float("nan"))
-            print(f"sample {i + 1}: killed {victim} (led {len(led)} shards): first acknowledged "
+            verb = "paused" if args.fault == "pause" else "killed"
+            print(f"sample {i + 1}: {verb} {victim} (led {len(led)} shards): first acknowledged "
                   f"write after {times[0]:.2f}..{times[-1]:.2f} s"
                   + (f", {missing} shard(s) not within 60 s" if missing else ""), flush=True)
-            b.start_node(victim)
+            if args.fault == "pause":
+                b.procs[victim].send_signal(signal.SIGCONT)
+            else:
+                b.start_node(victim)
     finally:
         b.stop()
 
@@ -137,7 +154,7 @@ def main():
                 "p99_ms": round(ct.percentile(xs, 99) * 1000),
                 "max_ms": round(max(xs) * 1000), "n": len(xs)} if xs else None
     print(json.dumps({"lease_ttl": args.lease_ttl, "replication_factor": 3, "min_insync": 2,
-                      "victim": args.victim,
+                      "victim": args.victim, "fault": args.fault,
                       "samples": len(per_sample),
                       "kill_to_first_ack_per_shard": summary(per_shard),
                       "kill_to_last_shard_per_sample": summary(per_sample)}))
