@@ -103,10 +103,17 @@ def _check_runs(runs, limits, reports, all_latencies):
     return {"scenarios": reports, "total": _total(reports, all_latencies)}
 
 
+def _requests_total(c):
+    n = c["count"]
+    return {"count": n, "ok": c["ok"], "ok_fraction": round(c["ok"] / n, 6) if n else None,
+            "answered_fraction": round(c["answered"] / n, 6) if n else None}
+
+
 def _total(reports, latencies):
     counts = Counter()
     by_op = {}
     inside, outside = Counter(), Counter()
+    req_in, req_out = Counter(), Counter()
     for r in reports:
         c = r["counts"]
         counts.update({k: c[k] for k in ("attempted", "ok", "fail", "info",
@@ -117,6 +124,11 @@ def _total(reports, latencies):
                        for k in ("attempted", "ok", "fail", "info")})
         outside.update({k: r["availability"]["outside_faults"][k]
                         for k in ("attempted", "ok", "fail", "info")})
+        for total, key in ((req_in, "requests_inside_faults"),
+                           (req_out, "requests_outside_faults")):
+            req = r["availability"].get(key, {})
+            total.update({k: req.get(k, 0) for k in ("count", "ok")})
+            total["answered"] += round((req.get("answered_fraction") or 0) * req.get("count", 0))
     invariants = []
     for name in ORDER:
         entries = [e for r in reports for e in r["invariants"] if e["name"] == name]
@@ -138,7 +150,9 @@ def _total(reports, latencies):
         "counts": total,
         "invariants": invariants,
         "availability": {"inside_faults": metrics.availability_of(inside),
-                         "outside_faults": metrics.availability_of(outside)},
+                         "outside_faults": metrics.availability_of(outside),
+                         "requests_inside_faults": _requests_total(req_in),
+                         "requests_outside_faults": _requests_total(req_out)},
         "recovery_s": metrics.percentiles(recoveries),
         "latency_ms": metrics.latency_summary(latencies),
     }

@@ -20,6 +20,16 @@ correct. Definitions (all from the history's monotonic `time`):
     completion on that entity after its first `info` in the window (when it was served again:
     after a failover, or after the node came back), summarised as p50 / max over those
     entities with the count never served again before the run ended (`never`).
+  * requests (per logical request, `logical_requests()`): what a client sees. The driver sends
+    a request again, same args, while its outcome is unknown (no reply, `unavailable`, ...), up
+    to MAX_ATTEMPTS / MAX_FAILOVERS; a logical request is one process's consecutive attempts
+    with the same op and args, each after one that was not ok. It is inside a fault if its first
+    attempt was invoked while a window was open; `ok_fraction` is the share that ended ok,
+    `answered_fraction` the share that ended ok or with a definite refusal, and
+    `latency_s` (per window) the time from its first invoke to its ok completion. The
+    attempt-level figures above count each retry again: a node that answers `unavailable` at
+    once (so that the client retries elsewhere) lowers them, one that keeps the client waiting
+    for its timeout does not, while the client is served sooner by the first.
 """
 
 import bisect
@@ -68,17 +78,62 @@ def availability_of(c):
             "answered_fraction": round((c["ok"] + c["fail"]) / n, 6) if n else None}
 
 
+def logical_requests(history):
+    """The attempts grouped into logical requests (module docstring), each a list of ops in
+    invoke order; the list is in order of first invoke."""
+    by_process = defaultdict(list)
+    for op in sorted(history.ops, key=lambda o: o.t_invoke):
+        by_process[op.process].append(op)
+    groups = []
+    for ops in by_process.values():
+        cur = None
+        for op in ops:
+            prev = cur[-1] if cur else None
+            if prev is not None and prev.outcome != "ok" and prev.op == op.op and \
+                    prev.args == op.args:
+                cur.append(op)
+            else:
+                cur = [op]
+                groups.append(cur)
+    groups.sort(key=lambda g: g[0].t_invoke)
+    return groups
+
+
+def first_ok(group):
+    """The first ok attempt of a logical request, or None."""
+    return next((op for op in group if op.outcome == "ok"), None)
+
+
+def requests_of(groups):
+    """count, ok (some attempt ok) and answered (ok, or its last attempt a definite refusal such
+    as out_of_stock: the request got an answer) of logical requests."""
+    n = len(groups)
+    ok = sum(1 for g in groups if first_ok(g) is not None)
+    answered = sum(1 for g in groups if first_ok(g) is not None or g[-1].outcome == "fail")
+    return {"count": n, "ok": ok, "ok_fraction": round(ok / n, 6) if n else None,
+            "answered_fraction": round(answered / n, 6) if n else None}
+
+
+def _inside(merged, starts, t):
+    i = bisect.bisect_right(starts, t) - 1
+    return i >= 0 and t <= merged[i][1]
+
+
 def availability(history):
     merged = _merged_windows(history)
     starts = [a for a, _ in merged]
     inside, outside = Counter(), Counter()
     for op in history.ops:
-        i = bisect.bisect_right(starts, op.t_invoke) - 1
-        side = inside if i >= 0 and op.t_invoke <= merged[i][1] else outside
+        side = inside if _inside(merged, starts, op.t_invoke) else outside
         side["attempted"] += 1
         side[op.outcome] += 1
+    req_in, req_out = [], []
+    for g in logical_requests(history):
+        (req_in if _inside(merged, starts, g[0].t_invoke) else req_out).append(g)
     fault_time = sum(b - a for a, b in merged)
     return {"inside_faults": availability_of(inside), "outside_faults": availability_of(outside),
+            "requests_inside_faults": requests_of(req_in),
+            "requests_outside_faults": requests_of(req_out),
             "fault_seconds": round(fault_time, 6),
             "run_seconds": round(history.end_time, 6)}
 
@@ -138,6 +193,8 @@ def windows(history):
     by_invoke = sorted(history.ops, key=lambda o: o.t_invoke)
     starts = [op.t_invoke for op in by_invoke]
     ok_by_entity = defaultdict(list)   # entity -> sorted ok completion times
+    groups = logical_requests(history)
+    group_starts = [g[0].t_invoke for g in groups]
     for op in oks:
         ent = entity_of(op)
         if ent is not None:
@@ -170,9 +227,14 @@ def windows(history):
         fo = percentiles(times)
         fo = {"hurt": len(first_info), "p50": fo.get("p50"), "max": fo.get("max"),
               "never": never}
+        mine = groups[bisect.bisect_left(group_starts, a):bisect.bisect_right(group_starts, b)]
+        requests = requests_of(mine)
+        took = [first_ok(g).t_complete - g[0].t_invoke for g in mine if first_ok(g)]
+        lat = percentiles(took)
+        requests["latency_s"] = {k: round(lat[k], 6) for k in ("p50", "p99", "max") if k in lat}
         out.append({"fault": w.fault, "start": a, "stop": None if w.stop is None else b,
-                    "inside": availability_of(inside), "longest_no_ok_s": round(gap, 6),
-                    "failover_s": fo})
+                    "inside": availability_of(inside), "requests": requests,
+                    "longest_no_ok_s": round(gap, 6), "failover_s": fo})
     return out
 
 

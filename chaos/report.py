@@ -18,10 +18,17 @@ def _secs(x):
 
 def _availability(a):
     i, o = a["inside_faults"], a["outside_faults"]
-    return (f"availability: inside faults {_frac(i['ok_fraction'])} ok, "
+    line = (f"availability: inside faults {_frac(i['ok_fraction'])} ok, "
             f"{_frac(i['answered_fraction'])} answered of {i['attempted']}; outside "
             f"{_frac(o['ok_fraction'])} ok, {_frac(o['answered_fraction'])} answered of "
             f"{o['attempted']}")
+    ri, ro = a.get("requests_inside_faults"), a.get("requests_outside_faults")
+    if ri and ro:
+        line += (f"\navailability per request (retries included): inside faults "
+                 f"{_frac(ri['ok_fraction'])} ok, {_frac(ri.get('answered_fraction'))} answered "
+                 f"of {ri['count']}; outside {_frac(ro['ok_fraction'])} ok, "
+                 f"{_frac(ro.get('answered_fraction'))} answered of {ro['count']}")
+    return line
 
 
 def _latency(lat):
@@ -44,10 +51,16 @@ def _window(w):
             f"{_secs(fo['max'])} from the start" + (f", {fo['never']} never served again"
                                                      if fo["never"] else "")
             if fo["hurt"] else "no entity hurt")
+    req = w.get("requests")
+    per_request = ""
+    if req:
+        lat = req.get("latency_s", {})
+        per_request = (f" ({_frac(req['ok_fraction'])} of {req['count']} requests"
+                       + (f", p99 {_secs(lat['p99'])}" if "p99" in lat else "") + ")")
     return (f"window: {w['fault']} ({w['start']:.3f}s-"
             f"{'end' if w['stop'] is None else format(w['stop'], '.3f') + 's'}): inside "
-            f"{_frac(i['ok_fraction'])} ok of {i['attempted']}; longest stretch without an ok "
-            f"{w['longest_no_ok_s']:.3f}s; {hurt}")
+            f"{_frac(i['ok_fraction'])} ok of {i['attempted']}{per_request}; longest stretch "
+            f"without an ok {w['longest_no_ok_s']:.3f}s; {hurt}")
 
 
 def _invariant(e, lines):

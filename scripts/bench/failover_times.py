@@ -144,6 +144,10 @@ def main():
                   + (f", {missing} shard(s) not within 60 s" if missing else ""), flush=True)
             if args.fault == "pause":
                 b.procs[victim].send_signal(signal.SIGCONT)
+                # The woken node demotes, follows and catches up; its ISR entries come back
+                # within a second or two, and the next sample must not pause a node in the
+                # middle of that (the complete ISR below may be read before it settles).
+                time.sleep(3.0)
             else:
                 b.start_node(victim)
     finally:

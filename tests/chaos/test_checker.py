@@ -649,6 +649,49 @@ class NemesisMetrics(Case):
                          (5, 30.0, 500.0, 500.0, 500.0))
         self.assertEqual(r["latency_ms"]["by_op"]["order.place"]["max"], 500.0)
 
+    def test_requests_group_the_retries_of_one_client(self):
+        """Per logical request: one process's consecutive attempts with the same op and args
+        after an attempt that was not ok are one request; an ok ends it."""
+        b = Builder()
+        place = place_args("o1", "alice", {"p1": 1})
+        o1 = order("o1", "alice", {"p1": 1}, "RESERVED")
+        b.nemesis("start", "pause n2", nodes=["n2"], at=10.0)
+        # one request, three attempts: no reply, `unavailable`, ok (1.8 s after the first)
+        b.op(2, "order.place", place, outcome="info", node="n2", at=11.0, done_at=12.0)
+        b.op(2, "order.place", place, outcome="info", node="n3", at=12.1, done_at=12.2,
+             error={"code": "unavailable", "message": "retry"})
+        b.op(2, "order.place", place, result=o1, node="n3", at=12.5, done_at=12.8)
+        # one request never served: two attempts, both without an answer
+        b.op(3, "user.get", {"user_id": "alice"}, outcome="info", at=13.0, done_at=14.0)
+        b.op(3, "user.get", {"user_id": "alice"}, outcome="info", at=14.1, done_at=15.0)
+        # two requests: the same args again after an ok is a new request
+        b.op(1, "user.get", {"user_id": "alice"}, result=user("alice", 0), at=15.0,
+             done_at=15.010)
+        b.op(1, "user.get", {"user_id": "alice"}, result=user("alice", 0), at=16.0,
+             done_at=16.010)
+        # a definite refusal: answered, not ok
+        b.op(5, "order.pay", {"order_id": "zz"}, outcome="fail", at=17.0, done_at=17.005,
+             error={"code": "not_found", "message": "no"})
+        b.nemesis("stop", "pause n2", nodes=["n2"], at=20.0)
+        b.op(1, "user.get", {"user_id": "alice"}, result=user("alice", 0), at=21.0,
+             done_at=21.010)
+        r = check(b.records)
+        av = r["availability"]
+        self.assertEqual(av["inside_faults"]["attempted"], 8)
+        self.assertAlmostEqual(av["inside_faults"]["ok_fraction"], 3 / 8, places=5)
+        self.assertEqual(av["requests_inside_faults"],
+                         {"count": 5, "ok": 3, "ok_fraction": 0.6, "answered_fraction": 0.8})
+        self.assertEqual(av["requests_outside_faults"],
+                         {"count": 1, "ok": 1, "ok_fraction": 1.0, "answered_fraction": 1.0})
+        (w,) = r["windows"]
+        self.assertEqual((w["requests"]["count"], w["requests"]["ok"]), (5, 3))
+        self.assertAlmostEqual(w["requests"]["latency_s"]["max"], 1.8)
+        self.assertAlmostEqual(w["requests"]["latency_s"]["p50"], 0.01)
+        text = render(check_runs([(b.records, None)]))
+        self.assertIn("availability per request (retries included): inside faults 0.600 ok, "
+                      "0.800 answered of 5", text)
+        self.assertIn("(0.600 of 5 requests, p99 1.800s)", text)
+
     def test_window_never_stopped_lasts_to_the_end(self):
         b = Builder()
         b.nemesis("start", "partition n1|n2,n3", at=1.0)
