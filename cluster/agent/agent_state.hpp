@@ -28,6 +28,7 @@
 
 #include "cluster/agent/proven_peers.hpp"
 #include "cluster/agent/replication_roles.hpp"
+#include "cluster/coordination/dial_order.hpp"
 #include "cluster/coordination/shard_reconciler.hpp"
 #include "cluster/coordination/suspicion.hpp"
 #include "cluster/coordination_driver.hpp"
@@ -60,6 +61,10 @@ constexpr std::chrono::milliseconds watch_interval{100};
 /// drops both; with TLS, whose handshakes are slower, the two overlap almost every time.
 constexpr std::chrono::milliseconds dial_grace{1500};
 constexpr std::chrono::milliseconds campaign_interval{1000};
+/// The hello and the proof are one round trip each on a connection just made: an answer this late
+/// means the connection is already gone, and a new dial costs less than waiting out the agent's
+/// request timeout (5 s), which a restarted peer otherwise waited before it was connected again.
+constexpr std::chrono::milliseconds hello_timeout{2000};
 /// Hellos answered whose proof has not come back yet: one per connecting node, this many in all,
 /// each for at most hello_ttl (peer_links.cpp).
 constexpr size_t max_pending_hellos = 64;
@@ -86,9 +91,12 @@ struct peer {
   /// suspected without waiting for suspect_after (cluster/coordination/suspicion.hpp).
   std::optional<clock_type::time_point> refused_since;
   bool ping_in_flight = false;
-  /// Since when this node has waited for the member (a lower id: it dials) to connect to it,
-  /// rather than dialing at the same time (see dial_grace).
-  std::optional<clock_type::time_point> awaited_since;
+  /// Its agent on the connection lost last: CAF's middleman may still hand it out from its
+  /// cache of endpoints for a moment after the loss (a stale proxy, never an answer).
+  caf::actor_addr lost_agent;
+  /// This node's wait for the member (a lower id: it dials) to connect to it, rather than
+  /// dialing at the same time (see dial_grace).
+  co::dial_wait awaited;
   /// When the node at its address last failed to prove it is this member (see
   /// redial_after_refusal).
   std::optional<clock_type::time_point> proof_refused_at;

@@ -1,9 +1,9 @@
 // Connections to the other members' agents over CAF's BASP: one per member, made by the member
-// with the lower id (the other dials only when that has not happened within dial_grace) and
-// reused by the other. Over it the two agents say hello, and each proves its id to the other
-// (cluster/identity/peer_proof.hpp: the dialed node first, then the dialer); only then does
-// each register the other's supervisors and replica follower, which is all routing and
-// replication need.
+// with the lower id (the other dials only when that has not happened within dial_grace:
+// cluster/coordination/dial_order.hpp) and reused by the other. Over it the two agents say hello,
+// and each proves its id to the other (cluster/identity/peer_proof.hpp: the dialed node first, then
+// the dialer); only then does each register the other's supervisors and replica follower, which is
+// all routing and replication need.
 #include <algorithm>
 
 #include <spdlog/logger.h>
@@ -77,7 +77,7 @@ void register_peer(self_ptr self, const std::string& node_id, const caf::actor& 
   p.down_since.reset();
   p.silent_since.reset();
   p.refused_since.reset();
-  p.awaited_since.reset();
+  co::reset_dial_wait(p.awaited);
   p.proof_refused_at.reset();
   self->state.log->info("node={} connected to {} (id proven)", me(self), node_id);
   publish_routes(self);
@@ -102,7 +102,7 @@ void greet(self_ptr self, const std::string& node_id, const std::string& address
     p.connecting = false;
     p.proof_refused_at = clock_type::now();
   };
-  self->request(agent, s.cfg.request_timeout, hello_atom::value, s.cfg.node_id, mine)
+  self->request(agent, hello_timeout, hello_atom::value, s.cfg.node_id, mine)
       .then(
           [self, node_id, address, agent, mine, fail](const std::string& answered_as,
                                                       const std::string& theirs,
@@ -125,8 +125,8 @@ void greet(self_ptr self, const std::string& node_id, const std::string& address
               st.peers[node_id].connecting = false;
               return;
             }
-            self->request(agent, st.cfg.request_timeout, hello_proof_atom::value, st.cfg.node_id,
-                          own, my_info(self))
+            self->request(agent, hello_timeout, hello_proof_atom::value, st.cfg.node_id, own,
+                          my_info(self))
                 .then([self, node_id,
                        agent](const peer_info& info) { register_peer(self, node_id, agent, info); },
                       [self, node_id](caf::error& err) {
@@ -171,13 +171,10 @@ void connect_peer(self_ptr self, const co::member_record& m) {
   // redial_after_refusal (each try costs a signature and a verification on both sides).
   if (p.proof_refused_at && clock_type::now() - *p.proof_refused_at < redial_after_refusal)
     return;
-  if (m.node_id < me(self)) {  // it dials us: give it dial_grace first
-    auto now = clock_type::now();
-    if (!p.awaited_since)
-      p.awaited_since = now;
-    if (now - *p.awaited_since < dial_grace)
-      return;
-  }
+  // Of the pair, the lower id dials; this node waits for it first if its id is the higher.
+  if (!co::should_dial(me(self), m.node_id, m.incarnation, p.awaited, clock_type::now(),
+                       dial_grace))
+    return;
   std::string host;
   uint16_t port;
   if (!split_host_port(m.cluster_address, host, port))
@@ -187,27 +184,40 @@ void connect_peer(self_ptr self, const co::member_record& m) {
   auto address = m.cluster_address;
   auto started = clock_type::now();
   self->request(spawn_connector(self), s.cfg.request_timeout * 2, connect_atom::value, host, port)
-      .then([self, node_id,
-             address](const caf::actor& agent) { greet(self, node_id, address, agent); },
-            [self, node_id, address, started](caf::error& err) {
-              auto& peer = self->state.peers[node_id];
+      .then(
+          [self, node_id, address](const caf::actor& agent) {
+            auto& peer = self->state.peers[node_id];
+            if (agent.address() == peer.lost_agent) {
+              // CAF's middleman answered from its cache of connected endpoints before it saw
+              // the loss: a hello to that proxy would go nowhere. The next round dials anew.
               peer.connecting = false;
-              auto now = clock_type::now();
-              if (!peer.refused_since && co::is_refusal(signals_of(peer), started, now)) {
-                // Its connection was lost and nothing listens now: the process is gone. The
-                // controller fails its shards over (or the others depose it) this very round.
-                peer.refused_since = now;
-                self->state.log->warn(
-                    "node={} {} refused a new connection after its connection was lost: "
-                    "suspected at once",
-                    me(self), node_id);
-                controller_round(self);
-              }
-              if (peer.failures++ % 20 == 0)
-                self->state.log->warn("node={} cannot connect to {} at {} ({} attempts): {}",
-                                      me(self), node_id, address, peer.failures,
-                                      caf::to_string(err));
-            });
+              self->state.log->debug(
+                  "node={} dialing {} gave its lost connection back; again "
+                  "next round",
+                  me(self), node_id);
+              return;
+            }
+            greet(self, node_id, address, agent);
+          },
+          [self, node_id, address, started](caf::error& err) {
+            auto& peer = self->state.peers[node_id];
+            peer.connecting = false;
+            auto now = clock_type::now();
+            co::dial_failed(me(self), node_id, peer.awaited, now);
+            if (!peer.refused_since && co::is_refusal(signals_of(peer), started, now)) {
+              // Its connection was lost and nothing listens now: the process is gone. The
+              // controller fails its shards over (or the others depose it) this very round.
+              peer.refused_since = now;
+              self->state.log->warn(
+                  "node={} {} refused a new connection after its connection was lost: "
+                  "suspected at once",
+                  me(self), node_id);
+              controller_round(self);
+            }
+            if (peer.failures++ % 20 == 0)
+              self->state.log->warn("node={} cannot connect to {} at {} ({} attempts): {}",
+                                    me(self), node_id, address, peer.failures, caf::to_string(err));
+          });
 }
 
 }  // namespace
@@ -295,11 +305,12 @@ void peer_down(self_ptr self, const caf::actor_addr& source) {
   for (auto& [id, p] : st.peers)
     if (p.agent && p.agent.address() == source) {
       st.log->warn("node={} lost the connection to {}", me(self), id);
+      p.lost_agent = p.agent.address();
       p.agent = nullptr;
       p.supervisors.clear();
       p.replica = nullptr;
       p.connecting = false;
-      p.awaited_since.reset();  // both ends notice the loss: the lower id dials again first
+      co::reset_dial_wait(p.awaited);  // both ends notice the loss: the lower id dials first
       // Silent before its link was dropped (a partition: the kernel gives up on the link
       // after --suspect-after x 2), it has been unreachable since the first unanswered ping.
       if (!p.down_since)

@@ -73,8 +73,10 @@ class Bench:
             [self.args.orderd, "--node-id", name, "--data-dir", str(self.dir / name),
              "--client-port", str(cp), "--cluster-port", str(kp), "--etcd", self.etcd_url,
              "--lease-ttl", self.args.lease_ttl, "--admin-token", TOKEN, "--pwhash", "fast",
-             # it times coordination, not the cluster plane: no certificates to make
-             "--insecure-cluster"]
+             ]
+            # it times coordination, not the cluster plane: no certificates to make, unless a
+            # caller gives the node its TLS flags
+            + list(getattr(self.args, "cluster_flags", None) or ["--insecure-cluster"])
             + list(getattr(self.args, "extra_args", ["--replication-factor", "1"])),
             stdout=log, stderr=log)
 
