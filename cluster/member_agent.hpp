@@ -94,6 +94,9 @@ struct member_agent_config {
   /// connection to that member has been down this long (0: only once its lease has expired).
   /// Safe at any time (docs/REPLICATION.md, "Failover"): only availability depends on it.
   std::chrono::milliseconds suspect_after{1000};
+  /// Replicated cluster without a shard map yet: how long the controller waits for
+  /// replication_factor members before creating it on fewer (at least min_insync; 0: wait).
+  std::chrono::milliseconds bootstrap_grace{10000};
   /// Replicated cluster: the controller removes a node that has had no member key this long
   /// (replication/member_removal.hpp); 0: never, only the operator's cluster.remove-member.
   std::chrono::milliseconds dead_member_timeout{300000};

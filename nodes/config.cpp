@@ -101,7 +101,7 @@ std::optional<node_config> parse_config(int argc, char** argv, const std::vector
   std::string heartbeat_interval = "500ms", join_timeout = "30s";
   std::string handoff_chunk_delay = "0ms", lease_ttl = "3s";
   std::string replica_lag_timeout = "1s", commit_timeout = "6s", suspect_after = "1s";
-  std::string dead_member_timeout = "5m";
+  std::string dead_member_timeout = "5m", bootstrap_grace = "10s";
   std::string client_idle_timeout = "300s", client_line_timeout = "10s";
   std::string client_tls_handshake_timeout = "5s", cluster_handshake_timeout = "5s";
   uint32_t replication_factor = 0, min_insync = 0;  // 0: the default for the mode
@@ -185,6 +185,10 @@ std::optional<node_config> parse_config(int argc, char** argv, const std::vector
       "replicated cluster: a node without a lease (no member key) for this long is removed as "
       "cluster.remove-member would: its replicas are copied to live members, then it is dropped "
       "(a duration such as 90s or 5m; 5m; 0s: never, only cluster.remove-member)")(
+      "bootstrap-grace", duration(&bootstrap_grace),
+      "replicated cluster, first start: how long the first members wait for "
+      "--replication-factor of them before creating the cluster on fewer, at least --min-insync "
+      "(the missing replicas are added as nodes join) (10s; 0s: wait for all)")(
       "admin-token", po::value(&c.admin_token),
       "admin token (or env ORDERMESH_ADMIN_TOKEN); visible in ps: prefer --admin-token-file")(
       "admin-token-file", po::value(&c.admin_token_file),
@@ -486,6 +490,12 @@ std::optional<node_config> parse_config(int argc, char** argv, const std::vector
       c.dead_member_timeout.count() < 0)
     return fail("--dead-member-timeout: not a duration: '" + dead_member_timeout +
                 "' (e.g. 90s, 5m; 0s: never)");
+  if (!parse_duration(bootstrap_grace, c.bootstrap_grace) || c.bootstrap_grace.count() < 0)
+    return fail("--bootstrap-grace: not a duration: '" + bootstrap_grace +
+                "' (e.g. 10s, 1m; 0s: wait for --replication-factor nodes)");
+  // A node without a shard map exits after --join-timeout: a longer grace would never end.
+  if (c.bootstrap_grace.count() > 0 && c.bootstrap_grace >= c.join_timeout)
+    return fail("--bootstrap-grace must be shorter than --join-timeout (or 0s)");
   if (!vm.count("replication-factor"))  // a cluster keeps each acknowledged write on 2+ disks
     replication_factor = c.etcd.empty() ? 1 : 3;
   if (replication_factor == 0 || replication_factor > 7)

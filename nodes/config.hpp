@@ -52,6 +52,10 @@ struct node_config {
   /// removes it and replaces its replicas (docs/REPLICATION.md, "A member that dies for good").
   /// 0: never (only cluster.remove-member).
   std::chrono::milliseconds dead_member_timeout{300000};
+  /// Replicated cluster, first start: how long the first members wait for
+  /// --replication-factor of them before creating the cluster on fewer (at least --min-insync;
+  /// docs/REPLICATION.md, "Replication factor above the number of nodes"). 0: wait for all.
+  std::chrono::milliseconds bootstrap_grace{10000};
   std::string admin_token;       // --admin-token(-file) or ORDERMESH_ADMIN_TOKEN; generated if none
   std::string admin_token_file;  // where it was read from, if from a file
   bool admin_token_on_command_line = false;  // --admin-token: visible in ps, worth a warning

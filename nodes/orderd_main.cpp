@@ -348,6 +348,7 @@ int main(int argc, char** argv) {
     mcfg.commit_timeout = cfg.commit_timeout;
     mcfg.suspect_after = cfg.suspect_after;
     mcfg.dead_member_timeout = cfg.dead_member_timeout;
+    mcfg.bootstrap_grace = cfg.bootstrap_grace;
     mcfg.disk = disk;
     om::cluster::agent_hooks hooks;
     hooks.supervisors = layer.supervisors;

@@ -146,7 +146,10 @@ struct agent_state {
   std::map<uint16_t, int64_t> failovers;  // controller: shard -> revision a failover was based on
   std::map<uint16_t, int64_t> replica_steps;  // controller: shard -> revision a replica move was on
   bool waiting_logged = false;                // controller: "waiting for N members" said once
-  std::set<std::string> departures_asked;     // controller: "<kind>/<node>" writes in flight
+  /// Controller of a cluster without a shard map: since when too few members for the
+  /// replication factor have joined (--bootstrap-grace counts from then).
+  std::optional<clock_type::time_point> bootstrap_wait_since;
+  std::set<std::string> departures_asked;  // controller: "<kind>/<node>" writes in flight
   // Replication (null without a replica sink: a node alone).
   replication_context_ptr repl;
   caf::actor replica_leader;

@@ -11,6 +11,7 @@
 
 #include "cluster/agent/agent_state.hpp"
 #include "cluster/agent/shard_metrics.hpp"
+#include "cluster/coordination/bootstrap_rule.hpp"
 #include "cluster/coordination/local_seed.hpp"
 #include "cluster/coordination/placement.hpp"
 #include "cluster/replication/failover.hpp"
@@ -309,17 +310,29 @@ void controller_round(self_ptr self) {
     if (ids.empty())
       return;
     auto rf = std::max<uint16_t>(s.cfg.replication_factor, 1);
-    if (ids.size() < rf) {
-      // Every shard starts with all its replicas: there are no replica moves yet to add the
-      // missing ones later.
+    if (ids.size() < rf && !s.bootstrap_wait_since)
+      s.bootstrap_wait_since = now;
+    auto waited =
+        ids.size() < rf
+            ? std::chrono::duration_cast<std::chrono::milliseconds>(now - *s.bootstrap_wait_since)
+            : std::chrono::milliseconds{0};
+    if (!co::should_create_map(ids.size(), rf, s.cfg.min_insync, waited, s.cfg.bootstrap_grace)) {
       if (!s.waiting_logged)
         s.log->info(
             "node={} waits for {} members to create a cluster of replication factor {} "
-            "({} so far)",
-            me(self), rf, rf, ids.size());
+            "({} so far; {})",
+            me(self), rf, rf, ids.size(),
+            s.cfg.bootstrap_grace.count() > 0
+                ? "after --bootstrap-grace, on at least --min-insync of them"
+                : "--bootstrap-grace 0s: no start with fewer");
       s.waiting_logged = true;
       return;
     }
+    if (ids.size() < rf)
+      s.log->warn(
+          "node={} creates the cluster with {} of {} replicas per shard: --bootstrap-grace "
+          "({} ms) passed without {} members; replicas are added as members join",
+          me(self), ids.size(), rf, s.cfg.bootstrap_grace.count(), rf);
     co::cluster_config config{co::new_cluster_id(), s.cfg.shard_count, rf,
                               rf > 1 ? std::max<uint16_t>(s.cfg.min_insync, 1) : uint16_t{1}};
     auto first = co::initial_assignments(ids, config);

@@ -281,6 +281,20 @@ TEST_CASE("dead member timeout is a duration - 5m by default - 0s for never") {
   CHECK_THAT(bad.err, Catch::Contains("--dead-member-timeout"));
 }
 
+TEST_CASE("bootstrap grace is a duration - 10s by default - 0s waits - below the join timeout") {
+  CHECK(parse(required).cfg->bootstrap_grace == std::chrono::seconds(10));
+  CHECK(parse(with_required({"--bootstrap-grace", "0s"})).cfg->bootstrap_grace.count() == 0);
+  CHECK(parse(with_required({"--bootstrap-grace", "2s"})).cfg->bootstrap_grace ==
+        std::chrono::seconds(2));
+  for (auto bad : {parse(with_required({"--bootstrap-grace", "soon"})),
+                   parse(with_required({"--bootstrap-grace", "30s"})),
+                   parse(with_required({"--bootstrap-grace", "20s", "--join-timeout", "10s"}))}) {
+    CHECK_FALSE(bad.cfg.has_value());
+    CHECK(bad.code == 2);
+    CHECK_THAT(bad.err, Catch::Contains("--bootstrap-grace"));
+  }
+}
+
 TEST_CASE("client TLS takes a certificate and a key together and a bounded handshake timeout") {
   auto ok = parse(with_required({"--client-tls-cert", "/c.pem", "--client-tls-key", "/c.key",
                                  "--client-tls-handshake-timeout", "2s"}));

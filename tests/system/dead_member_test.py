@@ -18,9 +18,12 @@ four nodes at --replication-factor 3 --min-insync 2, one of them killed -9 and n
     as a new member and takes its share of replicas, entering each ISR only after catching up;
     nothing acknowledged is lost
 
-  * replication factor 3 started with two nodes (and a --join-timeout long enough to wait): no
-    shard map is created and nothing is served (never a write on fewer disks than the factor); a
-    third node joins and every shard starts with three replicas, all in the ISR, and serves
+  * replication factor 3 started with two nodes, --bootstrap-grace 0s (and a --join-timeout
+    long enough to wait): no shard map is created and nothing is served; a third node joins and
+    every shard starts with three replicas, all in the ISR, and serves
+  * the same with --bootstrap-grace 2s: after the grace the cluster is created on the two (two
+    replicas per shard, both in sync: acknowledged writes are on two disks); the third node
+    then gets a replica of every shard, enters every ISR and leads its share
 
 Every test ends by stopping its nodes and auditing their journals (replication_test.py's
 stop_and_audit: one owner per shard at its highest epoch, every acknowledged write on at least
@@ -207,14 +210,13 @@ def test_rf3_with_two_nodes_waits_for_the_third():
         etcd = eh.Etcd(s).start()
         # Without a shard map a node gives up after --join-timeout (30 s by default) and exits 1:
         # long enough here for the third node to come later.
+        # --bootstrap-grace 0s: no start on fewer than the factor (the default starts after
+        # 10 s: test_rf3_with_two_nodes_starts_after_the_bootstrap_grace).
         c = eh.EtcdCluster(s, etcd, name="rf3-two", lease_ttl="3s",
-                           extra_args=rt.RF3 + ["--join-timeout", "120s"])
+                           extra_args=rt.RF3 + ["--join-timeout", "120s",
+                                                "--bootstrap-grace", "0s"])
         two = [c.add(start=False) for _ in range(2)]
-        for n in two:
-            n.port, n.cluster_port = h.free_port(), h.free_port()
-            while n.cluster_port == n.port:
-                n.cluster_port = h.free_port()
-            n._launch()  # not start(): a node answers clients only once the shard map exists
+        launch_without_waiting(c, two)
         h.wait_until(lambda: len([k for k in eh.ordermesh_keys(etcd.url, c.name)
                                   if "/members/" in k]) == 2, 45.0, 0.2, "two members in etcd")
         time.sleep(3)  # several controller rounds with two members
@@ -236,7 +238,56 @@ def test_rf3_with_two_nodes_waits_for_the_third():
         rt.stop_and_audit(c, shop.entities())
 
 
+def launch_without_waiting(c, nodes):
+    """Launches `nodes` (made with c.add(start=False)) on free ports without waiting for their
+    client port: a replicated node opens it only once the shard map exists."""
+    for n in nodes:
+        n.port, n.cluster_port = h.free_port(), h.free_port()
+        while n.cluster_port == n.port:
+            n.cluster_port = h.free_port()
+        n._launch()
+
+
+def test_rf3_with_two_nodes_starts_after_the_bootstrap_grace():
+    """Two of three nodes, --bootstrap-grace 2s: the controller creates the cluster on the two
+    (two replicas per shard, both in sync, so writes are acknowledged on two disks); the third
+    node, started later, gets a replica of every shard, enters every ISR, and leads its share."""
+    with h.Session("dead-rf3-grace") as s:
+        etcd = eh.Etcd(s).start()
+        c = eh.EtcdCluster(s, etcd, name="rf3-grace", lease_ttl="3s",
+                           extra_args=rt.RF3 + ["--bootstrap-grace", "2s"])
+        two = [c.add(start=False) for _ in range(2)]
+        t0 = time.monotonic()
+        launch_without_waiting(c, two)
+        st = h.wait_until(lambda: c.balanced([n.name for n in two]), 25.0, 0.2,
+                          "a cluster on two members after the grace")
+        log(f"cluster created on two members {time.monotonic() - t0:.1f}s after they started")
+        for sh in st["shards"]:
+            check(sorted(sh["replicas"]) == sorted(n.name for n in two) and
+                  sorted(sh["isr"]) == sorted(sh["replicas"]),
+                  f"shard {sh['shard']}: both members replicas and in sync: {sh}")
+        check(any("creates the cluster with 2 of 3 replicas" in line
+                  for n in two for line in n.log_text().splitlines()),
+              "the controller says it started below the factor")
+        with c.nodes[0].client() as cl:
+            cl.ok("user.register", {"user_id": "early", "password": "pw-early-1"})
+        t1 = time.monotonic()
+        c.start(1, balance_timeout=ect.BALANCE_TIMEOUT)
+        st = h.wait_until(lambda: rt.isr_complete(c, c.nodes), rt.ISR_TIMEOUT, 0.5,
+                          "every shard with three replicas in sync once the third joined")
+        third = c.nodes[2].name
+        led = sum(1 for sh in st["shards"] if sh["primary"] == third)
+        check(led >= st["shard_count"] // 3, f"{third} leads its share: {led} shards")
+        log(f"third member in every ISR, leading {led} shards, "
+            f"{time.monotonic() - t1:.1f}s after it started")
+        with c.nodes[2].client() as cl:
+            cl.ok_retry("user.login", {"user_id": "early", "password": "pw-early-1"}, timeout=20.0)
+        shop = ect.Shop(c, c.nodes, tag="g", products=3, users=3, orders=1)
+        rt.stop_and_audit(c, shop.entities())
+
+
 if __name__ == "__main__":
     h.main([test_operator_removes_a_dead_member,
             test_dead_member_timeout_removes_and_the_node_rejoins_anew,
-            test_rf3_with_two_nodes_waits_for_the_third], __doc__)
+            test_rf3_with_two_nodes_waits_for_the_third,
+            test_rf3_with_two_nodes_starts_after_the_bootstrap_grace], __doc__)
