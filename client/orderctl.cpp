@@ -180,6 +180,7 @@ using ordermesh::client::op_spec;
 using ordermesh::client::print_table;
 using ordermesh::client::printable;
 using ordermesh::client::scalar_text;
+using ordermesh::client::utc_text;
 
 std::string dashed(std::string name) {
   std::replace(name.begin(), name.end(), '_', '-');
@@ -372,20 +373,6 @@ std::string printable_lines(const std::string& text) {
     out += '\n';
     start = end + 1;
   }
-}
-
-/// "2023-11-14T22:13:20.000Z" for a millisecond timestamp.
-std::string utc_text(int64_t ms) {
-  const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  if (gmtime_r(&seconds, &tm) == nullptr) {
-    return "?";
-  }
-  char text[32];
-  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &tm);
-  std::ostringstream out;
-  out << text << '.' << std::setw(3) << std::setfill('0') << (ms % 1000) << 'Z';
-  return out.str();
 }
 
 bool ends_with(std::string_view s, std::string_view suffix) {
