@@ -223,6 +223,55 @@ void check_arg_known(const op_spec& spec, const std::string& key) {
                     "; orderctl " + spec.name + " --help lists its args"};
 }
 
+/// An option that is neither orderctl's nor an arg `spec` takes (null: none is),
+/// with the nearest global option as a suggestion: `--colour`, `--jsn`.
+usage_error unknown_option(const std::string& key, const op_spec* spec, const std::string& hint) {
+  std::vector<std::string> names = global_options();
+  if (spec != nullptr) {
+    for (const auto& a : spec->args) {
+      names.push_back(a.name);
+    }
+  }
+  const std::string near = closest(key, names);
+  return usage_error{"unknown option --" + printable(dashed(key)) +
+                     (near.empty() ? "" : " (did you mean --" + dashed(near) + "?)") + hint};
+}
+
+bool takes_arg(const op_spec* spec, const std::string& key) {
+  return spec != nullptr && std::any_of(spec->args.begin(), spec->args.end(),
+                                        [&key](const auto& a) { return a.name == key; });
+}
+
+/// `call OP '<json>' --key ...`: an arg of OP given the named way, or an option orderctl does
+/// not know (the old message, "--colour needs a value", hid that it is unknown).
+usage_error option_after_call(const std::string& key, const std::vector<std::string>& positional) {
+  const op_spec* spec = positional.size() > 1 ? find_op(positional[1]) : nullptr;
+  if (takes_arg(spec, key)) {
+    return usage_error{"call takes its args as JSON, not as --" + dashed(key)};
+  }
+  return unknown_option(key, nullptr, "; call takes the op's args as JSON (orderctl --help)");
+}
+
+/// The last word is an option without its value. Say "needs a value" only when the option
+/// exists: an unknown one is a typo, and saying so (with a suggestion) is what helps.
+usage_error missing_value(const std::string& key, const std::vector<std::string>& positional) {
+  const auto& globals = global_options();
+  if (std::find(globals.begin(), globals.end(), key) != globals.end() || positional.empty()) {
+    return usage_error{"--" + dashed(key) + " needs a value"};
+  }
+  if (positional[0] == "call") {
+    return option_after_call(key, positional);
+  }
+  const op_spec* spec = find_op(positional[0]);
+  if (spec == nullptr) {
+    return unknown_op(positional[0]);
+  }
+  if (takes_arg(spec, key)) {
+    return usage_error{"--" + dashed(key) + " needs a value"};
+  }
+  return unknown_option(key, spec, "; orderctl " + spec->name + " --help lists its args");
+}
+
 command_line parse_command_line(int argc, char** argv) {
   command_line cl;
   std::vector<std::string> positional;
@@ -254,7 +303,7 @@ command_line parse_command_line(int argc, char** argv) {
     }
     if (!value) {
       if (i + 1 >= argc) {
-        throw usage_error{"--" + key + " needs a value"};
+        throw missing_value(key, positional);
       }
       value = argv[++i];
     }
@@ -317,7 +366,7 @@ command_line parse_command_line(int argc, char** argv) {
       throw usage_error{"usage: orderctl [options] call <op> ['<json args>']"};
     }
     if (!op_args.empty()) {
-      throw usage_error{"call takes its args as JSON, not as --" + op_args[0].first};
+      throw option_after_call(op_args[0].first, positional);
     }
     cl.op = positional[1];
     if (positional.size() == 3) {
