@@ -183,6 +183,31 @@ void render_groups(std::ostream& out, const std::vector<shard_row>& shards) {
   }
 }
 
+/// Nodes the shards still name that are no members (cluster.status "departed"): `absent`, the
+/// clock of --dead-member-timeout runs; `removing`, their replicas are being replaced. The
+/// members table cannot show them, and they are what an operator has to act on or wait for.
+void render_departed(std::ostream& out, const json& status) {
+  const json departed = status.value("departed", json::array());
+  if (!departed.is_array() || departed.empty()) {
+    return;
+  }
+  out << "\ndeparted (named by shards, no member):\n";
+  std::vector<std::vector<std::string>> rows{{"NODE", "STATE", "SINCE", "BY"}};
+  for (const auto& d : departed) {
+    if (!d.is_object()) {
+      continue;
+    }
+    const json since = d.value("since_ms", json());
+    const std::string by = text_field(d, "by", "");
+    rows.push_back({text_field(d, "node_id", "?"), text_field(d, "state", "?"),
+                    since.is_number_integer() && since.get<int64_t>() > 0
+                        ? utc_text(since.get<int64_t>())
+                        : "-",
+                    by.empty() ? "-" : by});
+  }
+  print_table(out, rows, "  ");
+}
+
 std::string without_trailing_blanks(const std::string& text) {
   std::istringstream lines(text);
   std::string out;
@@ -226,6 +251,7 @@ std::string cluster_status_text(const json& status) {
   std::ostringstream out;
   render_header(out, status, member_ids);
   render_members(out, status);
+  render_departed(out, status);
   const auto shards = shard_rows(status);
   if (!shards.empty()) {
     render_leaders(out, shards, member_ids);

@@ -180,6 +180,7 @@ using ordermesh::client::op_spec;
 using ordermesh::client::print_table;
 using ordermesh::client::printable;
 using ordermesh::client::scalar_text;
+using ordermesh::client::utc_text;
 
 std::string dashed(std::string name) {
   std::replace(name.begin(), name.end(), '_', '-');
@@ -222,6 +223,55 @@ void check_arg_known(const op_spec& spec, const std::string& key) {
                     "; orderctl " + spec.name + " --help lists its args"};
 }
 
+/// An option that is neither orderctl's nor an arg `spec` takes (null: none is),
+/// with the nearest global option as a suggestion: `--colour`, `--jsn`.
+usage_error unknown_option(const std::string& key, const op_spec* spec, const std::string& hint) {
+  std::vector<std::string> names = global_options();
+  if (spec != nullptr) {
+    for (const auto& a : spec->args) {
+      names.push_back(a.name);
+    }
+  }
+  const std::string near = closest(key, names);
+  return usage_error{"unknown option --" + printable(dashed(key)) +
+                     (near.empty() ? "" : " (did you mean --" + dashed(near) + "?)") + hint};
+}
+
+bool takes_arg(const op_spec* spec, const std::string& key) {
+  return spec != nullptr && std::any_of(spec->args.begin(), spec->args.end(),
+                                        [&key](const auto& a) { return a.name == key; });
+}
+
+/// `call OP '<json>' --key ...`: an arg of OP given the named way, or an option orderctl does
+/// not know (the old message, "--colour needs a value", hid that it is unknown).
+usage_error option_after_call(const std::string& key, const std::vector<std::string>& positional) {
+  const op_spec* spec = positional.size() > 1 ? find_op(positional[1]) : nullptr;
+  if (takes_arg(spec, key)) {
+    return usage_error{"call takes its args as JSON, not as --" + dashed(key)};
+  }
+  return unknown_option(key, nullptr, "; call takes the op's args as JSON (orderctl --help)");
+}
+
+/// The last word is an option without its value. Say "needs a value" only when the option
+/// exists: an unknown one is a typo, and saying so (with a suggestion) is what helps.
+usage_error missing_value(const std::string& key, const std::vector<std::string>& positional) {
+  const auto& globals = global_options();
+  if (std::find(globals.begin(), globals.end(), key) != globals.end() || positional.empty()) {
+    return usage_error{"--" + dashed(key) + " needs a value"};
+  }
+  if (positional[0] == "call") {
+    return option_after_call(key, positional);
+  }
+  const op_spec* spec = find_op(positional[0]);
+  if (spec == nullptr) {
+    return unknown_op(positional[0]);
+  }
+  if (takes_arg(spec, key)) {
+    return usage_error{"--" + dashed(key) + " needs a value"};
+  }
+  return unknown_option(key, spec, "; orderctl " + spec->name + " --help lists its args");
+}
+
 command_line parse_command_line(int argc, char** argv) {
   command_line cl;
   std::vector<std::string> positional;
@@ -253,7 +303,7 @@ command_line parse_command_line(int argc, char** argv) {
     }
     if (!value) {
       if (i + 1 >= argc) {
-        throw usage_error{"--" + key + " needs a value"};
+        throw missing_value(key, positional);
       }
       value = argv[++i];
     }
@@ -316,7 +366,7 @@ command_line parse_command_line(int argc, char** argv) {
       throw usage_error{"usage: orderctl [options] call <op> ['<json args>']"};
     }
     if (!op_args.empty()) {
-      throw usage_error{"call takes its args as JSON, not as --" + op_args[0].first};
+      throw option_after_call(op_args[0].first, positional);
     }
     cl.op = positional[1];
     if (positional.size() == 3) {
@@ -372,20 +422,6 @@ std::string printable_lines(const std::string& text) {
     out += '\n';
     start = end + 1;
   }
-}
-
-/// "2023-11-14T22:13:20.000Z" for a millisecond timestamp.
-std::string utc_text(int64_t ms) {
-  const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  if (gmtime_r(&seconds, &tm) == nullptr) {
-    return "?";
-  }
-  char text[32];
-  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &tm);
-  std::ostringstream out;
-  out << text << '.' << std::setw(3) << std::setfill('0') << (ms % 1000) << 'Z';
-  return out.str();
 }
 
 bool ends_with(std::string_view s, std::string_view suffix) {

@@ -1,6 +1,9 @@
 #include "client/reply_text.hpp"
 
 #include <algorithm>
+#include <ctime>
+#include <iomanip>
+#include <sstream>
 
 #include "client/terminal_text.hpp"
 
@@ -10,6 +13,19 @@ std::string scalar_text(const nlohmann::json& v) {
   return printable(v.is_string()
                        ? v.get<std::string>()
                        : v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+std::string utc_text(int64_t ms) {
+  const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  if (gmtime_r(&seconds, &tm) == nullptr) {
+    return "?";
+  }
+  char text[32];
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &tm);
+  std::ostringstream out;
+  out << text << '.' << std::setw(3) << std::setfill('0') << (ms % 1000) << 'Z';
+  return out.str();
 }
 
 void print_table(std::ostream& out, const std::vector<std::vector<std::string>>& rows,

@@ -112,6 +112,9 @@ struct member_status {
   std::string controller;    // node id, empty when none
   int64_t incarnation = 0;   // this node's
   bool lease_valid = false;  // this node's lease is surely valid now
+  /// This node reaches no majority of the members that may be alive (agent_state::cut_off):
+  /// the others take its shards over, so /readyz sends clients elsewhere meanwhile.
+  bool cut_off = false;
   std::vector<coordination::member_record> members;
   std::vector<coordination::shard_assignment> shards;
   std::vector<std::string> unreachable;  // members this node has no connection to

@@ -233,6 +233,7 @@ member_status status_of(self_ptr self) {
     r.cluster_id = s.state->config->cluster_id;
   r.incarnation = s.incarnation;
   r.lease_valid = lease_ok(self);
+  r.cut_off = s.cut_off;
   if (s.state) {
     if (s.state->controller)
       r.controller = s.state->controller->node_id;

@@ -133,6 +133,7 @@ readiness_verdict node_status::readiness() const {
       member = member || m.node_id == ctx_->node_id();
   in.joined = routes && requests_.load() != nullptr && member;
   in.lease_valid = ctx_->lease_valid() && last_ && last_->lease_valid;
+  in.cut_off = last_ && last_->cut_off;
   if (last_)
     for (auto& a : last_->shards) {
       if (a.primary != ctx_->node_id())

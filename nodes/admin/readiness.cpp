@@ -36,6 +36,16 @@ readiness_verdict evaluate_readiness(const readiness_inputs& in) {
     v.checks.push_back({"lease", true, {}});
   else
     v.checks.push_back({"lease", false, "the membership lease is not surely valid"});
+  // A node cut off from its peers keeps its lease while etcd reaches it, so the lease check
+  // alone keeps it ready; yet it serves nothing: its own shards can neither commit nor read
+  // (their followers do not answer) and the primaries of the others are suspected (answered
+  // `unavailable`). Sent elsewhere, clients reach the members that still reach each other.
+  if (in.cut_off)
+    v.checks.push_back({"peers", false,
+                        "cut off from its peers: it reaches no majority of the members that may "
+                        "be alive"});
+  else
+    v.checks.push_back({"peers", true, {}});
   v.ready = std::all_of(v.checks.begin(), v.checks.end(), [](auto& c) { return c.ok; });
   return v;
 }

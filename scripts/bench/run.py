@@ -51,7 +51,7 @@ SYSTEMS = ("postgresql", "ordermesh-1", "ordermesh-3", "postgresql-sync", "order
 ALIASES = {"pg": "postgresql", "om1": "ordermesh-1", "om3": "ordermesh-3",
            "pgsync": "postgresql-sync", "om3rf3": "ordermesh-3-rf3",
            "om3plain": "ordermesh-3-insecure"}
-DEFAULT_SYSTEMS = "pg,om1,om3,db_bench"  # the replicated pair is opt-in (issue 12, in progress)
+DEFAULT_SYSTEMS = "pg,om1,om3,db_bench"  # the replicated pair (issue 12) is opt-in
 # orderd flags of ordermesh-3-rf3: every write on all three nodes' disks when they are in sync,
 # acknowledged once it is on at least two.
 RF3_FLAGS = ["--replication-factor", "3", "--min-insync", "2"]
@@ -978,9 +978,9 @@ Systems (`--systems`, comma list; `--skip` takes some out): `postgresql` (`pg`),
 `ordermesh-3-rf3` (`om3rf3`), the replicated pair of issue 12: opt-in, or `all`. The pair is
 compared with each other: ratios of ordermesh-3-rf3 to postgresql-sync, and its open-loop runs
 at half of postgresql-sync's saturation (`half-pgsync-rate`; full mode also `pgsync-max-rate`,
-`half-om3rf3-rate`). `ordermesh-3-rf3` needs an `orderd` that knows `--replication-factor` and
-`--min-insync` (issue 12, in progress): an older one exits 2 ("unknown option") and the run
-stops with its stderr.
+`half-om3rf3-rate`). `ordermesh-3-rf3` needs an `orderd` with replication (issue 12:
+`--replication-factor` and `--min-insync` since 2026-11-29, commit b84e9b2): an older one exits
+2 ("unknown option") and the run stops with its stderr.
 
 It installs `postgresql-15` and `rocksdb-tools` with apt-get when missing, builds `orderd`,
 `orderctl` and `orderbench` in Release into `build-bench/` (its own build directory, made on
@@ -997,7 +997,9 @@ How the ordermesh clusters are started (`scripts/bench/run.py`, class `Ordermesh
   one member on 127.0.0.1 with free client and peer ports, its data dir under the run's temp
   directory, **default fsync**: no `--unsafe-no-fsync`, since the benchmark claims durability
   everywhere), then the three nodes at once with `--etcd http://127.0.0.1:PORT --cluster
-  bench-<random> --lease-ttl 3s`; the run starts once every node reports the cluster settled
+  bench-<random> --lease-ttl 3s --replication-factor 1` (explicit since a cluster's default
+  became 3 on 2026-11-29: this system is the unreplicated cluster); the run starts once every
+  node reports the cluster settled
   (valid lease, one controller, no shard move pending, shards spread within one). etcd is
   stopped by its pid after the nodes. Its CPU and written bytes count in the cluster's
   per-order figures (in steady state it only renews the nodes' leases).

@@ -127,3 +127,30 @@ TEST_CASE("odd replies do not break the rendering", "[cluster_status_text]") {
   CHECK_FALSE(has(text, "\x1b"));  // control characters from the reply are escaped
   CHECK(has(text, "n1\\x1b[31m"));
 }
+
+TEST_CASE("departed nodes are listed with their state and since when", "[cluster_status_text]") {
+  // The shape nodes/cluster_status_json.cpp sends: absent first, then removing.
+  json status = three_node_status();
+  status["departed"] = {
+      {{"node_id", "n4"}, {"state", "absent"}, {"since_ms", 1700000000000}, {"by", ""}},
+      {{"node_id", "n5"}, {"state", "removing"}, {"since_ms", 1700000000123}, {"by", "operator"}}};
+  const std::string text = cluster_status_text(status);
+  INFO(text);
+  CHECK(has(text, "\ndeparted (named by shards, no member):\n"));
+  CHECK(has(text, "  NODE  STATE     SINCE                     BY\n"));
+  CHECK(has(text, "  n4    absent    2023-11-14T22:13:20.000Z  -\n"));
+  CHECK(has(text, "  n5    removing  2023-11-14T22:13:20.123Z  operator\n"));
+  CHECK_FALSE(has(text, " \n"));
+}
+
+TEST_CASE("no departed section without departed nodes", "[cluster_status_text]") {
+  json status = three_node_status();
+  CHECK_FALSE(has(cluster_status_text(status), "departed"));
+  status["departed"] = json::array();
+  CHECK_FALSE(has(cluster_status_text(status), "departed"));
+  // Odd entries: no object, no time; the rest still renders.
+  status["departed"] = {7, {{"node_id", "n6"}, {"state", "absent"}}};
+  const std::string text = cluster_status_text(status);
+  INFO(text);
+  CHECK(has(text, "  n6    absent  -      -\n"));
+}

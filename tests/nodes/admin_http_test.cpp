@@ -81,7 +81,7 @@ TEST_CASE("readiness is ready only when every check holds", "[admin]") {
   auto v = evaluate_readiness(all_good());
   CHECK(v.ready);
   CHECK(failing(v).empty());
-  REQUIRE(v.checks.size() == 4);
+  REQUIRE(v.checks.size() == 5);
 }
 
 TEST_CASE("readiness names each failing check", "[admin]") {
@@ -107,6 +107,20 @@ TEST_CASE("readiness names each failing check", "[admin]") {
   v = evaluate_readiness(in);
   CHECK(failing(v) == std::vector<std::string>{"shards", "lease"});
   CHECK(v.checks[1].detail.find("3-5, 7") != std::string::npos);
+}
+
+TEST_CASE("a node cut off from its peers is not ready though its lease holds", "[admin]") {
+  // The partition-isolate case: etcd still renews its lease, its peers are out of reach.
+  auto in = all_good();
+  in.cut_off = true;
+  auto v = evaluate_readiness(in);
+  CHECK_FALSE(v.ready);
+  CHECK(failing(v) == std::vector<std::string>{"peers"});
+  REQUIRE(v.checks.size() == 5);
+  CHECK(v.checks[4].name == "peers");
+  CHECK(v.checks[4].detail.find("cut off from its peers") != std::string::npos);
+  in.cut_off = false;
+  CHECK(evaluate_readiness(in).ready);
 }
 
 TEST_CASE("shard ranges compress runs", "[admin]") {

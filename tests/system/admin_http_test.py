@@ -11,6 +11,8 @@ port"): real orderd processes on 127.0.0.1, real HTTP.
     "joined" failing (the cluster waits for three members), then 200 on every node once all
     joined; /metrics on each; a node killed shows up in the others' membership events.
   * SIGTERM with --drain: /readyz answers 503 "draining" while the node hands its shards off.
+  * two of three nodes paused (SIGSTOP) on a long lease: the third, cut off from its peers
+    but not from etcd, answers /readyz 503 with `peers` failing, and 200 once they are woken.
 
 Run: python3 tests/system/admin_http_test.py --orderd build/nodes/orderd \
   --orderctl build/client/orderctl [-k NAME]
@@ -19,6 +21,7 @@ Run: python3 tests/system/admin_http_test.py --orderd build/nodes/orderd \
 import json
 import signal
 import subprocess
+import time
 
 import admin_http as ah
 import etcd_harness as eh
@@ -41,7 +44,8 @@ def test_single_node_endpoints():
         eq((status, body), (200, "ok\n"), "/livez")
         ready = ah.wait_ready(port, timeout=30)
         eq(ready["failing"], [], "/readyz failing checks")
-        eq(sorted(c["name"] for c in ready["checks"]), ["joined", "lease", "shards", "storage"],
+        eq(sorted(c["name"] for c in ready["checks"]),
+           ["joined", "lease", "peers", "shards", "storage"],
            "/readyz checks")
 
         status, headers, body = ah.get(port, "/metrics")
@@ -206,8 +210,52 @@ def test_not_ready_while_draining():
         eq(leaving.proc.wait(timeout=120), 0, "exit code after the drain")
 
 
+def test_not_ready_while_cut_off():
+    """Two of three nodes paused (SIGSTOP) on a 10 s lease: the third still renews its lease
+    (etcd answers it) but reaches no majority of its peers, so it is cut off: /readyz answers 503
+    with `peers` failing while the lease check holds, and 200 again once they are woken."""
+    with h.Session("admin-cut-off") as s:
+        etcd = eh.Etcd(s).start()
+        cluster = eh.EtcdCluster(s, etcd, name="cut", lease_ttl="10s", replication_factor=3,
+                                 extra_args=["--min-insync", "2"])
+
+        def with_admin_port(node):
+            node.admin_port = h.free_port()
+            node.extra_args += ["--admin-port", str(node.admin_port)]
+
+        st = cluster.start(3, balance_timeout=90, prepare=with_admin_port)
+        for node in cluster.nodes:
+            ah.wait_ready(node.admin_port, timeout=60)
+        alive = cluster.node(st["controller"])
+        paused = [n for n in cluster.nodes if n is not alive]
+        port = alive.admin_port
+
+        def cut_off():
+            status, body = ah.readyz(port)
+            return body if status == 503 and "peers" in body["failing"] else None
+
+        for n in paused:
+            n.proc.send_signal(signal.SIGSTOP)  # pids this test started
+        t0 = time.monotonic()
+        try:
+            # --suspect-after (1 s) plus a sampling interval (1 s), well inside the 10 s lease.
+            body = h.wait_until(cut_off, 7, 0.1, f"{alive.name}'s /readyz to say it is cut off")
+            took = time.monotonic() - t0
+        finally:
+            for n in paused:
+                n.proc.send_signal(signal.SIGCONT)
+        t1 = time.monotonic()
+        detail = next(c["detail"] for c in body["checks"] if c["name"] == "peers")
+        check("cut off from its peers" in detail, f"/readyz detail: {body}")
+        check("lease" not in body["failing"], f"the lease failed too, so this did not check the "
+              f"cut-off alone: {body}")
+        ah.wait_ready(port, timeout=20)
+        log(f"{alive.name} not ready {took:.1f}s after its peers were paused (failing: "
+            f"{body['failing']}), ready {time.monotonic() - t1:.1f}s after they were woken")
+
+
 if __name__ == "__main__":
     h.main([test_single_node_endpoints, test_admin_port_off_by_default,
             test_bad_admin_flags_exit_2, test_cluster_readiness_and_events,
-            test_not_ready_while_draining],
+            test_not_ready_while_draining, test_not_ready_while_cut_off],
            "orderd's HTTP admin port")

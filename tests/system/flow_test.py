@@ -335,7 +335,25 @@ def test_orderctl():
         p = run("--colour", "yes", "cluster.status", code=2)
         check("takes no --colour" in p.stderr, f"unknown global option: {p.stderr!r}")
         p = run("--colour", "yes", "call", "cluster.status", code=2)
-        check("not as --colour" in p.stderr, f"unknown option with call: {p.stderr!r}")
+        check("unknown option --colour" in p.stderr, f"unknown option with call: {p.stderr!r}")
+        # ... also last, after the op, where it has no value: unknown, not "needs a value"
+        p = run("call", "cluster.status", "{}", "--colour", code=2)
+        check("unknown option --colour" in p.stderr and "needs a value" not in p.stderr,
+              f"unknown option after call's op: {p.stderr!r}")
+        p = run("call", "cluster.status", "{}", "--jsn", code=2)
+        check("unknown option --jsn (did you mean --json?)" in p.stderr,
+              f"mistyped option after call's op: {p.stderr!r}")
+        p = run("cluster.status", "--tokn", code=2)
+        check("unknown option --tokn (did you mean --token?)" in p.stderr,
+              f"mistyped option last after an op: {p.stderr!r}")
+        p = run("call", "order.get", "{}", "--order-id", "oc1", code=2, token=token)
+        check("call takes its args as JSON, not as --order-id" in p.stderr,
+              f"an op's arg with call: {p.stderr!r}")
+        # an option that exists still needs its value
+        p = run("order.get", "--order-id", code=2, token=token)
+        check("--order-id needs a value" in p.stderr, f"arg without a value: {p.stderr!r}")
+        p = run("cluster.status", "--timeout-ms", code=2)
+        check("--timeout-ms needs a value" in p.stderr, f"option without a value: {p.stderr!r}")
         # one that took the op as its value is named, not only the missing op
         p = run("--colour", "cluster.status", code=2)
         check("unknown option --colour" in p.stderr and "'cluster.status'" in p.stderr,

@@ -17,15 +17,22 @@ over HTTP on 127.0.0.1 before, while and after orderbench runs against them.
     orderbench spread over the three nodes, the requests the nodes count add up to at least what
     orderbench reports acknowledged, and every node's fsync count grows (followers write too);
     one node killed -9: the survivors count a failover for each shard it led and lead all 64
+  * replication factor 1, a third node joining two: the handoffs of the shards moved to it
+    counted in ordermesh_shard_moves_total{kind="handoff"}
+  * a node driven over its limits (a connection beyond --max-connections-per-address, logins
+    beyond --login-burst-per-user): ordermesh_client_overloaded_replies_total grows by exactly
+    the refusals seen, per stage
 
-Values are compared, never timed. Needs /usr/bin/etcd (Debian etcd-server) for the second test.
+Values are compared, never timed. Needs /usr/bin/etcd (Debian etcd-server) for the cluster tests.
 """
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -360,9 +367,87 @@ def test_cluster_reports_shards_and_load():
         check(led > 0 and counted >= led, f"failovers counted {counted} for {led} shards lost")
 
 
+def test_shard_moves_counted_when_a_node_joins():
+    """Replication factor 1: a third node joining two moves shards to it, each a handoff the
+    controller writes to the shard map and counts in ordermesh_shard_moves_total."""
+    with h.Session("metrics-moves") as s:
+        etcd = eh.Etcd(s).start()
+        c = eh.EtcdCluster(s, etcd, name="moves", replication_factor=1)
+        c.start(2, balance_timeout=60.0, prepare=with_admin_port)
+        moves = "ordermesh_shard_moves_total"
+        before = sum(total(scrape(n), moves, {"kind": "handoff"}) for n in c.nodes)
+        joining = c.add(start=False)
+        with_admin_port(joining).start()
+        c.wait_balanced(timeout=60.0)
+        after = [scrape(n) for n in c.nodes]
+        # The family appears on the node that wrote a move (the controller) once it has.
+        check(any(m["types"].get(moves) == "counter" for m in after), f"{moves} of type counter")
+        led = value_of(after[2], "ordermesh_shards_led")
+        counted = sum(total(m, moves, {"kind": "handoff"}) for m in after) - before
+        log(f"{joining.name} joined and leads {led:.0f} shards; {counted:.0f} handoffs counted "
+            f"(before the join: {before:.0f})")
+        check(led > 0, f"{joining.name} leads no shard after the join")
+        check(counted >= led, f"handoffs counted {counted} for the {led} shards moved to "
+              f"{joining.name}")
+
+
+def test_overloaded_replies_counted():
+    """Both stages of ordermesh_client_overloaded_replies_total driven over their limits: a
+    connection beyond --max-connections-per-address (stage="connection"), and logins beyond
+    --login-burst-per-user (stage="request", also counted by op and code)."""
+    overloaded = "ordermesh_client_overloaded_replies_total"
+    with h.Session("metrics-overloaded") as s:
+        node = with_admin_port(s.node(extra_args=[
+            "--max-connections", "8", "--max-connections-per-address", "2",
+            "--login-rate-per-user", "0.01", "--login-burst-per-user", "1"])).start()
+        with node.admin() as adm:
+            adm.ok("user.register", {"user_id": "olga", "password": "pw-123456"})
+        time.sleep(0.3)  # the harness's and the admin client's connections are closed
+        before = scrape(node)
+        held, refused = [], 0
+        try:
+            for _ in range(6):
+                c = socket.create_connection((h.HOST, node.port), timeout=5.0)
+                c.settimeout(0.5)
+                try:
+                    line = c.recv(4096)
+                except socket.timeout:
+                    held.append(c)  # accepted: the node waits for a request
+                    continue
+                if line:
+                    eq(json.loads(line.split(b"\n")[0])["error"]["code"], "overloaded",
+                       "a refused connection's line")
+                refused += 1
+                c.close()
+        finally:
+            for c in held:
+                c.close()
+        eq((len(held), refused), (2, 4), "connections held and refused from one address")
+        time.sleep(0.3)  # the held connections are closed, and the node noticed
+        rate_limited = 0
+        with h.Client(node.port) as c:
+            for _ in range(3):  # the registration took the one attempt of the burst
+                r = c.request("user.login", {"user_id": "olga", "password": "pw-123456"})
+                if not r.get("ok") and r["error"]["code"] == "overloaded":
+                    rate_limited += 1
+        eq(rate_limited, 3, "logins refused as overloaded beyond the burst")
+        after = scrape(node)
+        for stage, want in (("connection", refused), ("request", rate_limited)):
+            grew = total(after, overloaded, {"stage": stage}) - total(before, overloaded,
+                                                                       {"stage": stage})
+            log(f'{overloaded}{{stage="{stage}"}} grew by {grew:.0f} ({want} refused)')
+            eq(grew, want, f'{overloaded}{{stage="{stage}"}} growth')
+        grew = (total(after, "ordermesh_client_requests_total",
+                      {"op": "user.login", "code": "overloaded"})
+                - total(before, "ordermesh_client_requests_total",
+                        {"op": "user.login", "code": "overloaded"}))
+        eq(grew, rate_limited, "user.login answered overloaded, by op and code")
+
+
 if __name__ == "__main__":
     ORDERBENCH = h.take_orderbench_arg()
     h.main([test_one_node_counters_move_with_load,
             test_entity_crashes_show_as_restarts_and_a_quarantine,
-            test_cluster_reports_shards_and_load],
+            test_cluster_reports_shards_and_load, test_shard_moves_counted_when_a_node_joins,
+            test_overloaded_replies_counted],
            __doc__)
