@@ -91,8 +91,10 @@ struct peer {
   /// suspected without waiting for suspect_after (cluster/coordination/suspicion.hpp).
   std::optional<clock_type::time_point> refused_since;
   bool ping_in_flight = false;
-  /// Its agent on the connection lost last: CAF's middleman may still hand it out from its
-  /// cache of endpoints for a moment after the loss (a stale proxy, never an answer).
+  /// The proxy of its agent on the connection lost last: CAF's middleman may still hand that
+  /// proxy out from its cache of endpoints for a moment after the loss (never an answer). A weak
+  /// reference, which keeps the proxy's control block, so no new proxy can share its address
+  /// in memory.
   caf::actor_addr lost_agent;
   /// This node's wait for the member (a lower id: it dials) to connect to it, rather than
   /// dialing at the same time (see dial_grace).

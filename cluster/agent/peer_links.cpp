@@ -187,9 +187,13 @@ void connect_peer(self_ptr self, const co::member_record& m) {
       .then(
           [self, node_id, address](const caf::actor& agent) {
             auto& peer = self->state.peers[node_id];
-            if (agent.address() == peer.lost_agent) {
-              // CAF's middleman answered from its cache of connected endpoints before it saw
-              // the loss: a hello to that proxy would go nowhere. The next round dials anew.
+            // The very proxy whose loss this node saw: CAF's middleman answered from its cache
+            // of connected endpoints before it saw the loss, and a hello to it would go
+            // nowhere; the next round dials anew. Compared as objects, not addresses: after a
+            // partition heals, the same peer process answers through a new proxy with the same
+            // address (node and actor id), which is a live connection.
+            if (caf::actor_cast<caf::actor_control_block*>(agent) ==
+                caf::actor_cast<caf::actor_control_block*>(peer.lost_agent)) {
               peer.connecting = false;
               self->state.log->debug(
                   "node={} dialing {} gave its lost connection back; again "
