@@ -61,6 +61,9 @@ constexpr std::chrono::milliseconds watch_interval{100};
 /// drops both; with TLS, whose handshakes are slower, the two overlap almost every time.
 constexpr std::chrono::milliseconds dial_grace{1500};
 constexpr std::chrono::milliseconds campaign_interval{1000};
+/// How long the cluster stays settled (every ISR complete, nobody suspected) before the
+/// controller moves leadership only to balance it (cluster/replication/leadership_rebalance.hpp).
+constexpr std::chrono::milliseconds leadership_rebalance_delay{5000};
 /// The hello and the proof are one round trip each on a connection just made: an answer this late
 /// means the connection is already gone, and a new dial costs less than waiting out the agent's
 /// request timeout (5 s), which a restarted peer otherwise waited before it was connected again.
@@ -151,6 +154,9 @@ struct agent_state {
   /// Controller of a cluster without a shard map: since when too few members for the
   /// replication factor have joined (--bootstrap-grace counts from then).
   std::optional<clock_type::time_point> bootstrap_wait_since;
+  /// Controller: since when every ISR has been complete with nobody suspected (unset: not now);
+  /// leadership moves only to balance it after leadership_rebalance_delay of that.
+  std::optional<clock_type::time_point> settled_since;
   std::set<std::string> departures_asked;  // controller: "<kind>/<node>" writes in flight
   // Replication (null without a replica sink: a node alone).
   replication_context_ptr repl;

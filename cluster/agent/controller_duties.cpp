@@ -15,6 +15,7 @@
 #include "cluster/coordination/local_seed.hpp"
 #include "cluster/coordination/placement.hpp"
 #include "cluster/replication/failover.hpp"
+#include "cluster/replication/leadership_rebalance.hpp"
 #include "cluster/replication/member_removal.hpp"
 #include "cluster/replication/replica_moves.hpp"
 
@@ -211,10 +212,21 @@ void move_replicas(self_ptr self) {
     return asked_from(self, &agent_state::failovers, shard, rev) ||
            asked_from(self, &agent_state::replica_steps, shard, rev);
   };
+  auto suspected = suspects(self);
   auto steps =
-      replication::plan_replica_writes(st, want, suspects(self), s.cfg.max_concurrent_moves, asked);
+      replication::plan_replica_writes(st, want, suspected, s.cfg.max_concurrent_moves, asked);
+  // Leadership moves only to balance it once the cluster has stayed settled a while
+  // (leadership_rebalance.hpp).
+  auto now = clock_type::now();
+  if (!replication::is_settled(st, suspected))
+    s.settled_since.reset();
+  else if (!s.settled_since)
+    s.settled_since = now;
+  bool may_rebalance = s.settled_since && now - *s.settled_since >= leadership_rebalance_delay;
   for (const auto& step : steps) {
     const auto& a = st.shards[step.shard];
+    if (!may_rebalance && replication::is_leadership_rebalance(step, a, want[step.shard]))
+      continue;
     s.log->info("node={} shard {}: {} {} (replicas {} -> {})", me(self), step.shard,
                 replication::to_string(step.what), step.node, fmt::join(a.replicas, ","),
                 fmt::join(want[step.shard], ","));
