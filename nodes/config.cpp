@@ -188,7 +188,8 @@ std::optional<node_config> parse_config(int argc, char** argv, const std::vector
       "bootstrap-grace", duration(&bootstrap_grace),
       "replicated cluster, first start: how long the first members wait for "
       "--replication-factor of them before creating the cluster on fewer, at least --min-insync "
-      "(the missing replicas are added as nodes join) (10s; 0s: wait for all)")(
+      "(the missing replicas are added as nodes join) (10s, shorter than --join-timeout; 0s: wait "
+      "for all, also the default's value when --join-timeout is 10s or less)")(
       "admin-token", po::value(&c.admin_token),
       "admin token (or env ORDERMESH_ADMIN_TOKEN); visible in ps: prefer --admin-token-file")(
       "admin-token-file", po::value(&c.admin_token_file),
@@ -493,9 +494,13 @@ std::optional<node_config> parse_config(int argc, char** argv, const std::vector
   if (!parse_duration(bootstrap_grace, c.bootstrap_grace) || c.bootstrap_grace.count() < 0)
     return fail("--bootstrap-grace: not a duration: '" + bootstrap_grace +
                 "' (e.g. 10s, 1m; 0s: wait for --replication-factor nodes)");
-  // A node without a shard map exits after --join-timeout: a longer grace would never end.
-  if (c.bootstrap_grace.count() > 0 && c.bootstrap_grace >= c.join_timeout)
-    return fail("--bootstrap-grace must be shorter than --join-timeout (or 0s)");
+  // A node without a shard map exits after --join-timeout, so a grace as long would never end:
+  // an error when asked for, and the default gives way (0s: wait for all) to a short timeout.
+  if (c.bootstrap_grace.count() > 0 && c.bootstrap_grace >= c.join_timeout) {
+    if (vm.count("bootstrap-grace") && !vm["bootstrap-grace"].defaulted())
+      return fail("--bootstrap-grace must be shorter than --join-timeout (or 0s)");
+    c.bootstrap_grace = std::chrono::milliseconds{0};
+  }
   if (!vm.count("replication-factor"))  // a cluster keeps each acknowledged write on 2+ disks
     replication_factor = c.etcd.empty() ? 1 : 3;
   if (replication_factor == 0 || replication_factor > 7)

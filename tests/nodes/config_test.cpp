@@ -286,6 +286,10 @@ TEST_CASE("bootstrap grace is a duration - 10s by default - 0s waits - below the
   CHECK(parse(with_required({"--bootstrap-grace", "0s"})).cfg->bootstrap_grace.count() == 0);
   CHECK(parse(with_required({"--bootstrap-grace", "2s"})).cfg->bootstrap_grace ==
         std::chrono::seconds(2));
+  // The default gives way to a join timeout it would outlast (the nodes exit before it ends).
+  CHECK(parse(with_required({"--join-timeout", "3s"})).cfg->bootstrap_grace.count() == 0);
+  CHECK(parse(with_required({"--join-timeout", "3s", "--bootstrap-grace", "1s"}))
+            .cfg->bootstrap_grace == std::chrono::seconds(1));
   for (auto bad : {parse(with_required({"--bootstrap-grace", "soon"})),
                    parse(with_required({"--bootstrap-grace", "30s"})),
                    parse(with_required({"--bootstrap-grace", "20s", "--join-timeout", "10s"}))}) {
