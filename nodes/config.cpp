@@ -188,8 +188,9 @@ std::optional<node_config> parse_config(int argc, char** argv, const std::vector
       "bootstrap-grace", duration(&bootstrap_grace),
       "replicated cluster, first start: how long the first members wait for "
       "--replication-factor of them before creating the cluster on fewer, at least --min-insync "
-      "(the missing replicas are added as nodes join) (10s, shorter than --join-timeout; 0s: wait "
-      "for all, also the default's value when --join-timeout is 10s or less)")(
+      "(the missing replicas are added as nodes join) (10s, less than the join timeout; 0s: wait "
+      "for "
+      "all, which the default becomes when the join timeout is 10s or less)")(
       "admin-token", po::value(&c.admin_token),
       "admin token (or env ORDERMESH_ADMIN_TOKEN); visible in ps: prefer --admin-token-file")(
       "admin-token-file", po::value(&c.admin_token_file),
