@@ -10,8 +10,10 @@ A client fails over the way a real one (an SDK, a load balancer) does: a connect
 be opened, is reset or closed, or gives no reply within REQUEST_TIMEOUT makes it send the same
 request (same args, so the same order_id / request_id) to another running node at once, and it
 avoids that node for its next requests for NODE_HOLD_DOWN_S (it learns this from its own
-failures only, never from the nemesis). A reply meaning "outcome unknown" (`unavailable`, ...)
-is retried with backoff, preferably on another node. Every attempt is a new invoke; both kinds
+failures only, never from the nemesis). A refusal marked `retry_elsewhere` (the node is cut off
+from its peers, or shutting down: docs/PROTOCOL.md) is treated the same way. Any other reply
+meaning "outcome unknown" (`unavailable`, ...) is retried with backoff, preferably on another
+node. Every attempt is a new invoke; both kinds
 of retry are bounded (MAX_FAILOVERS, MAX_ATTEMPTS). The run is bounded by a deadline and an op
 count.
 """
@@ -59,14 +61,20 @@ def choose_node(live, rng, avoid=(), down=None, now=0.0):
 
 def retry_kind(outcome, reply, reached, retry_codes=()):
     """What a logical request does after one attempt: "done" (ok, or a definite refusal not in
-    `retry_codes`), "failover" (the node gave no reply: try another at once) or "backoff" (the
-    outcome is unknown, or a refusal in `retry_codes`: wait, then retry)."""
+    `retry_codes`), "failover" (the node gave no reply, or said to retry elsewhere: try another
+    at once) or "backoff" (the outcome is unknown, or a refusal in `retry_codes`: wait, then
+    retry)."""
     code = ((reply or {}).get("error") or {}).get("code")
     if outcome == "ok" or (outcome == "fail" and code not in retry_codes):
         return "done"
-    if outcome == "info" and reply is None and reached is not None:
+    if reached is not None and (reply is None or retry_elsewhere(reply)):
         return "failover"
     return "backoff"
+
+
+def retry_elsewhere(reply):
+    """The node refused with "retry_elsewhere": it serves nothing now (cut off, shutting down)."""
+    return ((reply or {}).get("error") or {}).get("retry_elsewhere") is True
 
 
 class Conn:
@@ -137,7 +145,8 @@ class Actor:
     def attempt(self, op, args, as_user, avoid=()):
         """One recorded attempt; returns (outcome, reply or None, the node's name or None).
         A reply of None from a named node means the node gave none (connection failed, reset,
-        closed, or no reply in REQUEST_TIMEOUT): this client then holds it down a while."""
+        closed, or no reply in REQUEST_TIMEOUT): this client then holds it down a while, as
+        after a refusal marked retry_elsewhere."""
         node = self._pick_node(avoid)
         h = self.d.history
         if node is None:
@@ -159,6 +168,8 @@ class Actor:
             c = self.conns.pop(node.name, None)
             if c:
                 c.close()
+            self.down[node.name] = time.monotonic() + NODE_HOLD_DOWN_S
+        if retry_elsewhere(reply):
             self.down[node.name] = time.monotonic() + NODE_HOLD_DOWN_S
         h.reply(self.process, req, op, reply, node=node.name, no_reply_reason=reason)
         self.d.count_op()

@@ -73,6 +73,9 @@ reply from_wire(std::string line, json raw) {
       if (message_it != error_it->end() && message_it->is_string()) {
         r.message = message_it->get<std::string>();
       }
+      auto elsewhere_it = error_it->find("retry_elsewhere");
+      r.retry_elsewhere = elsewhere_it != error_it->end() && elsewhere_it->is_boolean() &&
+                          elsewhere_it->get<bool>();
     }
     if (r.code.empty()) {
       r.code = "internal";
@@ -547,6 +550,13 @@ reply client::call(const request& req) {
       r = std::move(exchange(std::move(one)).front());
       if (!r.retryable() || attempt >= opts_.retries) {
         return r;
+      }
+      if (r.retry_elsewhere && opts_.endpoints.size() > 1) {
+        // That node refuses everything for now (cut off, or shutting down) while the others
+        // serve: the retry goes to the next endpoint at once, and later calls stay there.
+        disconnect();
+        endpoint_index_ = (endpoint_index_ + 1) % opts_.endpoints.size();
+        continue;
       }
       std::this_thread::sleep_for(backoff);
       backoff *= 2;

@@ -52,6 +52,7 @@ struct options {
   size_t max_reply_bytes = 16 * 1024 * 1024;
   /// call() repeats a request this many extra times after a retryable failure (unavailable,
   /// timeout, overloaded), reconnecting as needed. Safe because ids are idempotency keys.
+  /// A refusal marked retry_elsewhere is repeated at once on the next endpoint.
   int retries = 0;
   /// Pause before the first retry; doubled for each further retry.
   std::chrono::milliseconds retry_backoff{100};
@@ -80,6 +81,9 @@ struct reply {
   /// True when the client made this reply up because no answer came (timeout, unavailable,
   /// connection refused). The request may or may not have been executed.
   bool local = false;
+  /// The node said it cannot serve anything now (cut off from its peers, or shutting down):
+  /// retry on another node. call() does so at once when it has several endpoints.
+  bool retry_elsewhere = false;
   /// True for the codes that are safe to retry with the same ids.
   bool retryable() const;
 };

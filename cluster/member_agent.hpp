@@ -54,6 +54,10 @@ struct agent_hooks {
   std::function<void()> on_drained;
   /// The store refused this node for good (another cluster's data dir).
   std::function<void(const std::string&)> on_refused;
+  /// This node became (true) or stopped being (false) cut off from its peers (reaches no
+  /// majority of the members that may be alive): the client listener then tells clients to
+  /// send their retries to another node (docs/PROTOCOL.md, "retry_elsewhere").
+  std::function<void(bool)> on_cut_off;
   /// Opens a connection to the agent published at host:port (blocks; the agent calls it from
   /// a detached actor). Unset: CAF's plain middleman. The node passes caf::openssl's for
   /// mutual TLS; the agent does not need to know which transport it gets.

@@ -46,6 +46,9 @@ struct gateway_shared {
   caf::actor agent;                   // the member agent: cluster.status, cluster.leave
   bool alone = false;                 // no --etcd: nobody to hand shards to on cluster.leave
   std::atomic<bool> draining{false};  // SIGTERM: refuse new requests
+  /// Set while the member agent finds this node cut off from its peers (agent_hooks::on_cut_off);
+  /// null for a node alone.
+  std::shared_ptr<const std::atomic<bool>> cut_off;
   std::atomic<int64_t> in_flight{0};  // requests accepted and not yet answered
   std::atomic<uint64_t> requests{0};  // requests answered since start
 

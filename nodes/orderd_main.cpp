@@ -362,6 +362,8 @@ int main(int argc, char** argv) {
       hooks.set_lease_until = [ctx](int64_t until_ns) { ctx->set_lease_until(until_ns); };
     }
     hooks.prover = prover;
+    auto cut_off = std::make_shared<std::atomic<bool>>(false);
+    hooks.on_cut_off = [cut_off](bool cut) { cut_off->store(cut); };
     // The cluster port through orderd's own middleman (docs/SECURITY.md, "Cluster plane"):
     // TLS or plain, with a connection cap, a handshake deadline and a BASP frame bound.
     om::cluster_transport::transport_options topts;
@@ -465,6 +467,7 @@ int main(int argc, char** argv) {
                                                              cfg.request_timeout, cfg.session_ttl);
     shared->agent = agent;
     shared->alone = cfg.etcd.empty();
+    shared->cut_off = cut_off;
     shared->backup = std::make_shared<om::node::online_backup>(*storage, cfg.backup_dir,
                                                                cfg.node_id, cfg.shards, log);
     om::node::listener_options lopts;

@@ -422,7 +422,7 @@ std::string render_ok(const json& id, const json& result, std::string_view req_i
 }
 
 std::string render_error(const json& id, errc code, std::string_view message,
-                         std::string_view req_id) {
+                         std::string_view req_id, bool retry_elsewhere) {
   // `none` is not a protocol code; a failed reply must carry one a client can act on.
   const errc shown = code == errc::none ? errc::internal : code;
   std::string out = "{\"id\":";
@@ -433,6 +433,8 @@ std::string render_error(const json& id, errc code, std::string_view message,
   out += dump(json(std::string(domain::to_string(shown))));
   out += ",\"message\":";
   out += dump(json(std::string(message)));
+  if (retry_elsewhere)
+    out += ",\"retry_elsewhere\":true";
   out += "}}\n";
   return out;
 }

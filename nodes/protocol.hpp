@@ -84,8 +84,11 @@ parsed parse_request(std::string_view line);
 /// Reply lines, each ending in '\n'. A non-empty `req_id` is echoed as "request_id".
 std::string render_ok(const nlohmann::json& id, const nlohmann::json& result,
                       std::string_view req_id = {});
+/// `retry_elsewhere` adds "retry_elsewhere": true to the error: this node cannot serve anything
+/// now (cut off from its peers, or shutting down), so a client sends its retry to another node
+/// and avoids this one for a while (docs/PROTOCOL.md, "Errors").
 std::string render_error(const nlohmann::json& id, domain::errc code, std::string_view message,
-                         std::string_view req_id = {});
+                         std::string_view req_id = {}, bool retry_elsewhere = false);
 
 nlohmann::json to_json(const domain::user_view& v);
 nlohmann::json to_json(const domain::product_view& v);

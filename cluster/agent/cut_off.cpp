@@ -52,6 +52,8 @@ void refresh_cut_off(self_ptr self) {
         me(self), members - gone - silent, members - gone);
   else if (cut_changed)
     s.log->info("node={} is no longer cut off", me(self));
+  if (cut_changed && s.hooks.on_cut_off)
+    s.hooks.on_cut_off(cut);
   publish_replication(self);
   publish_routes(self);  // no forwards to a suspected primary (shard_routes.cpp)
 }

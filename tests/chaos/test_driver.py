@@ -63,6 +63,13 @@ class RetryKind(unittest.TestCase):
     def test_no_reply_fails_over(self):
         self.assertEqual(driver.retry_kind("info", None, "n2"), "failover")
 
+    def test_retry_elsewhere_fails_over(self):
+        cut_off = {"ok": False, "error": {"code": "unavailable", "retry_elsewhere": True}}
+        self.assertEqual(driver.retry_kind("info", cut_off, "n2"), "failover")
+        self.assertTrue(driver.retry_elsewhere(cut_off))
+        self.assertFalse(driver.retry_elsewhere({"ok": False, "error": {"code": "unavailable"}}))
+        self.assertFalse(driver.retry_elsewhere(None))
+
     def test_answered_outcome_unknown_backs_off(self):
         unavailable = {"ok": False, "error": {"code": "unavailable"}}
         self.assertEqual(driver.retry_kind("info", unavailable, "n2"), "backoff")

@@ -568,6 +568,63 @@ TEST_CASE("retries: a retryable error is repeated with the same id", "[client]")
   }
 }
 
+TEST_CASE("retries: a node that says retry_elsewhere is left for the next endpoint", "[client]") {
+  watchdog guard;
+  std::mutex mu;
+  std::vector<json> refused_ids, served_ids;
+  test_server cut_off([&](conn& c) {
+    while (auto line = c.read_line()) {
+      const json req = json::parse(*line);
+      std::lock_guard<std::mutex> lock(mu);
+      refused_ids.push_back(req["id"]);
+      c.write(json{{"id", req["id"]},
+                   {"ok", false},
+                   {"error",
+                    {{"code", "unavailable"},
+                     {"message", "cut off from its peers"},
+                     {"retry_elsewhere", true}}}}
+                  .dump() +
+              "\n");
+    }
+  });
+  test_server healthy([&](conn& c) {
+    while (auto line = c.read_line()) {
+      const json req = json::parse(*line);
+      std::lock_guard<std::mutex> lock(mu);
+      served_ids.push_back(req["id"]);
+      c.write(json{{"id", req["id"]}, {"ok", true}, {"result", json::object()}}.dump() + "\n");
+    }
+  });
+  om::options o = options_for({cut_off.endpoint(), healthy.endpoint()});
+  o.retries = 1;
+  om::client client(o);
+  auto r = client.call("user.get", {{"user_id", "u1"}});
+  REQUIRE(r.ok);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    REQUIRE(refused_ids.size() == 1);
+    REQUIRE(served_ids.size() == 1);
+    CHECK(refused_ids[0] == served_ids[0]);  // the same request, so the same idempotency
+  }
+  CHECK(client.current_endpoint().port == healthy.port());
+  auto again = client.call("user.get", {{"user_id", "u1"}});  // stays on the healthy node
+  CHECK(again.ok);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    CHECK(refused_ids.size() == 1);
+    CHECK(served_ids.size() == 2);
+  }
+
+  SECTION("without retries the refusal is returned, marked") {
+    om::options one = options_for({cut_off.endpoint()});
+    client.disconnect();
+    om::client single(one);
+    auto first = single.call("user.get", {{"user_id", "u1"}});
+    CHECK(first.code == "unavailable");
+    CHECK(first.retry_elsewhere);
+  }
+}
+
 TEST_CASE("call_raw and replies without an id", "[client]") {
   watchdog guard;
   test_server server([](conn& c) {

@@ -539,6 +539,10 @@ TEST_CASE("replies render as exact JSON lines", "[protocol]") {
         "left\"}}\n");
   CHECK(protocol::render_error(1, errc::insufficient_funds, "") ==
         "{\"id\":1,\"ok\":false,\"error\":{\"code\":\"insufficient_funds\",\"message\":\"\"}}\n");
+  // A node cut off or shutting down: the same code, and where the client should retry.
+  CHECK(protocol::render_error(2, errc::unavailable, "cut off", "r-9", true) ==
+        "{\"id\":2,\"ok\":false,\"request_id\":\"r-9\",\"error\":{\"code\":\"unavailable\","
+        "\"message\":\"cut off\",\"retry_elsewhere\":true}}\n");
   SECTION("every reply is one parseable line") {
     const auto line = protocol::render_error(3, errc::timeout, "line\nbreak and \"quotes\"");
     REQUIRE(line.back() == '\n');

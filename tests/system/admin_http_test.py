@@ -234,6 +234,10 @@ def test_not_ready_while_cut_off():
             status, body = ah.readyz(port)
             return body if status == 503 and "peers" in body["failing"] else None
 
+        # A user whose shard a paused node leads: the cut-off node cannot serve it.
+        led = {sh["shard"]: sh["primary"] for sh in st["shards"]}
+        user = next(f"cut-{i}" for i in range(10000)
+                    if led[h.shard_of("user", f"cut-{i}", st["shard_count"])] != alive.name)
         for n in paused:
             n.proc.send_signal(signal.SIGSTOP)  # pids this test started
         t0 = time.monotonic()
@@ -241,6 +245,9 @@ def test_not_ready_while_cut_off():
             # --suspect-after (1 s) plus a sampling interval (1 s), well inside the 10 s lease.
             body = h.wait_until(cut_off, 7, 0.1, f"{alive.name}'s /readyz to say it is cut off")
             took = time.monotonic() - t0
+            # Its clients are told to go elsewhere (docs/PROTOCOL.md, "retry_elsewhere").
+            with alive.client() as cl:
+                refused = cl.request("user.register", {"user_id": user, "password": "pw-cut-1"})
         finally:
             for n in paused:
                 n.proc.send_signal(signal.SIGCONT)
@@ -249,7 +256,15 @@ def test_not_ready_while_cut_off():
         check("cut off from its peers" in detail, f"/readyz detail: {body}")
         check("lease" not in body["failing"], f"the lease failed too, so this did not check the "
               f"cut-off alone: {body}")
+        err = refused.get("error") or {}
+        check(err.get("code") == "unavailable" and err.get("retry_elsewhere") is True,
+              f"a request to the cut-off node is refused with retry_elsewhere: {refused}")
         ah.wait_ready(port, timeout=20)
+        with alive.client() as cl:
+            cl.ok_retry("user.register", {"user_id": user, "password": "pw-cut-1"})
+            again = cl.request("user.register", {"user_id": user, "password": "pw-cut-1"})
+        check("retry_elsewhere" not in (again.get("error") or {}),
+              f"no retry_elsewhere once it reaches its peers again: {again}")
         log(f"{alive.name} not ready {took:.1f}s after its peers were paused (failing: "
             f"{body['failing']}), ready {time.monotonic() - t1:.1f}s after they were woken")
 
