@@ -232,6 +232,9 @@ std::optional<node_config> parse_config(int argc, char** argv, const std::vector
       "password-queue-per-address", po::value(&c.password_queue_per_address),
       "password jobs waiting from one client address; beyond: overloaded (16)")(
       "threads", po::value(&c.scheduler_threads), "actor scheduler threads (0: one per core)")(
+      "scheduler", po::value(&c.scheduler_policy),
+      "actor scheduler: sharing (default; idle threads sleep until work comes) or stealing "
+      "(per-thread queues, idle threads poll: for many cores)")(
       "heartbeat-interval", duration(&heartbeat_interval),
       "node-to-node keep-alive on idle connections (500ms)")(
       "join-timeout", duration(&join_timeout),
@@ -479,6 +482,8 @@ std::optional<node_config> parse_config(int argc, char** argv, const std::vector
     return fail("--max-moves must be 1..64");
   if (c.scheduler_threads > 64)
     return fail("--threads must be 0..64");
+  if (c.scheduler_policy != "sharing" && c.scheduler_policy != "stealing")
+    return fail("--scheduler must be sharing or stealing");
   if (!domain::valid_id(c.cluster_name))
     return fail("--cluster must match [A-Za-z0-9._-]{1,64}");
   if (c.lease_ttl < std::chrono::seconds(2) || c.lease_ttl > std::chrono::seconds(60))

@@ -86,6 +86,10 @@ struct node_config {
   std::string client_tls_cert, client_tls_key;
   std::chrono::milliseconds client_tls_handshake_timeout{5 * 1000};
   size_t scheduler_threads = 0;  // 0: one per core
+  /// CAF's scheduler policy: "sharing" (one queue; idle workers block until work arrives) or
+  /// "stealing" (a queue per worker; idle workers poll with short sleeps). docs/BENCHMARKS.md,
+  /// "Scheduler policy": polling cost a third of a core per idle node here.
+  std::string scheduler_policy = "sharing";
   std::chrono::milliseconds heartbeat_interval{500};
   std::chrono::milliseconds join_timeout{30000};  // a new node waits this long to join
   size_t max_moves = 2;                           // shards the controller moves at a time

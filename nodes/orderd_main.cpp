@@ -315,6 +315,13 @@ int main(int argc, char** argv) {
     caf_cfg.set("middleman.heartbeat-interval", caf::timespan{cfg.heartbeat_interval});
     if (cfg.scheduler_threads > 0)
       caf_cfg.set("scheduler.max-threads", cfg.scheduler_threads);
+    // Sharing by default: CAF's work stealing keeps idle workers polling with 50 us sleeps,
+    // which cost a third of a core per idle node here and a quarter of the throughput under
+    // load on 2 cores (docs/BENCHMARKS.md, "Scheduler policy").
+    if (cfg.scheduler_policy == "stealing")
+      caf_cfg.set("scheduler.policy", caf::atom("stealing"));
+    else
+      caf_cfg.set("scheduler.policy", caf::atom("sharing"));
     caf::actor_system sys{caf_cfg};
 
     auto ctx = std::make_shared<om::actors::node_context>(cfg.node_id, storage.get(), cfg.entities,

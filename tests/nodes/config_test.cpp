@@ -269,6 +269,17 @@ TEST_CASE("log format is text or json") {
   CHECK_THAT(bad.err, Catch::Contains("--log-format must be text or json"));
 }
 
+TEST_CASE("scheduler is sharing by default or stealing") {
+  CHECK(parse(required).cfg->scheduler_policy == "sharing");
+  auto ok = parse(with_required({"--scheduler", "stealing"}));
+  REQUIRE(ok.cfg.has_value());
+  CHECK(ok.cfg->scheduler_policy == "stealing");
+  auto bad = parse(with_required({"--scheduler", "testing"}));
+  CHECK_FALSE(bad.cfg.has_value());
+  CHECK(bad.code == 2);
+  CHECK_THAT(bad.err, Catch::Contains("--scheduler must be sharing or stealing"));
+}
+
 TEST_CASE("dead member timeout is a duration - 5m by default - 0s for never") {
   CHECK(parse(required).cfg->dead_member_timeout == std::chrono::minutes(5));
   CHECK(parse(with_required({"--dead-member-timeout", "90s"})).cfg->dead_member_timeout ==
