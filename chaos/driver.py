@@ -343,12 +343,20 @@ class Driver:
                 break
         if not registered or not self._login(a):
             return
-        orders = {}       # order_id -> last status seen
+        # order_id -> last status seen. MISSING: its placement's outcome was unknown and a node
+        # then answered not_found, so it was never applied; the client stops asking about it.
+        # STALE: a pay or cancel was refused invalid_state (the order moved on, e.g. REJECTED,
+        # while the client had not seen it): no more pays or cancels until an order.get shows
+        # its status. Asking again and again measured the workload, not the cluster.
+        orders = {}
         n_orders = n_deps = 0
         products = sorted(self.products)
         while not self.stopping():
             r = rng.random()
-            live_orders = [o for o, s in orders.items() if s not in ("CANCELLED", "REJECTED")]
+            known = sorted(o for o, s in orders.items() if s != "MISSING")
+            live_orders = [o for o in known
+                           if orders[o] not in ("CANCELLED", "REJECTED", "STALE")]
+            target = None     # the order a pay, cancel or get names
             if r < 0.20:
                 n_deps += 1
                 args = {"user_id": user, "amount_cents": rng.randint(1, 15) * 100,
@@ -368,18 +376,18 @@ class Driver:
                 for it in items:
                     self.touch("inventory", it["product_id"])
             elif r < 0.70:
-                oid = rng.choice(live_orders)
+                oid = target = rng.choice(live_orders)
                 out, reply = a.call("order.pay", {"order_id": oid}, user,
                                     retry_codes=("conflict",))
                 self.touch("order", oid)
                 self.touch("user", user)
             elif r < 0.80:
-                oid = rng.choice(live_orders)
+                oid = target = rng.choice(live_orders)
                 out, reply = a.call("order.cancel", {"order_id": oid}, user,
                                     retry_codes=("conflict",))
                 self.touch("order", oid)
             elif r < 0.90:
-                oid = rng.choice(sorted(orders))
+                oid = target = rng.choice(known)
                 out, reply = a.call("order.get", {"order_id": oid}, user)
             elif r < 0.95:
                 out, reply = a.call("user.get", {"user_id": user}, user)
@@ -393,4 +401,8 @@ class Driver:
                 code = ((reply or {}).get("error") or {}).get("code")
                 if code == "unauthorized":
                     self._login(a)
+                elif code == "not_found" and orders.get(target) == "UNKNOWN":
+                    orders[target] = "MISSING"
+                elif code == "invalid_state" and target in orders:
+                    orders[target] = "STALE"
             time.sleep(rng.random() * 0.05)

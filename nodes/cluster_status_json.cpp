@@ -48,6 +48,8 @@ json cluster_status_json(const cluster::member_status& ms, const actors::node_co
       jm["active_entities"] = ctx.active_entities.load();
       jm["version"] = node_version();
       jm["uptime_ms"] = process_uptime().count();
+      // Whether this node reaches a majority of its peers (its /readyz check `peers`).
+      jm["cut_off"] = ms.cut_off;
     }
     members.push_back(std::move(jm));
   }

@@ -248,6 +248,7 @@ def test_not_ready_while_cut_off():
             # Its clients are told to go elsewhere (docs/PROTOCOL.md, "retry_elsewhere").
             with alive.client() as cl:
                 refused = cl.request("user.register", {"user_id": user, "password": "pw-cut-1"})
+            during = cluster.status(alive, timeout=3.0)
         finally:
             for n in paused:
                 n.proc.send_signal(signal.SIGCONT)
@@ -259,7 +260,14 @@ def test_not_ready_while_cut_off():
         err = refused.get("error") or {}
         check(err.get("code") == "unavailable" and err.get("retry_elsewhere") is True,
               f"a request to the cut-off node is refused with retry_elsewhere: {refused}")
+        def own_entry(st):
+            return next((m for m in (st or {}).get("members", [])
+                         if m["node_id"] == alive.name), {})
+        check(own_entry(during).get("cut_off") is True,
+              f"cluster.status says cut_off while it is: {own_entry(during)}")
         ah.wait_ready(port, timeout=20)
+        check(own_entry(cluster.status(alive)).get("cut_off") is False,
+              f"cluster.status says not cut off once ready: {own_entry(cluster.status(alive))}")
         with alive.client() as cl:
             cl.ok_retry("user.register", {"user_id": user, "password": "pw-cut-1"})
             again = cl.request("user.register", {"user_id": user, "password": "pw-cut-1"})
