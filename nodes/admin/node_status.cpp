@@ -127,11 +127,14 @@ readiness_verdict node_status::readiness() const {
   // Fresh: answered within a few sampling intervals (a wedged agent stops answering).
   in.view_fresh = last_ && std::chrono::steady_clock::now() - last_at_ <
                                3 * options_.sample_interval + options_.agent_timeout;
+  // Joined by the sampled view itself (a member, with a shard map), not only by the live
+  // routes: a view sampled before the map existed lists no shards, so the "shards" check below
+  // would pass for nothing, and the view (members, ISR) would not match what the node serves.
   bool member = false;
   if (last_)
     for (auto& m : last_->members)
       member = member || m.node_id == ctx_->node_id();
-  in.joined = routes && requests_.load() != nullptr && member;
+  in.joined = routes && requests_.load() != nullptr && member && !last_->shards.empty();
   in.lease_valid = ctx_->lease_valid() && last_ && last_->lease_valid;
   in.cut_off = last_ && last_->cut_off;
   if (last_)

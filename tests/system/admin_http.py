@@ -4,6 +4,9 @@
     never through a proxy from the environment (the admin port is on 127.0.0.1).
   * raw(port, data): sends raw bytes and returns everything the server answers until it closes.
   * wait_ready(port, timeout): /readyz until 200 (bounded); returns its JSON.
+  * wait_view(port, status, timeout): /status.json until its members and shard primaries are
+    those of `status` (a cluster.status result); returns it. The admin port shows a view the
+    node samples each second, so right after a change it may still show the one before.
   * listen_address(port): the address a local TCP socket listens on for `port`, from
     /proc/net/tcp (to show that the admin port binds to loopback by default).
 
@@ -65,6 +68,27 @@ def wait_ready(port, timeout=60.0):
             return body
         time.sleep(0.1)
     raise AssertionError(f"/readyz on port {port} not 200 within {timeout}s (last: {last})")
+
+
+def view_of(status):
+    """(members, shard primaries) of a cluster.status result or a /status.json."""
+    return (sorted(m["node_id"] for m in status["members"]),
+            {x["shard"]: x["primary"] for x in status["shards"]})
+
+
+def wait_view(port, status, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    want, last = view_of(status), None
+    while time.monotonic() < deadline:
+        try:
+            last = json.loads(get(port, "/status.json", timeout=2.0)[2])
+            if view_of(last) == want:
+                return last
+        except (OSError, http.client.HTTPException, ValueError, KeyError):
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"/status.json on port {port} does not show {want} within {timeout}s "
+                         f"(last: {view_of(last) if last else None})")
 
 
 def listen_address(port):

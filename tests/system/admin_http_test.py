@@ -162,9 +162,9 @@ def test_cluster_readiness_and_events():
 
         # /status.json of a member shows what its cluster.status shows.
         cs = cluster.status(first)
-        sj = json.loads(ah.get(ports["n1"], "/status.json")[2])
-        eq(sorted(m["node_id"] for m in sj["members"]), sorted(m["node_id"] for m in cs["members"]),
-           "members")
+        check(cs is not None, "no cluster.status from n1")
+        sj = ah.wait_view(ports["n1"], cs)
+        eq(len(sj["members"]), 3, "members in /status.json")
 
         # A member killed: the others see it go (unreachable, left, or its shards failed over).
         victim = cluster.node("n3")

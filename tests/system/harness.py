@@ -365,6 +365,11 @@ class Session:
     def __exit__(self, exc_type, exc, tb):
         if exc_type is not None:
             self.failed = True
+            # The reason first: CI keeps only part of a long output, and the node logs below
+            # would push the traceback (printed after them by main) out of it.
+            where = [f for f in traceback.extract_tb(tb) if f.filename.endswith("_test.py")]
+            at = f" at {Path(where[-1].filename).name}:{where[-1].lineno}" if where else ""
+            log(f"FAILED{at}: {exc_type.__name__}: {str(exc)[:2000]}")
             for n in self.nodes:
                 n.dump_logs()
             for x in self.extras:

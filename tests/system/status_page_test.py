@@ -154,6 +154,7 @@ def test_status_page_cluster():
             ah.wait_ready(p, timeout=60)
         status = cluster.status(nodes[0])
         check(status is not None, "no cluster.status from n1")
+        ah.wait_view(ports[0], status)  # the page shows the view n1 samples each second
         check_page(s, ports[0], status, "status_page.png")
 
 
