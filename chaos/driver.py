@@ -48,15 +48,22 @@ def choose_node(live, rng, avoid=(), down=None, now=0.0):
     """The node (a name of `live`, the running nodes) for the next attempt, or None if none
     runs: at random among those neither in `avoid` (the nodes that already failed this logical
     request) nor held down (`down`: name -> monotonic time until which it is avoided); failing
-    that, among those not in `avoid`; failing that, among all of `live`."""
+    that, among those not in `avoid`, the one whose hold-down ends first; failing that, the same
+    among all of `live`.
+
+    The earliest end first: healthy nodes get held down too (a request they forward to a primary
+    that has just gone silent times out), and a node that keeps refusing (cut off from its
+    peers) renews its hold-down with each refusal, so it is the last one to go back to, not a
+    random one of three."""
     if not live:
         return None
     down = down or {}
     fresh = [n for n in live if n not in avoid and down.get(n, 0.0) <= now]
     if fresh:
         return rng.choice(fresh)
-    untried = [n for n in live if n not in avoid]
-    return rng.choice(untried or list(live))
+    pool = [n for n in live if n not in avoid] or list(live)
+    first_end = min(down.get(n, 0.0) for n in pool)
+    return rng.choice([n for n in pool if down.get(n, 0.0) == first_end])
 
 
 def retry_kind(outcome, reply, reached, retry_codes=()):

@@ -45,9 +45,28 @@ class ChooseNode(unittest.TestCase):
 
     def test_falls_back_to_any_running_node(self):
         rng = random.Random(4)
+        picks = {driver.choose_node(["n1", "n2"], rng, avoid=["n1", "n2"], now=1.0)
+                 for _ in range(100)}
+        self.assertEqual(picks, {"n1", "n2"})
+        # of those, one not held down first
         picks = {driver.choose_node(["n1", "n2"], rng, avoid=["n1", "n2"], down={"n1": 9.0},
                                     now=1.0) for _ in range(100)}
-        self.assertEqual(picks, {"n1", "n2"})
+        self.assertEqual(picks, {"n2"})
+
+    def test_all_held_down_the_first_to_end(self):
+        # n1 and n3 timed out on requests they forwarded to a silent primary; n2 has just
+        # refused as cut off: back to the node whose hold-down ends first, not a random one
+        rng = random.Random(5)
+        down = {"n1": 2.9, "n2": 3.9, "n3": 3.2}
+        picks = {driver.choose_node(["n1", "n2", "n3"], rng, down=down, now=2.0)
+                 for _ in range(100)}
+        self.assertEqual(picks, {"n1"})
+        picks = {driver.choose_node(["n1", "n2", "n3"], rng, avoid=["n1"], down=down, now=2.0)
+                 for _ in range(100)}
+        self.assertEqual(picks, {"n3"})
+        picks = {driver.choose_node(["n1", "n2", "n3"], rng, avoid=["n1", "n2", "n3"],
+                                    down=down, now=2.0) for _ in range(100)}
+        self.assertEqual(picks, {"n1"})
 
 
 class RetryKind(unittest.TestCase):
