@@ -738,10 +738,11 @@ SCENARIOS = {
                              "addresses), alternately beyond and within the lease TTL; its "
                              "peers and the clients still reach it",
                       "needs": lambda ctx: _ns_skip(ctx) or _need_tools("nft")},
-    "rebalance": {"kind": "rebalance", "max_rf": 1,
+    "rebalance": {"kind": "rebalance", "spare_node": True,
                   "doc": "a node leaves (its shards move away under load), then rejoins and "
-                         "gets its share back: moves both ways while the workload runs "
-                         "(replication factor 1 only: a replicated cluster refuses leave)"},
+                         "gets its share back: moves both ways while the workload runs (at "
+                         "replication factor 3 its replicas move, so it needs a fourth node: "
+                         "a replicated cluster refuses a leave that would leave too few)"},
     "etcd-kill-member": {"kind": "etcd-kill-member", "etcd_members": 3,
                          "doc": "a 3-member etcd; kill -9 of one member, restarted 2-4 s later "
                                 "(the other two keep a quorum)"},
@@ -765,21 +766,24 @@ SCENARIOS = {
 }
 
 
-def runs_at(name, replication_factor):
-    """None if scenario `name` is meaningful at this replication factor, else why not (a
-    usage error when asked for by name; `all` leaves it out)."""
+def runs_at(name, replication_factor, nodes=3):
+    """None if scenario `name` is meaningful at this replication factor and number of nodes,
+    else why not (a usage error when asked for by name; `all` leaves it out)."""
     spec = SCENARIOS[name]
     if replication_factor < spec.get("min_rf", 1):
         return (f"{name} needs a replicated cluster (--replication-factor "
                 f"{spec['min_rf']}): it kills or cuts primaries and checks the failover")
-    if replication_factor > spec.get("max_rf", replication_factor):
-        return f"{name} runs at --replication-factor {spec['max_rf']} only"
+    if spec.get("spare_node") and replication_factor > 1 and nodes <= replication_factor:
+        return (f"{name} at --replication-factor {replication_factor} needs --nodes "
+                f"{replication_factor + 1} or more: the leaving node's replicas move to a node "
+                f"that holds none of them yet")
     return None
 
 
-def scenarios_for(replication_factor):
-    """`all` at this replication factor: every scenario that runs at it, in order."""
-    return [n for n in SCENARIOS if runs_at(n, replication_factor) is None]
+def scenarios_for(replication_factor, nodes=3):
+    """`all` at this replication factor and number of nodes: every scenario that runs there,
+    in order."""
+    return [n for n in SCENARIOS if runs_at(n, replication_factor, nodes) is None]
 
 def skip_reason(name, ctx):
     spec = SCENARIOS[name]

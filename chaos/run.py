@@ -463,12 +463,12 @@ def _main(argv, names, entries):
         args.out = str(REPO / "var/chaos" / time.strftime("%Y%m%d-%H%M%S"))
     if not 1 <= args.replication_factor <= args.nodes:
         p.error("--replication-factor must be 1..--nodes")
-    asked = (nemesis.scenarios_for(args.replication_factor) if args.scenario == "all"
+    asked = (nemesis.scenarios_for(args.replication_factor, args.nodes) if args.scenario == "all"
              else args.scenario.split(","))
     unknown = [n for n in asked if n not in nemesis.SCENARIOS]
     if unknown:
         p.error(f"unknown scenario(s) {unknown}; known: {', '.join(ORDER)}")
-    wrong_rf = [nemesis.runs_at(n, args.replication_factor) for n in asked]
+    wrong_rf = [nemesis.runs_at(n, args.replication_factor, args.nodes) for n in asked]
     if any(wrong_rf):
         p.error("; ".join(w for w in wrong_rf if w))
     names += asked

@@ -314,7 +314,12 @@ class Scenarios(unittest.TestCase):
             self.assertIn("--replication-factor 3", nemesis.runs_at(name, 1))
             self.assertIsNone(nemesis.runs_at(name, 3))
         self.assertIn("rebalance", at1)
-        self.assertNotIn("rebalance", at3)  # a replicated cluster refuses cluster.leave
+        # at 3 a leave moves the node's replicas: it needs a node that holds none of them
+        self.assertNotIn("rebalance", at3)
+        self.assertIn("--nodes 4", nemesis.runs_at("rebalance", 3, 3))
+        self.assertIsNone(nemesis.runs_at("rebalance", 3, 4))
+        self.assertIn("rebalance", nemesis.scenarios_for(3, 4))
+        self.assertEqual(len(nemesis.scenarios_for(3, 4)), len(at3) + 1)
         for name in ("kill", "pause", "etcd-cut-node", "baseline", "power-cut"):
             self.assertIn(name, at1)
             self.assertIn(name, at3)
