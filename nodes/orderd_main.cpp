@@ -266,6 +266,8 @@ int main(int argc, char** argv) {
   if (!cfg.etcd.empty()) {
     sink = std::make_shared<om::cluster::replica_sink>();
     sopts.replication = sink;
+  } else {
+    sopts.persist_replica_positions = false;  // a lone node's disk never joins a cluster
   }
   om::persistence::status st;
   auto storage = om::persistence::storage_engine::open(sopts, &st);

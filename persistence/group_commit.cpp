@@ -18,6 +18,7 @@ group_commit::group_commit(rocksdb::DB& db, const shard_table& shards, const sto
       shards_(shards),
       check_epochs_(opts.check_shard_epochs),
       sync_(opts.sync),
+      persist_positions_(opts.persist_replica_positions),
       max_batch_writes_(opts.max_batch_writes == 0 ? 1 : opts.max_batch_writes),
       fail_writes_after_(opts.fail_writes_after),
       sink_(opts.replication),
@@ -246,6 +247,7 @@ status group_commit::write(std::vector<pending_write>& batch) {
           break;
       }
       st.dirty = true;
+      st.by_replica_op = true;
       s = append(w, wb, counts);
     } else if (w.shard && w.shard->drop) {
       // The range goes, so does the position that described it; the fence stays (it protects
@@ -261,6 +263,7 @@ status group_commit::write(std::vector<pending_write>& batch) {
       st.state.position = 0;
       st.state.epoch = 0;
       st.dirty = true;
+      st.by_replica_op = true;
       st.advanced = false;
       st.records.clear();
       s = append(w, wb, counts);
@@ -287,7 +290,8 @@ status group_commit::write(std::vector<pending_write>& batch) {
     must_sync = must_sync || w.meta.has_value() || w.shard.has_value() || w.replica.has_value();
   }
   for (const staged_replica& st : staged_) {
-    if (!st.dirty) {
+    // A replica operation's record is written whatever the option says: only a cluster has them.
+    if (!st.dirty || (!persist_positions_ && !st.by_replica_op)) {
       continue;
     }
     rocksdb::Status s = wb.Put(keys::meta(replica_meta_name(st.shard)), encode_replica(st.state));

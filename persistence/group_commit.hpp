@@ -77,8 +77,9 @@ class group_commit {
   struct staged_replica {
     uint16_t shard = 0;
     replica_state state;
-    bool dirty = false;     // the replica record must be written
-    bool advanced = false;  // entity records written: position + 1, a delta for the sink
+    bool dirty = false;          // the replica record must be written
+    bool by_replica_op = false;  // dirtied by a replica operation or a drop: written always
+    bool advanced = false;       // entity records written: position + 1, a delta for the sink
     uint64_t prev_epoch = 0;
     std::vector<replica_record> records;  // captured for the sink
   };
@@ -108,6 +109,7 @@ class group_commit {
   const shard_table& shards_;
   const bool check_epochs_;
   const bool sync_;
+  const bool persist_positions_;
   const size_t max_batch_writes_;
   const std::optional<uint64_t> fail_writes_after_;
   const std::shared_ptr<replication_sink> sink_;

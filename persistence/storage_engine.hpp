@@ -203,6 +203,11 @@ struct storage_options {
   /// Primary side of replication (see the header comment). Null: no capture, callbacks run right
   /// after the fsync as they always did.
   std::shared_ptr<replication_sink> replication;
+  /// Write each shard's replica position (a meta record) with every batch that advances it. Off
+  /// on a node alone: its disk can never join a replicated cluster (the member agent refuses a
+  /// lone node's data dir), so the positions would never be read, and the record cost a memtable
+  /// insert and about 50 bytes of WAL per shard per batch. The positions still advance in memory.
+  bool persist_replica_positions = true;
   /// Batches whose callbacks are held (waiting for the sink's done, or behind one that is) at
   /// most; then the writer stops taking writes until the oldest is answered, so the write queue
   /// fills and submit() refuses (overloaded). Replica operations still pass (see apply_replicated).

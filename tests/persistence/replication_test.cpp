@@ -295,6 +295,28 @@ TEST_CASE("replication: the position on disk is the last committed batch's",
   CHECK(engine->replica(2).epoch == 0);  // single-node mode: written while not owned
 }
 
+TEST_CASE("replication: a node alone keeps positions in memory, replica operations on disk",
+          "[persistence][replication]") {
+  temp_dir dir;
+  storage_options o = options_for(dir);
+  o.persist_replica_positions = false;  // what orderd sets without --etcd
+  o.max_batch_writes = 1;
+  {
+    auto engine = open_engine(o);
+    for (uint64_t seq = 1; seq <= 3; ++seq) {
+      REQUIRE(write_sync(*engine, events_request({2, 1, "x"}, seq, {"e"})).is_ok());
+    }
+    CHECK(engine->replica_position(2) == 3);  // advanced in memory
+    REQUIRE(engine->fence_replica(7, 4).is_ok());
+  }
+  auto engine = open_engine(o);
+  CHECK(engine->replica_position(2) == 0);  // not written: nothing reads it on a lone node
+  CHECK(engine->replica(7).fence == 4);     // a replica operation's record is always written
+  recovered_entity r;
+  REQUIRE(engine->load({2, 1, "x"}, r).is_ok());
+  CHECK(r.last_seq == 3);  // the data itself is all there
+}
+
 TEST_CASE("replication: a follower applying every delta holds a byte-identical shard",
           "[persistence][replication]") {
   temp_dir pdir;
