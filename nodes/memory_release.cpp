@@ -1,13 +1,27 @@
 #include "nodes/memory_release.hpp"
 
-#if defined(__GLIBC__)
+#if defined(ORDERMESH_TCMALLOC)
+#include <gperftools/malloc_extension_c.h>
+#elif defined(__GLIBC__)
 #include <malloc.h>
 #endif
 
 namespace ordermesh::node {
 
+const char* allocator_name() {
+#if defined(ORDERMESH_TCMALLOC)
+  return "tcmalloc";
+#else
+  return "system";
+#endif
+}
+
 void release_free_memory() {
-#if defined(__GLIBC__)
+#if defined(ORDERMESH_TCMALLOC)
+  // tcmalloc also returns free spans on its own, a little at a time (TCMALLOC_RELEASE_RATE);
+  // this hands back every free page of its page heap at once.
+  MallocExtension_ReleaseFreeMemory();
+#elif defined(__GLIBC__)
   malloc_trim(0);
 #endif
 }

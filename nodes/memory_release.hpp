@@ -1,15 +1,20 @@
 #pragma once
-// Gives memory the process freed back to the kernel. glibc keeps freed memory in its arenas
-// (one per thread that allocated it, fragmented), so the resident size of a node that served a
-// burst of large replies (order.list, issue 13) stays at its peak for the rest of its life
-// unless asked to trim. The policy (when to ask) is the caller's: see orderd_main.cpp.
+// Gives memory the process freed back to the kernel. Allocators keep freed memory for reuse
+// (glibc in its arenas, one per thread that allocated, fragmented; tcmalloc in its page heap),
+// so the resident size of a node that served a burst of large replies (order.list, issue 13)
+// stays near its peak unless asked to give it back. The policy (when to ask) is the caller's:
+// see orderd_main.cpp. Which allocator: ORDERMESH_ALLOCATOR in the top-level CMakeLists.txt.
 #include <chrono>
 #include <cstdint>
 
 namespace ordermesh::node {
 
-/// Asks the allocator to return free pages of every arena to the kernel (glibc malloc_trim);
-/// a no-op elsewhere. Takes each arena's lock in turn: a few ms for a heap of 100 MB.
+/// "tcmalloc" or "system": the allocator this build links (logged when orderd starts).
+const char* allocator_name();
+
+/// Asks the allocator to return its free pages to the kernel (tcmalloc's
+/// MallocExtension_ReleaseFreeMemory, glibc's malloc_trim); a no-op elsewhere. glibc takes each
+/// arena's lock in turn: a few ms for a heap of 100 MB.
 void release_free_memory();
 
 /// Calls release_free_memory() at most once per `interval`, while nothing is in flight, and only

@@ -500,8 +500,9 @@ int main(int argc, char** argv) {
     } else {
       shared->client_address = cfg.client_host + ":" + std::to_string(listener.bound_port());
       admin_status.set_serving(&shared->requests);
-      log->info("node={} ready: clients on {}{}, {} shards, data in {}", cfg.node_id,
-                shared->client_address, client_tls ? " (TLS)" : "", cfg.shards, cfg.data_dir);
+      log->info("node={} ready: clients on {}{}, {} shards, data in {}, allocator {}", cfg.node_id,
+                shared->client_address, client_tls ? " (TLS)" : "", cfg.shards, cfg.data_dir,
+                om::node::allocator_name());
       // Wait for SIGTERM/SIGINT, or for the cluster to let this node go after cluster.leave.
       int sig = 0;
       timespec poll_interval{0, 100 * 1000 * 1000};

@@ -36,6 +36,8 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config
   libcaf-dev librocksdb-dev rocksdb-tools libspdlog-dev catch2
   libboost-dev libboost-program-options-dev nlohmann-json3-dev libsodium-dev
+  # orderd's allocator (CMakeLists.txt, ORDERMESH_ALLOCATOR): tcmalloc
+  libgoogle-perftools-dev
   python3 netcat-openbsd clang-format
   # lint for what is not C++ (scripts/test.sh): shell scripts and Python
   shellcheck pyflakes3

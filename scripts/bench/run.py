@@ -273,14 +273,15 @@ class Ordermesh:
     by scripts/gen-certs.sh, under the cluster's dir); tls=False (ordermesh-3-insecure, to
     measure what TLS costs) runs them with --insecure-cluster.
 
-    `extra` are more orderd flags for every node; with replication_factor > 1 (ordermesh-3-rf3:
+    `extra` are more orderd flags for every node (`env` more environment); with replication_factor > 1 (ordermesh-3-rf3:
     RF3_FLAGS) the run also waits until every shard has that many replicas, all in its ISR.
     `peers` is which comparison the system belongs to ("single" or "replicated"): the open-loop
     rates derived from a PostgreSQL system's saturation are run by the systems of its group."""
 
     def __init__(self, args, root, n, name=None, extra=(), replication_factor=1,
-                 peers="single", tls=True):
+                 peers="single", tls=True, env=None):
         self.args, self.n = args, n
+        self.env = dict(env or {})  # more environment for every orderd (scripts/bench/ab.py)
         self.tls = tls
         self.name = name or f"ordermesh-{n}"
         self.extra = list(extra)
@@ -305,10 +306,12 @@ class Ordermesh:
             cmd = [self.args.orderd, "--node-id", f"n{i}", "--data-dir", str(d / "data"),
                    "--client-host", HOST, "--client-port", str(cport), "--cluster-host", HOST,
                    "--cluster-port", str(kport), "--pwhash", "fast", "--log-file",
-                   str(d / "orderd.log"),
-                   # orderbench's setup logs in every user (1000 by default) from this one
-                   # address: lift the per-address password limits (docs/SECURITY.md).
-                   "--login-rate-per-address", "0", "--password-queue-per-address", "256"]
+                   str(d / "orderd.log")]
+            # orderbench's setup logs in every user (1000 by default) from this one address:
+            # lift the per-address password limits (docs/SECURITY.md). An orderd from before
+            # them (scripts/bench/ab.py against an old build) has neither flag nor limit.
+            if self.has_password_limits():
+                cmd += ["--login-rate-per-address", "0", "--password-queue-per-address", "256"]
             if self.etcd is not None:
                 cmd += ["--etcd", self.etcd.url, "--cluster", self.cluster,
                         "--lease-ttl", LEASE_TTL]
@@ -316,7 +319,7 @@ class Ordermesh:
                     cmd += ["--replication-factor", "1"]
                 cmd += self.tls_flags(f"n{i}")
             cmd += self.extra
-            env = dict(os.environ, ORDERMESH_ADMIN_TOKEN=self.token)
+            env = dict(os.environ, **self.env, ORDERMESH_ADMIN_TOKEN=self.token)
             p = start(cmd, d / "orderd.stderr", env=env)
             self.nodes.append((p, cport))
             self.stderr[p.pid] = d / "orderd.stderr"
@@ -401,6 +404,11 @@ class Ordermesh:
         die(f"{self.name}: shards not balanced over {self.n} nodes within {limit}s"
             + (f" (or not every shard with {self.replication_factor} replicas, all in its ISR)"
                if self.replication_factor > 1 else ""))
+
+    def has_password_limits(self):
+        h = subprocess.run([self.args.orderd, "--help"], capture_output=True, text=True,
+                           timeout=30)
+        return "--login-rate-per-address" in h.stdout + h.stderr
 
     def hosts(self):
         return ",".join(f"{HOST}:{port}" for _, port in self.nodes)
@@ -1007,6 +1015,15 @@ How the ordermesh clusters are started (`scripts/bench/run.py`, class `Ordermesh
   --min-insync 2` on every `orderd`: each shard on all three nodes, a write acknowledged once
   it is on at least two disks. The run also waits until every shard lists three `replicas`, all
   in its `isr` (cluster.status). Same per-order figures as `ordermesh-3` (every orderd and etcd).
+
+Two builds of `orderd` against each other, a node alone each (`scripts/bench/ab.py`: runs
+alternate A B, B A, ...; the node not measured is paused; prints medians, the ratio B/A and
+orderd's CPU, journal writes, synced batches and bytes per order; `--a-flags`/`--b-flags` and
+`--a-env`/`--b-env` per side):
+
+```sh
+scripts/bench/ab.py --a /path/to/old/build-bench --b build-bench --rounds 8 --duration 15
+```
 
 `orderbench` alone (see README.md, "orderbench"; `build-bench/` exists after a `scripts/bench.sh`
 run, `build/client/orderbench` after `scripts/setup.sh` does the same):
